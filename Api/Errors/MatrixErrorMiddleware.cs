@@ -1,0 +1,63 @@
+using System.Text.Json;
+using Homeserver.Errors;
+
+namespace Homeserver.Api.Errors;
+
+/// <summary>
+/// The one place that turns failures into Matrix error responses: <see cref="MatrixException"/> keeps its code and
+/// status; anything else becomes a 500 <c>M_UNKNOWN</c> without a stack trace (and is logged).
+/// </summary>
+public sealed class MatrixErrorMiddleware(RequestDelegate next, ILogger<MatrixErrorMiddleware> logger)
+{
+    public async Task InvokeAsync(HttpContext context)
+    {
+        try
+        {
+            await next(context);
+        }
+        catch (MatrixException e)
+        {
+            await WriteAsync(context, e.Status, e.ErrCode, e.Message, e.ExtraJson);
+        }
+        catch (BadHttpRequestException e)
+        {
+            await WriteAsync(context, e.StatusCode == 413 ? 413 : 400, e.StatusCode == 413 ? ErrorCodes.TooLarge : ErrorCodes.BadJson, e.Message);
+        }
+        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        {
+            // The client went away; nothing to answer.
+        }
+        catch (Exception e)
+        {
+            logger.LogError(e, "Unhandled error for {Method} {Path}", context.Request.Method, context.Request.Path);
+            await WriteAsync(context, 500, ErrorCodes.Unknown, "Internal server error");
+        }
+    }
+
+    public static async Task WriteAsync(HttpContext context, int status, string errcode, string message, string? extraJson = null)
+    {
+        if (context.Response.HasStarted) return;
+        context.Response.Clear();
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        await context.Response.WriteAsync(ErrorBody(errcode, message, extraJson));
+    }
+
+    public static string ErrorBody(string errcode, string message, string? extraJson = null)
+    {
+        using var buffer = new MemoryStream();
+        using (var w = new Utf8JsonWriter(buffer))
+        {
+            w.WriteStartObject();
+            w.WriteString("errcode", errcode);
+            w.WriteString("error", message);
+            if (extraJson is not null)
+            {
+                using var extra = JsonDocument.Parse(extraJson);
+                foreach (var p in extra.RootElement.EnumerateObject()) p.WriteTo(w);
+            }
+            w.WriteEndObject();
+        }
+        return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
+    }
+}

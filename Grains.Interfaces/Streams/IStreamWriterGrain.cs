@@ -1,0 +1,35 @@
+using Orleans.Concurrency;
+
+namespace Homeserver.Streams;
+
+/// <summary>
+/// The single writer of one shard of a stream. Key: <c>"{stream}/{writer}"</c> (see <see cref="StreamNames.WriterKey"/>),
+/// e.g. <c>"events/2"</c> or <c>"typing/0"</c>. Positions come from the stream's PostgreSQL sequence and every
+/// append is fenced by the writer's epoch in the database, so two activations can never both commit.
+/// </summary>
+public interface IStreamWriterGrain : IGrainWithStringKey
+{
+    /// <summary>Appends rows (and, through their persisters, the domain rows they describe) in one transaction
+    /// shared with concurrent appends. Returns only after commit.</summary>
+    Task<AppendResult> AppendAsync(StreamRow[] rows);
+
+    /// <summary>The persisted-up-to position of this writer.</summary>
+    Task<WriterPosition> GetPositionAsync();
+
+    /// <summary>Registers (or renews) a silo reader for push notifications. Subscriptions expire unless renewed.</summary>
+    Task SubscribeAsync(IStreamReaderObserver reader);
+
+    Task UnsubscribeAsync(IStreamReaderObserver reader);
+
+    /// <summary>The readers currently subscribed (for status reporting).</summary>
+    Task<IStreamReaderObserver[]> GetSubscribersAsync();
+}
+
+/// <summary>A silo's reader, as a grain observer: one per silo, following every stream.</summary>
+public interface IStreamReaderObserver : IGrainObserver
+{
+    [OneWay]
+    Task OnAdvancedAsync(StreamAdvance advance);
+
+    Task<ReaderStatus> GetStatusAsync();
+}

@@ -1,0 +1,31 @@
+namespace Homeserver;
+
+/// <summary>The <c>Homeserver</c> configuration section.</summary>
+public sealed class HomeserverOptions
+{
+    public const string Section = "Homeserver";
+
+    /// <summary>The server name: the part after the colon in user ids and room aliases.</summary>
+    public string ServerName { get; set; } = "localhost";
+
+    /// <summary>Where the private PostgreSQL cluster (and other local state) lives.</summary>
+    public string DataDirectory { get; set; } = "./data";
+
+    /// <summary>A PostgreSQL connection string. When set, no private cluster is started.</summary>
+    public string? Postgres { get; set; }
+
+    /// <summary>Number of writer shards of the <c>events</c> stream. A room maps to one by a stable hash.</summary>
+    public int EventWriters { get; set; } = 2;
+
+    /// <summary>How often each silo reader asks every writer for its position, to recover lost notifications.</summary>
+    public TimeSpan ReaderBackstopPeriod { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How long rows of the <c>caches</c> stream are kept before they are pruned.</summary>
+    public TimeSpan CacheStreamRetention { get; set; } = TimeSpan.FromHours(1);
+
+    public bool EnableRegistration { get; set; } = true;
+    public bool EnableGuestAccess { get; set; }
+
+    /// <summary>BCrypt work factor for password hashes (tests lower it).</summary>
+    public int PasswordHashCost { get; set; } = 12;
+}

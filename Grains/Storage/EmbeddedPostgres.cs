@@ -1,0 +1,196 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+
+namespace Homeserver.Storage;
+
+/// <summary>
+/// A private PostgreSQL cluster run from the machine's own <c>initdb</c>/<c>pg_ctl</c>, created on first start under
+/// a data folder and reused (data kept) afterwards. PostgreSQL refuses to run as root, so when we are root the
+/// binaries run as the <c>postgres</c> system user and the folder is handed to it.
+/// </summary>
+public sealed class EmbeddedPostgres : IAsyncDisposable
+{
+    private readonly string _root;
+    private readonly ILogger _logger;
+    private readonly bool _fsync;
+    private bool _startedByUs;
+
+    public string DataDirectory => Path.Combine(_root, "pgdata");
+    public int Port { get; private set; }
+    public string ConnectionString(string database = "postgres") =>
+        $"Host=127.0.0.1;Port={Port};Username=postgres;Database={database};Pooling=true;Maximum Pool Size=64;Timeout=15;Command Timeout=60";
+
+    /// <param name="root">Folder that holds the cluster (created if missing).</param>
+    /// <param name="fsync">Off only for throwaway test clusters.</param>
+    public EmbeddedPostgres(string root, ILogger logger, bool fsync = true)
+    {
+        _root = Path.GetFullPath(root);
+        _logger = logger;
+        _fsync = fsync;
+        Port = ResolvePort();
+    }
+
+    /// <summary>The port is fixed up front so the connection string is known before the server starts: the port of
+    /// a server of ours still running on this folder, else the one used last time if free, else a free one.</summary>
+    private int ResolvePort()
+    {
+        var opts = Path.Combine(DataDirectory, "postmaster.opts");
+        if (File.Exists(Path.Combine(DataDirectory, "postmaster.pid")) && File.Exists(opts))
+        {
+            var m = System.Text.RegularExpressions.Regex.Match(File.ReadAllText(opts), "\"-p\" \"(\\d+)\"");
+            if (m.Success && !IsPortFree(int.Parse(m.Groups[1].Value))) return int.Parse(m.Groups[1].Value);
+        }
+        var portFile = Path.Combine(_root, "port");
+        if (File.Exists(portFile) && int.TryParse(File.ReadAllText(portFile), out var saved) && IsPortFree(saved))
+            return saved;
+        return FreePort();
+    }
+
+    /// <summary>Thrown when no PostgreSQL binaries can be found; the message says what to install or configure.</summary>
+    public sealed class NotAvailableException(string message) : Exception(message);
+
+    public static bool IsRoot => RuntimeInformation.IsOSPlatform(OSPlatform.Linux) && geteuid() == 0;
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern uint geteuid();
+
+    public async Task StartAsync(CancellationToken ct = default)
+    {
+        var initdb = FindBinary("initdb");
+        var pgCtl = FindBinary("pg_ctl");
+        if (initdb is null || pgCtl is null)
+            throw new NotAvailableException(
+                "PostgreSQL server binaries (initdb, pg_ctl) were not found on PATH or under /usr/lib/postgresql/*/bin. " +
+                "Install them (Debian: apt-get install postgresql) or set Homeserver:Postgres to a connection string.");
+
+        Directory.CreateDirectory(_root);
+        if (IsRoot && !OperatingSystem.IsWindows())
+        {
+            await MakeReachableByPostgresAsync(_root, ct);
+            await RunAsync("chown", ["-R", "postgres:postgres", _root], asPostgres: false, ct);
+        }
+
+        var portFile = Path.Combine(_root, "port");
+        if (!File.Exists(Path.Combine(DataDirectory, "PG_VERSION")))
+        {
+            _logger.LogInformation("Creating a private PostgreSQL cluster in {Dir}", DataDirectory);
+            await RunAsync(initdb, ["-D", DataDirectory, "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-locale"], IsRoot, ct);
+        }
+
+        await File.WriteAllTextAsync(portFile, Port.ToString(), ct);
+
+        var status = await RunAsync(pgCtl, ["-D", DataDirectory, "status"], IsRoot, ct, throwOnError: false);
+        if (status.ExitCode == 0)
+        {
+            // A server from an earlier run of ours still owns the folder (its port was picked up in ResolvePort).
+            _logger.LogInformation("Reusing the private PostgreSQL already running on port {Port}", Port);
+            return;
+        }
+
+        var options = $"-p {Port} -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c max_connections=300 " +
+                      $"-c shared_buffers=256MB -c fsync={(_fsync ? "on" : "off")} -c synchronous_commit={(_fsync ? "on" : "off")} " +
+                      $"-c full_page_writes={(_fsync ? "on" : "off")}";
+        var log = Path.Combine(_root, "postgres.log");
+        await RunAsync(pgCtl, ["-D", DataDirectory, "-o", options, "-l", log, "-w", "-t", "60", "start"], IsRoot, ct);
+        _startedByUs = true;
+        _logger.LogInformation("Private PostgreSQL started on 127.0.0.1:{Port}", Port);
+    }
+
+    public async Task StopAsync()
+    {
+        if (!_startedByUs) return;
+        _startedByUs = false;
+        var pgCtl = FindBinary("pg_ctl");
+        if (pgCtl is null) return;
+        await RunAsync(pgCtl, ["-D", DataDirectory, "-m", "fast", "-w", "stop"], IsRoot, CancellationToken.None, throwOnError: false);
+        _logger.LogInformation("Private PostgreSQL stopped");
+    }
+
+    public ValueTask DisposeAsync() => new(StopAsync());
+
+    private static int FreePort()
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        var port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
+    private static bool IsPortFree(int port)
+    {
+        try
+        {
+            var l = new TcpListener(IPAddress.Loopback, port);
+            l.Start();
+            l.Stop();
+            return true;
+        }
+        catch (SocketException) { return false; }
+    }
+
+    public static string? FindBinary(string name)
+    {
+        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries))
+        {
+            var candidate = Path.Combine(dir, name);
+            if (File.Exists(candidate)) return candidate;
+        }
+        const string debian = "/usr/lib/postgresql";
+        if (Directory.Exists(debian))
+        {
+            foreach (var version in Directory.GetDirectories(debian).OrderByDescending(d => d, StringComparer.Ordinal))
+            {
+                var candidate = Path.Combine(version, "bin", name);
+                if (File.Exists(candidate)) return candidate;
+            }
+        }
+        return null;
+    }
+
+    /// <summary>The postgres user must be able to walk down to the folder: grant search (not read) where it can't.</summary>
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    private async Task MakeReachableByPostgresAsync(string folder, CancellationToken ct)
+    {
+        var dir = new DirectoryInfo(folder).Parent;
+        while (dir is not null)
+        {
+            var mode = File.GetUnixFileMode(dir.FullName);
+            if (!mode.HasFlag(UnixFileMode.OtherExecute))
+            {
+                _logger.LogWarning("Granting search permission on {Dir} so the postgres user can reach its data", dir.FullName);
+                File.SetUnixFileMode(dir.FullName, mode | UnixFileMode.OtherExecute);
+            }
+            dir = dir.Parent;
+        }
+        await Task.CompletedTask;
+    }
+
+    private async Task<(int ExitCode, string Output)> RunAsync(string file, string[] args, bool asPostgres, CancellationToken ct, bool throwOnError = true)
+    {
+        var psi = new ProcessStartInfo
+        {
+            FileName = asPostgres ? "runuser" : file,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = _root,
+        };
+        if (asPostgres)
+        {
+            foreach (var a in new[] { "-u", "postgres", "--", file }) psi.ArgumentList.Add(a);
+        }
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi) ?? throw new InvalidOperationException($"Could not start {file}");
+        var stdout = p.StandardOutput.ReadToEndAsync(ct);
+        var stderr = p.StandardError.ReadToEndAsync(ct);
+        await p.WaitForExitAsync(ct);
+        var output = (await stdout) + (await stderr);
+        if (throwOnError && p.ExitCode != 0)
+            throw new InvalidOperationException($"{Path.GetFileName(file)} {string.Join(' ', args)} failed ({p.ExitCode}): {output}");
+        return (p.ExitCode, output);
+    }
+}
