@@ -17,7 +17,7 @@ public interface IStreamWriterGrain : IGrainWithStringKey
     Task<WriterPosition> GetPositionAsync();
 
     /// <summary>Registers (or renews) a silo reader for push notifications. Subscriptions expire unless renewed.</summary>
-    Task SubscribeAsync(IStreamReaderObserver reader);
+    Task SubscribeAsync(IStreamReaderObserver reader, SiloAddress silo);
 
     Task UnsubscribeAsync(IStreamReaderObserver reader);
 

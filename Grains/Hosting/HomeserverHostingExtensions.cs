@@ -1,4 +1,6 @@
+using Homeserver.Caches;
 using Homeserver.Storage;
+using Homeserver.Streams;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -64,7 +66,22 @@ public static class HomeserverHostingExtensions
     /// <summary>The homeserver's own per-silo services and grain configuration.</summary>
     public static ISiloBuilder AddHomeserverGrains(this ISiloBuilder silo, HomeserverOptions options)
     {
-        // Each area adds its services here (streams, caches, accounts, rooms, ...).
+        silo.Services.AddHomeserverStreams();
         return silo;
+    }
+
+    /// <summary>The replication core of one silo: its reader, waiters, caches and test hooks.</summary>
+    public static IServiceCollection AddHomeserverStreams(this IServiceCollection services)
+    {
+        services.AddSingleton<StreamTestHooks>();
+        services.AddSingleton<CacheRegistry>();
+        services.AddSingleton<CacheInvalidator>();
+        services.AddSingleton<IStreamRowHandler, CacheStreamHandler>();
+        services.AddSingleton<StreamNotifier>();
+        services.AddSingleton<SiloStreamReader>();
+        services.AddSingleton<ReplicationStatusReader>();
+        // After the silo's own hosted service, so grains can be called when the reader starts.
+        services.AddHostedService(sp => sp.GetRequiredService<SiloStreamReader>());
+        return services;
     }
 }

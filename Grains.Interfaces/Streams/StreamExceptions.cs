@@ -1,0 +1,12 @@
+namespace Homeserver.Streams;
+
+/// <summary>The stream's database is unreachable: nothing in the failed append was acknowledged; retry later.</summary>
+[GenerateSerializer]
+public sealed class StreamUnavailableException(string message) : Exception(message);
+
+/// <summary>
+/// Another activation of the same writer took over (a higher epoch in the database): this activation's append was
+/// not committed and the activation shuts itself down. Retrying reaches the current activation.
+/// </summary>
+[GenerateSerializer]
+public sealed class StreamWriterFencedException(string message) : Exception(message);

@@ -1,0 +1,217 @@
+using System.Collections.Concurrent;
+using Homeserver.Caches;
+using Homeserver.Streams;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using Orleans.Runtime;
+
+namespace Homeserver.Streams;
+
+/// <summary>
+/// This silo's follower of every stream writer. Learns of new positions by push from the writers (it is registered
+/// with each as a grain observer), applies rows strictly in order per writer, runs the row handlers (cache
+/// invalidation) before moving its visible position, then wakes the silo's waiters. A notification that does not
+/// start where the reader is (a lost or reordered one) makes it catch up from the PostgreSQL log; a periodic
+/// backstop asks every writer for its position so a lost notification delays an update but never loses it.
+/// </summary>
+public sealed class SiloStreamReader(
+    IGrainFactory grains,
+    NpgsqlDataSource db,
+    StreamNotifier notifier,
+    CacheRegistry caches,
+    IEnumerable<IStreamRowHandler> handlers,
+    StreamTestHooks hooks,
+    ILocalSiloDetails silo,
+    IOptions<HomeserverOptions> options,
+    ILogger<SiloStreamReader> logger) : IStreamReaderObserver, IHostedService, IDisposable
+{
+    private static readonly TimeSpan RenewPeriod = TimeSpan.FromSeconds(30);
+
+    private readonly ConcurrentDictionary<(string Stream, int Writer), Cursor> _cursors = new();
+    private readonly ILookup<string, IStreamRowHandler> _handlers = handlers.ToLookup(h => h.Stream, StringComparer.Ordinal);
+    private readonly CancellationTokenSource _stopping = new();
+    private IStreamReaderObserver? _self;
+    private Task? _backstop;
+    private long _catchUps;
+
+    private sealed class Cursor(string stream, int writer)
+    {
+        public readonly string Stream = stream;
+        public readonly int Writer = writer;
+        public readonly SemaphoreSlim Gate = new(1, 1);
+        public long Position;
+        public long Epoch;
+        // Until the starting position is known, notifications are ignored (they are covered by that position).
+        public bool Initialised;
+    }
+
+    /// <summary>How many times this reader had to read the log to fill a gap (for tests and metrics).</summary>
+    public long CatchUps => Interlocked.Read(ref _catchUps);
+
+    public IEnumerable<(string Stream, int Writer)> Writers()
+    {
+        foreach (var stream in StreamNames.All)
+        {
+            var count = stream == StreamNames.Events ? Math.Max(1, options.Value.EventWriters) : 1;
+            for (var w = 0; w < count; w++) yield return (stream, w);
+        }
+    }
+
+    public async Task StartAsync(CancellationToken ct)
+    {
+        _self = grains.CreateObjectReference<IStreamReaderObserver>(this);
+        await Task.WhenAll(Writers().Select(async key =>
+        {
+            var cursor = _cursors.GetOrAdd(key, k => new Cursor(k.Stream, k.Writer));
+            var writer = grains.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(key.Stream, key.Writer));
+            await writer.SubscribeAsync(_self, silo.SiloAddress);
+            // A joining silo has nothing cached, so it may start from the writer's current position.
+            var position = await writer.GetPositionAsync();
+            cursor.Epoch = position.Epoch;
+            await cursor.Gate.WaitAsync(ct);
+            try
+            {
+                cursor.Position = Math.Max(cursor.Position, position.Position);
+                cursor.Initialised = true;
+                notifier.Initialise(cursor.Stream, cursor.Writer, cursor.Position);
+            }
+            finally { cursor.Gate.Release(); }
+        }));
+        _backstop = Task.Run(() => BackstopLoopAsync(_stopping.Token));
+    }
+
+    public async Task StopAsync(CancellationToken ct)
+    {
+        _stopping.Cancel();
+        if (_backstop is not null) await Task.WhenAny(_backstop, Task.Delay(Timeout.Infinite, ct)).ConfigureAwait(false);
+        if (_self is null) return;
+        try
+        {
+            await Task.WhenAll(Writers().Select(k => grains.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(k.Stream, k.Writer)).UnsubscribeAsync(_self)))
+                .WaitAsync(TimeSpan.FromSeconds(2), ct);
+        }
+        catch (Exception e) { logger.LogDebug("Unsubscribing on stop failed: {Message}", e.Message); }
+    }
+
+    public Task OnAdvancedAsync(StreamAdvance advance)
+    {
+        if (hooks.DropNotification?.Invoke(advance) == true) return Task.CompletedTask;
+        if (!_cursors.TryGetValue((advance.Stream, advance.Writer), out var cursor)) return Task.CompletedTask;
+        _ = ApplyAdvanceAsync(cursor, advance);
+        return Task.CompletedTask;
+    }
+
+    private async Task ApplyAdvanceAsync(Cursor cursor, StreamAdvance advance)
+    {
+        try { await ApplyAsync(cursor, advance.To, advance); }
+        catch (Exception e)
+        {
+            // The backstop will retry from the log.
+            logger.LogWarning("Reader could not apply {Stream}/{Writer} up to {To}: {Message}", advance.Stream, advance.Writer, advance.To, e.Message);
+        }
+    }
+
+    public Task<ReaderStatus> GetStatusAsync()
+    {
+        var positions = _cursors.Values.GroupBy(c => c.Stream).ToDictionary(
+            g => g.Key,
+            g => (IReadOnlyDictionary<int, long>)g.ToDictionary(c => c.Writer, c => Interlocked.Read(ref c.Position)));
+        return Task.FromResult(new ReaderStatus(silo.SiloAddress.ToString(), positions, caches.Status()));
+    }
+
+    /// <summary>Moves a cursor to <paramref name="to"/>: rows from the notification when it starts where we are,
+    /// else from the log.</summary>
+    private async Task ApplyAsync(Cursor cursor, long to, StreamAdvance? advance)
+    {
+        await cursor.Gate.WaitAsync();
+        try
+        {
+            var from = cursor.Position;
+            if (!cursor.Initialised || to <= from) return;
+            IReadOnlyList<StreamEntry> entries;
+            if (advance is not null && advance.From <= from)
+                entries = advance.Entries.Where(e => e.Position > from).ToList();
+            else
+            {
+                Interlocked.Increment(ref _catchUps);
+                entries = await ReadLogAsync(cursor.Stream, cursor.Writer, from, to);
+            }
+
+            foreach (var entry in entries)
+                foreach (var handler in _handlers[cursor.Stream])
+                {
+                    try { handler.Handle(entry); }
+                    catch (Exception e) { logger.LogError(e, "Row handler {Handler} failed on {Stream}@{Position}", handler.GetType().Name, entry.Stream, entry.Position); }
+                }
+            Interlocked.Exchange(ref cursor.Position, to);
+            notifier.Advanced(cursor.Stream, cursor.Writer, to, entries);
+        }
+        finally { cursor.Gate.Release(); }
+    }
+
+    private async Task<IReadOnlyList<StreamEntry>> ReadLogAsync(string stream, int writer, long from, long to)
+    {
+        var entries = new List<StreamEntry>();
+        await using var batch = db.CreateBatch();
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(
+            "SELECT position, kind, key, payload FROM stream_log WHERE stream = $1 AND writer = $2 AND position > $3 AND position <= $4 ORDER BY position")
+        {
+            Parameters = { new() { Value = stream }, new() { Value = writer }, new() { Value = from }, new() { Value = to } }
+        });
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT pruned_upto FROM stream_pruned WHERE stream = $1")
+        {
+            Parameters = { new() { Value = stream } }
+        });
+        await using var reader = await batch.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+            entries.Add(new StreamEntry(stream, writer, reader.GetInt64(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetString(3)));
+        await reader.NextResultAsync();
+        if (await reader.ReadAsync() && reader.GetInt64(0) > from)
+        {
+            // Rows we never saw were pruned: we cannot know which keys they touched.
+            logger.LogWarning("Reader fell behind the pruned part of {Stream}; dropping every cache on this silo", stream);
+            caches.InvalidateEverything();
+        }
+        return entries;
+    }
+
+    private async Task BackstopLoopAsync(CancellationToken ct)
+    {
+        var lastRenew = DateTime.UtcNow;
+        while (!ct.IsCancellationRequested)
+        {
+            try { await Task.Delay(options.Value.ReaderBackstopPeriod, ct); }
+            catch (OperationCanceledException) { return; }
+
+            var renew = DateTime.UtcNow - lastRenew >= RenewPeriod;
+            if (renew) lastRenew = DateTime.UtcNow;
+            await Task.WhenAll(_cursors.Values.Select(c => PollAsync(c, renew)));
+        }
+    }
+
+    private async Task PollAsync(Cursor cursor, bool renew)
+    {
+        try
+        {
+            var writer = grains.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(cursor.Stream, cursor.Writer));
+            var position = await writer.GetPositionAsync();
+            // A new epoch is a new activation: it has no subscribers yet, so subscribe at once rather than at renewal.
+            if (renew || position.Epoch != cursor.Epoch)
+            {
+                await writer.SubscribeAsync(_self!, silo.SiloAddress);
+                cursor.Epoch = position.Epoch;
+            }
+            if (position.Position > Interlocked.Read(ref cursor.Position))
+                await ApplyAsync(cursor, position.Position, null);
+        }
+        catch (Exception e) when (!_stopping.IsCancellationRequested)
+        {
+            logger.LogDebug("Backstop poll of {Stream}/{Writer} failed: {Message}", cursor.Stream, cursor.Writer, e.Message);
+        }
+        catch (Exception) { }
+    }
+
+    public void Dispose() => _stopping.Dispose();
+}

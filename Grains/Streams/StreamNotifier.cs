@@ -1,0 +1,182 @@
+using Homeserver.Streams;
+
+namespace Homeserver.Streams;
+
+/// <summary>
+/// This silo's waiters. The reader reports every advance here after caches were invalidated; requests wait either for
+/// a token (read-your-writes) or for a change to any of a set of keys after a token (long-poll <c>/sync</c>).
+/// A waiting request holds a <see cref="TaskCompletionSource{TResult}"/> and nothing else: no thread, no timer of its
+/// own; one shared sweep expires deadlines.
+/// </summary>
+public sealed class StreamNotifier : IDisposable
+{
+    /// <summary>Key that matches every row: for waiters interested in anything.</summary>
+    public const string AnyKey = "*";
+
+    private readonly Lock _lock = new();
+    private StreamToken _current = StreamToken.Zero;
+    private readonly Dictionary<string, HashSet<Waiter>> _byKey = new(StringComparer.Ordinal);
+    private readonly List<Waiter> _tokenWaiters = [];
+    private readonly PriorityQueue<Waiter, long> _deadlines = new();
+    // Where each key last changed, per stream writer: lets a waiter that registers late see it missed a change.
+    private readonly Dictionary<string, Dictionary<(string, int), long>> _lastChange = new(StringComparer.Ordinal);
+    private readonly Timer _sweep;
+
+    private sealed class Waiter
+    {
+        public required TaskCompletionSource<bool> Done { get; init; }
+        public string[] Keys { get; init; } = [];
+        public StreamToken? Target { get; init; }
+        public long DeadlineTicks { get; init; }
+        public CancellationTokenRegistration Registration;
+    }
+
+    public StreamNotifier()
+    {
+        _sweep = new Timer(_ => Sweep(), null, TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(50));
+    }
+
+    /// <summary>Everything this silo has applied: a token covering it is safe to serve here.</summary>
+    public StreamToken Current
+    {
+        get { lock (_lock) return _current; }
+    }
+
+    /// <summary>Called by the reader, in order per writer, after the rows' caches were invalidated.</summary>
+    public void Advanced(string stream, int writer, long position, IReadOnlyList<StreamEntry> entries)
+    {
+        List<Waiter>? wake = null;
+        lock (_lock)
+        {
+            _current = _current.Advance(stream, writer, position);
+            foreach (var e in entries)
+            {
+                if (e.Key is null) continue;
+                if (!_lastChange.TryGetValue(e.Key, out var changes)) _lastChange[e.Key] = changes = [];
+                changes[(stream, writer)] = e.Position;
+                if (_byKey.TryGetValue(e.Key, out var set)) (wake ??= []).AddRange(set);
+            }
+            if (entries.Count > 0 && _byKey.TryGetValue(AnyKey, out var any)) (wake ??= []).AddRange(any);
+            for (var i = _tokenWaiters.Count - 1; i >= 0; i--)
+            {
+                if (!_current.Covers(_tokenWaiters[i].Target!)) continue;
+                (wake ??= []).Add(_tokenWaiters[i]);
+            }
+            if (wake is not null) foreach (var w in wake) Remove(w);
+        }
+        if (wake is not null) foreach (var w in wake) Complete(w, true);
+    }
+
+    /// <summary>Sets the starting position of a writer (a silo joining follows from the writer's current position).</summary>
+    public void Initialise(string stream, int writer, long position) => Advanced(stream, writer, position, []);
+
+    /// <summary>Completes with true once this silo has applied everything up to <paramref name="target"/>; false on timeout.</summary>
+    public Task<bool> WaitForTokenAsync(StreamToken target, TimeSpan timeout, CancellationToken ct = default)
+    {
+        lock (_lock)
+        {
+            if (_current.Covers(target)) return Task.FromResult(true);
+            var w = NewWaiter([], target, timeout, ct);
+            _tokenWaiters.Add(w);
+            return w.Done.Task;
+        }
+    }
+
+    /// <summary>Completes with true as soon as a row with one of <paramref name="keys"/> is applied after
+    /// <paramref name="since"/> (at once if that already happened); false on timeout or cancellation.</summary>
+    public Task<bool> WaitForChangeAsync(StreamToken since, IReadOnlyCollection<string> keys, TimeSpan timeout, CancellationToken ct = default)
+    {
+        lock (_lock)
+        {
+            if (ChangedSince(since, keys)) return Task.FromResult(true);
+            if (timeout <= TimeSpan.Zero || ct.IsCancellationRequested) return Task.FromResult(false);
+            var w = NewWaiter(keys.ToArray(), null, timeout, ct);
+            foreach (var key in w.Keys)
+            {
+                if (!_byKey.TryGetValue(key, out var set)) _byKey[key] = set = [];
+                set.Add(w);
+            }
+            return w.Done.Task;
+        }
+    }
+
+    /// <summary>True if a row with one of the keys was applied here after <paramref name="since"/>.</summary>
+    public bool ChangedSince(StreamToken since, IReadOnlyCollection<string> keys)
+    {
+        lock (_lock)
+        {
+            foreach (var key in keys)
+            {
+                if (key == AnyKey) { if (!since.Covers(_current)) return true; continue; }
+                if (!_lastChange.TryGetValue(key, out var changes)) continue;
+                foreach (var ((stream, writer), position) in changes)
+                    if (position > since.Get(stream, writer)) return true;
+            }
+            return false;
+        }
+    }
+
+    public int WaiterCount
+    {
+        get { lock (_lock) return _tokenWaiters.Count + _byKey.Values.SelectMany(s => s).Distinct().Count(); }
+    }
+
+    private Waiter NewWaiter(string[] keys, StreamToken? target, TimeSpan timeout, CancellationToken ct)
+    {
+        var w = new Waiter
+        {
+            Done = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously),
+            Keys = keys,
+            Target = target,
+            DeadlineTicks = Environment.TickCount64 + (long)Math.Min(timeout.TotalMilliseconds, int.MaxValue),
+        };
+        _deadlines.Enqueue(w, w.DeadlineTicks);
+        if (ct.CanBeCanceled) w.Registration = ct.Register(() => Expire(w));
+        return w;
+    }
+
+    private void Expire(Waiter w)
+    {
+        lock (_lock) Remove(w);
+        Complete(w, false);
+    }
+
+    // Caller holds the lock.
+    private void Remove(Waiter w)
+    {
+        if (w.Target is not null) _tokenWaiters.Remove(w);
+        foreach (var key in w.Keys)
+            if (_byKey.TryGetValue(key, out var set) && set.Remove(w) && set.Count == 0) _byKey.Remove(key);
+    }
+
+    private static void Complete(Waiter w, bool changed)
+    {
+        if (w.Done.TrySetResult(changed)) w.Registration.Dispose();
+    }
+
+    private void Sweep()
+    {
+        var now = Environment.TickCount64;
+        List<Waiter>? expired = null;
+        lock (_lock)
+        {
+            while (_deadlines.TryPeek(out var w, out var deadline) && deadline <= now)
+            {
+                _deadlines.Dequeue();
+                if (w.Done.Task.IsCompleted) continue;
+                Remove(w);
+                (expired ??= []).Add(w);
+            }
+            // Completed waiters leave their deadline entry behind; drop them in bulk so the queue stays small.
+            if (_deadlines.Count > 1024 && _deadlines.Count > 4 * (_tokenWaiters.Count + _byKey.Count + 1))
+            {
+                var live = _deadlines.UnorderedItems.Where(i => !i.Element.Done.Task.IsCompleted).ToList();
+                _deadlines.Clear();
+                foreach (var (w, d) in live) _deadlines.Enqueue(w, d);
+            }
+        }
+        if (expired is not null) foreach (var w in expired) Complete(w, false);
+    }
+
+    public void Dispose() => _sweep.Dispose();
+}

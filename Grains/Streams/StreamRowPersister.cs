@@ -1,0 +1,35 @@
+using Homeserver.Streams;
+using Npgsql;
+
+namespace Homeserver.Streams;
+
+/// <summary>
+/// Writes the domain rows a stream row describes, into the writer's append batch, so they commit (or not) together
+/// with the log row. One per row <see cref="Kind"/>; registered in DI by the area that owns the kind.
+/// Commands must be plain INSERT/UPDATE/DELETE with positional parameters; they run after the log row is inserted.
+/// </summary>
+public interface IStreamRowPersister
+{
+    string Kind { get; }
+    void AddCommands(NpgsqlBatch batch, StreamEntry entry);
+}
+
+/// <summary>A per-silo hook into the reader: runs for every row of <see cref="Stream"/> before the silo's position
+/// moves past it (cache invalidation lives here).</summary>
+public interface IStreamRowHandler
+{
+    string Stream { get; }
+    void Handle(StreamEntry entry);
+}
+
+/// <summary>
+/// Fault injection for tests, one per silo (a DI singleton, inert unless a test sets it).
+/// </summary>
+public sealed class StreamTestHooks
+{
+    /// <summary>Awaited by a writer before it commits a batch (positions already allocated).</summary>
+    public Func<string, int, IReadOnlyList<StreamEntry>, Task>? BeforeCommit { get; set; }
+
+    /// <summary>Return true to make this silo's reader drop a push notification on the floor.</summary>
+    public Func<StreamAdvance, bool>? DropNotification { get; set; }
+}

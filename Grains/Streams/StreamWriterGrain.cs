@@ -1,0 +1,386 @@
+using Homeserver.Streams;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using Orleans.Concurrency;
+using Orleans.Runtime;
+
+namespace Homeserver.Streams;
+
+/// <summary>
+/// The writer of one shard of a stream (see <see cref="IStreamWriterGrain"/>). Concurrent appends are group-committed:
+/// whatever queued while a transaction was being built goes into the next one, with up to
+/// <see cref="MaxInFlight"/> transactions in flight, so completion can be out of order and
+/// <see cref="PositionTracker"/> decides what is visible. Correctness rests on the database, not on single
+/// activation: positions come from the stream's sequence, and every transaction first checks this activation's epoch.
+/// </summary>
+[Reentrant]
+public sealed class StreamWriterGrain(
+    NpgsqlDataSource db,
+    IEnumerable<IStreamRowPersister> persisters,
+    StreamTestHooks hooks,
+    IClusterMembershipService membership,
+    ILocalSiloDetails silo,
+    IOptions<HomeserverOptions> options,
+    ILogger<StreamWriterGrain> logger) : Grain, IStreamWriterGrain
+{
+    private const int MaxInFlight = 4;
+    private const int MaxBatchRows = 512;
+    private static readonly TimeSpan SubscriptionExpiry = TimeSpan.FromSeconds(90);
+
+    private readonly Dictionary<string, IStreamRowPersister> _persisters = persisters.ToDictionary(p => p.Kind, StringComparer.Ordinal);
+    private readonly Queue<PendingAppend> _queue = new();
+    private readonly Dictionary<IStreamReaderObserver, (SiloAddress Silo, DateTime Seen)> _subscribers = [];
+    private readonly SemaphoreSlim _allocation = new(1, 1);
+    private readonly List<long[]> _unresolved = [];
+
+    private string _stream = "";
+    private int _writer;
+    private long _epoch;
+    private PositionTracker _tracker = new(0);
+    private int _inFlight;
+    private long _allocationsStarted;
+    private bool _fenced;
+    private string _sequence = "";
+
+    private sealed record PendingAppend(StreamRow[] Rows, TaskCompletionSource<AppendResult> Done);
+
+    public override async Task OnActivateAsync(CancellationToken ct)
+    {
+        (_stream, _writer) = StreamNames.ParseWriterKey(this.GetPrimaryKeyString());
+        if (!StreamNames.IsKnown(_stream)) throw new ArgumentException($"Unknown stream '{_stream}'");
+        _sequence = $"stream_seq_{_stream}";
+
+        // Taking a new epoch waits for every in-flight append of an earlier activation (they hold the row FOR SHARE)
+        // and makes all of its later appends fail, so everything allocated before now has committed or never will.
+        await using var batch = db.CreateBatch();
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(
+            """
+            INSERT INTO stream_writers (stream, writer, epoch, silo, activated_at) VALUES ($1, $2, 1, $3, now())
+            ON CONFLICT (stream, writer) DO UPDATE SET epoch = stream_writers.epoch + 1, silo = $3, activated_at = now()
+            RETURNING epoch
+            """) { Parameters = { new() { Value = _stream }, new() { Value = _writer }, new() { Value = silo.SiloAddress.ToString() } } });
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(
+            $"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {_sequence}"));
+        await using (var reader = await batch.ExecuteReaderAsync(ct))
+        {
+            await reader.ReadAsync(ct);
+            _epoch = reader.GetInt64(0);
+            await reader.NextResultAsync(ct);
+            await reader.ReadAsync(ct);
+            _tracker = new PositionTracker(reader.GetInt64(0));
+        }
+        logger.LogInformation("Stream writer {Stream}/{Writer} active at {Position} with epoch {Epoch}", _stream, _writer, _tracker.Persisted, _epoch);
+
+        // Sharded streams share one sequence, so an idle shard must keep claiming its value or it pins the minimum.
+        this.RegisterGrainTimer(IdleTickAsync, new GrainTimerCreationOptions(TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(100)) { Interleave = true });
+        this.RegisterGrainTimer(HousekeepingAsync, new GrainTimerCreationOptions(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5)) { Interleave = true });
+    }
+
+    public Task<AppendResult> AppendAsync(StreamRow[] rows)
+    {
+        if (_fenced) throw new StreamWriterFencedException($"Writer {_stream}/{_writer} epoch {_epoch} was superseded");
+        if (rows.Length == 0) return Task.FromResult(new AppendResult(_stream, _writer, []));
+        var pending = new PendingAppend(rows, new TaskCompletionSource<AppendResult>(TaskCreationOptions.RunContinuationsAsynchronously));
+        _queue.Enqueue(pending);
+        if (_inFlight < MaxInFlight) _ = PumpAsync();
+        return pending.Done.Task;
+    }
+
+    public Task<WriterPosition> GetPositionAsync() =>
+        Task.FromResult(new WriterPosition(_stream, _writer, _tracker.Persisted, _epoch, silo.SiloAddress.ToString()));
+
+    public Task SubscribeAsync(IStreamReaderObserver reader, SiloAddress readerSilo)
+    {
+        _subscribers[reader] = (readerSilo, DateTime.UtcNow);
+        return Task.CompletedTask;
+    }
+
+    public Task UnsubscribeAsync(IStreamReaderObserver reader)
+    {
+        _subscribers.Remove(reader);
+        return Task.CompletedTask;
+    }
+
+    public Task<IStreamReaderObserver[]> GetSubscribersAsync() => Task.FromResult(_subscribers.Keys.ToArray());
+
+    private async Task PumpAsync()
+    {
+        while (_queue.Count > 0 && _inFlight < MaxInFlight && !_fenced)
+        {
+            var appends = new List<PendingAppend>();
+            var rows = 0;
+            while (_queue.Count > 0 && (appends.Count == 0 || rows + _queue.Peek().Rows.Length <= MaxBatchRows))
+            {
+                var next = _queue.Dequeue();
+                appends.Add(next);
+                rows += next.Rows.Length;
+            }
+            _inFlight++;
+            try { await CommitAsync(appends); }
+            finally { _inFlight--; }
+        }
+    }
+
+    private async Task CommitAsync(List<PendingAppend> appends)
+    {
+        long[] positions;
+        await _allocation.WaitAsync();
+        try
+        {
+            Interlocked.Increment(ref _allocationsStarted);
+            positions = await AllocateAsync(appends.Sum(a => a.Rows.Length));
+            _tracker.Allocated(positions);
+        }
+        catch (Exception e)
+        {
+            Fail(appends, Classify(e));
+            return;
+        }
+        finally { _allocation.Release(); }
+
+        var entries = new List<StreamEntry>(positions.Length);
+        var i = 0;
+        foreach (var append in appends)
+            foreach (var row in append.Rows)
+                entries.Add(new StreamEntry(_stream, _writer, positions[i++], row.Kind, row.Key, row.Payload));
+
+        if (hooks.BeforeCommit is { } hook)
+        {
+            try { await hook(_stream, _writer, entries); }
+            catch (Exception e)
+            {
+                // Nothing reached the database: the positions are aborted, and the caller told so.
+                _tracker.Aborted(positions);
+                Publish();
+                Fail(appends, new InvalidOperationException($"Append aborted before commit: {e.Message}"));
+                return;
+            }
+        }
+
+        try
+        {
+            await WriteAsync(entries);
+        }
+        catch (PostgresException e) when (e.SqlState == "HSF01")
+        {
+            _tracker.Aborted(positions);
+            OnFenced(appends);
+            return;
+        }
+        catch (PostgresException e) when (!IsConnectionFailure(e))
+        {
+            // The server rolled the transaction back. One bad append must not fail the others that shared its batch.
+            _tracker.Aborted(positions);
+            Publish();
+            if (appends.Count > 1)
+            {
+                foreach (var append in appends) _queue.Enqueue(append);
+                // Retried one by one: re-queued appends are taken singly because each is alone at the head.
+                await RetrySinglyAsync(appends.Count);
+                return;
+            }
+            logger.LogWarning(e, "Append to {Stream}/{Writer} rejected by the database", _stream, _writer);
+            Fail(appends, new InvalidOperationException($"Append rejected by the database: {e.MessageText}"));
+            return;
+        }
+        catch (Exception e)
+        {
+            // The outcome is unknown (the connection failed around the commit): the positions stay in flight until
+            // HousekeepingAsync learns from the database whether they committed.
+            _unresolved.Add(positions);
+            Fail(appends, Classify(e));
+            return;
+        }
+
+        _tracker.Committed(entries);
+        i = 0;
+        foreach (var append in appends)
+        {
+            append.Done.TrySetResult(new AppendResult(_stream, _writer, positions[i..(i + append.Rows.Length)]));
+            i += append.Rows.Length;
+        }
+        Publish();
+    }
+
+    private async Task RetrySinglyAsync(int count)
+    {
+        for (var n = 0; n < count && _queue.Count > 0 && !_fenced; n++)
+            await CommitAsync([_queue.Dequeue()]);
+    }
+
+    private async Task<long[]> AllocateAsync(int count)
+    {
+        await using var cmd = db.CreateCommand($"SELECT nextval('{_sequence}') FROM generate_series(1, $1)");
+        cmd.Parameters.AddWithValue(count);
+        var positions = new long[count];
+        await using var reader = await cmd.ExecuteReaderAsync();
+        var n = 0;
+        while (await reader.ReadAsync()) positions[n++] = reader.GetInt64(0);
+        Array.Sort(positions);
+        return positions;
+    }
+
+    // One round trip, one implicit transaction: the fence, the log rows, then each row's domain rows.
+    private async Task WriteAsync(List<StreamEntry> entries)
+    {
+        await using var batch = db.CreateBatch();
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT stream_fence($1, $2, $3)")
+        {
+            Parameters = { new() { Value = _stream }, new() { Value = _writer }, new() { Value = _epoch } }
+        });
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(
+            """
+            INSERT INTO stream_log (stream, position, writer, kind, key, payload)
+            SELECT $1, p, $2, k, y, d FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[]) AS r(p, k, y, d)
+            """)
+        {
+            Parameters =
+            {
+                new() { Value = _stream }, new() { Value = _writer },
+                new() { Value = entries.Select(e => e.Position).ToArray() },
+                new() { Value = entries.Select(e => e.Kind).ToArray() },
+                new() { Value = entries.Select(e => (object?)e.Key ?? DBNull.Value).ToArray() },
+                new() { Value = entries.Select(e => e.Payload).ToArray() },
+            }
+        });
+        foreach (var entry in entries)
+            if (_persisters.TryGetValue(entry.Kind, out var persister))
+                persister.AddCommands(batch, entry);
+        await batch.ExecuteNonQueryAsync();
+    }
+
+    private void Publish()
+    {
+        var from = _tracker.Persisted;
+        var released = _tracker.Release();
+        if (_tracker.Persisted > from) Notify(new StreamAdvance(_stream, _writer, from, _tracker.Persisted, released.ToArray()));
+    }
+
+    private void Notify(StreamAdvance advance)
+    {
+        foreach (var reader in _subscribers.Keys)
+        {
+            // One-way: a slow or dead silo must not hold up the writer; readers recover anything lost from the log.
+            try { _ = reader.OnAdvancedAsync(advance); }
+            catch (Exception e) { logger.LogDebug(e, "Notifying a reader failed"); }
+        }
+    }
+
+    private async Task IdleTickAsync(CancellationToken ct)
+    {
+        if (_fenced || !_tracker.Idle || _unresolved.Count > 0) return;
+        var before = Interlocked.Read(ref _allocationsStarted);
+        long last;
+        try
+        {
+            await using var cmd = db.CreateCommand($"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {_sequence}");
+            last = (long)(await cmd.ExecuteScalarAsync(ct))!;
+        }
+        catch (Exception e) when (e is NpgsqlException or OperationCanceledException) { return; }
+        // An allocation that started while we read may hold positions below 'last' that we have not seen yet.
+        if (Interlocked.Read(ref _allocationsStarted) != before || _allocation.CurrentCount == 0) return;
+        var from = _tracker.Persisted;
+        if (_tracker.AdvanceIdle(last)) Notify(new StreamAdvance(_stream, _writer, from, last, []));
+    }
+
+    private async Task HousekeepingAsync(CancellationToken ct)
+    {
+        var alive = membership.CurrentSnapshot.Members
+            .Where(m => m.Value.Status == SiloStatus.Active).Select(m => m.Key).ToHashSet();
+        var cutoff = DateTime.UtcNow - SubscriptionExpiry;
+        foreach (var (reader, (readerSilo, seen)) in _subscribers.ToArray())
+            if (seen < cutoff || !alive.Contains(readerSilo)) _subscribers.Remove(reader);
+
+        if (_unresolved.Count > 0) await ResolveUnknownOutcomesAsync(ct);
+        if (_stream == StreamNames.Caches) await PruneAsync(ct);
+    }
+
+    private async Task ResolveUnknownOutcomesAsync(CancellationToken ct)
+    {
+        try
+        {
+            var positions = _unresolved.SelectMany(p => p).ToArray();
+            await using var conn = await db.OpenConnectionAsync(ct);
+            await using var tx = await conn.BeginTransactionAsync(ct);
+            // FOR UPDATE waits for any transaction of ours still holding the writer row, so the answer is final.
+            await using (var lockCmd = new NpgsqlCommand("SELECT 1 FROM stream_writers WHERE stream = $1 AND writer = $2 FOR UPDATE", conn, tx))
+            {
+                lockCmd.Parameters.AddWithValue(_stream);
+                lockCmd.Parameters.AddWithValue(_writer);
+                await lockCmd.ExecuteNonQueryAsync(ct);
+            }
+            var found = new List<StreamEntry>();
+            await using (var cmd = new NpgsqlCommand(
+                "SELECT position, kind, key, payload FROM stream_log WHERE stream = $1 AND position = ANY($2) ORDER BY position", conn, tx))
+            {
+                cmd.Parameters.AddWithValue(_stream);
+                cmd.Parameters.AddWithValue(positions);
+                await using var reader = await cmd.ExecuteReaderAsync(ct);
+                while (await reader.ReadAsync(ct))
+                    found.Add(new StreamEntry(_stream, _writer, reader.GetInt64(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetString(3)));
+            }
+            await tx.CommitAsync(ct);
+            _unresolved.Clear();
+            _tracker.Committed(found);
+            _tracker.Aborted(positions.Except(found.Select(f => f.Position)));
+            Publish();
+        }
+        catch (Exception e) when (e is NpgsqlException or OperationCanceledException)
+        {
+            logger.LogWarning("Writer {Stream}/{Writer} still cannot reach the database: {Message}", _stream, _writer, e.Message);
+        }
+    }
+
+    private async Task PruneAsync(CancellationToken ct)
+    {
+        try
+        {
+            await using var cmd = db.CreateCommand(
+                """
+                WITH pruned AS (
+                    DELETE FROM stream_log
+                     WHERE stream = $1 AND position <= $2 AND created_at < now() - $3::interval
+                    RETURNING position)
+                INSERT INTO stream_pruned (stream, pruned_upto)
+                SELECT $1, max(position) FROM pruned HAVING count(*) > 0
+                ON CONFLICT (stream) DO UPDATE SET pruned_upto = GREATEST(stream_pruned.pruned_upto, EXCLUDED.pruned_upto)
+                """);
+            cmd.Parameters.AddWithValue(_stream);
+            cmd.Parameters.AddWithValue(_tracker.Persisted);
+            cmd.Parameters.AddWithValue(options.Value.CacheStreamRetention);
+            await cmd.ExecuteNonQueryAsync(ct);
+        }
+        catch (Exception e) when (e is NpgsqlException or OperationCanceledException)
+        {
+            logger.LogDebug("Pruning {Stream} skipped: {Message}", _stream, e.Message);
+        }
+    }
+
+    private void OnFenced(List<PendingAppend> appends)
+    {
+        _fenced = true;
+        logger.LogError("Stream writer {Stream}/{Writer} epoch {Epoch} was superseded by another activation; deactivating", _stream, _writer, _epoch);
+        var error = new StreamWriterFencedException($"Writer {_stream}/{_writer} epoch {_epoch} was superseded by another activation");
+        Fail(appends, error);
+        while (_queue.Count > 0) _queue.Dequeue().Done.TrySetException(error);
+        this.DeactivateOnIdle();
+    }
+
+    private static void Fail(List<PendingAppend> appends, Exception error)
+    {
+        foreach (var a in appends) a.Done.TrySetException(error);
+    }
+
+    private static bool IsConnectionFailure(PostgresException e) =>
+        e.SqlState.StartsWith("08", StringComparison.Ordinal) || e.SqlState.StartsWith("57P", StringComparison.Ordinal) || e.SqlState == "53300";
+
+    private Exception Classify(Exception e) => e switch
+    {
+        StreamWriterFencedException or StreamUnavailableException => e,
+        PostgresException pg when !IsConnectionFailure(pg) => new InvalidOperationException($"Append failed: {pg.MessageText}"),
+        NpgsqlException or TimeoutException or System.Net.Sockets.SocketException or IOException =>
+            new StreamUnavailableException($"The database of stream {_stream} is unavailable; nothing was acknowledged: {e.Message}"),
+        _ => new InvalidOperationException($"Append failed: {e.Message}"),
+    };
+}
