@@ -12,9 +12,9 @@ public static class HomeserverApp
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
         var builder = WebApplication.CreateBuilder(args);
+        configure?.Invoke(builder);
         if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_URLS"]))
             builder.WebHost.UseUrls(DefaultUrl);
-        configure?.Invoke(builder);
         builder.AddHomeserverSilo();
         builder.Services.AddHomeserverApi();
 

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
+using Orleans.Configuration;
 
 namespace Homeserver.Hosting;
 
@@ -18,6 +19,8 @@ public sealed class ClusterOptions
     /// <summary>The silo port of the primary silo for localhost clustering; this silo's own port when absent.</summary>
     public int? PrimarySiloPort { get; set; }
     public string ClusterId { get; set; } = "homeserver";
+    /// <summary>Declare a silo dead within seconds rather than about a minute (tests).</summary>
+    public bool FastFailureDetection { get; set; }
 }
 
 public static class HomeserverHostingExtensions
@@ -58,6 +61,17 @@ public static class HomeserverHostingExtensions
         {
             var primary = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, cluster.PrimarySiloPort ?? cluster.SiloPort);
             silo.UseLocalhostClustering(cluster.SiloPort, cluster.GatewayPort, primary, serviceId: "homeserver", clusterId: cluster.ClusterId);
+            if (cluster.FastFailureDetection)
+            {
+                silo.Configure<ClusterMembershipOptions>(o =>
+                {
+                    o.ProbeTimeout = TimeSpan.FromSeconds(1);
+                    o.NumMissedProbesLimit = 2;
+                    o.NumVotesForDeathDeclaration = 1;
+                    o.TableRefreshTimeout = TimeSpan.FromSeconds(1);
+                    o.DeathVoteExpirationTimeout = TimeSpan.FromSeconds(10);
+                });
+            }
             silo.AddHomeserverGrains(options);
         });
         return builder;

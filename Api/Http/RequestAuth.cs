@@ -1,0 +1,26 @@
+using Homeserver.Accounts;
+using Homeserver.Errors;
+
+namespace Homeserver.Api.Http;
+
+/// <summary>Reads the access token (Authorization: Bearer, or the deprecated <c>access_token</c> query parameter).</summary>
+public static class RequestAuth
+{
+    public static string? AccessToken(HttpRequest request)
+    {
+        var header = request.Headers.Authorization.ToString();
+        if (header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase)) return header["Bearer ".Length..].Trim();
+        var query = request.Query["access_token"].ToString();
+        return string.IsNullOrEmpty(query) ? null : query;
+    }
+
+    /// <summary>The requester, or 401 <c>M_MISSING_TOKEN</c> / <c>M_UNKNOWN_TOKEN</c>.</summary>
+    public static async ValueTask<Requester> RequireUserAsync(HttpContext context)
+    {
+        var token = AccessToken(context.Request)
+            ?? throw new MatrixException(ErrorCodes.MissingToken, "Missing access token", 401);
+        var authenticator = context.RequestServices.GetRequiredService<IAccessTokenAuthenticator>();
+        return await authenticator.AuthenticateAsync(token)
+            ?? throw new MatrixException(ErrorCodes.UnknownToken, "Unrecognised access token", 401, """{"soft_logout":false}""");
+    }
+}
