@@ -11,9 +11,22 @@ public sealed class MatrixErrorMiddleware(RequestDelegate next, ILogger<MatrixEr
 {
     public async Task InvokeAsync(HttpContext context)
     {
+        // Browser clients need these on every response, errors included (spec: "Web Browser Clients").
+        var headers = context.Response.Headers;
+        headers.AccessControlAllowOrigin = "*";
+        headers.AccessControlAllowMethods = "GET, POST, PUT, DELETE, OPTIONS";
+        headers.AccessControlAllowHeaders = "X-Requested-With, Content-Type, Authorization";
+        if (HttpMethods.IsOptions(context.Request.Method))
+        {
+            context.Response.StatusCode = 204;
+            return;
+        }
         try
         {
             await next(context);
+            // Routing answers a known path with the wrong method by a bare 405: give it a Matrix body.
+            if (context.Response.StatusCode == 405 && !context.Response.HasStarted)
+                await WriteAsync(context, 405, ErrorCodes.Unrecognized, "Method not allowed for this endpoint");
         }
         catch (MatrixException e)
         {
@@ -37,7 +50,9 @@ public sealed class MatrixErrorMiddleware(RequestDelegate next, ILogger<MatrixEr
     public static async Task WriteAsync(HttpContext context, int status, string errcode, string message, string? extraJson = null)
     {
         if (context.Response.HasStarted) return;
+        var cors = context.Response.Headers.Where(h => h.Key.StartsWith("Access-Control-", StringComparison.Ordinal)).ToList();
         context.Response.Clear();
+        foreach (var (k, v) in cors) context.Response.Headers[k] = v;
         context.Response.StatusCode = status;
         context.Response.ContentType = "application/json";
         await context.Response.WriteAsync(ErrorBody(errcode, message, extraJson));
