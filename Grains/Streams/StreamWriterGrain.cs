@@ -102,6 +102,14 @@ public sealed class StreamWriterGrain(
         return Task.CompletedTask;
     }
 
+    public Task MoveToAsync(SiloAddress target)
+    {
+        if (target.Equals(silo.SiloAddress)) return Task.CompletedTask;
+        RequestContext.Set(Orleans.Runtime.Placement.IPlacementDirector.PlacementHintKey, target);
+        this.MigrateOnIdle();
+        return Task.CompletedTask;
+    }
+
     public Task<IStreamReaderObserver[]> GetSubscribersAsync() => Task.FromResult(_subscribers.Keys.ToArray());
 
     private async Task PumpAsync()
