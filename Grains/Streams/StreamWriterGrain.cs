@@ -24,7 +24,7 @@ public sealed class StreamWriterGrain(
     IOptions<HomeserverOptions> options,
     ILogger<StreamWriterGrain> logger) : Grain, IStreamWriterGrain
 {
-    private const int MaxInFlight = 4;
+    private const int MaxInFlight = 8;
     private const int MaxBatchRows = 512;
     private static readonly TimeSpan SubscriptionExpiry = TimeSpan.FromSeconds(90);
 

@@ -1,0 +1,93 @@
+using System.Net;
+using System.Net.Sockets;
+using Homeserver.Api;
+using Homeserver.Storage;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Homeserver.Bench;
+
+/// <summary>A private PostgreSQL (fsync on, as in production) and N co-hosted silos on loopback, for benchmarks.</summary>
+public sealed class BenchCluster : IAsyncDisposable
+{
+    private readonly string _folder;
+    public EmbeddedPostgres Postgres { get; }
+    public List<WebApplication> Silos { get; } = [];
+    public List<string> Urls { get; } = [];
+    public string ConnectionString => Postgres.ConnectionString();
+
+    private BenchCluster(string folder, EmbeddedPostgres postgres)
+    {
+        _folder = folder;
+        Postgres = postgres;
+    }
+
+    public static async Task<BenchCluster> StartAsync(int silos, IDictionary<string, string?>? settings = null)
+    {
+        var folder = Path.Combine(Path.GetTempPath(), $"homeserver-bench-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(folder);
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(folder, (UnixFileMode)0b111_101_101);
+        var pg = new EmbeddedPostgres(folder, NullLogger.Instance, fsync: true);
+        await pg.StartAsync();
+        var cluster = new BenchCluster(folder, pg);
+        var primary = FreePort();
+        for (var i = 0; i < silos; i++)
+        {
+            var http = FreePort();
+            var config = new Dictionary<string, string?>
+            {
+                ["urls"] = $"http://127.0.0.1:{http}",
+                ["Homeserver:Postgres"] = pg.ConnectionString() + ";Maximum Pool Size=100",
+                ["Homeserver:PasswordHashCost"] = "4",
+                ["Homeserver:Cluster:SiloPort"] = (i == 0 ? primary : FreePort()).ToString(),
+                ["Homeserver:Cluster:GatewayPort"] = FreePort().ToString(),
+                ["Homeserver:Cluster:PrimarySiloPort"] = primary.ToString(),
+                ["Logging:LogLevel:Default"] = "Warning",
+                ["Logging:LogLevel:Orleans"] = "Error",
+                ["Logging:LogLevel:Microsoft"] = "Error",
+            };
+            if (settings is not null) foreach (var (k, v) in settings) config[k] = v;
+            var app = HomeserverApp.Build([], b => b.Configuration.AddInMemoryCollection(config));
+            await app.StartAsync();
+            cluster.Silos.Add(app);
+            cluster.Urls.Add($"http://127.0.0.1:{http}");
+        }
+        return cluster;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        for (var i = Silos.Count - 1; i >= 0; i--)
+        {
+            try { await Silos[i].StopAsync(); await Silos[i].DisposeAsync(); } catch (Exception) { }
+        }
+        await Postgres.StopAsync();
+        try { Directory.Delete(_folder, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+
+    private static int FreePort()
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        var port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+}
+
+public static class Stats
+{
+    public static double Percentile(List<double> sorted, double p)
+    {
+        if (sorted.Count == 0) return double.NaN;
+        var rank = p / 100.0 * (sorted.Count - 1);
+        var lo = (int)Math.Floor(rank);
+        var hi = (int)Math.Ceiling(rank);
+        return sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo);
+    }
+
+    public static string Summary(List<double> latenciesMs)
+    {
+        latenciesMs.Sort();
+        return $"p50 {Percentile(latenciesMs, 50):F2} ms, p99 {Percentile(latenciesMs, 99):F2} ms (n={latenciesMs.Count})";
+    }
+}
