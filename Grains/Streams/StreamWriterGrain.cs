@@ -240,7 +240,7 @@ public sealed class StreamWriterGrain(
                 new() { Value = _stream }, new() { Value = _writer },
                 new() { Value = entries.Select(e => e.Position).ToArray() },
                 new() { Value = entries.Select(e => e.Kind).ToArray() },
-                new() { Value = entries.Select(e => (object?)e.Key ?? DBNull.Value).ToArray() },
+                new() { Value = entries.Select(e => e.Key).ToArray(), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text },
                 new() { Value = entries.Select(e => e.Payload).ToArray() },
             }
         });
