@@ -46,7 +46,8 @@ public static class AccountEndpoints
             throw new MatrixException(ErrorCodes.Unknown, "Invalid kind of account", 400);
         if (isGuest && !settings.EnableGuestAccess)
             throw new MatrixException(ErrorCodes.GuestAccessForbidden, "Guest access is disabled", 403);
-        if (!settings.EnableRegistration)
+        // Guests are governed by guest access alone, as in Synapse.
+        if (!isGuest && !settings.EnableRegistration)
             throw MatrixException.Forbidden("Registration has been disabled");
 
         var username = isGuest ? null : JsonBody.OptionalString(body, "username");
