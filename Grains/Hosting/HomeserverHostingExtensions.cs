@@ -81,6 +81,7 @@ public static class HomeserverHostingExtensions
     public static ISiloBuilder AddHomeserverGrains(this ISiloBuilder silo, HomeserverOptions options)
     {
         silo.Services.AddHomeserverStreams();
+        silo.Services.AddHomeserverAccounts();
         return silo;
     }
 
