@@ -1,4 +1,5 @@
 using Homeserver.Caches;
+using Homeserver.Rooms;
 using Homeserver.Storage;
 using Homeserver.Streams;
 using Microsoft.Extensions.Configuration;
@@ -81,6 +82,7 @@ public static class HomeserverHostingExtensions
     public static ISiloBuilder AddHomeserverGrains(this ISiloBuilder silo, HomeserverOptions options)
     {
         silo.Services.AddHomeserverStreams();
+        silo.Services.AddHomeserverRooms();
         return silo;
     }
 
