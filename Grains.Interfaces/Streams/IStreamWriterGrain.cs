@@ -21,6 +21,12 @@ public interface IStreamWriterGrain : IGrainWithStringKey
 
     Task UnsubscribeAsync(IStreamReaderObserver reader);
 
+    /// <summary>
+    /// Moves this writer to another silo (an operator rebalancing writers, or a test placing one): the activation
+    /// migrates when idle; the new one takes a new epoch and continues from the database.
+    /// </summary>
+    Task MoveToAsync(SiloAddress target);
+
     /// <summary>The readers currently subscribed (for status reporting).</summary>
     Task<IStreamReaderObserver[]> GetSubscribersAsync();
 }

@@ -47,6 +47,16 @@ public sealed class StreamToken : IEquatable<StreamToken>
         return new StreamToken(copy);
     }
 
+    /// <summary>This token with one writer moved forward, knowing the stream has <paramref name="writers"/> writers
+    /// (0..writers-1), so the minimum rises once every writer has passed it.</summary>
+    public StreamToken Advance(string stream, int writer, long position, int writers)
+    {
+        var i = Index(stream);
+        var copy = (StreamPosition[])_streams.Clone();
+        copy[i] = copy[i].Advance(writer, position).Normalise(writers);
+        return new StreamToken(copy);
+    }
+
     /// <summary>This token with one stream replaced.</summary>
     public StreamToken With(string stream, StreamPosition position)
     {
@@ -189,6 +199,17 @@ public sealed class StreamPosition
             if (p > min) ahead[w] = p;
         }
         return new StreamPosition(min, ahead.Keys.ToArray(), ahead.Values.ToArray());
+    }
+
+    /// <summary>With a known writer count, a minimum that every writer has passed rises to the lowest of them.</summary>
+    public StreamPosition Normalise(int writers)
+    {
+        if (writers <= 0 || _writers.Length < writers) return this;
+        var all = new Dictionary<int, long>();
+        for (var w = 0; w < writers; w++) all[w] = Get(w);
+        foreach (var (w, p) in Ahead) all[w] = p;
+        var normal = FromWriters(all);
+        return normal.Min > Min ? normal : this;
     }
 
     // Moving one writer forward cannot lower the minimum: writers not named stay at the old minimum.

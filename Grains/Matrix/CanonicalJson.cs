@@ -67,13 +67,11 @@ public static class CanonicalJson
         {
             node = JsonNode.Parse(json, documentOptions: StrictDocumentOptions);
         }
-        catch (JsonException e) when (IsDuplicateKeyError(e))
-        {
-            throw MatrixException.BadJson("Duplicate key in JSON object");
-        }
         catch (JsonException)
         {
-            throw new MatrixException(ErrorCodes.NotJson, "Content not JSON.");
+            throw IsWellFormedJson(json)
+                ? MatrixException.BadJson("Duplicate key in JSON object")
+                : new MatrixException(ErrorCodes.NotJson, "Content not JSON.");
         }
         if (node is null) throw MatrixException.BadJson("JSON must not be null");
         Validate(node);
@@ -130,8 +128,20 @@ public static class CanonicalJson
     // Moves surrogates above U+E000..U+FFFF so that code-unit order matches code-point order (the UTF-8 byte order).
     private static int Fixup(char c) => c >= 0xE000 ? c - 0x800 : c + 0x2000;
 
-    private static bool IsDuplicateKeyError(JsonException e) =>
-        e.Message.Contains("duplicate", StringComparison.OrdinalIgnoreCase);
+    // Tells a duplicate key (well-formed JSON that the strict parse refused) from broken JSON without relying on the
+    // exception's message text. Only runs on the error path.
+    private static bool IsWellFormedJson(string json)
+    {
+        try
+        {
+            using var _ = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = MaxDepth });
+            return true;
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
+    }
 
     private static void Validate(JsonNode? node, int depth, string path)
     {

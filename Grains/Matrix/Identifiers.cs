@@ -26,8 +26,9 @@ public static class Identifiers
     }
 
     /// <summary>
-    /// A user id as servers must accept it: <c>@localpart:server</c> where the localpart may be any text without
-    /// <c>:</c> or NUL (the spec's historical grammar, still in use on federation).
+    /// A user id as servers must accept it: <c>@localpart:server</c> where the localpart may be any non-empty text
+    /// without <c>:</c> or NUL (the spec's historical grammar, still in use on federation; we do not go as far as the
+    /// empty localpart it also tolerates).
     /// </summary>
     public static bool IsValidUserId(string? userId) => TryParseUserId(userId, out _, out _);
 

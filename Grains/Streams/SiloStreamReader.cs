@@ -140,11 +140,14 @@ public sealed class SiloStreamReader(
             }
 
             foreach (var entry in entries)
+            {
+                hooks.Applied?.Invoke(entry);
                 foreach (var handler in _handlers[cursor.Stream])
                 {
                     try { handler.Handle(entry); }
                     catch (Exception e) { logger.LogError(e, "Row handler {Handler} failed on {Stream}@{Position}", handler.GetType().Name, entry.Stream, entry.Position); }
                 }
+            }
             Interlocked.Exchange(ref cursor.Position, to);
             notifier.Advanced(cursor.Stream, cursor.Writer, to, entries);
         }

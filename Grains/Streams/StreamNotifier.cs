@@ -21,6 +21,8 @@ public sealed class StreamNotifier : IDisposable
     // Where each key last changed, per stream writer: lets a waiter that registers late see it missed a change.
     private readonly Dictionary<string, Dictionary<(string, int), long>> _lastChange = new(StringComparer.Ordinal);
     private readonly Timer _sweep;
+    // Writers per stream, learned from the reader's initial positions: lets the token's minimum rise.
+    private readonly Dictionary<string, int> _writers = new(StringComparer.Ordinal);
 
     private sealed class Waiter
     {
@@ -48,7 +50,9 @@ public sealed class StreamNotifier : IDisposable
         List<Waiter>? wake = null;
         lock (_lock)
         {
-            _current = _current.Advance(stream, writer, position);
+            var writers = _writers.TryGetValue(stream, out var known) ? known : 0;
+            if (writer >= writers) _writers[stream] = writers = writer + 1;
+            _current = _current.Advance(stream, writer, position, writers);
             foreach (var e in entries)
             {
                 if (e.Key is null) continue;

@@ -32,4 +32,7 @@ public sealed class StreamTestHooks
 
     /// <summary>Return true to make this silo's reader drop a push notification on the floor.</summary>
     public Func<StreamAdvance, bool>? DropNotification { get; set; }
+
+    /// <summary>Called by this silo's reader for every row it applies, in order, before its position moves.</summary>
+    public Action<StreamEntry>? Applied { get; set; }
 }

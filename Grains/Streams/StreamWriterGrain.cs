@@ -102,6 +102,14 @@ public sealed class StreamWriterGrain(
         return Task.CompletedTask;
     }
 
+    public Task MoveToAsync(SiloAddress target)
+    {
+        if (target.Equals(silo.SiloAddress)) return Task.CompletedTask;
+        RequestContext.Set(Orleans.Runtime.Placement.IPlacementDirector.PlacementHintKey, target);
+        this.MigrateOnIdle();
+        return Task.CompletedTask;
+    }
+
     public Task<IStreamReaderObserver[]> GetSubscribersAsync() => Task.FromResult(_subscribers.Keys.ToArray());
 
     private async Task PumpAsync()
@@ -240,7 +248,7 @@ public sealed class StreamWriterGrain(
                 new() { Value = _stream }, new() { Value = _writer },
                 new() { Value = entries.Select(e => e.Position).ToArray() },
                 new() { Value = entries.Select(e => e.Kind).ToArray() },
-                new() { Value = entries.Select(e => (object?)e.Key ?? DBNull.Value).ToArray() },
+                new() { Value = entries.Select(e => e.Key).ToArray(), NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Text },
                 new() { Value = entries.Select(e => e.Payload).ToArray() },
             }
         });

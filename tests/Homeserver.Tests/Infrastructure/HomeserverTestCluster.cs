@@ -42,7 +42,9 @@ public sealed class HomeserverTestCluster : IAsyncDisposable
     /// <param name="settings">Extra configuration, e.g. <c>["Homeserver:EventWriters"] = "4"</c>.</param>
     public static async Task<HomeserverTestCluster> StartAsync(int silos = 2, IDictionary<string, string?>? settings = null)
     {
-        var connectionString = await TestPostgres.CreateDatabaseAsync();
+        var connectionString = settings is not null && settings.TryGetValue("Homeserver:Postgres", out var configured) && configured is not null
+            ? configured
+            : await TestPostgres.CreateDatabaseAsync();
         var merged = new Dictionary<string, string?>
         {
             ["Homeserver:Postgres"] = connectionString,
