@@ -33,6 +33,7 @@ public static class HomeserverApp
     {
         app.UseMiddleware<MatrixErrorMiddleware>();
         app.MapHealthEndpoints();
+        app.MapAccountEndpoints();
         app.MapFallbackEndpoints();
         return app;
     }

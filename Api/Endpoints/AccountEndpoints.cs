@@ -1,0 +1,204 @@
+using System.Text;
+using System.Text.Json.Nodes;
+using Homeserver.Accounts;
+using Homeserver.Api.Http;
+using Homeserver.Errors;
+using Homeserver.Streams;
+using Microsoft.Extensions.Options;
+
+namespace Homeserver.Api.Endpoints;
+
+/// <summary>
+/// Account management (spec: Client-Server API, "Client Authentication" and "Account registration and management"):
+/// register, login, logout, whoami, password change.
+/// </summary>
+public static class AccountEndpoints
+{
+    private const string Prefix = "/_matrix/client/v3";
+    private const int MaxPasswordLength = 512;
+    private static readonly TimeSpan ReadYourWritesTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>Maps the accounts area: this class, <see cref="DeviceEndpoints"/> and <see cref="ClientInfoEndpoints"/>.</summary>
+    public static IEndpointRouteBuilder MapAccountEndpoints(this IEndpointRouteBuilder app)
+    {
+        app.MapPost($"{Prefix}/register", Register);
+        app.MapGet($"{Prefix}/register/available", CheckUsernameAvailability);
+        app.MapGet($"{Prefix}/login", GetLoginFlows);
+        app.MapPost($"{Prefix}/login", Login);
+        app.MapPost($"{Prefix}/logout", Logout);
+        app.MapPost($"{Prefix}/logout/all", LogoutAll);
+        app.MapGet($"{Prefix}/account/whoami", (Delegate)GetTokenOwner);
+        app.MapPost($"{Prefix}/account/password", ChangePassword);
+        app.MapGet($"{Prefix}/account/3pid", (Delegate)GetAccount3PIDs);
+        app.MapDeviceEndpoints();
+        app.MapClientInfoEndpoints();
+        return app;
+    }
+
+    private static async Task<IResult> Register(HttpContext context, IGrainFactory grains, UserInteractiveAuth uia,
+        StreamNotifier notifier, IOptions<HomeserverOptions> options)
+    {
+        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var settings = options.Value;
+        var kind = context.Request.Query["kind"].ToString();
+        var isGuest = kind == "guest";
+        if (kind is not ("" or "user" or "guest"))
+            throw new MatrixException(ErrorCodes.Unknown, "Invalid kind of account", 400);
+        if (isGuest && !settings.EnableGuestAccess)
+            throw new MatrixException(ErrorCodes.GuestAccessForbidden, "Guest access is disabled", 403);
+        // Guests are governed by guest access alone, as in Synapse.
+        if (!isGuest && !settings.EnableRegistration)
+            throw MatrixException.Forbidden("Registration has been disabled");
+
+        var username = isGuest ? null : JsonBody.OptionalString(body, "username");
+        var userId = username is null
+            ? UserIds.Format(AccessTokens.NewLocalpart(), settings.ServerName)
+            : UserIds.ValidateNewLocalpart(username, settings.ServerName);
+        var user = grains.GetGrain<IUserGrain>(userId);
+        // Before the challenge, as Synapse does: a client learns a name is taken without authenticating first.
+        if (await user.ExistsAsync())
+            throw new MatrixException(ErrorCodes.UserInUse, "User ID already taken.", 400);
+
+        string? password = null;
+        if (!isGuest)
+        {
+            var challenge = await uia.CheckAsync(ParseAuth(body), UserInteractiveAuth.Dummy, "register");
+            if (challenge is not null) return Challenge(challenge);
+            password = JsonBody.RequireString(body, "password");
+            if (password.Length > MaxPasswordLength)
+                throw MatrixException.InvalidParam($"Password too long (at most {MaxPasswordLength} characters)");
+        }
+
+        var inhibitLogin = JsonBody.OptionalBool(body, "inhibit_login");
+        var result = await user.RegisterAsync(new RegisterRequest(password, isGuest,
+            JsonBody.OptionalString(body, "device_id"), JsonBody.OptionalString(body, "initial_device_display_name"), inhibitLogin));
+        return Results.Json(SessionBody(result, settings.ServerName));
+    }
+
+    private static async Task<IResult> CheckUsernameAvailability(string? username, IGrainFactory grains, IOptions<HomeserverOptions> options)
+    {
+        if (!options.Value.EnableRegistration) throw MatrixException.Forbidden("Registration has been disabled");
+        if (string.IsNullOrEmpty(username)) throw MatrixException.MissingParam("Missing 'username'");
+        var userId = UserIds.ValidateNewLocalpart(username, options.Value.ServerName);
+        if (await grains.GetGrain<IUserGrain>(userId).ExistsAsync())
+            throw new MatrixException(ErrorCodes.UserInUse, "User ID already taken.", 400);
+        return Results.Json(new JsonObject { ["available"] = true });
+    }
+
+    private static IResult GetLoginFlows() =>
+        Results.Json(new JsonObject { ["flows"] = new JsonArray(new JsonObject { ["type"] = UserInteractiveAuth.Password }) });
+
+    private static async Task<IResult> Login(HttpContext context, IGrainFactory grains, StreamNotifier notifier, IOptions<HomeserverOptions> options)
+    {
+        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var type = JsonBody.RequireString(body, "type");
+        if (type != UserInteractiveAuth.Password)
+            throw new MatrixException(ErrorCodes.Unknown, $"Unknown login type '{type}'", 400);
+
+        var user = LoginUser(body) ?? throw MatrixException.MissingParam("Missing 'identifier' (or 'user')");
+        var password = JsonBody.RequireString(body, "password");
+        var serverName = options.Value.ServerName;
+        var localpart = UserIds.LocalpartForLogin(user, serverName);
+        if (localpart is null || !UserIds.IsValidLocalpart(localpart))
+            throw MatrixException.Forbidden("Invalid username or password");
+
+        var result = await grains.GetGrain<IUserGrain>(UserIds.Format(localpart, serverName)).LoginAsync(new LoginRequest(
+            password, JsonBody.OptionalString(body, "device_id"), JsonBody.OptionalString(body, "initial_device_display_name")));
+        await WaitForCachesAsync(notifier, result.CachesPosition, context.RequestAborted);
+        return Results.Json(SessionBody(result, serverName));
+    }
+
+    private static async Task<IResult> Logout(HttpContext context, IGrainFactory grains, StreamNotifier notifier)
+    {
+        var requester = await RequestAuth.RequireUserAsync(context);
+        var position = await grains.GetGrain<IUserGrain>(requester.UserId).DeleteDevicesAsync([requester.DeviceId]);
+        await WaitForCachesAsync(notifier, position, context.RequestAborted);
+        return Results.Json(new JsonObject());
+    }
+
+    private static async Task<IResult> LogoutAll(HttpContext context, IGrainFactory grains, StreamNotifier notifier)
+    {
+        var requester = await RequestAuth.RequireUserAsync(context);
+        var position = await grains.GetGrain<IUserGrain>(requester.UserId).DeleteAllDevicesAsync();
+        await WaitForCachesAsync(notifier, position, context.RequestAborted);
+        return Results.Json(new JsonObject());
+    }
+
+    private static async Task<IResult> GetTokenOwner(HttpContext context)
+    {
+        var requester = await RequestAuth.RequireUserAsync(context);
+        return Results.Json(new JsonObject
+        {
+            ["user_id"] = requester.UserId,
+            ["device_id"] = requester.DeviceId,
+            ["is_guest"] = requester.IsGuest,
+        });
+    }
+
+    private static async Task<IResult> ChangePassword(HttpContext context, IGrainFactory grains, UserInteractiveAuth uia, StreamNotifier notifier)
+    {
+        var requester = await RequestAuth.RequireUserAsync(context);
+        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var challenge = await uia.CheckAsync(ParseAuth(body), UserInteractiveAuth.Password, $"password:{requester.UserId}", requester.UserId);
+        if (challenge is not null) return Challenge(challenge);
+        var newPassword = JsonBody.RequireString(body, "new_password");
+        if (newPassword.Length > MaxPasswordLength)
+            throw MatrixException.InvalidParam($"Password too long (at most {MaxPasswordLength} characters)");
+        var position = await grains.GetGrain<IUserGrain>(requester.UserId).ChangePasswordAsync(
+            newPassword, JsonBody.OptionalBool(body, "logout_devices", fallback: true), requester.DeviceId);
+        await WaitForCachesAsync(notifier, position, context.RequestAborted);
+        return Results.Json(new JsonObject());
+    }
+
+    private static async Task<IResult> GetAccount3PIDs(HttpContext context)
+    {
+        await RequestAuth.RequireUserAsync(context);
+        return Results.Json(new JsonObject { ["threepids"] = new JsonArray() });
+    }
+
+    /// <summary>The <c>auth</c> object of a user-interactive request, or null when there is none.</summary>
+    internal static UiaSubmission? ParseAuth(JsonObject body)
+    {
+        if (!body.TryGetPropertyValue("auth", out var node) || node is null) return null;
+        if (node is not JsonObject auth) throw MatrixException.BadJson("'auth' must be an object");
+        return new UiaSubmission(
+            JsonBody.OptionalString(auth, "type"),
+            JsonBody.OptionalString(auth, "session"),
+            LoginUser(auth),
+            JsonBody.OptionalString(auth, "password"));
+    }
+
+    /// <summary>The user named by an <c>identifier</c> of type <c>m.id.user</c>, or by the deprecated top-level <c>user</c>.</summary>
+    private static string? LoginUser(JsonObject body)
+    {
+        if (body.TryGetPropertyValue("identifier", out var node) && node is not null)
+        {
+            if (node is not JsonObject identifier) throw MatrixException.BadJson("'identifier' must be an object");
+            var type = JsonBody.RequireString(identifier, "type");
+            if (type != "m.id.user") throw new MatrixException(ErrorCodes.Unknown, $"Unknown login identifier type '{type}'", 400);
+            return JsonBody.RequireString(identifier, "user");
+        }
+        return JsonBody.OptionalString(body, "user");
+    }
+
+    private static JsonObject SessionBody(LoginResult result, string serverName)
+    {
+        var body = new JsonObject { ["user_id"] = result.UserId };
+        if (result.AccessToken is not null)
+        {
+            body["access_token"] = result.AccessToken;
+            body["device_id"] = result.DeviceId;
+        }
+        body["home_server"] = serverName;
+        return body;
+    }
+
+    internal static IResult Challenge(string json) => Results.Content(json, "application/json", Encoding.UTF8, 401);
+
+    /// <summary>Read-your-writes for revocations: once this returns, this silo no longer accepts the revoked tokens.</summary>
+    internal static async Task WaitForCachesAsync(StreamNotifier notifier, long position, CancellationToken ct)
+    {
+        if (position <= 0) return;
+        await notifier.WaitForTokenAsync(notifier.Current.Advance(StreamNames.Caches, 0, position), ReadYourWritesTimeout, ct);
+    }
+}

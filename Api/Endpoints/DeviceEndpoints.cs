@@ -1,0 +1,87 @@
+using System.Text.Json.Nodes;
+using Homeserver.Accounts;
+using Homeserver.Api.Http;
+using Homeserver.Errors;
+using Homeserver.Streams;
+
+namespace Homeserver.Api.Endpoints;
+
+/// <summary>Device management (spec: Client-Server API, "Device Management"). Deleting needs the account password.</summary>
+public static class DeviceEndpoints
+{
+    private const string Prefix = "/_matrix/client/v3";
+
+    public static IEndpointRouteBuilder MapDeviceEndpoints(this IEndpointRouteBuilder app)
+    {
+        app.MapGet($"{Prefix}/devices", GetDevices);
+        app.MapGet($"{Prefix}/devices/{{deviceId}}", GetDevice);
+        app.MapPut($"{Prefix}/devices/{{deviceId}}", UpdateDevice);
+        app.MapDelete($"{Prefix}/devices/{{deviceId}}", DeleteDevice);
+        app.MapPost($"{Prefix}/delete_devices", DeleteDevices);
+        return app;
+    }
+
+    private static async Task<IResult> GetDevices(HttpContext context, IGrainFactory grains)
+    {
+        var requester = await RequestAuth.RequireUserAsync(context);
+        var devices = await grains.GetGrain<IUserGrain>(requester.UserId).GetDevicesAsync();
+        return Results.Json(new JsonObject { ["devices"] = new JsonArray(devices.Select(d => (JsonNode)DeviceBody(d)).ToArray()) });
+    }
+
+    private static async Task<IResult> GetDevice(HttpContext context, string deviceId, IGrainFactory grains)
+    {
+        var requester = await RequestAuth.RequireUserAsync(context);
+        var device = await grains.GetGrain<IUserGrain>(requester.UserId).GetDeviceAsync(deviceId)
+            ?? throw MatrixException.NotFound("Unknown device");
+        return Results.Json(DeviceBody(device));
+    }
+
+    private static async Task<IResult> UpdateDevice(HttpContext context, string deviceId, IGrainFactory grains)
+    {
+        var requester = await RequestAuth.RequireUserAsync(context);
+        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var displayName = JsonBody.OptionalString(body, "display_name");
+        if (displayName is { Length: > 100 }) throw MatrixException.InvalidParam("Device display name too long (at most 100 characters)");
+        if (!await grains.GetGrain<IUserGrain>(requester.UserId).UpdateDeviceAsync(deviceId, displayName))
+            throw MatrixException.NotFound("Unknown device");
+        return Results.Json(new JsonObject());
+    }
+
+    private static async Task<IResult> DeleteDevice(HttpContext context, string deviceId, IGrainFactory grains, UserInteractiveAuth uia, StreamNotifier notifier)
+    {
+        var requester = await RequestAuth.RequireUserAsync(context);
+        // The first, unauthenticated attempt commonly has no body at all.
+        var body = await JsonBody.ReadObjectAsync(context.Request, allowEmpty: true);
+        return await DeleteAsync(context, requester, [deviceId], body, grains, uia, notifier);
+    }
+
+    private static async Task<IResult> DeleteDevices(HttpContext context, IGrainFactory grains, UserInteractiveAuth uia, StreamNotifier notifier)
+    {
+        var requester = await RequestAuth.RequireUserAsync(context);
+        var body = await JsonBody.ReadObjectAsync(context.Request);
+        if (!body.TryGetPropertyValue("devices", out var node) || node is null) throw MatrixException.MissingParam("Missing 'devices'");
+        if (node is not JsonArray array) throw MatrixException.BadJson("'devices' must be an array of device ids");
+        var ids = array.Select(d => d is JsonValue v && v.TryGetValue<string>(out var s)
+            ? s
+            : throw MatrixException.BadJson("'devices' must be an array of device ids")).ToArray();
+        return await DeleteAsync(context, requester, ids, body, grains, uia, notifier);
+    }
+
+    private static async Task<IResult> DeleteAsync(HttpContext context, Requester requester, string[] deviceIds, JsonObject body,
+        IGrainFactory grains, UserInteractiveAuth uia, StreamNotifier notifier)
+    {
+        var challenge = await uia.CheckAsync(AccountEndpoints.ParseAuth(body), UserInteractiveAuth.Password,
+            $"delete_devices:{requester.UserId}", requester.UserId);
+        if (challenge is not null) return AccountEndpoints.Challenge(challenge);
+        var position = await grains.GetGrain<IUserGrain>(requester.UserId).DeleteDevicesAsync(deviceIds);
+        await AccountEndpoints.WaitForCachesAsync(notifier, position, context.RequestAborted);
+        return Results.Json(new JsonObject());
+    }
+
+    private static JsonObject DeviceBody(DeviceInfo device)
+    {
+        var body = new JsonObject { ["device_id"] = device.DeviceId };
+        if (device.DisplayName is not null) body["display_name"] = device.DisplayName;
+        return body;
+    }
+}

@@ -1,0 +1,66 @@
+namespace Homeserver.Accounts;
+
+/// <summary>
+/// One account: its password hash, devices and access tokens. Key: the full user id, e.g. <c>"@alice:example.org"</c>
+/// (see <see cref="UserIds"/>). Revoking tokens is appended to the <c>caches</c> stream, so every silo's
+/// token cache drops them; methods that do so return the <c>caches/0</c> position to wait for (0 when nothing was
+/// appended).
+/// </summary>
+public interface IUserGrain : IGrainWithStringKey
+{
+    /// <summary>Creates the account (and, unless inhibited, a device and token). 400 <c>M_USER_IN_USE</c> if it exists.</summary>
+    Task<LoginResult> RegisterAsync(RegisterRequest request);
+
+    /// <summary>403 <c>M_FORBIDDEN</c> for an unknown user or a wrong password. Reusing an existing device id
+    /// replaces that device's token.</summary>
+    Task<LoginResult> LoginAsync(LoginRequest request);
+
+    Task<bool> ExistsAsync();
+
+    Task<bool> CheckPasswordAsync(string password);
+
+    /// <summary>Replaces the password; with <paramref name="logoutDevices"/>, deletes every device except
+    /// <paramref name="keepDeviceId"/>.</summary>
+    Task<long> ChangePasswordAsync(string newPassword, bool logoutDevices, string? keepDeviceId);
+
+    Task<DeviceInfo[]> GetDevicesAsync();
+
+    Task<DeviceInfo?> GetDeviceAsync(string deviceId);
+
+    /// <summary>False when the device does not exist.</summary>
+    Task<bool> UpdateDeviceAsync(string deviceId, string? displayName);
+
+    /// <summary>Deletes devices and revokes their tokens on every silo. Unknown ids are ignored.</summary>
+    Task<long> DeleteDevicesAsync(string[] deviceIds);
+
+    /// <summary>Deletes every device (and token) of the user.</summary>
+    Task<long> DeleteAllDevicesAsync();
+}
+
+[GenerateSerializer, Immutable]
+public sealed record RegisterRequest(
+    [property: Id(0)] string? Password,
+    [property: Id(1)] bool IsGuest,
+    [property: Id(2)] string? DeviceId,
+    [property: Id(3)] string? InitialDeviceDisplayName,
+    [property: Id(4)] bool InhibitLogin);
+
+[GenerateSerializer, Immutable]
+public sealed record LoginRequest(
+    [property: Id(0)] string Password,
+    [property: Id(1)] string? DeviceId,
+    [property: Id(2)] string? InitialDeviceDisplayName);
+
+/// <summary>A new session: <see cref="AccessToken"/> and <see cref="DeviceId"/> are null when login was inhibited.
+/// <see cref="CachesPosition"/> is the <c>caches/0</c> position to wait for when an old token was revoked (else 0).</summary>
+[GenerateSerializer, Immutable]
+public sealed record LoginResult(
+    [property: Id(0)] string UserId,
+    [property: Id(1)] string? DeviceId,
+    [property: Id(2)] string? AccessToken,
+    [property: Id(3)] long CachesPosition);
+
+[GenerateSerializer, Immutable]
+public sealed record DeviceInfo(
+    [property: Id(0)] string DeviceId,
+    [property: Id(1)] string? DisplayName);

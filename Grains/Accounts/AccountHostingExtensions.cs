@@ -1,0 +1,21 @@
+using Homeserver.Accounts;
+using Homeserver.Streams;
+using Microsoft.Extensions.DependencyInjection;
+
+// In the hosting namespace so AddHomeserverGrains needs no extra using.
+namespace Homeserver.Hosting;
+
+public static class AccountHostingExtensions
+{
+    /// <summary>Accounts on one silo: the token authenticator (with its cache), UIA sessions and the persisters of
+    /// credential revocations.</summary>
+    public static IServiceCollection AddHomeserverAccounts(this IServiceCollection services)
+    {
+        services.AddSingleton<AccountRepository>();
+        services.AddSingleton<IAccessTokenAuthenticator, AccessTokenAuthenticator>();
+        services.AddSingleton<UserInteractiveAuth>();
+        services.AddSingleton<IStreamRowPersister, DevicesDeletedPersister>();
+        services.AddSingleton<IStreamRowPersister, TokensRevokedPersister>();
+        return services;
+    }
+}

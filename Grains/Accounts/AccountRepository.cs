@@ -1,0 +1,125 @@
+using Npgsql;
+
+namespace Homeserver.Accounts;
+
+/// <summary>The <c>users</c>, <c>devices</c> and <c>access_tokens</c> tables.</summary>
+public sealed class AccountRepository(NpgsqlDataSource db)
+{
+    public sealed record StoredUser(string? PasswordHash, bool IsGuest);
+
+    public sealed record StoredDevice(string DeviceId, string? DisplayName, List<byte[]> TokenHashes);
+
+    public sealed record NewSession(string DeviceId, string? DisplayName, byte[] TokenHash, bool DeviceExists);
+
+    public async Task<(StoredUser? User, List<StoredDevice> Devices)> LoadAsync(string userId)
+    {
+        await using var batch = db.CreateBatch();
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT password_hash, is_guest FROM users WHERE user_id = $1")
+        {
+            Parameters = { new() { Value = userId } }
+        });
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT device_id, display_name FROM devices WHERE user_id = $1 ORDER BY device_id")
+        {
+            Parameters = { new() { Value = userId } }
+        });
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT device_id, token_hash FROM access_tokens WHERE user_id = $1")
+        {
+            Parameters = { new() { Value = userId } }
+        });
+        await using var reader = await batch.ExecuteReaderAsync();
+        StoredUser? user = null;
+        if (await reader.ReadAsync()) user = new StoredUser(reader.IsDBNull(0) ? null : reader.GetString(0), reader.GetBoolean(1));
+        await reader.NextResultAsync();
+        var devices = new Dictionary<string, StoredDevice>(StringComparer.Ordinal);
+        while (await reader.ReadAsync())
+        {
+            var id = reader.GetString(0);
+            devices[id] = new StoredDevice(id, reader.IsDBNull(1) ? null : reader.GetString(1), []);
+        }
+        await reader.NextResultAsync();
+        while (await reader.ReadAsync())
+            if (devices.TryGetValue(reader.GetString(0), out var device)) device.TokenHashes.Add((byte[])reader[1]);
+        return (user, devices.Values.ToList());
+    }
+
+    /// <summary>Creates the user and, optionally, its first device and token in one transaction. False when the
+    /// user id is taken (the primary key decides between concurrent registrations).</summary>
+    public async Task<bool> InsertUserAsync(string userId, string? passwordHash, bool isGuest, NewSession? session)
+    {
+        await using var batch = db.CreateBatch();
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("INSERT INTO users (user_id, password_hash, is_guest) VALUES ($1, $2, $3)")
+        {
+            Parameters = { new() { Value = userId }, new() { Value = (object?)passwordHash ?? DBNull.Value }, new() { Value = isGuest } }
+        });
+        if (session is not null) AddSessionCommands(batch, userId, session);
+        try
+        {
+            await batch.ExecuteNonQueryAsync();
+            return true;
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation && e.ConstraintName == "users_pkey")
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Adds a device (unless it exists) and a token for it, in one transaction.</summary>
+    public async Task InsertSessionAsync(string userId, NewSession session)
+    {
+        await using var batch = db.CreateBatch();
+        AddSessionCommands(batch, userId, session);
+        await batch.ExecuteNonQueryAsync();
+    }
+
+    private static void AddSessionCommands(NpgsqlBatch batch, string userId, NewSession session)
+    {
+        if (!session.DeviceExists)
+            batch.BatchCommands.Add(new NpgsqlBatchCommand(
+                "INSERT INTO devices (user_id, device_id, display_name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            {
+                Parameters = { new() { Value = userId }, new() { Value = session.DeviceId }, new() { Value = (object?)session.DisplayName ?? DBNull.Value } }
+            });
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("INSERT INTO access_tokens (token_hash, user_id, device_id) VALUES ($1, $2, $3)")
+        {
+            Parameters = { new() { Value = session.TokenHash }, new() { Value = userId }, new() { Value = session.DeviceId } }
+        });
+    }
+
+    public async Task UpdateDisplayNameAsync(string userId, string deviceId, string? displayName)
+    {
+        await using var cmd = db.CreateCommand("UPDATE devices SET display_name = $3 WHERE user_id = $1 AND device_id = $2");
+        cmd.Parameters.AddWithValue(userId);
+        cmd.Parameters.AddWithValue(deviceId);
+        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)displayName ?? DBNull.Value });
+        await cmd.ExecuteNonQueryAsync();
+    }
+
+    public async Task UpdatePasswordAsync(string userId, string passwordHash)
+    {
+        await using var cmd = db.CreateCommand("UPDATE users SET password_hash = $2 WHERE user_id = $1");
+        cmd.Parameters.AddWithValue(userId);
+        cmd.Parameters.AddWithValue(passwordHash);
+        await cmd.ExecuteNonQueryAsync();
+    }
+
+    public async Task<bool> UserExistsAsync(string userId)
+    {
+        await using var cmd = db.CreateCommand("SELECT 1 FROM users WHERE user_id = $1");
+        cmd.Parameters.AddWithValue(userId);
+        return await cmd.ExecuteScalarAsync() is not null;
+    }
+
+    /// <summary>The requester behind a token hash, or null when the token is unknown or revoked.</summary>
+    public async Task<Requester?> FindRequesterAsync(byte[] tokenHash)
+    {
+        await using var cmd = db.CreateCommand(
+            """
+            SELECT t.user_id, t.device_id, u.is_guest
+              FROM access_tokens t JOIN users u ON u.user_id = t.user_id
+             WHERE t.token_hash = $1
+            """);
+        cmd.Parameters.AddWithValue(tokenHash);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        return await reader.ReadAsync() ? new Requester(reader.GetString(0), reader.GetString(1), reader.GetBoolean(2)) : null;
+    }
+}

@@ -1,0 +1,160 @@
+using Homeserver.Errors;
+using Homeserver.Streams;
+using Microsoft.Extensions.Options;
+
+namespace Homeserver.Accounts;
+
+/// <summary>
+/// One account (see <see cref="IUserGrain"/>). State is read from the database on activation and kept in step with
+/// every write this grain makes; the database is the referee between activations (the users primary key decides
+/// registration races).
+/// </summary>
+public sealed class UserGrain(AccountRepository repository, IOptions<HomeserverOptions> options) : Grain, IUserGrain
+{
+    private sealed class Device(string id, string? displayName)
+    {
+        public readonly string Id = id;
+        public string? DisplayName = displayName;
+        public readonly List<byte[]> TokenHashes = [];
+    }
+
+    private string _userId = "";
+    private bool _exists;
+    private string? _passwordHash;
+    private bool _isGuest;
+    private readonly Dictionary<string, Device> _devices = new(StringComparer.Ordinal);
+
+    public override async Task OnActivateAsync(CancellationToken ct)
+    {
+        _userId = this.GetPrimaryKeyString();
+        var (user, devices) = await repository.LoadAsync(_userId);
+        _exists = user is not null;
+        _passwordHash = user?.PasswordHash;
+        _isGuest = user?.IsGuest ?? false;
+        foreach (var d in devices)
+        {
+            var device = new Device(d.DeviceId, d.DisplayName);
+            device.TokenHashes.AddRange(d.TokenHashes);
+            _devices[d.DeviceId] = device;
+        }
+    }
+
+    public async Task<LoginResult> RegisterAsync(RegisterRequest request)
+    {
+        if (_exists) throw UserInUse();
+        string? hash = null;
+        if (request.Password is not null) hash = await HashAsync(request.Password);
+
+        AccountRepository.NewSession? session = null;
+        string? token = null;
+        if (!request.InhibitLogin)
+        {
+            token = AccessTokens.NewToken();
+            var deviceId = string.IsNullOrEmpty(request.DeviceId) ? AccessTokens.NewDeviceId() : request.DeviceId;
+            session = new AccountRepository.NewSession(deviceId, request.InitialDeviceDisplayName, AccessTokens.Hash(token), DeviceExists: false);
+        }
+        if (!await repository.InsertUserAsync(_userId, hash, request.IsGuest, session))
+        {
+            // Another activation (or a direct insert) got there first: our view is stale, so reload next time.
+            this.DeactivateOnIdle();
+            throw UserInUse();
+        }
+        _exists = true;
+        _passwordHash = hash;
+        _isGuest = request.IsGuest;
+        if (session is not null) Remember(session);
+        return new LoginResult(_userId, session?.DeviceId, token, 0);
+    }
+
+    public async Task<LoginResult> LoginAsync(LoginRequest request)
+    {
+        if (!await CheckPasswordAsync(request.Password))
+            throw MatrixException.Forbidden("Invalid username or password");
+
+        long position = 0;
+        var deviceId = string.IsNullOrEmpty(request.DeviceId) ? AccessTokens.NewDeviceId() : request.DeviceId;
+        var exists = _devices.TryGetValue(deviceId, out var device);
+        if (exists && device!.TokenHashes.Count > 0)
+        {
+            // Logging in again on a device replaces its session: the old token stops working everywhere.
+            position = await AppendAsync(AccountRows.RevokeTokens(_userId, device.TokenHashes));
+            device.TokenHashes.Clear();
+        }
+        var token = AccessTokens.NewToken();
+        var session = new AccountRepository.NewSession(deviceId, exists ? device!.DisplayName : request.InitialDeviceDisplayName,
+            AccessTokens.Hash(token), exists);
+        await repository.InsertSessionAsync(_userId, session);
+        Remember(session);
+        return new LoginResult(_userId, deviceId, token, position);
+    }
+
+    public Task<bool> ExistsAsync() => Task.FromResult(_exists);
+
+    public async Task<bool> CheckPasswordAsync(string password)
+    {
+        if (!_exists || _passwordHash is null) return false;
+        var hash = _passwordHash;
+        return await Task.Run(() =>
+        {
+            try { return BCrypt.Net.BCrypt.Verify(password, hash); }
+            catch (BCrypt.Net.SaltParseException) { return false; }
+        });
+    }
+
+    public async Task<long> ChangePasswordAsync(string newPassword, bool logoutDevices, string? keepDeviceId)
+    {
+        if (!_exists) throw MatrixException.NotFound("Unknown user");
+        var hash = await HashAsync(newPassword);
+        await repository.UpdatePasswordAsync(_userId, hash);
+        _passwordHash = hash;
+        if (!logoutDevices) return 0;
+        return await DeleteDevicesAsync(_devices.Keys.Where(id => id != keepDeviceId).ToArray());
+    }
+
+    public Task<DeviceInfo[]> GetDevicesAsync() =>
+        Task.FromResult(_devices.Values.OrderBy(d => d.Id, StringComparer.Ordinal).Select(d => new DeviceInfo(d.Id, d.DisplayName)).ToArray());
+
+    public Task<DeviceInfo?> GetDeviceAsync(string deviceId) =>
+        Task.FromResult(_devices.TryGetValue(deviceId, out var d) ? new DeviceInfo(d.Id, d.DisplayName) : null);
+
+    public async Task<bool> UpdateDeviceAsync(string deviceId, string? displayName)
+    {
+        if (!_devices.TryGetValue(deviceId, out var device)) return false;
+        await repository.UpdateDisplayNameAsync(_userId, deviceId, displayName);
+        device.DisplayName = displayName;
+        return true;
+    }
+
+    public async Task<long> DeleteDevicesAsync(string[] deviceIds)
+    {
+        var doomed = deviceIds.Distinct(StringComparer.Ordinal).Where(_devices.ContainsKey).ToArray();
+        if (doomed.Length == 0) return 0;
+        var position = await AppendAsync(AccountRows.DeleteDevices(_userId, doomed, doomed.SelectMany(id => _devices[id].TokenHashes)));
+        foreach (var id in doomed) _devices.Remove(id);
+        return position;
+    }
+
+    public Task<long> DeleteAllDevicesAsync() => DeleteDevicesAsync(_devices.Keys.ToArray());
+
+    private void Remember(AccountRepository.NewSession session)
+    {
+        if (!_devices.TryGetValue(session.DeviceId, out var device))
+            _devices[session.DeviceId] = device = new Device(session.DeviceId, session.DisplayName);
+        device.TokenHashes.Add(session.TokenHash);
+    }
+
+    private async Task<long> AppendAsync(StreamRow[] rows)
+    {
+        var result = await GrainFactory.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(StreamNames.Caches, 0)).AppendAsync(rows);
+        return result.LastPosition;
+    }
+
+    private Task<string> HashAsync(string password)
+    {
+        var cost = Math.Clamp(options.Value.PasswordHashCost, 4, 31);
+        // BCrypt is deliberately slow: keep it off the grain scheduler's threads.
+        return Task.Run(() => BCrypt.Net.BCrypt.HashPassword(password, cost));
+    }
+
+    private MatrixException UserInUse() => new(ErrorCodes.UserInUse, "User ID already taken.", 400);
+}
