@@ -34,6 +34,7 @@ public static class HomeserverApp
         app.UseMiddleware<MatrixErrorMiddleware>();
         app.MapHealthEndpoints();
         app.MapAccountEndpoints();
+        app.MapRoomEndpoints();
         app.MapFallbackEndpoints();
         return app;
     }

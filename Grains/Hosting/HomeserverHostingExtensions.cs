@@ -1,4 +1,5 @@
 using Homeserver.Caches;
+using Homeserver.Rooms;
 using Homeserver.Storage;
 using Homeserver.Streams;
 using Microsoft.Extensions.Configuration;
@@ -82,6 +83,7 @@ public static class HomeserverHostingExtensions
     {
         silo.Services.AddHomeserverStreams();
         silo.Services.AddHomeserverAccounts();
+        silo.Services.AddHomeserverRooms();
         return silo;
     }
 

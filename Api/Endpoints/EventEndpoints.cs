@@ -1,0 +1,67 @@
+using System.Text.Json.Nodes;
+using Homeserver.Api.Http;
+using Homeserver.Errors;
+using Homeserver.Rooms;
+using Homeserver.Streams;
+
+namespace Homeserver.Api.Endpoints;
+
+/// <summary>
+/// Sending events (spec: Client-Server API, "Sending events to a room" and "Redactions"): messages, state and
+/// redactions. Sends and redactions are idempotent per device and transaction id.
+/// </summary>
+public static class EventEndpoints
+{
+    private const string Prefix = RoomEndpoints.Prefix;
+
+    public static IEndpointRouteBuilder MapEventEndpoints(this IEndpointRouteBuilder app)
+    {
+        app.MapPut($"{Prefix}/rooms/{{roomId}}/send/{{eventType}}/{{txnId}}", SendMessage);
+        app.MapPut($"{Prefix}/rooms/{{roomId}}/state/{{eventType}}/{{**stateKey}}", SetRoomStateWithKey);
+        app.MapPut($"{Prefix}/rooms/{{roomId}}/redact/{{eventId}}/{{txnId}}", RedactEvent);
+        return app;
+    }
+
+    private static async Task<IResult> SendMessage(HttpContext context, string roomId, string eventType, string txnId,
+        IGrainFactory grains, StreamNotifier notifier)
+    {
+        var requester = await RequestAuth.RequireUserAsync(context);
+        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var command = new SendEventCommand(requester.UserId, requester.DeviceId, RoomWrites.Segment(txnId),
+            RequireType(eventType), null, body.ToJsonString());
+        var result = await grains.GetGrain<IRoomGrain>(RoomWrites.RoomId(roomId)).SendAsync(command);
+        await RoomWrites.WaitAsync(notifier, result, context.RequestAborted);
+        return Results.Json(new JsonObject { ["event_id"] = result.EventId });
+    }
+
+    private static async Task<IResult> SetRoomStateWithKey(HttpContext context, string roomId, string eventType, string? stateKey,
+        IGrainFactory grains, StreamNotifier notifier)
+    {
+        var requester = await RequestAuth.RequireUserAsync(context);
+        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var command = new SendEventCommand(requester.UserId, requester.DeviceId, null, RequireType(eventType),
+            RoomWrites.Segment(stateKey ?? ""), body.ToJsonString());
+        var result = await grains.GetGrain<IRoomGrain>(RoomWrites.RoomId(roomId)).SendAsync(command);
+        await RoomWrites.WaitAsync(notifier, result, context.RequestAborted);
+        return Results.Json(new JsonObject { ["event_id"] = result.EventId });
+    }
+
+    private static async Task<IResult> RedactEvent(HttpContext context, string roomId, string eventId, string txnId,
+        IGrainFactory grains, StreamNotifier notifier)
+    {
+        var requester = await RequestAuth.RequireUserAsync(context);
+        var body = await JsonBody.ReadObjectAsync(context.Request, allowEmpty: true);
+        var command = new RedactCommand(requester.UserId, requester.DeviceId, RoomWrites.Segment(txnId), RoomWrites.Segment(eventId),
+            JsonBody.OptionalString(body, "reason"));
+        var result = await grains.GetGrain<IRoomGrain>(RoomWrites.RoomId(roomId)).RedactAsync(command);
+        await RoomWrites.WaitAsync(notifier, result, context.RequestAborted);
+        return Results.Json(new JsonObject { ["event_id"] = result.EventId });
+    }
+
+    private static string RequireType(string eventType)
+    {
+        var type = RoomWrites.Segment(eventType);
+        if (type.Length == 0 || type.Length > 255) throw MatrixException.InvalidParam("Invalid event type");
+        return type;
+    }
+}

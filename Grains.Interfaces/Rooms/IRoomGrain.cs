@@ -1,0 +1,87 @@
+namespace Homeserver.Rooms;
+
+/// <summary>
+/// One room: owns its current state and membership, applies the authorization rules and builds its events in
+/// order (depth, prev_events), appending them to the room's <c>events</c> stream writer. Key: the room id
+/// (<c>!opaque:server</c>). Calls are serialised per room, so every event builds on the one before it; a unique
+/// index on (room, depth) makes a stray second activation fail rather than fork the room.
+/// </summary>
+public interface IRoomGrain : IGrainWithStringKey
+{
+    /// <summary>Creates the room with all its initial events in one transaction. 400 <c>M_ROOM_IN_USE</c> when the
+    /// alias is taken, <c>M_UNSUPPORTED_ROOM_VERSION</c> for an unknown version.</summary>
+    Task<RoomWriteResult> CreateAsync(CreateRoomCommand command);
+
+    /// <summary>Sends a message event (no state key) or a state event. Idempotent per (sender, device, txn id).</summary>
+    Task<RoomWriteResult> SendAsync(SendEventCommand command);
+
+    /// <summary>Join, invite, leave, kick, ban or unban.</summary>
+    Task<RoomWriteResult> SetMembershipAsync(MembershipCommand command);
+
+    /// <summary>Sends an <c>m.room.redaction</c> and redacts the stored target. Idempotent per txn id.</summary>
+    Task<RoomWriteResult> RedactAsync(RedactCommand command);
+
+    /// <summary>Hides the room from the user's archive; only allowed when they are no longer joined.</summary>
+    Task<RoomWriteResult> ForgetAsync(string userId);
+}
+
+/// <summary>What a write produced: the event (null for writes without one, e.g. forget) and the events stream
+/// position to wait for (read-your-writes).</summary>
+[GenerateSerializer, Immutable]
+public sealed record RoomWriteResult(
+    [property: Id(0)] string? EventId,
+    [property: Id(1)] int Writer,
+    [property: Id(2)] long Position);
+
+/// <summary>A parsed <c>createRoom</c> body. JSON-valued fields are JSON text (objects), as sent by the client.</summary>
+[GenerateSerializer, Immutable]
+public sealed record CreateRoomCommand(
+    [property: Id(0)] string Creator,
+    [property: Id(1)] string? DeviceId,
+    [property: Id(2)] string RoomVersion,
+    [property: Id(3)] string Preset,
+    [property: Id(4)] bool IsPublic,
+    [property: Id(5)] string? Name,
+    [property: Id(6)] string? Topic,
+    [property: Id(7)] string? AliasLocalpart,
+    [property: Id(8)] string[] Invite,
+    [property: Id(9)] bool IsDirect,
+    [property: Id(10)] string? CreationContentJson,
+    [property: Id(11)] string? PowerLevelOverrideJson,
+    [property: Id(12)] string[] InitialStateJson);
+
+/// <summary>A client-sent event. <see cref="StateKey"/> null means a message event.</summary>
+[GenerateSerializer, Immutable]
+public sealed record SendEventCommand(
+    [property: Id(0)] string Sender,
+    [property: Id(1)] string? DeviceId,
+    [property: Id(2)] string? TxnId,
+    [property: Id(3)] string Type,
+    [property: Id(4)] string? StateKey,
+    [property: Id(5)] string ContentJson);
+
+public enum MembershipAction
+{
+    Join,
+    Invite,
+    Leave,
+    Kick,
+    Ban,
+    Unban,
+}
+
+[GenerateSerializer, Immutable]
+public sealed record MembershipCommand(
+    [property: Id(0)] string Sender,
+    [property: Id(1)] string Target,
+    [property: Id(2)] MembershipAction Action,
+    [property: Id(3)] string? Reason,
+    [property: Id(4)] bool IsDirect = false);
+
+[GenerateSerializer, Immutable]
+public sealed record RedactCommand(
+    [property: Id(0)] string Sender,
+    [property: Id(1)] string? DeviceId,
+    [property: Id(2)] string TxnId,
+    [property: Id(3)] string EventId,
+    [property: Id(4)] string? Reason);

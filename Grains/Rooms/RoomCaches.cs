@@ -1,0 +1,71 @@
+using Homeserver.Caches;
+using Homeserver.Streams;
+
+namespace Homeserver.Rooms;
+
+/// <summary>
+/// The per-silo caches of the rooms area and their invalidation: a handler on the <c>events</c> stream drops what a
+/// row changed before this silo's reader moves past it, so a read after waiting for a write's position never sees
+/// the state from before it.
+/// </summary>
+public static class RoomCaches
+{
+    /// <summary>Room id → <see cref="CurrentRoomState"/>.</summary>
+    public const string CurrentState = "rooms.current_state";
+
+    /// <summary>Event id → <see cref="StoredEvent"/> (only events that exist are cached).</summary>
+    public const string Events = "rooms.events";
+
+    /// <summary>User id → that user's current memberships (<see cref="UserRoomMembership"/> list).</summary>
+    public const string UserMemberships = "rooms.user_memberships";
+
+    /// <summary>Room id → <see cref="RoomInfo"/> (only rooms that exist are cached).</summary>
+    public const string Rooms = "rooms.info";
+}
+
+public sealed class RoomCacheHandler(CacheRegistry caches) : IStreamRowHandler
+{
+    public string Stream => StreamNames.Events;
+
+    public void Handle(StreamEntry entry)
+    {
+        switch (entry.Kind)
+        {
+            case RoomStreamRows.EventKind:
+            {
+                var row = RoomStreamRows.Parse<RoomEventRow>(entry.Payload);
+                if (row.StateKey is not null || row.RedactsState) caches.Invalidate(RoomCaches.CurrentState, row.RoomId);
+                if (row.Membership is not null && row.StateKey is not null) caches.Invalidate(RoomCaches.UserMemberships, row.StateKey);
+                if (row.Redacts is not null) caches.Invalidate(RoomCaches.Events, row.Redacts);
+                break;
+            }
+            case RoomStreamRows.ForgetKind:
+            {
+                var row = RoomStreamRows.Parse<ForgetRow>(entry.Payload);
+                caches.Invalidate(RoomCaches.UserMemberships, row.UserId);
+                break;
+            }
+        }
+    }
+}
+
+/// <summary>A room's current state as loaded from the database: each state event by (type, state key).</summary>
+public sealed class CurrentRoomState(IReadOnlyList<StoredEvent> events)
+{
+    private readonly Dictionary<(string, string), StoredEvent> _byKey =
+        events.Where(e => e.StateKey is not null).ToDictionary(e => (e.Type, e.StateKey!));
+
+    public static readonly CurrentRoomState Empty = new([]);
+
+    public IReadOnlyList<StoredEvent> Events { get; } = events;
+
+    public bool Exists => Events.Count > 0;
+
+    public StoredEvent? Get(string type, string stateKey) => _byKey.GetValueOrDefault((type, stateKey));
+
+    /// <summary>The membership of a user ("join", "invite", "leave", "ban", "knock") or null.</summary>
+    public string? Membership(string userId) =>
+        Get("m.room.member", userId) is { } e ? RoomEventFormat.ContentString(e.Json, "membership") : null;
+
+    public IEnumerable<StoredEvent> Members => Events.Where(e => e.Type == "m.room.member");
+}

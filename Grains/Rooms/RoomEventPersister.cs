@@ -1,0 +1,92 @@
+using Homeserver.Streams;
+using Npgsql;
+
+namespace Homeserver.Rooms;
+
+/// <summary>
+/// Writes an event's domain rows in the events writer's transaction: the event, the room's current state, the
+/// membership tables, the transaction id, the room itself (create events) and the in-place redaction of a target.
+/// </summary>
+public sealed class RoomEventPersister : IStreamRowPersister
+{
+    public string Kind => RoomStreamRows.EventKind;
+
+    public void AddCommands(NpgsqlBatch batch, StreamEntry entry)
+    {
+        var row = RoomStreamRows.Parse<RoomEventRow>(entry.Payload);
+
+        if (row.Room is { } room)
+            batch.BatchCommands.Add(Command(
+                "INSERT INTO rooms (room_id, room_version, creator, is_public) VALUES ($1, $2, $3, $4)",
+                row.RoomId, room.RoomVersion, room.Creator, room.IsPublic));
+
+        batch.BatchCommands.Add(Command(
+            """
+            INSERT INTO events (event_id, room_id, stream_writer, stream_position, topological, type, state_key, sender,
+                                origin_server_ts, json, device_id, txn_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+            """,
+            row.EventId, row.RoomId, entry.Writer, entry.Position, row.Topological, row.Type, row.StateKey, row.Sender,
+            row.OriginServerTs, row.Json, row.DeviceId, row.TxnId));
+
+        if (row.StateKey is not null)
+            batch.BatchCommands.Add(Command(
+                """
+                INSERT INTO room_current_state (room_id, type, state_key, event_id) VALUES ($1, $2, $3, $4)
+                ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = EXCLUDED.event_id
+                """,
+                row.RoomId, row.Type, row.StateKey, row.EventId));
+
+        if (row.Membership is not null && row.StateKey is not null)
+        {
+            batch.BatchCommands.Add(Command(
+                """
+                INSERT INTO room_memberships (room_id, user_id, membership, event_id, sender, stream_writer, stream_position, topological, forgotten)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, false)
+                ON CONFLICT (room_id, user_id) DO UPDATE SET
+                    membership = EXCLUDED.membership, event_id = EXCLUDED.event_id, sender = EXCLUDED.sender,
+                    stream_writer = EXCLUDED.stream_writer, stream_position = EXCLUDED.stream_position,
+                    topological = EXCLUDED.topological, forgotten = false
+                """,
+                row.RoomId, row.StateKey, row.Membership, row.EventId, row.Sender, entry.Writer, entry.Position, row.Topological));
+            batch.BatchCommands.Add(Command(
+                """
+                INSERT INTO room_membership_history (room_id, user_id, membership, event_id, sender, stream_writer, stream_position, topological)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                """,
+                row.RoomId, row.StateKey, row.Membership, row.EventId, row.Sender, entry.Writer, entry.Position, row.Topological));
+        }
+
+        if (row.DeviceId is not null && row.TxnId is not null)
+            batch.BatchCommands.Add(Command(
+                "INSERT INTO event_txn_ids (user_id, device_id, room_id, txn_id, event_id) VALUES ($1, $2, $3, $4, $5)",
+                row.Sender, row.DeviceId, row.RoomId, row.TxnId, row.EventId));
+
+        // Only the first redaction rewrites the target: later ones are events of their own but change nothing.
+        if (row.Redacts is not null && row.RedactedJson is not null)
+            batch.BatchCommands.Add(Command(
+                "UPDATE events SET json = $2, redacted_because = $3 WHERE event_id = $1 AND room_id = $4 AND redacted_because IS NULL",
+                row.Redacts, row.RedactedJson, row.RedactedBecause ?? row.EventId, row.RoomId));
+    }
+
+    internal static NpgsqlBatchCommand Command(string sql, params object?[] values)
+    {
+        var command = new NpgsqlBatchCommand(sql);
+        foreach (var v in values) command.Parameters.Add(new NpgsqlParameter { Value = v ?? DBNull.Value });
+        return command;
+    }
+}
+
+/// <summary>Marks a user's membership of a room as forgotten (it stays out of their archive until they rejoin).</summary>
+public sealed class RoomForgetPersister : IStreamRowPersister
+{
+    public string Kind => RoomStreamRows.ForgetKind;
+
+    public void AddCommands(NpgsqlBatch batch, StreamEntry entry)
+    {
+        var row = RoomStreamRows.Parse<ForgetRow>(entry.Payload);
+        batch.BatchCommands.Add(RoomEventPersister.Command(
+            "UPDATE room_memberships SET forgotten = true WHERE room_id = $1 AND user_id = $2 AND membership <> 'join'",
+            row.RoomId, row.UserId));
+    }
+}

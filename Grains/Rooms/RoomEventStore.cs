@@ -1,0 +1,271 @@
+using Homeserver.Caches;
+using Homeserver.Streams;
+using Microsoft.Extensions.Options;
+using Npgsql;
+
+namespace Homeserver.Rooms;
+
+public enum Direction
+{
+    /// <summary>Towards older events (descending).</summary>
+    Backwards,
+    /// <summary>Towards newer events (ascending).</summary>
+    Forwards,
+}
+
+/// <summary>
+/// The read side of rooms, for endpoints, <c>/sync</c> and <c>/messages</c>. One per silo (a DI singleton). Hot reads
+/// (current state, single events, a user's memberships, room info) go through this silo's caches, which
+/// <see cref="RoomCacheHandler"/> invalidates before the silo's reader passes the write; range reads go to the
+/// database. Callers that must see a write wait for its position first (<see cref="StreamNotifier"/>).
+/// </summary>
+/// <remarks>
+/// Positions: a room lives on one writer of the <c>events</c> stream (<see cref="EventShards.WriterFor"/>), so a
+/// room's stream positions are that writer's; <see cref="WriterOf"/> names it and <c>token.Get("events", writer)</c>
+/// gives a token's position in it. Topological positions are the room's own sequence (its events' depth, 1 = the
+/// create event). Every list comes back in chronological order unless it says otherwise.
+/// </remarks>
+public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, IOptions<HomeserverOptions> options)
+{
+    private const string EventColumns =
+        "event_id, room_id, type, state_key, sender, origin_server_ts, topological, stream_writer, stream_position, json, device_id, txn_id, redacted_because IS NOT NULL";
+
+    /// <summary>The events stream writer that owns <paramref name="roomId"/>.</summary>
+    public int WriterOf(string roomId) => EventShards.WriterFor(roomId, options.Value.EventWriters);
+
+    /// <summary>The room's creation record, or null when no such room exists here.</summary>
+    public async Task<RoomInfo?> GetRoomAsync(string roomId)
+    {
+        var cache = caches.Get<RoomInfo>(RoomCaches.Rooms);
+        if (cache.TryGet(roomId, out var hit)) return hit;
+        await using var cmd = db.CreateCommand("SELECT room_version, creator, is_public FROM rooms WHERE room_id = $1");
+        cmd.Parameters.AddWithValue(roomId);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        if (!await reader.ReadAsync()) return null;
+        var info = new RoomInfo(roomId, reader.GetString(0), reader.GetString(1), reader.GetBoolean(2));
+        // Rooms are never changed once created, so no generation race to guard against.
+        cache.Store(roomId, info, cache.Generation);
+        return info;
+    }
+
+    /// <summary>One event by id (as stored: redacted when redacted), or null.</summary>
+    public async Task<StoredEvent?> GetEventAsync(string eventId)
+    {
+        var cache = caches.Get<StoredEvent>(RoomCaches.Events, 50_000);
+        if (cache.TryGet(eventId, out var hit)) return hit;
+        var generation = cache.Generation;
+        await using var cmd = db.CreateCommand($"SELECT {EventColumns} FROM events WHERE event_id = $1");
+        cmd.Parameters.AddWithValue(eventId);
+        var found = await ReadEventsAsync(cmd);
+        if (found.Count == 0) return null;
+        cache.Store(eventId, found[0], generation);
+        return found[0];
+    }
+
+    /// <summary>The room's current state (empty when the room is unknown).</summary>
+    public async Task<CurrentRoomState> GetCurrentStateAsync(string roomId) =>
+        await caches.Get<CurrentRoomState>(RoomCaches.CurrentState).GetOrLoadAsync(roomId, async id =>
+        {
+            await using var cmd = db.CreateCommand(
+                $"SELECT {Prefixed("e")} FROM room_current_state s JOIN events e ON e.event_id = s.event_id WHERE s.room_id = $1");
+            cmd.Parameters.AddWithValue(id);
+            var events = await ReadEventsAsync(cmd);
+            return events.Count == 0 ? CurrentRoomState.Empty : new CurrentRoomState(events);
+        });
+
+    /// <summary>The user's current membership of the room ("join", "invite", "leave", "ban", "knock") or null.</summary>
+    public async Task<string?> GetMembershipAsync(string roomId, string userId) =>
+        (await GetCurrentStateAsync(roomId)).Membership(userId);
+
+    /// <summary>The state after the event at <paramref name="topological"/> (inclusive): the latest state event per
+    /// (type, state_key) at or below it.</summary>
+    public async Task<IReadOnlyList<StoredEvent>> GetStateAtTopologicalAsync(string roomId, long topological)
+    {
+        await using var cmd = db.CreateCommand(
+            $"""
+             SELECT DISTINCT ON (type, state_key) {EventColumns} FROM events
+              WHERE room_id = $1 AND state_key IS NOT NULL AND topological <= $2
+              ORDER BY type, state_key, topological DESC
+             """);
+        cmd.Parameters.AddWithValue(roomId);
+        cmd.Parameters.AddWithValue(topological);
+        return await ReadEventsAsync(cmd);
+    }
+
+    /// <summary>One state entry as of the event at <paramref name="topological"/> (inclusive), or null.</summary>
+    public async Task<StoredEvent?> GetStateEventAtAsync(string roomId, string type, string stateKey, long topological)
+    {
+        await using var cmd = db.CreateCommand(
+            $"""
+             SELECT {EventColumns} FROM events
+              WHERE room_id = $1 AND type = $2 AND state_key = $3 AND topological <= $4
+              ORDER BY topological DESC LIMIT 1
+             """);
+        cmd.Parameters.AddWithValue(roomId);
+        cmd.Parameters.AddWithValue(type);
+        cmd.Parameters.AddWithValue(stateKey);
+        cmd.Parameters.AddWithValue(topological);
+        return (await ReadEventsAsync(cmd)).FirstOrDefault();
+    }
+
+    /// <summary>The state as of a stream position of the room's writer (inclusive), e.g. a sync token's
+    /// <c>token.Get("events", WriterOf(roomId))</c>.</summary>
+    public async Task<IReadOnlyList<StoredEvent>> GetStateAtStreamAsync(string roomId, long streamPosition)
+    {
+        await using var cmd = db.CreateCommand(
+            $"""
+             SELECT DISTINCT ON (type, state_key) {EventColumns} FROM events
+              WHERE room_id = $1 AND state_key IS NOT NULL AND stream_position <= $2
+              ORDER BY type, state_key, topological DESC
+             """);
+        cmd.Parameters.AddWithValue(roomId);
+        cmd.Parameters.AddWithValue(streamPosition);
+        return await ReadEventsAsync(cmd);
+    }
+
+    /// <summary>
+    /// The room's events with stream position in (<paramref name="fromExclusive"/>, <paramref name="toInclusive"/>]:
+    /// the latest <paramref name="limit"/> of them, chronologically; <c>Limited</c> when older ones were left out
+    /// (a /sync timeline gap).
+    /// </summary>
+    public async Task<(IReadOnlyList<StoredEvent> Events, bool Limited)> GetEventsByStreamAsync(
+        string roomId, long fromExclusive, long toInclusive, int limit)
+    {
+        await using var cmd = db.CreateCommand(
+            $"""
+             SELECT {EventColumns} FROM events
+              WHERE room_id = $1 AND stream_position > $2 AND stream_position <= $3
+              ORDER BY stream_position DESC LIMIT $4
+             """);
+        cmd.Parameters.AddWithValue(roomId);
+        cmd.Parameters.AddWithValue(fromExclusive);
+        cmd.Parameters.AddWithValue(toInclusive);
+        cmd.Parameters.AddWithValue(limit + 1);
+        var events = await ReadEventsAsync(cmd);
+        var limited = events.Count > limit;
+        var page = events.Take(limit).Reverse().ToList();
+        return (page, limited);
+    }
+
+    /// <summary>
+    /// A page of the room's history by topological position, for /messages and /context: backwards, events with
+    /// topological &lt; <paramref name="fromExclusive"/> newest first; forwards, events with topological &gt;
+    /// <paramref name="fromExclusive"/> oldest first. <paramref name="toExclusive"/> bounds the other end.
+    /// Returned in the direction of travel (as /messages wants its <c>chunk</c>).
+    /// </summary>
+    public async Task<IReadOnlyList<StoredEvent>> GetEventsByTopologicalAsync(
+        string roomId, long fromExclusive, Direction direction, int limit, long? toExclusive = null)
+    {
+        var backwards = direction == Direction.Backwards;
+        await using var cmd = db.CreateCommand(
+            $"""
+             SELECT {EventColumns} FROM events
+              WHERE room_id = $1 AND topological {(backwards ? "<" : ">")} $2 AND topological {(backwards ? ">" : "<")} $3
+              ORDER BY topological {(backwards ? "DESC" : "ASC")} LIMIT $4
+             """);
+        cmd.Parameters.AddWithValue(roomId);
+        cmd.Parameters.AddWithValue(fromExclusive);
+        cmd.Parameters.AddWithValue(toExclusive ?? (backwards ? 0L : long.MaxValue));
+        cmd.Parameters.AddWithValue(limit);
+        return await ReadEventsAsync(cmd);
+    }
+
+    /// <summary>The highest topological position of the room (0 when it has no events).</summary>
+    public async Task<long> GetMaxTopologicalAsync(string roomId)
+    {
+        await using var cmd = db.CreateCommand("SELECT coalesce(max(topological), 0) FROM events WHERE room_id = $1");
+        cmd.Parameters.AddWithValue(roomId);
+        return (long)(await cmd.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>Every current membership of the user (forgotten ones included, flagged).</summary>
+    public async Task<IReadOnlyList<UserRoomMembership>> GetMembershipsForUserAsync(string userId) =>
+        await caches.Get<IReadOnlyList<UserRoomMembership>>(RoomCaches.UserMemberships).GetOrLoadAsync(userId, async id =>
+        {
+            await using var cmd = db.CreateCommand(
+                """
+                SELECT room_id, membership, event_id, sender, stream_writer, stream_position, topological, forgotten
+                  FROM room_memberships WHERE user_id = $1 ORDER BY room_id
+                """);
+            cmd.Parameters.AddWithValue(id);
+            var list = new List<UserRoomMembership>();
+            await using var reader = await cmd.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+                list.Add(new UserRoomMembership(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
+                    reader.GetInt32(4), reader.GetInt64(5), reader.GetInt64(6), reader.GetBoolean(7)));
+            return list;
+        });
+
+    /// <summary>The rooms the user is joined to.</summary>
+    public async Task<IReadOnlyList<string>> GetJoinedRoomsAsync(string userId) =>
+        (await GetMembershipsForUserAsync(userId)).Where(m => m.Membership == "join").Select(m => m.RoomId).ToList();
+
+    /// <summary>
+    /// The user's membership changes with stream positions after <paramref name="from"/> and at or before
+    /// <paramref name="to"/>, compared writer by writer; in stream order per writer.
+    /// </summary>
+    public async Task<IReadOnlyList<MembershipChange>> GetMembershipChangesAsync(string userId, StreamToken from, StreamToken to)
+    {
+        var writers = Enumerable.Range(0, Math.Max(1, options.Value.EventWriters)).ToArray();
+        await using var cmd = db.CreateCommand(
+            """
+            SELECT h.room_id, h.user_id, h.membership, h.event_id, h.sender, h.stream_writer, h.stream_position, h.topological
+              FROM room_membership_history h
+              JOIN unnest($2::integer[], $3::bigint[], $4::bigint[]) AS w(writer, f, t) ON h.stream_writer = w.writer
+             WHERE h.user_id = $1 AND h.stream_position > w.f AND h.stream_position <= w.t
+             ORDER BY h.stream_writer, h.stream_position
+            """);
+        cmd.Parameters.AddWithValue(userId);
+        cmd.Parameters.AddWithValue(writers);
+        cmd.Parameters.AddWithValue(writers.Select(w => from.Get(StreamNames.Events, w)).ToArray());
+        cmd.Parameters.AddWithValue(writers.Select(w => to.Get(StreamNames.Events, w)).ToArray());
+        var list = new List<MembershipChange>();
+        await using var reader = await cmd.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+            list.Add(new MembershipChange(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3),
+                reader.GetString(4), reader.GetInt32(5), reader.GetInt64(6), reader.GetInt64(7)));
+        return list;
+    }
+
+    /// <summary>The user's membership right after the event at <paramref name="topological"/> (null: none yet).</summary>
+    public async Task<string?> GetMembershipAtAsync(string roomId, string userId, long topological)
+    {
+        await using var cmd = db.CreateCommand(
+            """
+            SELECT membership FROM room_membership_history
+             WHERE room_id = $1 AND user_id = $2 AND topological <= $3 ORDER BY topological DESC LIMIT 1
+            """);
+        cmd.Parameters.AddWithValue(roomId);
+        cmd.Parameters.AddWithValue(userId);
+        cmd.Parameters.AddWithValue(topological);
+        return await cmd.ExecuteScalarAsync() as string;
+    }
+
+    /// <summary>The room an alias points at, or null.</summary>
+    public async Task<string?> ResolveAliasAsync(string alias)
+    {
+        await using var cmd = db.CreateCommand("SELECT room_id FROM room_aliases WHERE alias = $1");
+        cmd.Parameters.AddWithValue(alias);
+        return await cmd.ExecuteScalarAsync() as string;
+    }
+
+    /// <summary>Where the user's current membership event of the room sits (for reads limited to "while joined").</summary>
+    public async Task<UserRoomMembership?> GetUserMembershipAsync(string roomId, string userId) =>
+        (await GetMembershipsForUserAsync(userId)).FirstOrDefault(m => m.RoomId == roomId);
+
+    private static string Prefixed(string alias) =>
+        string.Join(", ", EventColumns.Split(", ").Select(c => $"{alias}.{c}"));
+
+    private static async Task<List<StoredEvent>> ReadEventsAsync(NpgsqlCommand cmd)
+    {
+        var list = new List<StoredEvent>();
+        await using var reader = await cmd.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+            list.Add(new StoredEvent(
+                reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3),
+                reader.GetString(4), reader.GetInt64(5), reader.GetInt64(6), reader.GetInt32(7), reader.GetInt64(8),
+                reader.GetString(9), reader.IsDBNull(10) ? null : reader.GetString(10), reader.IsDBNull(11) ? null : reader.GetString(11),
+                reader.GetBoolean(12)));
+        return list;
+    }
+}

@@ -1,0 +1,363 @@
+using System.Text.Json.Nodes;
+using Homeserver.Errors;
+using Homeserver.Matrix;
+using Homeserver.Streams;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Homeserver.Rooms;
+
+/// <summary>
+/// The writer of one room (see <see cref="IRoomGrain"/>). Holds the current state in memory, loaded on activation;
+/// each call builds its events on a copy of that state and adopts the copy only once the append has committed, so a
+/// rejected or failed write leaves the room as it was. Not reentrant: depth and prev_events follow one another.
+/// </summary>
+public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> options, ILogger<RoomGrain> logger)
+    : Grain, IRoomGrain
+{
+    /// <summary>Spec: "The complete event MUST NOT be larger than 65536 bytes, when formatted with the federation
+    /// event format, including any signatures, and encoded as Canonical JSON."</summary>
+    public const int MaxEventBytes = 65_536;
+
+    private const int MaxAttempts = 3;
+
+    private string _roomId = "";
+    private string? _version;
+    private RoomState _state = new();
+    private JsonObject? _last;
+    private long _depth;
+
+    private string ServerName => options.Value.ServerName;
+    private int WriterIndex => EventShards.WriterFor(_roomId, options.Value.EventWriters);
+
+    /// <summary>Events under construction, on a copy of the room's state.</summary>
+    private sealed class Pending(string version, RoomState state, JsonObject? last, long depth)
+    {
+        public readonly string Version = version;
+        public readonly RoomState State = state;
+        public JsonObject? Last = last;
+        public long Depth = depth;
+        public readonly List<StreamRow> Rows = [];
+    }
+
+    public override async Task OnActivateAsync(CancellationToken ct)
+    {
+        _roomId = this.GetPrimaryKeyString();
+        await ReloadAsync();
+    }
+
+    public async Task<RoomWriteResult> CreateAsync(CreateRoomCommand command)
+    {
+        if (_version is not null) throw new MatrixException(ErrorCodes.RoomInUse, "Room already exists", 400);
+        if (!RoomVersions.IsKnown(command.RoomVersion))
+            throw new MatrixException(ErrorCodes.UnsupportedRoomVersion, $"Unsupported room version '{command.RoomVersion}'", 400);
+
+        string? alias = null;
+        if (command.AliasLocalpart is not null)
+        {
+            alias = $"#{command.AliasLocalpart}:{ServerName}";
+            if (!Identifiers.IsValidRoomAlias(alias) || command.AliasLocalpart.Any(c => char.IsWhiteSpace(c) || c is ':' or '#'))
+                throw MatrixException.InvalidParam("Invalid room_alias_name");
+            if (!await store.ClaimAliasAsync(alias, _roomId, command.Creator))
+                throw new MatrixException(ErrorCodes.RoomInUse, "Room alias already taken", 400);
+        }
+
+        try
+        {
+            var drafts = RoomCreationPlan.Build(command, alias);
+            return await RunAsync(command.RoomVersion, p =>
+            {
+                foreach (var draft in drafts)
+                {
+                    var ev = Build(p, draft);
+                    var created = draft.Type == "m.room.create"
+                        ? new RoomCreatedRow(command.RoomVersion, command.Creator, command.IsPublic)
+                        : null;
+                    Adopt(p, ev, Row(ev) with { Room = created });
+                }
+                return Task.FromResult<RoomWriteResult?>(null);
+            });
+        }
+        catch
+        {
+            if (alias is not null && _version is null) await store.ReleaseAliasAsync(alias, _roomId);
+            throw;
+        }
+    }
+
+    public async Task<RoomWriteResult> SendAsync(SendEventCommand command)
+    {
+        var version = RequireRoom();
+        var content = CanonicalJson.ParseObject(command.ContentJson);
+        return await RunAsync(version, async p =>
+        {
+            if (await FindTransactionAsync(command.Sender, command.DeviceId, command.TxnId) is { } done) return done;
+            // Re-sending the state a room already has changes nothing (Synapse answers with the existing event).
+            if (command.StateKey is not null && p.State.Get(command.Type, command.StateKey) is { } current
+                && RoomState.GetString(current, "sender") == command.Sender
+                && current["content"] is JsonObject currentContent
+                && CanonicalJson.Encode(currentContent) == CanonicalJson.Encode(content))
+                return new RoomWriteResult(RoomState.GetString(current, "event_id"), WriterIndex, 0);
+
+            var ev = Build(p, new EventDraft(command.Sender, command.Type, command.StateKey, content));
+            Adopt(p, ev, Row(ev) with { DeviceId = command.DeviceId, TxnId = command.DeviceId is null ? null : command.TxnId });
+            return null;
+        });
+    }
+
+    public async Task<RoomWriteResult> SetMembershipAsync(MembershipCommand command)
+    {
+        var version = RequireRoom();
+        return await RunAsync(version, p =>
+        {
+            var current = p.State.Membership(command.Target);
+            string membership;
+            switch (command.Action)
+            {
+                case MembershipAction.Join:
+                    if (command.Sender != command.Target) throw MatrixException.Forbidden("Cannot join on behalf of another user");
+                    if (current == "join" && p.State.Get("m.room.member", command.Target) is { } joined)
+                        return Task.FromResult<RoomWriteResult?>(new RoomWriteResult(RoomState.GetString(joined, "event_id"), WriterIndex, 0));
+                    membership = "join";
+                    break;
+                case MembershipAction.Invite:
+                    membership = "invite";
+                    break;
+                case MembershipAction.Leave:
+                    if (command.Sender != command.Target) throw MatrixException.Forbidden("Cannot leave on behalf of another user");
+                    membership = "leave";
+                    break;
+                case MembershipAction.Kick:
+                    if (current is not ("join" or "invite" or "knock"))
+                        throw MatrixException.Forbidden($"{command.Target} is not in the room");
+                    membership = "leave";
+                    break;
+                case MembershipAction.Ban:
+                    membership = "ban";
+                    break;
+                case MembershipAction.Unban:
+                    if (current != "ban") throw MatrixException.Forbidden($"{command.Target} is not banned");
+                    membership = "leave";
+                    break;
+                default:
+                    throw MatrixException.InvalidParam($"Unknown membership action {command.Action}");
+            }
+            var content = new JsonObject { ["membership"] = membership };
+            if (command.Reason is not null) content["reason"] = command.Reason;
+            if (command.IsDirect && membership == "invite") content["is_direct"] = true;
+            var ev = Build(p, new EventDraft(command.Sender, "m.room.member", command.Target, content));
+            Adopt(p, ev, Row(ev));
+            return Task.FromResult<RoomWriteResult?>(null);
+        });
+    }
+
+    public async Task<RoomWriteResult> RedactAsync(RedactCommand command)
+    {
+        var version = RequireRoom();
+        return await RunAsync(version, async p =>
+        {
+            if (await FindTransactionAsync(command.Sender, command.DeviceId, command.TxnId) is { } done) return done;
+            var found = await store.GetEventAsync(_roomId, command.EventId)
+                        ?? throw MatrixException.NotFound("Event not found");
+            var (target, alreadyRedacted) = found;
+
+            var content = new JsonObject();
+            if (command.Reason is not null) content["reason"] = command.Reason;
+            // v11 moved "redacts" into content (MSC2174); the top-level key stays for older clients.
+            if (RoomVersions.Number(p.Version) >= 11) content["redacts"] = command.EventId;
+            var ev = Build(p, new EventDraft(command.Sender, "m.room.redaction", null, content), redacts: command.EventId);
+            if (!EventAuth.CanRedact(ev, target, p.State))
+                throw MatrixException.Forbidden("You don't have permission to redact this event");
+
+            var row = Row(ev) with
+            {
+                DeviceId = command.DeviceId,
+                TxnId = command.DeviceId is null ? null : command.TxnId,
+                Redacts = command.EventId,
+            };
+            if (!alreadyRedacted)
+            {
+                var redacted = Redaction.Redact(target, p.Version);
+                redacted["unsigned"] = new JsonObject { ["redacted_because"] = RoomEventFormat.ToClient(ev) };
+                var targetType = RoomState.GetString(target, "type");
+                var targetKey = RoomState.GetString(target, "state_key");
+                // A redacted state event still counts, with its redacted content (e.g. power levels fall to defaults).
+                if (targetType is not null && targetKey is not null
+                    && p.State.Get(targetType, targetKey) is { } currentState
+                    && RoomState.GetString(currentState, "event_id") == command.EventId)
+                    p.State.Set(redacted);
+                row = row with
+                {
+                    RedactedJson = CanonicalJson.Encode(redacted),
+                    RedactedBecause = ev.ToJsonString(),
+                    RedactsState = targetKey is not null,
+                };
+            }
+            Adopt(p, ev, row);
+            return null;
+        });
+    }
+
+    public async Task<RoomWriteResult> ForgetAsync(string userId)
+    {
+        RequireRoom();
+        var membership = _state.Membership(userId);
+        if (membership is null) throw MatrixException.Forbidden("You are not a member of this room");
+        if (membership is "join" or "invite" or "knock")
+            throw new MatrixException(ErrorCodes.Unknown, "You must leave the room before forgetting it", 400);
+        var writer = GrainFactory.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(StreamNames.Events, WriterIndex));
+        var result = await writer.AppendAsync([RoomStreamRows.Forget(new ForgetRow(_roomId, userId))]);
+        return new RoomWriteResult(null, result.Writer, result.LastPosition);
+    }
+
+    private string RequireRoom() => _version ?? throw MatrixException.NotFound("Unknown room");
+
+    private async Task<RoomWriteResult?> FindTransactionAsync(string sender, string? deviceId, string? txnId)
+    {
+        if (deviceId is null || txnId is null) return null;
+        return await store.FindTransactionAsync(sender, deviceId, _roomId, txnId) is { } found
+            ? new RoomWriteResult(found.EventId, WriterIndex, found.Position)
+            : null;
+    }
+
+    /// <summary>
+    /// Builds on a copy of the state, appends, and adopts the copy. <paramref name="build"/> returns a result to
+    /// answer without writing (a repeated transaction, a no-op), or null after adding rows. When the append fails
+    /// because another activation wrote first (the (room, depth) index, or a fenced writer), the state is reloaded
+    /// and the call rebuilt on it.
+    /// </summary>
+    private async Task<RoomWriteResult> RunAsync(string version, Func<Pending, Task<RoomWriteResult?>> build)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            var pending = new Pending(version, _state.Clone(), _last, _depth);
+            var early = await build(pending);
+            if (pending.Rows.Count == 0)
+                return early ?? new RoomWriteResult(null, WriterIndex, 0);
+
+            var writer = GrainFactory.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(StreamNames.Events, WriterIndex));
+            try
+            {
+                var result = await writer.AppendAsync(pending.Rows.ToArray());
+                _version = version;
+                _state = pending.State;
+                _last = pending.Last;
+                _depth = pending.Depth;
+                return new RoomWriteResult(RoomState.GetString(pending.Last!, "event_id"), result.Writer, result.LastPosition);
+            }
+            catch (Exception e) when (e is not MatrixException)
+            {
+                var depthBefore = _depth;
+                await ReloadAsync();
+                var conflict = _depth != depthBefore;
+                logger.LogWarning("Append to room {Room} failed (attempt {Attempt}, conflict {Conflict}): {Message}",
+                    _roomId, attempt, conflict, e.Message);
+                // Someone else wrote this room: let the directory settle on one activation for later calls.
+                if (conflict) DeactivateOnIdle();
+                if (attempt < MaxAttempts && (conflict || e is StreamWriterFencedException)) continue;
+                throw e is StreamUnavailableException
+                    ? new MatrixException(ErrorCodes.Unknown, "The room's storage is unavailable; try again", 503)
+                    : new MatrixException(ErrorCodes.Unknown, "Could not store the event; try again", 500);
+            }
+        }
+    }
+
+    /// <summary>Builds, checks and identifies one event on top of <paramref name="p"/> (without changing it).</summary>
+    private JsonObject Build(Pending p, EventDraft draft, string? redacts = null)
+    {
+        var legacy = RoomVersions.Number(p.Version) < 3;
+        var ev = new JsonObject
+        {
+            ["room_id"] = _roomId,
+            ["sender"] = draft.Sender,
+            ["type"] = draft.Type,
+            ["content"] = draft.Content.DeepClone(),
+            ["origin_server_ts"] = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+            ["depth"] = p.Depth + 1,
+        };
+        if (draft.StateKey is not null) ev["state_key"] = draft.StateKey;
+        if (redacts is not null) ev["redacts"] = redacts;
+        if (legacy) ev["event_id"] = $"${Identifiers.RandomString(24)}:{ServerName}";
+
+        var prev = p.Last is null ? [] : new[] { p.Last };
+        var auth = AuthEvents(p.State, draft);
+        // The auth rules read prev_events as plain ids, so check before v1/v2 turn them into [id, hashes] pairs.
+        ev["prev_events"] = new JsonArray(prev.Select(e => (JsonNode)JsonValue.Create(RoomState.GetString(e, "event_id"))!).ToArray());
+        ev["auth_events"] = new JsonArray(auth.Select(e => (JsonNode)JsonValue.Create(RoomState.GetString(e, "event_id"))!).ToArray());
+        EventAuth.Check(ev, p.State);
+        if (legacy)
+        {
+            ev["prev_events"] = new JsonArray(prev.Select(e => LegacyReference(e, p.Version)).ToArray());
+            ev["auth_events"] = new JsonArray(auth.Select(e => LegacyReference(e, p.Version)).ToArray());
+        }
+
+        EventHashing.AddHashes(ev);
+        if (!legacy) ev["event_id"] = EventHashing.ComputeEventId(ev, p.Version);
+        if (CanonicalJson.EncodeToUtf8Without(ev, "unsigned").Length > MaxEventBytes)
+            throw new MatrixException(ErrorCodes.TooLarge, "Event too large", 413);
+
+        if (draft.StateKey is not null && p.State.Get(draft.Type, draft.StateKey) is { } replaced)
+            ev["unsigned"] = new JsonObject
+            {
+                ["replaces_state"] = RoomState.GetString(replaced, "event_id"),
+                ["prev_content"] = replaced["content"]?.DeepClone(),
+                ["prev_sender"] = RoomState.GetString(replaced, "sender"),
+            };
+        return ev;
+    }
+
+    // Spec "auth events selection": create, power levels, the sender's membership; for membership events also the
+    // target's membership and the join rules.
+    private static List<JsonObject> AuthEvents(RoomState state, EventDraft draft)
+    {
+        var auth = new List<JsonObject>();
+        if (draft.Type == "m.room.create") return auth;
+        void Add(string type, string key)
+        {
+            if (state.Get(type, key) is { } e && !auth.Contains(e)) auth.Add(e);
+        }
+        Add("m.room.create", "");
+        Add("m.room.power_levels", "");
+        Add("m.room.member", draft.Sender);
+        if (draft.Type == "m.room.member" && draft.StateKey is not null)
+        {
+            Add("m.room.member", draft.StateKey);
+            if (RoomState.GetString(draft.Content, "membership") is "join" or "invite" or "knock") Add("m.room.join_rules", "");
+        }
+        return auth;
+    }
+
+    private static JsonNode LegacyReference(JsonObject ev, string version) => new JsonArray(
+        JsonValue.Create(RoomState.GetString(ev, "event_id")),
+        new JsonObject { ["sha256"] = EventHashing.ToUnpaddedBase64(EventHashing.ComputeReferenceHash(ev, version)) });
+
+    private RoomEventRow Row(JsonObject ev)
+    {
+        var type = RoomState.GetString(ev, "type")!;
+        var stateKey = RoomState.GetString(ev, "state_key");
+        return new RoomEventRow(
+            RoomState.GetString(ev, "event_id")!, _roomId, type, stateKey, RoomState.GetString(ev, "sender")!,
+            ev["origin_server_ts"]!.GetValue<long>(), ev["depth"]!.GetValue<long>(), CanonicalJson.Encode(ev),
+            Membership: type == "m.room.member" && ev["content"] is JsonObject c ? RoomState.GetString(c, "membership") : null);
+    }
+
+    /// <summary>Makes a built event part of <paramref name="p"/>: its state, its depth, its rows.</summary>
+    private static void Adopt(Pending p, JsonObject ev, RoomEventRow row)
+    {
+        if (row.StateKey is not null) p.State.Set(ev);
+        p.Last = ev;
+        p.Depth = row.Topological;
+        p.Rows.Add(RoomStreamRows.Event(row));
+        if (row.Membership is not null && row.StateKey is not null)
+            p.Rows.Add(RoomStreamRows.MemberNotice(new MemberNoticeRow(row.RoomId, row.StateKey, row.Membership, row.EventId)));
+    }
+
+    private async Task ReloadAsync()
+    {
+        var loaded = await store.LoadAsync(_roomId);
+        _version = loaded.RoomVersion;
+        _state = new RoomState(loaded.State);
+        _last = loaded.LastEvent;
+        _depth = loaded.Depth;
+    }
+}

@@ -1,0 +1,62 @@
+using System.Text.Json;
+using Homeserver.Streams;
+
+namespace Homeserver.Rooms;
+
+/// <summary>
+/// The rows rooms append to the <c>events</c> stream. <see cref="RoomEventRow"/> (kind <c>room_event</c>, key: the
+/// room id) carries a whole event and what its persister writes with it; <see cref="MemberNoticeRow"/> (kind
+/// <c>room_member_notice</c>, key: the target user id, no domain rows) follows every membership event so that a
+/// user's waiters wake on invites and joins to rooms they are not yet in; <see cref="ForgetRow"/> (kind
+/// <c>room_forget</c>, key: the user id) hides a left room from the user.
+/// </summary>
+public static class RoomStreamRows
+{
+    public const string EventKind = "room_event";
+    public const string MemberNoticeKind = "room_member_notice";
+    public const string ForgetKind = "room_forget";
+
+    internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    public static StreamRow Event(RoomEventRow row) => new(EventKind, row.RoomId, JsonSerializer.Serialize(row, Json));
+
+    public static StreamRow MemberNotice(MemberNoticeRow row) => new(MemberNoticeKind, row.UserId, JsonSerializer.Serialize(row, Json));
+
+    public static StreamRow Forget(ForgetRow row) => new(ForgetKind, row.UserId, JsonSerializer.Serialize(row, Json));
+
+    public static T Parse<T>(string payload) =>
+        JsonSerializer.Deserialize<T>(payload, Json) ?? throw new InvalidOperationException($"Empty {typeof(T).Name} payload");
+}
+
+/// <summary>An event and the side effects its persister applies in the same transaction.</summary>
+/// <param name="Json">The event as stored (see <see cref="StoredEvent.Json"/>).</param>
+/// <param name="Membership">For <c>m.room.member</c>: the new membership of <c>state_key</c>.</param>
+/// <param name="Redacts">For redactions that apply: the target, whose stored JSON becomes <paramref name="RedactedJson"/>.</param>
+/// <param name="RedactsState">The target is a state event (its room's state caches must go).</param>
+/// <param name="Room">Only on a create event: the <c>rooms</c> row.</param>
+public sealed record RoomEventRow(
+    string EventId,
+    string RoomId,
+    string Type,
+    string? StateKey,
+    string Sender,
+    long OriginServerTs,
+    long Topological,
+    string Json,
+    string? DeviceId = null,
+    string? TxnId = null,
+    string? Membership = null,
+    string? Redacts = null,
+    string? RedactedJson = null,
+    string? RedactedBecause = null,
+    bool RedactsState = false,
+    RoomCreatedRow? Room = null);
+
+public sealed record RoomCreatedRow(string RoomVersion, string Creator, bool IsPublic);
+
+public sealed record MemberNoticeRow(string RoomId, string UserId, string Membership, string EventId);
+
+public sealed record ForgetRow(string RoomId, string UserId);

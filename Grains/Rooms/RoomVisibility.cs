@@ -1,0 +1,49 @@
+using Homeserver.Errors;
+
+namespace Homeserver.Rooms;
+
+/// <summary>
+/// Who may read what of a room (spec "History visibility" and the membership checks of the room read endpoints).
+/// Reads go through <see cref="RoomEventStore"/>, so they are as fresh as this silo's reader.
+/// </summary>
+public sealed class RoomVisibility(RoomEventStore store)
+{
+    /// <summary>
+    /// How far the user may read the room's state and members: <c>null</c> for "up to now" (joined, or the room is
+    /// world readable), or the topological position of their leave or ban. 403 otherwise, 404 if the room is unknown.
+    /// </summary>
+    public async Task<long?> RequireReadableAsync(string roomId, string userId)
+    {
+        var state = await store.GetCurrentStateAsync(roomId);
+        if (!state.Exists) throw MatrixException.NotFound("Unknown room");
+        var membership = state.Get("m.room.member", userId);
+        var value = state.Membership(userId);
+        if (value == "join") return null;
+        if (state.Get("m.room.history_visibility", "") is { } hv
+            && RoomEventFormat.ContentString(hv.Json, "history_visibility") == "world_readable")
+            return null;
+        if (value is "leave" or "ban" && membership is not null) return membership.Topological;
+        throw MatrixException.Forbidden($"User {userId} not in room {roomId}");
+    }
+
+    /// <summary>
+    /// Whether the user may see <paramref name="ev"/>: a world-readable history, their membership just after the
+    /// event was join (or invite for "invited"), or "shared" history and they are joined now.
+    /// </summary>
+    public async Task<bool> CanSeeAsync(string userId, StoredEvent ev)
+    {
+        var visibility = await HistoryVisibilityAtAsync(ev.RoomId, ev.Topological);
+        if (visibility == "world_readable") return true;
+        var membershipAt = await store.GetMembershipAtAsync(ev.RoomId, userId, ev.Topological);
+        if (membershipAt == "join") return true;
+        if (visibility == "invited" && membershipAt == "invite") return true;
+        if (visibility == "shared") return await store.GetMembershipAsync(ev.RoomId, userId) == "join";
+        return false;
+    }
+
+    private async Task<string> HistoryVisibilityAtAsync(string roomId, long topological)
+    {
+        var at = await store.GetStateEventAtAsync(roomId, "m.room.history_visibility", "", topological);
+        return at is null ? "shared" : RoomEventFormat.ContentString(at.Json, "history_visibility") ?? "shared";
+    }
+}

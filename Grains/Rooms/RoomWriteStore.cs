@@ -1,0 +1,85 @@
+using System.Text.Json.Nodes;
+using Npgsql;
+
+namespace Homeserver.Rooms;
+
+/// <summary>What the room grain reads straight from the database (never from caches: it is the writer).</summary>
+public sealed class RoomWriteStore(NpgsqlDataSource db)
+{
+    public sealed record Loaded(string? RoomVersion, IReadOnlyList<JsonObject> State, JsonObject? LastEvent, long Depth);
+
+    /// <summary>The room's version, current state and latest event (all null/empty when the room does not exist).</summary>
+    public async Task<Loaded> LoadAsync(string roomId)
+    {
+        await using var batch = db.CreateBatch();
+        batch.BatchCommands.Add(RoomEventPersister.Command("SELECT room_version FROM rooms WHERE room_id = $1", roomId));
+        batch.BatchCommands.Add(RoomEventPersister.Command(
+            "SELECT e.json FROM room_current_state s JOIN events e ON e.event_id = s.event_id WHERE s.room_id = $1", roomId));
+        batch.BatchCommands.Add(RoomEventPersister.Command(
+            "SELECT json, topological FROM events WHERE room_id = $1 ORDER BY topological DESC LIMIT 1", roomId));
+        await using var reader = await batch.ExecuteReaderAsync();
+        string? version = await reader.ReadAsync() ? reader.GetString(0) : null;
+        await reader.NextResultAsync();
+        var state = new List<JsonObject>();
+        while (await reader.ReadAsync()) state.Add(Parse(reader.GetString(0)));
+        await reader.NextResultAsync();
+        JsonObject? last = null;
+        long depth = 0;
+        if (await reader.ReadAsync())
+        {
+            last = Parse(reader.GetString(0));
+            depth = reader.GetInt64(1);
+        }
+        return new Loaded(version, state, last, depth);
+    }
+
+    /// <summary>The event a transaction id already produced, with its stream position, or null.</summary>
+    public async Task<(string EventId, long Position)?> FindTransactionAsync(string userId, string deviceId, string roomId, string txnId)
+    {
+        await using var cmd = db.CreateCommand(
+            """
+            SELECT t.event_id, e.stream_position FROM event_txn_ids t JOIN events e ON e.event_id = t.event_id
+             WHERE t.user_id = $1 AND t.device_id = $2 AND t.room_id = $3 AND t.txn_id = $4
+            """);
+        cmd.Parameters.AddWithValue(userId);
+        cmd.Parameters.AddWithValue(deviceId);
+        cmd.Parameters.AddWithValue(roomId);
+        cmd.Parameters.AddWithValue(txnId);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        return await reader.ReadAsync() ? (reader.GetString(0), reader.GetInt64(1)) : null;
+    }
+
+    /// <summary>An event of this room as stored (null when unknown or in another room), and whether it was redacted.</summary>
+    public async Task<(JsonObject Event, bool Redacted)?> GetEventAsync(string roomId, string eventId)
+    {
+        await using var cmd = db.CreateCommand("SELECT json, redacted_because IS NOT NULL FROM events WHERE event_id = $1 AND room_id = $2");
+        cmd.Parameters.AddWithValue(eventId);
+        cmd.Parameters.AddWithValue(roomId);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        return await reader.ReadAsync() ? (Parse(reader.GetString(0)), reader.GetBoolean(1)) : null;
+    }
+
+    /// <summary>
+    /// Claims an alias for a room about to be created; false when it is taken. Decided here, before the room exists,
+    /// because uniqueness across rooms cannot be checked by one room's grain; a failed creation releases it.
+    /// </summary>
+    public async Task<bool> ClaimAliasAsync(string alias, string roomId, string creator)
+    {
+        await using var cmd = db.CreateCommand(
+            "INSERT INTO room_aliases (alias, room_id, creator) VALUES ($1, $2, $3) ON CONFLICT (alias) DO NOTHING");
+        cmd.Parameters.AddWithValue(alias);
+        cmd.Parameters.AddWithValue(roomId);
+        cmd.Parameters.AddWithValue(creator);
+        return await cmd.ExecuteNonQueryAsync() == 1;
+    }
+
+    public async Task ReleaseAliasAsync(string alias, string roomId)
+    {
+        await using var cmd = db.CreateCommand("DELETE FROM room_aliases WHERE alias = $1 AND room_id = $2");
+        cmd.Parameters.AddWithValue(alias);
+        cmd.Parameters.AddWithValue(roomId);
+        await cmd.ExecuteNonQueryAsync();
+    }
+
+    private static JsonObject Parse(string json) => (JsonObject)JsonNode.Parse(json)!;
+}
