@@ -28,6 +28,8 @@ public sealed class SyncContext
     public required StreamToken To { get; init; }
     public required SyncFilter Filter { get; init; }
     public required bool FullState { get; init; }
+    /// <summary>The <c>set_presence</c> query parameter ("online", "offline", "unavailable"), or null.</summary>
+    public string? SetPresence { get; init; }
     /// <summary>Rooms the user is joined to as of <see cref="To"/>.</summary>
     public required IReadOnlyList<string> JoinedRooms { get; init; }
     /// <summary>Per joined room in the response: the room's object under <c>rooms.join</c> (sections add
