@@ -35,6 +35,7 @@ public static class HomeserverApp
         app.MapHealthEndpoints();
         app.MapAccountEndpoints();
         app.MapRoomEndpoints();
+        app.MapUserStreamEndpoints();
         app.MapFallbackEndpoints();
         return app;
     }
