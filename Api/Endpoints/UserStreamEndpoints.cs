@@ -8,6 +8,7 @@ public static class UserStreamEndpoints
     public static IEndpointRouteBuilder MapUserStreamEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapPushRuleEndpoints();
+        app.MapAccountDataEndpoints();
         return app;
     }
 }

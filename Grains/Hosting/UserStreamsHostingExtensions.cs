@@ -1,3 +1,4 @@
+using Homeserver.AccountData;
 using Homeserver.PushRules;
 using Homeserver.Streams;
 using Homeserver.Sync;
@@ -15,6 +16,9 @@ public static class UserStreamsHostingExtensions
         services.AddSingleton<IStreamRowPersister, PushRulesPersister>();
         services.AddSingleton<IStreamRowHandler, PushRulesCacheHandler>();
         services.AddSingleton<ISyncSection, PushRulesSyncSection>();
+        services.AddSingleton<AccountDataStore>();
+        services.AddSingleton<IStreamRowPersister, AccountDataPersister>();
+        services.AddSingleton<ISyncSection, AccountDataSyncSection>();
         return services;
     }
 }
