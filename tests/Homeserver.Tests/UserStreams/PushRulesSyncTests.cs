@@ -48,3 +48,29 @@ public sealed class PushRulesSyncTests(UserStreamsHttpCluster fx)
         Assert.Null(PushRules(result));
     }
 }
+
+[Collection(UserStreamsHttpCollection.Name)]
+public sealed class PushRulesSyncHttpTests(UserStreamsHttpCluster fx)
+{
+    [Fact]
+    public async Task Sync_over_http_always_carries_m_push_rules_initially_and_again_after_a_change_made_on_the_other_silo()
+    {
+        var alice = await fx.UserAsync("alice");
+        var onB = alice.On(fx.B);
+        var initial = await onB.SyncAsync();
+        var rules = Assert.Single(initial.Events("account_data"), e => e!["type"]!.GetValue<string>() == "m.push_rules");
+        Assert.Equal(".m.rule.master", rules!["content"]!["global"]!["override"]![0]!["rule_id"]!.GetValue<string>());
+
+        var poll = onB.SyncAsync(initial.NextBatch(), timeoutMs: 20_000);
+        await Task.Delay(200);
+        Assert.False(poll.IsCompleted);
+        (await alice.PutAsync($"{V3}/pushrules/global/underride/.m.rule.message/enabled", new { enabled = false })).EnsureSuccess();
+        var woken = await poll;
+        var changed = Assert.Single(woken.Events("account_data"), e => e!["type"]!.GetValue<string>() == "m.push_rules");
+        var message = changed!["content"]!["global"]!["underride"]!.AsArray().First(r => r!["rule_id"]!.GetValue<string>() == ".m.rule.message");
+        Assert.False(message!["enabled"]!.GetValue<bool>());
+
+        var quiet = await onB.SyncAsync(woken.NextBatch(), timeoutMs: 0);
+        Assert.DoesNotContain(quiet.Events("account_data"), e => e!["type"]!.GetValue<string>() == "m.push_rules");
+    }
+}

@@ -47,3 +47,20 @@ internal static class UserStreamPaths
     public static void AssertError(MatrixResponse r, int status, string errcode) =>
         Assert.True(r.StatusCode == status && r.ErrCode == errcode, $"expected {status} {errcode}, got {r.StatusCode}: {r.Text}");
 }
+
+internal static class SyncHttp
+{
+    /// <summary>GET /sync on the client's silo; <paramref name="since"/> null for an initial sync.</summary>
+    public static async Task<MatrixResponse> SyncAsync(this MatrixTestClient client, string? since = null, int timeoutMs = 0, string? extra = null)
+    {
+        var query = $"timeout={timeoutMs}" + (since is null ? "" : $"&since={Uri.EscapeDataString(since)}") + (extra ?? "");
+        return (await client.GetAsync($"{UserStreamPaths.V3}/sync?{query}")).EnsureSuccess();
+    }
+
+    public static string NextBatch(this MatrixResponse r) => r["next_batch"].GetValue<string>();
+
+    public static JsonArray Events(this MatrixResponse r, string section) => r[section]["events"]!.AsArray();
+
+    public static JsonArray RoomEvents(this MatrixResponse r, string roomId, string section) =>
+        r.Body?["rooms"]?["join"]?[roomId]?[section]?["events"]?.AsArray() ?? [];
+}
