@@ -9,6 +9,7 @@ public static class UserStreamEndpoints
     {
         app.MapPushRuleEndpoints();
         app.MapAccountDataEndpoints();
+        app.MapToDeviceEndpoints();
         return app;
     }
 }

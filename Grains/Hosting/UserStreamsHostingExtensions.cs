@@ -2,6 +2,7 @@ using Homeserver.AccountData;
 using Homeserver.PushRules;
 using Homeserver.Streams;
 using Homeserver.Sync;
+using Homeserver.ToDevice;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Homeserver.Hosting;
@@ -19,6 +20,9 @@ public static class UserStreamsHostingExtensions
         services.AddSingleton<AccountDataStore>();
         services.AddSingleton<IStreamRowPersister, AccountDataPersister>();
         services.AddSingleton<ISyncSection, AccountDataSyncSection>();
+        services.AddSingleton<ToDeviceStore>();
+        services.AddSingleton<IStreamRowPersister, ToDevicePersister>();
+        services.AddSingleton<ISyncSection, ToDeviceSyncSection>();
         return services;
     }
 }
