@@ -10,6 +10,7 @@ public static class UserStreamEndpoints
         app.MapPushRuleEndpoints();
         app.MapAccountDataEndpoints();
         app.MapToDeviceEndpoints();
+        app.MapTypingEndpoints();
         return app;
     }
 }

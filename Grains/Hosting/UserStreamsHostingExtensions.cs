@@ -3,6 +3,7 @@ using Homeserver.PushRules;
 using Homeserver.Streams;
 using Homeserver.Sync;
 using Homeserver.ToDevice;
+using Homeserver.Typing;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Homeserver.Hosting;
@@ -23,6 +24,9 @@ public static class UserStreamsHostingExtensions
         services.AddSingleton<ToDeviceStore>();
         services.AddSingleton<IStreamRowPersister, ToDevicePersister>();
         services.AddSingleton<ISyncSection, ToDeviceSyncSection>();
+        services.AddSingleton<TypingState>();
+        services.AddSingleton<IStreamRowHandler>(sp => sp.GetRequiredService<TypingState>());
+        services.AddSingleton<ISyncSection, TypingSyncSection>();
         return services;
     }
 }
