@@ -11,6 +11,7 @@ public static class UserStreamEndpoints
         app.MapAccountDataEndpoints();
         app.MapToDeviceEndpoints();
         app.MapTypingEndpoints();
+        app.MapReceiptEndpoints();
         return app;
     }
 }

@@ -1,5 +1,6 @@
 using Homeserver.AccountData;
 using Homeserver.PushRules;
+using Homeserver.Receipts;
 using Homeserver.Streams;
 using Homeserver.Sync;
 using Homeserver.ToDevice;
@@ -27,6 +28,10 @@ public static class UserStreamsHostingExtensions
         services.AddSingleton<TypingState>();
         services.AddSingleton<IStreamRowHandler>(sp => sp.GetRequiredService<TypingState>());
         services.AddSingleton<ISyncSection, TypingSyncSection>();
+        services.AddSingleton<ReceiptStore>();
+        services.AddSingleton<IStreamRowPersister, ReceiptPersister>();
+        // Last: it counts unread messages for every room the sections before it added.
+        services.AddSingleton<ISyncSection, ReceiptsSyncSection>();
         return services;
     }
 }

@@ -1,0 +1,98 @@
+using Homeserver.AccountData;
+using Homeserver.Streams;
+using Npgsql;
+
+namespace Homeserver.Receipts;
+
+/// <summary>The stream row: one user's latest receipt of one type (and thread) in a room. ThreadId "" = unthreaded.</summary>
+public sealed record ReceiptRow(string RoomId, string ReceiptType, string UserId, string ThreadId, string EventId, long Ts);
+
+/// <summary>The read side of receipts and the unread counts derived from them.</summary>
+public sealed class ReceiptStore(NpgsqlDataSource db)
+{
+    /// <summary>The event of a user's current receipt, or null.</summary>
+    public async Task<string?> GetEventAsync(string roomId, string receiptType, string userId, string threadId)
+    {
+        await using var cmd = db.CreateCommand(
+            "SELECT event_id FROM receipts WHERE room_id = $1 AND receipt_type = $2 AND user_id = $3 AND thread_id = $4");
+        cmd.Parameters.AddWithValue(roomId);
+        cmd.Parameters.AddWithValue(receiptType);
+        cmd.Parameters.AddWithValue(userId);
+        cmd.Parameters.AddWithValue(threadId);
+        return await cmd.ExecuteScalarAsync() as string;
+    }
+
+    /// <summary>Receipts of the rooms changed in (from, to] (from 0: all), private ones only of <paramref name="userId"/>.</summary>
+    public async Task<IReadOnlyList<ReceiptRow>> GetChangesAsync(IReadOnlyList<string> roomIds, string userId, long from, long to)
+    {
+        await using var cmd = db.CreateCommand(
+            """
+            SELECT room_id, receipt_type, user_id, thread_id, event_id, ts FROM receipts
+             WHERE room_id = ANY($1) AND stream_position > $2 AND stream_position <= $3
+               AND (receipt_type <> 'm.read.private' OR user_id = $4)
+             ORDER BY stream_position
+            """);
+        cmd.Parameters.AddWithValue(roomIds.ToArray());
+        cmd.Parameters.AddWithValue(from);
+        cmd.Parameters.AddWithValue(to);
+        cmd.Parameters.AddWithValue(userId);
+        var rows = new List<ReceiptRow>();
+        await using var reader = await cmd.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+            rows.Add(new ReceiptRow(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4), reader.GetInt64(5)));
+        return rows;
+    }
+
+    /// <summary>
+    /// Unread counts of one room for a user, approximating the default push rules: messages from others after the
+    /// later of the user's read receipt, own last message and join; highlights mention the user's id or display name.
+    /// </summary>
+    public async Task<(long Notifications, long Highlights)> GetUnreadAsync(string roomId, string userId, string? displayName, long toPosition)
+    {
+        await using var cmd = db.CreateCommand(
+            """
+            WITH since AS (
+                SELECT GREATEST(
+                    COALESCE((SELECT max(e.stream_position) FROM receipts r JOIN events e ON e.event_id = r.event_id
+                               WHERE r.room_id = $1 AND r.user_id = $2 AND r.receipt_type IN ('m.read', 'm.read.private')), 0),
+                    COALESCE((SELECT max(stream_position) FROM events WHERE room_id = $1 AND sender = $2 AND state_key IS NULL), 0),
+                    COALESCE((SELECT stream_position FROM room_memberships WHERE room_id = $1 AND user_id = $2), 0)) AS p)
+            SELECT count(*),
+                   count(*) FILTER (WHERE strpos(lower(body), lower($2)) > 0 OR ($3 <> '' AND strpos(lower(body), lower($3)) > 0))
+              FROM (SELECT COALESCE(json::jsonb -> 'content' ->> 'body', '') AS body FROM events, since
+                     WHERE room_id = $1 AND state_key IS NULL AND sender <> $2 AND type IN ('m.room.message', 'm.room.encrypted')
+                       AND redacted_because IS NULL AND stream_position > since.p AND stream_position <= $4) AS unread
+            """);
+        cmd.Parameters.AddWithValue(roomId);
+        cmd.Parameters.AddWithValue(userId);
+        cmd.Parameters.AddWithValue(displayName ?? "");
+        cmd.Parameters.AddWithValue(toPosition);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        await reader.ReadAsync();
+        return (reader.GetInt64(0), reader.GetInt64(1));
+    }
+}
+
+public sealed class ReceiptPersister : IStreamRowPersister
+{
+    public const string KindName = "receipts.set";
+    public string Kind => KindName;
+
+    public void AddCommands(NpgsqlBatch batch, StreamEntry entry)
+    {
+        var row = UserStreamSync.Read<ReceiptRow>(entry);
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(
+            """
+            INSERT INTO receipts (room_id, receipt_type, user_id, thread_id, event_id, ts, stream_position) VALUES ($1, $2, $3, $4, $5, $6, $7)
+            ON CONFLICT (room_id, receipt_type, user_id, thread_id)
+            DO UPDATE SET event_id = EXCLUDED.event_id, ts = EXCLUDED.ts, stream_position = EXCLUDED.stream_position
+            """)
+        {
+            Parameters =
+            {
+                new() { Value = row.RoomId }, new() { Value = row.ReceiptType }, new() { Value = row.UserId }, new() { Value = row.ThreadId },
+                new() { Value = row.EventId }, new() { Value = row.Ts }, new() { Value = entry.Position },
+            }
+        });
+    }
+}
