@@ -12,6 +12,7 @@ public static class UserStreamEndpoints
         app.MapToDeviceEndpoints();
         app.MapTypingEndpoints();
         app.MapReceiptEndpoints();
+        app.MapPresenceEndpoints();
         return app;
     }
 }

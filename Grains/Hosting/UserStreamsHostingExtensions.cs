@@ -1,4 +1,5 @@
 using Homeserver.AccountData;
+using Homeserver.Presence;
 using Homeserver.PushRules;
 using Homeserver.Receipts;
 using Homeserver.Streams;
@@ -28,6 +29,10 @@ public static class UserStreamsHostingExtensions
         services.AddSingleton<TypingState>();
         services.AddSingleton<IStreamRowHandler>(sp => sp.GetRequiredService<TypingState>());
         services.AddSingleton<ISyncSection, TypingSyncSection>();
+        services.AddOptions<PresenceOptions>().BindConfiguration(HomeserverOptions.Section);
+        services.AddSingleton<PresenceStore>();
+        services.AddSingleton<IStreamRowPersister, PresencePersister>();
+        services.AddSingleton<ISyncSection, PresenceSyncSection>();
         services.AddSingleton<ReceiptStore>();
         services.AddSingleton<IStreamRowPersister, ReceiptPersister>();
         // Last: it counts unread messages for every room the sections before it added.

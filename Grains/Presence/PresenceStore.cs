@@ -1,0 +1,71 @@
+using Homeserver.AccountData;
+using Homeserver.Streams;
+using Npgsql;
+
+namespace Homeserver.Presence;
+
+/// <summary><c>Homeserver:EnablePresence</c> and <c>Homeserver:PresenceIdleTimeout</c>.</summary>
+public sealed class PresenceOptions
+{
+    public bool EnablePresence { get; set; } = true;
+
+    /// <summary>How long an online user may show no activity (no /sync, no presence update) before becoming unavailable.</summary>
+    public TimeSpan PresenceIdleTimeout { get; set; } = TimeSpan.FromMinutes(5);
+}
+
+/// <summary>The stream row and the stored state: one user's presence after a change.</summary>
+public sealed record PresenceRow(string UserId, string State, string? StatusMsg, long LastActiveTs, bool CurrentlyActive);
+
+public sealed class PresenceStore(NpgsqlDataSource db)
+{
+    public static readonly string[] States = ["online", "offline", "unavailable"];
+
+    /// <summary>The stream key of a user's presence rows. Not the bare user id, which keys the user's own streams
+    /// (account data, to-device...): a user coming online must wake those who share a room with them, not every
+    /// waiter of the user's own data.</summary>
+    public static string Key(string userId) => "presence/" + userId;
+
+    public async Task<PresenceRow?> GetAsync(string userId) => (await GetChangesAsync([userId], 0, long.MaxValue)).FirstOrDefault();
+
+    /// <summary>The presence of those users that changed in (from, to] (from 0: everyone's current state).</summary>
+    public async Task<IReadOnlyList<PresenceRow>> GetChangesAsync(IReadOnlyCollection<string> userIds, long from, long to)
+    {
+        await using var cmd = db.CreateCommand(
+            """
+            SELECT user_id, state, status_msg, last_active_ts, currently_active FROM presence
+             WHERE user_id = ANY($1) AND stream_position > $2 AND stream_position <= $3 ORDER BY stream_position
+            """);
+        cmd.Parameters.AddWithValue(userIds.ToArray());
+        cmd.Parameters.AddWithValue(from);
+        cmd.Parameters.AddWithValue(to);
+        var rows = new List<PresenceRow>();
+        await using var reader = await cmd.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+            rows.Add(new PresenceRow(reader.GetString(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetInt64(3), reader.GetBoolean(4)));
+        return rows;
+    }
+}
+
+public sealed class PresencePersister : IStreamRowPersister
+{
+    public const string KindName = "presence.set";
+    public string Kind => KindName;
+
+    public void AddCommands(NpgsqlBatch batch, StreamEntry entry)
+    {
+        var row = UserStreamSync.Read<PresenceRow>(entry);
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(
+            """
+            INSERT INTO presence (user_id, state, status_msg, last_active_ts, currently_active, stream_position) VALUES ($1, $2, $3, $4, $5, $6)
+            ON CONFLICT (user_id) DO UPDATE SET state = EXCLUDED.state, status_msg = EXCLUDED.status_msg, last_active_ts = EXCLUDED.last_active_ts,
+                currently_active = EXCLUDED.currently_active, stream_position = EXCLUDED.stream_position
+            """)
+        {
+            Parameters =
+            {
+                new() { Value = row.UserId }, new() { Value = row.State }, new() { Value = (object?)row.StatusMsg ?? DBNull.Value },
+                new() { Value = row.LastActiveTs }, new() { Value = row.CurrentlyActive }, new() { Value = entry.Position },
+            }
+        });
+    }
+}

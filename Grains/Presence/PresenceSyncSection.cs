@@ -1,0 +1,66 @@
+using System.Text.Json.Nodes;
+using Homeserver.AccountData;
+using Homeserver.Caches;
+using Homeserver.Rooms;
+using Homeserver.Streams;
+using Homeserver.Sync;
+using Microsoft.Extensions.Options;
+
+namespace Homeserver.Presence;
+
+/// <summary>
+/// Presence in /sync: a sync is activity (<c>set_presence</c>, default online), and the presence of the user and of
+/// everyone who shares a joined room with them that changed in (since, to] (initial sync: everyone's current state).
+/// The user's own presence is included but neither wakes nor ends their long-poll: every sync may change it, and a
+/// client's next poll would otherwise always return at once. Nothing when presence is disabled.
+/// </summary>
+public sealed class PresenceSyncSection(PresenceStore store, RoomEventStore rooms, CacheRegistry caches, IGrainFactory grains,
+    IOptions<PresenceOptions> options) : ISyncSection
+{
+    // Synchronous by contract: the co-members come from the current-state cache that ContributeAsync just filled.
+    public IEnumerable<string> WakeKeys(SyncContext context)
+    {
+        if (!options.Value.EnablePresence) return [];
+        var keys = new HashSet<string>(StringComparer.Ordinal);
+        var cache = caches.Get<CurrentRoomState>(RoomCaches.CurrentState);
+        foreach (var roomId in context.JoinedRooms)
+            if (cache.TryGet(roomId, out var state)) keys.UnionWith(Joined(state));
+        keys.Remove(context.Requester.UserId);
+        return keys.Select(PresenceStore.Key);
+    }
+
+    public async Task ContributeAsync(SyncContext context, JsonObject response)
+    {
+        if (!options.Value.EnablePresence) return;
+        var userId = context.Requester.UserId;
+        await grains.GetGrain<IPresenceGrain>(userId).SyncedAsync(context.SetPresence ?? "online");
+
+        var users = new HashSet<string>(StringComparer.Ordinal) { userId };
+        foreach (var roomId in context.JoinedRooms) users.UnionWith(Joined(await rooms.GetCurrentStateAsync(roomId)));
+        var changes = await store.GetChangesAsync(users,
+            UserStreamSync.Since(context, StreamNames.Presence), UserStreamSync.To(context, StreamNames.Presence));
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        foreach (var p in changes)
+        {
+            if (!context.Filter.Presence.Matches("m.presence", p.UserId)) continue;
+            UserStreamSync.Events(response, "presence").Add(new JsonObject
+            {
+                ["type"] = "m.presence",
+                ["sender"] = p.UserId,
+                ["content"] = Content(p, now),
+            });
+            if (p.UserId != userId) context.HasChanges = true;
+        }
+    }
+
+    public static JsonObject Content(PresenceRow p, long now)
+    {
+        var content = new JsonObject { ["presence"] = p.State, ["currently_active"] = p.CurrentlyActive };
+        if (p.LastActiveTs > 0) content["last_active_ago"] = Math.Max(0, now - p.LastActiveTs);
+        if (p.StatusMsg is not null) content["status_msg"] = p.StatusMsg;
+        return content;
+    }
+
+    private static IEnumerable<string> Joined(CurrentRoomState state) =>
+        state.Members.Where(m => RoomEventFormat.ContentString(m.Json, "membership") == "join").Select(m => m.StateKey!);
+}

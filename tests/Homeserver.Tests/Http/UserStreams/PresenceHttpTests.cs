@@ -1,0 +1,99 @@
+using System.Text.Json.Nodes;
+using Homeserver.Tests.Infrastructure;
+using static Homeserver.Tests.Http.UserStreams.UserStreamPaths;
+
+namespace Homeserver.Tests.Http.UserStreams;
+
+[Collection(UserStreamsHttpCollection.Name)]
+public sealed class PresenceHttpTests(UserStreamsHttpCluster fx)
+{
+    private static string Status(string userId) => $"{V3}/presence/{E(userId)}/status";
+
+    internal static JsonNode? PresenceOf(MatrixResponse sync, string userId) =>
+        sync.Events("presence").LastOrDefault(e => e!["sender"]!.GetValue<string>() == userId)?["content"];
+
+    [Fact]
+    public async Task Presence_is_set_read_and_reaches_room_members_long_polling_on_the_other_silo()
+    {
+        var alice = await fx.UserAsync("alice");
+        var bob = await fx.UserAsync("bob");
+        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        (await bob.PostAsync($"{Room(roomId)}/join")).EnsureSuccess();
+        await fx.SettleAsync();
+        var bobOnB = bob.On(fx.B);
+        var since = (await bobOnB.SyncAsync(extra: "&set_presence=offline")).NextBatch();
+
+        var poll = bobOnB.SyncAsync(since, timeoutMs: 20_000, extra: "&set_presence=offline");
+        await Task.Delay(200);
+        Assert.False(poll.IsCompleted);
+        (await alice.PutAsync(Status(alice.UserId), new { presence = "unavailable", status_msg = "lunch" })).EnsureSuccess();
+        var seen = PresenceOf(await poll, alice.UserId)!;
+        Assert.Equal("unavailable", seen["presence"]!.GetValue<string>());
+        Assert.Equal("lunch", seen["status_msg"]!.GetValue<string>());
+        Assert.False(seen["currently_active"]!.GetValue<bool>());
+
+        await fx.SettleAsync();
+        var got = (await bobOnB.GetAsync(Status(alice.UserId))).EnsureSuccess();
+        Assert.Equal("unavailable", got["presence"].GetValue<string>());
+        Assert.Equal("lunch", got["status_msg"].GetValue<string>());
+
+        // A sync of alice's (set_presence defaults to online) makes her online and tells bob.
+        var before = (await bobOnB.SyncAsync(extra: "&set_presence=offline")).NextBatch();
+        await alice.SyncAsync();
+        var online = PresenceOf(await bobOnB.SyncAsync(before, timeoutMs: 20_000, extra: "&set_presence=offline"), alice.UserId)!;
+        Assert.Equal("online", online["presence"]!.GetValue<string>());
+        Assert.True(online["currently_active"]!.GetValue<bool>());
+        Assert.Equal("lunch", online["status_msg"]!.GetValue<string>());
+        Assert.True(online["last_active_ago"]!.GetValue<long>() >= 0);
+    }
+
+    [Fact]
+    public async Task Presence_errors()
+    {
+        var alice = await fx.UserAsync("alice");
+        var eve = await fx.UserAsync("eve");
+        AssertError(await eve.GetAsync(Status(alice.UserId)), 403, "M_FORBIDDEN");
+        AssertError(await eve.PutAsync(Status(alice.UserId), new { presence = "online" }), 403, "M_FORBIDDEN");
+        AssertError(await alice.PutAsync(Status(alice.UserId), new { presence = "asleep" }), 400, "M_INVALID_PARAM");
+        AssertError(await alice.PutAsync(Status(alice.UserId), new { status_msg = "x" }), 400, "M_MISSING_PARAM");
+        AssertError(await alice.PutAsync(Status(alice.UserId), new { presence = "online", status_msg = 3 }), 400, "M_BAD_JSON");
+        Assert.Equal(401, (await fx.A.Http.GetJsonAsync(Status(alice.UserId))).StatusCode);
+        Assert.Equal("offline", (await eve.GetAsync(Status(eve.UserId))).EnsureSuccess()["presence"].GetValue<string>());
+    }
+}
+
+/// <summary>Presence with a one-second idle timeout, and with presence disabled.</summary>
+public sealed class PresenceConfigurationTests
+{
+    [Fact]
+    public async Task An_online_user_without_activity_becomes_unavailable()
+    {
+        await using var cluster = await HomeserverTestCluster.StartAsync(silos: 2,
+            new Dictionary<string, string?> { ["Homeserver:PresenceIdleTimeout"] = "00:00:01" });
+        var alice = await MatrixTestClient.RegisterAsync(cluster.Silos[0]);
+        var bob = (await MatrixTestClient.RegisterAsync(cluster.Silos[0])).On(cluster.Silos[1]);
+        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        (await bob.PostAsync($"{Room(roomId)}/join")).EnsureSuccess();
+        (await alice.PutAsync($"{V3}/presence/{E(alice.UserId)}/status", new { presence = "online" })).EnsureSuccess();
+        var first = await bob.SyncAsync(extra: "&set_presence=offline");
+        Assert.Equal("online", PresenceHttpTests.PresenceOf(first, alice.UserId)!["presence"]!.GetValue<string>());
+        // Nothing but the idle timer can change alice's presence now; bob's long-poll on the other silo sees it.
+        var idle = await bob.SyncAsync(first.NextBatch(), timeoutMs: 10_000, extra: "&set_presence=offline");
+        var presence = PresenceHttpTests.PresenceOf(idle, alice.UserId)!;
+        Assert.Equal("unavailable", presence["presence"]!.GetValue<string>());
+        Assert.False(presence["currently_active"]!.GetValue<bool>());
+    }
+
+    [Fact]
+    public async Task Disabled_presence_accepts_updates_but_reports_offline_and_sends_nothing()
+    {
+        await using var cluster = await HomeserverTestCluster.StartAsync(silos: 2,
+            new Dictionary<string, string?> { ["Homeserver:EnablePresence"] = "false" });
+        var alice = await MatrixTestClient.RegisterAsync(cluster.Silos[0]);
+        (await alice.PutAsync($"{V3}/presence/{E(alice.UserId)}/status", new { presence = "online", status_msg = "hi" })).EnsureSuccess();
+        AssertError(await alice.PutAsync($"{V3}/presence/{E(alice.UserId)}/status", new { presence = "asleep" }), 400, "M_INVALID_PARAM");
+        var got = (await alice.On(cluster.Silos[1]).GetAsync($"{V3}/presence/{E(alice.UserId)}/status")).EnsureSuccess();
+        Assert.Equal("""{"presence":"offline"}""", got.Body!.ToJsonString());
+        Assert.Empty((await alice.SyncAsync()).Events("presence"));
+    }
+}
