@@ -1,0 +1,42 @@
+using System.Text.Json.Nodes;
+using Homeserver.Accounts;
+using Homeserver.Streams;
+
+namespace Homeserver.Sync;
+
+/// <summary>
+/// One part of a /sync response fed by a stream other than room events (account data, to-device, typing, receipts,
+/// presence, device lists...). Registered in DI; the sync handler calls every section for every response and wakes a
+/// long-poll on the keys each section names.
+/// </summary>
+public interface ISyncSection
+{
+    /// <summary>Stream keys that should wake this user's long-poll (e.g. the user id for to-device).</summary>
+    IEnumerable<string> WakeKeys(SyncContext context);
+
+    /// <summary>Adds this section's data for (Since, To] to the response; sets <see cref="SyncContext.HasChanges"/>
+    /// when it added anything a client must see.</summary>
+    Task ContributeAsync(SyncContext context, JsonObject response);
+}
+
+/// <summary>What a /sync computes over: who asks, from where to where, with which filter.</summary>
+public sealed class SyncContext
+{
+    public required Requester Requester { get; init; }
+    /// <summary>Null for an initial sync.</summary>
+    public required StreamToken? Since { get; init; }
+    public required StreamToken To { get; init; }
+    public required SyncFilter Filter { get; init; }
+    public required bool FullState { get; init; }
+    /// <summary>The <c>set_presence</c> query parameter ("online", "offline", "unavailable"), or null.</summary>
+    public string? SetPresence { get; init; }
+    /// <summary>Rooms the user is joined to as of <see cref="To"/>.</summary>
+    public required IReadOnlyList<string> JoinedRooms { get; init; }
+    /// <summary>Per joined room in the response: the room's object under <c>rooms.join</c> (sections add
+    /// <c>ephemeral</c>, <c>account_data</c>, <c>unread_notifications</c>).</summary>
+    public Dictionary<string, JsonObject> JoinedRoomResponses { get; } = new(StringComparer.Ordinal);
+    public bool HasChanges { get; set; }
+
+    /// <summary>The room's object under <c>rooms.join</c>, created if the room had no timeline changes.</summary>
+    public Func<string, JsonObject> JoinedRoom { get; set; } = _ => new JsonObject();
+}

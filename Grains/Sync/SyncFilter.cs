@@ -1,0 +1,112 @@
+using System.Text.Json.Nodes;
+using Homeserver.Errors;
+using Homeserver.Rooms;
+
+namespace Homeserver.Sync;
+
+/// <summary>The parts of a Matrix filter (spec "Filtering") that shape a /sync or /messages response.</summary>
+public sealed class SyncFilter
+{
+    public const int DefaultTimelineLimit = 10;
+    public const int MaxTimelineLimit = 1000;
+
+    public int TimelineLimit { get; private init; } = DefaultTimelineLimit;
+    public EventFilter Timeline { get; private init; } = new();
+    public EventFilter State { get; private init; } = new();
+    public EventFilter AccountData { get; private init; } = new();
+    public EventFilter Presence { get; private init; } = new();
+    public HashSet<string>? Rooms { get; private init; }
+    public HashSet<string> NotRooms { get; private init; } = [];
+    public bool IncludeLeave { get; private init; }
+    public bool LazyLoadMembers { get; private init; }
+
+    public static readonly SyncFilter Default = new();
+
+    public bool IncludesRoom(string roomId) => !NotRooms.Contains(roomId) && (Rooms is null || Rooms.Contains(roomId));
+
+    /// <summary>Parses filter JSON; malformed filters are 400 <c>M_BAD_JSON</c>/<c>M_INVALID_PARAM</c>, never 500.</summary>
+    public static SyncFilter Parse(JsonObject filter)
+    {
+        var room = filter["room"] as JsonObject;
+        if (filter["room"] is not null && room is null) throw MatrixException.BadJson("'room' must be an object");
+        var timeline = room?["timeline"] as JsonObject;
+        var limit = DefaultTimelineLimit;
+        if (timeline?["limit"] is JsonValue lv)
+        {
+            if (!lv.TryGetValue<int>(out limit) || limit < 0) throw MatrixException.BadJson("'room.timeline.limit' must be a non-negative integer");
+            limit = Math.Min(limit, MaxTimelineLimit);
+        }
+        var state = room?["state"] as JsonObject;
+        return new SyncFilter
+        {
+            TimelineLimit = limit,
+            Timeline = EventFilter.Parse(timeline),
+            State = EventFilter.Parse(state),
+            AccountData = EventFilter.Parse(filter["account_data"] as JsonObject),
+            Presence = EventFilter.Parse(filter["presence"] as JsonObject),
+            Rooms = StringSet(room?["rooms"], "room.rooms"),
+            NotRooms = StringSet(room?["not_rooms"], "room.not_rooms") ?? [],
+            IncludeLeave = room?["include_leave"] is JsonValue il && il.TryGetValue<bool>(out var b) && b,
+            LazyLoadMembers = state?["lazy_load_members"] is JsonValue ll && ll.TryGetValue<bool>(out var lz) && lz,
+        };
+    }
+
+    internal static HashSet<string>? StringSet(JsonNode? node, string name)
+    {
+        if (node is null) return null;
+        if (node is not JsonArray array) throw MatrixException.BadJson($"'{name}' must be an array of strings");
+        var set = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var item in array)
+        {
+            if (item is not JsonValue v || !v.TryGetValue<string>(out var s)) throw MatrixException.BadJson($"'{name}' must be an array of strings");
+            set.Add(s);
+        }
+        return set;
+    }
+}
+
+/// <summary>types / not_types (with <c>*</c> wildcards), senders / not_senders, contains_url.</summary>
+public sealed class EventFilter
+{
+    public string[]? Types { get; private init; }
+    public string[] NotTypes { get; private init; } = [];
+    public HashSet<string>? Senders { get; private init; }
+    public HashSet<string> NotSenders { get; private init; } = [];
+    public int? Limit { get; private init; }
+
+    public static EventFilter Parse(JsonObject? node)
+    {
+        if (node is null) return new EventFilter();
+        int? limit = null;
+        if (node["limit"] is JsonValue lv)
+        {
+            if (!lv.TryGetValue<int>(out var l) || l < 0) throw MatrixException.BadJson("'limit' must be a non-negative integer");
+            limit = l;
+        }
+        return new EventFilter
+        {
+            Types = SyncFilter.StringSet(node["types"], "types")?.ToArray(),
+            NotTypes = SyncFilter.StringSet(node["not_types"], "not_types")?.ToArray() ?? [],
+            Senders = SyncFilter.StringSet(node["senders"], "senders"),
+            NotSenders = SyncFilter.StringSet(node["not_senders"], "not_senders") ?? [],
+            Limit = limit,
+        };
+    }
+
+    public bool Matches(string type, string sender)
+    {
+        if (NotSenders.Contains(sender)) return false;
+        if (Senders is not null && !Senders.Contains(sender)) return false;
+        if (NotTypes.Any(p => Glob(p, type))) return false;
+        return Types is null || Types.Any(p => Glob(p, type));
+    }
+
+    public bool Matches(StoredEvent ev) => Matches(ev.Type, ev.Sender);
+
+    private static bool Glob(string pattern, string value)
+    {
+        if (!pattern.Contains('*')) return pattern == value;
+        var regex = "^" + System.Text.RegularExpressions.Regex.Escape(pattern).Replace("\\*", ".*") + "$";
+        return System.Text.RegularExpressions.Regex.IsMatch(value, regex);
+    }
+}
