@@ -238,8 +238,12 @@ function checkSession(response, localpart, what) {
     return { userId: response.user_id, accessToken: response.access_token, deviceId: response.device_id };
 }
 
-/** Starts syncing and waits for the first PREPARED or SYNCING state; on timeout says which state and error were last seen. */
-export async function startSyncing(client, timeoutMs = 30000) {
+/**
+ * Starts syncing and waits for the first PREPARED or SYNCING state; on timeout says which state and error were last seen.
+ * Pending events are detached (as Element does): a room's timeline then holds events in the order sync delivered them,
+ * and a sender's own event enters it only when its remote echo (matched by `unsigned.transaction_id`) arrives.
+ */
+export async function startSyncing(client, timeoutMs = 30000, initialSyncLimit = 20) {
     let last = "none";
     let lastError = "";
     const ready = new Promise((resolve) => {
@@ -253,7 +257,7 @@ export async function startSyncing(client, timeoutMs = 30000) {
         };
         client.on(sdk.ClientEvent.Sync, onSync);
     });
-    await client.startClient({ initialSyncLimit: 20 });
+    await client.startClient({ initialSyncLimit, pendingEventOrdering: sdk.PendingEventOrdering.Detached });
     let timer;
     const timeout = new Promise((_, reject) => {
         timer = setTimeout(() => reject(new Error(

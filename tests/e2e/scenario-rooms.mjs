@@ -1,7 +1,7 @@
 // Rooms through matrix-js-sdk with two syncing clients on different silos: alice (silo 0) creates a room inviting
 // bob (silo 1); bob sees the invite and joins; they exchange messages that must arrive in order; a state change is
-// seen by the other side; a repeated transaction id yields one event; bob back-paginates the whole history; bob leaves
-// and alice sees it.
+// seen by the other side; a repeated transaction id yields one event; bob's second device (silo 0, short initial sync)
+// back-paginates the whole history with scrollback and with raw /messages; bob leaves and alice sees it.
 // Usage: node scenario-rooms.mjs <baseUrlSilo0> <baseUrlSilo1>
 import {
     assert, assertEqual, baseUrls, expectMatrixError, newClient, registerWithDummy, registerWithUiaFlow, run, sdk,
@@ -114,16 +114,20 @@ await run("rooms", async (clients) => {
         }
     }, 30000);
 
-    await step("the sender's own echoes replaced its local echoes (unsigned.transaction_id): no duplicates, none pending",
+    await step("each sender's remote echoes (unsigned.transaction_id) settled its pending events: none pending, none twice",
         async () => {
-            const mine = alice.getRoom(roomId).getLiveTimeline().getEvents()
-                .filter((e) => e.getType() === EventType.RoomMessage && e.getSender() === alice.getUserId());
-            const bodies = mine.map((e) => e.getContent().body);
-            assertEqual(bodies.length, new Set(bodies).size, `alice's timeline has each of her messages once: ${bodies}`);
-            assert(mine.every((e) => e.status === null && e.getId().startsWith("$")),
-                `all of alice's messages are sent: ${JSON.stringify(mine.map((e) => [e.getId(), e.status]))}`);
-            const pending = alice.getRoom(roomId).getPendingEvents?.() ?? [];
-            assertEqual(pending.length, 0, "no pending events remain");
+            for (const client of [alice, bob]) {
+                const room = client.getRoom(roomId);
+                await waitUntil(`${client.label}'s pending events to be matched by their remote echoes`,
+                    () => room.getPendingEvents().length === 0, 15000,
+                    () => JSON.stringify(room.getPendingEvents().map((e) => [e.getContent().body, e.status])));
+                const mine = room.getLiveTimeline().getEvents()
+                    .filter((e) => e.getType() === EventType.RoomMessage && e.getSender() === client.getUserId());
+                const ids = mine.map((e) => e.getId());
+                assertEqual(ids.length, new Set(ids).size, `${client.label}'s timeline has each of its messages once`);
+                assertEqual(ids, sent.filter((s) => s.sender === client.getUserId()).map((s) => s.eventId),
+                    `${client.label}'s own messages, once each, in send order`);
+            }
         });
 
     await step("alice renames the room and sets a topic; bob's client shows both", async () => {
@@ -154,12 +158,32 @@ await run("rooms", async (clients) => {
         sent.splice(sent.length - 1, 0, { sender: alice.getUserId(), body: content.body, eventId: first.event_id });
     }, 20000);
 
-    await step("bob back-paginates with scrollback until the start; the timeline is the whole history in order", async () => {
-        const room = bob.getRoom(roomId);
-        for (let i = 0; room.oldState.paginationToken !== null; i++) {
-            assert(i < 50, "reached the start within 50 scrollbacks");
-            await bob.scrollback(room, 7);
+    // A fresh device sees only the latest events, so the history must come from /messages.
+    const bobPhone = await step("bob logs in a second device on silo 0 and syncs with initialSyncLimit 5", async () => {
+        const login = await newClient(silo0, "bob-phone(anon)").loginRequest({
+            type: "m.login.password", identifier: { type: "m.id.user", user: bob.getUserId() }, password,
+        });
+        const client = newClient(silo0, "bob-phone", {
+            userId: login.user_id, accessToken: login.access_token, deviceId: login.device_id,
+        });
+        clients.push(client);
+        await startSyncing(client, 30000, 5);
+        await waitUntil("the room on bob's second device", () => client.getRoom(roomId), 15000);
+        return client;
+    }, 35000);
+
+    await step("bob's second device back-paginates with scrollback until the start: the whole history, in order", async () => {
+        const room = bobPhone.getRoom(roomId);
+        const initial = room.getLiveTimeline().getEvents();
+        assert(initial.length <= 5 && initial[0]?.getType() !== EventType.RoomCreate,
+            `the initial sync is limited to the latest 5 events: ${initial.map((e) => e.getType())}`);
+        let scrollbacks = 0;
+        while (room.oldState.paginationToken !== null) {
+            assert(scrollbacks < 50, "reached the start within 50 scrollbacks");
+            await bobPhone.scrollback(room, 7);
+            scrollbacks++;
         }
+        assert(scrollbacks >= 5, `the history took several pages of 7 (took ${scrollbacks})`);
         const events = room.getLiveTimeline().getEvents();
         const ids = events.map((e) => e.getId());
         assertEqual(events[0]?.getType(), EventType.RoomCreate, "the first event is m.room.create");
@@ -173,6 +197,8 @@ await run("rooms", async (clients) => {
         const bobMembership = events.filter((e) => e.getType() === EventType.RoomMember && e.getStateKey() === bob.getUserId())
             .map((e) => e.getContent().membership);
         assertEqual(bobMembership, ["invite", "join"], "bob's invite then join");
+        const live = bob.getRoom(roomId).getLiveTimeline().getEvents().map((e) => e.getId());
+        assertEqual(ids.slice(-live.length), live, "the paginated history ends with what bob's first device saw live");
     }, 30000);
 
     await step("raw /messages from the end backwards (limit 7) until `end` is missing gives the same history", async () => {
@@ -189,8 +215,8 @@ await run("rooms", async (clients) => {
             from = res.end;
         }
         const history = chunks.reverse();
-        const scrolled = bob.getRoom(roomId).getLiveTimeline().getEvents().map((e) => e.getId());
-        assertEqual(history.map((e) => e.event_id), scrolled, "/messages and bob's timeline agree event for event");
+        const scrolled = bobPhone.getRoom(roomId).getLiveTimeline().getEvents().map((e) => e.getId());
+        assertEqual(history.map((e) => e.event_id), scrolled, "/messages and the scrolled-back timeline agree event for event");
         assertEqual(history[0].type, EventType.RoomCreate, "the oldest event is m.room.create");
     }, 30000);
 
