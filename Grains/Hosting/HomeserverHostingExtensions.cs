@@ -85,6 +85,7 @@ public static class HomeserverHostingExtensions
         silo.Services.AddHomeserverAccounts();
         silo.Services.AddHomeserverRooms();
         silo.Services.AddHomeserverSync();
+        silo.Services.AddHomeserverUserStreams();
         return silo;
     }
 
