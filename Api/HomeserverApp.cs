@@ -35,6 +35,7 @@ public static class HomeserverApp
         app.MapHealthEndpoints();
         app.MapAccountEndpoints();
         app.MapRoomEndpoints();
+        app.MapKeysProfileDirectoryEndpoints();
         app.MapFallbackEndpoints();
         return app;
     }
