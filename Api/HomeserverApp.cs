@@ -35,6 +35,9 @@ public static class HomeserverApp
         app.MapHealthEndpoints();
         app.MapAccountEndpoints();
         app.MapRoomEndpoints();
+        app.MapSyncEndpoints();
+        app.MapRoomHistoryEndpoints();
+        app.MapClientStartupEndpoints();
         app.MapKeysProfileDirectoryEndpoints();
         app.MapFallbackEndpoints();
         return app;

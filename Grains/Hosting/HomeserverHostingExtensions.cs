@@ -84,6 +84,7 @@ public static class HomeserverHostingExtensions
         silo.Services.AddHomeserverStreams();
         silo.Services.AddHomeserverAccounts();
         silo.Services.AddHomeserverRooms();
+        silo.Services.AddHomeserverSync();
         silo.Services.AddHomeserverKeysProfileDirectory();
         return silo;
     }

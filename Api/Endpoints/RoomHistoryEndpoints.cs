@@ -1,0 +1,34 @@
+using System.Globalization;
+using Homeserver.Api.Http;
+using Homeserver.Errors;
+using Homeserver.Sync;
+
+namespace Homeserver.Api.Endpoints;
+
+/// <summary>Client-Server API: room history (<c>GET /rooms/{roomId}/messages</c>).</summary>
+public static class RoomHistoryEndpoints
+{
+    public static IEndpointRouteBuilder MapRoomHistoryEndpoints(this IEndpointRouteBuilder app)
+    {
+        app.MapGet($"{RoomEndpoints.Prefix}/rooms/{{roomId}}/messages", GetRoomEvents);
+        return app;
+    }
+
+    /// <summary>GET /rooms/{roomId}/messages</summary>
+    private static async Task<IResult> GetRoomEvents(HttpContext context, string roomId, RoomHistory history)
+    {
+        var requester = await RequestAuth.RequireUserAsync(context);
+        var query = context.Request.Query;
+        var dir = query["dir"].ToString();
+        if (dir is not ("b" or "f")) throw MatrixException.InvalidParam("'dir' must be 'b' or 'f'");
+        var limit = 10;
+        if (query.TryGetValue("limit", out var l) && !string.IsNullOrEmpty(l)
+            && (!int.TryParse(l, NumberStyles.None, CultureInfo.InvariantCulture, out limit)))
+            throw MatrixException.InvalidParam("'limit' must be a non-negative integer");
+        string? Optional(string name) => query[name].ToString() is { Length: > 0 } v ? v : null;
+        var response = await history.GetMessagesAsync(requester,
+            new MessagesRequest(Uri.UnescapeDataString(roomId), Optional("from"), Optional("to"), dir == "b", limit, Optional("filter")),
+            context.RequestAborted);
+        return Results.Content(response.ToJsonString(), "application/json");
+    }
+}

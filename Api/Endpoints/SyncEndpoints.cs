@@ -1,0 +1,77 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using Homeserver.Api.Http;
+using Homeserver.Errors;
+using Homeserver.Sync;
+
+namespace Homeserver.Api.Endpoints;
+
+/// <summary>Client-Server API: /sync and filters (spec "Syncing" and "Filtering").</summary>
+public static class SyncEndpoints
+{
+    private static readonly TimeSpan MaxTimeout = TimeSpan.FromMinutes(3);
+
+    public static IEndpointRouteBuilder MapSyncEndpoints(this IEndpointRouteBuilder app)
+    {
+        var v3 = app.MapGroup(RoomEndpoints.Prefix);
+        v3.MapGet("/sync", Sync);
+        v3.MapPost("/user/{userId}/filter", DefineFilter);
+        v3.MapGet("/user/{userId}/filter/{filterId}", GetFilter);
+        return app;
+    }
+
+    /// <summary>GET /sync</summary>
+    private static async Task<IResult> Sync(HttpContext context, SyncHandler handler)
+    {
+        var requester = await RequestAuth.RequireUserAsync(context);
+        var query = context.Request.Query;
+        var timeout = TimeSpan.Zero;
+        if (query.TryGetValue("timeout", out var t) && !string.IsNullOrEmpty(t))
+        {
+            if (!long.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out var ms))
+                throw MatrixException.InvalidParam("'timeout' must be a non-negative integer");
+            timeout = TimeSpan.FromMilliseconds(Math.Min(ms, (long)MaxTimeout.TotalMilliseconds));
+        }
+        var fullState = query["full_state"].ToString() switch
+        {
+            "" or "false" => false,
+            "true" => true,
+            _ => throw MatrixException.InvalidParam("'full_state' must be true or false"),
+        };
+        var setPresence = query["set_presence"].ToString();
+        if (setPresence is not ("" or "online" or "offline" or "unavailable"))
+            throw MatrixException.InvalidParam("'set_presence' must be online, offline or unavailable");
+        var since = query["since"].ToString();
+        var filter = query["filter"].ToString();
+        var response = await handler.SyncAsync(requester,
+            new SyncRequest(since.Length == 0 ? null : since, timeout, filter.Length == 0 ? null : filter, fullState, setPresence.Length == 0 ? null : setPresence),
+            context.RequestAborted);
+        return Results.Content(response.ToJsonString(), "application/json");
+    }
+
+    /// <summary>POST /user/{userId}/filter: stored exactly as sent.</summary>
+    private static async Task<IResult> DefineFilter(HttpContext context, string userId, FilterStore filters)
+    {
+        var requester = await RequestAuth.RequireUserAsync(context);
+        userId = Uri.UnescapeDataString(userId);
+        if (userId != requester.UserId) throw MatrixException.Forbidden("Cannot create filters for other users");
+        using var reader = new StreamReader(context.Request.Body);
+        var text = await reader.ReadToEndAsync(context.RequestAborted);
+        JsonObject body;
+        try { body = JsonNode.Parse(text) as JsonObject ?? throw MatrixException.BadJson("Filter must be a JSON object"); }
+        catch (System.Text.Json.JsonException) { throw new MatrixException(ErrorCodes.NotJson, "Filter is not valid JSON", 400); }
+        SyncFilter.Parse(body); // reject what /sync could not use
+        var id = await filters.CreateAsync(userId, text);
+        return Results.Json(new { filter_id = id });
+    }
+
+    /// <summary>GET /user/{userId}/filter/{filterId}</summary>
+    private static async Task<IResult> GetFilter(HttpContext context, string userId, string filterId, FilterStore filters)
+    {
+        var requester = await RequestAuth.RequireUserAsync(context);
+        userId = Uri.UnescapeDataString(userId);
+        if (userId != requester.UserId) throw MatrixException.Forbidden("Cannot read filters of other users");
+        var json = await filters.GetAsync(userId, filterId) ?? throw MatrixException.NotFound("No such filter");
+        return Results.Content(json, "application/json");
+    }
+}

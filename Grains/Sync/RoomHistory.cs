@@ -1,0 +1,72 @@
+using System.Text.Json.Nodes;
+using Homeserver.Errors;
+using Homeserver.Rooms;
+using Homeserver.Streams;
+
+namespace Homeserver.Sync;
+
+/// <summary>A /messages request as the endpoint parsed it.</summary>
+public sealed record MessagesRequest(string RoomId, string? From, string? To, bool Backwards, int Limit, string? Filter);
+
+/// <summary>
+/// <c>GET /rooms/{roomId}/messages</c>: pages of a room's history by topological position, within what the user may
+/// see (history visibility, and nothing after they left).
+/// </summary>
+public sealed class RoomHistory(RoomEventStore store, RoomVisibility visibility, ReplicationBarrier barrier, SyncHandler sync)
+{
+    public const int MaxLimit = 1000;
+
+    public async Task<JsonObject> GetMessagesAsync(Accounts.Requester requester, MessagesRequest request, CancellationToken ct)
+    {
+        await barrier.WaitAsync([StreamNames.Events], TimeSpan.FromSeconds(5), ct);
+        var readableUpTo = await visibility.RequireReadableAsync(request.RoomId, requester.UserId);
+        var filter = request.Filter is null ? new EventFilter() : (await sync.ResolveFilterAsync(requester.UserId, WrapRoomFilter(request.Filter))).Timeline;
+
+        var max = await store.GetMaxTopologicalAsync(request.RoomId);
+        var cap = readableUpTo ?? max;   // a departed member reads up to their leave
+        long from;
+        if (request.From is null) from = request.Backwards ? cap + 1 : 0;
+        else from = await ToTopologicalAsync(request.RoomId, request.From, request.Backwards, "from");
+        if (request.Backwards) from = Math.Min(from, cap + 1);
+        long? to = request.To is null ? null : await ToTopologicalAsync(request.RoomId, request.To, request.Backwards, "to");
+        if (!request.Backwards) to = Math.Min(to ?? long.MaxValue, cap + 1);
+
+        var limit = Math.Clamp(request.Limit, 0, MaxLimit);
+        var page = limit == 0 ? [] : await store.GetEventsByTopologicalAsync(
+            request.RoomId, from, request.Backwards ? Direction.Backwards : Direction.Forwards, limit, to);
+
+        var chunk = new JsonArray();
+        foreach (var e in page)
+        {
+            if (!filter.Matches(e)) continue;
+            if (!await visibility.CanSeeAsync(requester.UserId, e)) continue;
+            chunk.Add(RoomEventFormat.ToClient(e, requester.UserId, requester.DeviceId));
+        }
+
+        var response = new JsonObject
+        {
+            ["start"] = request.From ?? PaginationToken.Topological(from),
+            ["chunk"] = chunk,
+        };
+        // 'end' is left out once there is nothing further in that direction.
+        var exhausted = page.Count < limit || limit == 0;
+        if (!exhausted) response["end"] = PaginationToken.Topological(page[^1].Topological);
+        return response;
+    }
+
+    private static string WrapRoomFilter(string filter) =>
+        filter.TrimStart().StartsWith('{') ? $"{{\"room\":{{\"timeline\":{filter}}}}}" : throw MatrixException.InvalidParam("'filter' must be a JSON RoomEventFilter");
+
+    /// <summary>A pagination token (<c>t{n}</c>) or a sync token (through the room's events writer) as an exclusive
+    /// topological bound in the direction of travel.</summary>
+    private async Task<long> ToTopologicalAsync(string roomId, string token, bool backwards, string name)
+    {
+        if (PaginationToken.TryParseTopological(token, out var t)) return t;
+        if (!StreamToken.TryParse(token, out var stream)) throw MatrixException.InvalidParam($"Malformed '{name}' token");
+        var position = stream.Get(StreamNames.Events, store.WriterOf(roomId));
+        var (events, _) = await store.GetEventsByStreamAsync(roomId, 0, position, 1);
+        var last = events.Count == 0 ? 0 : events[^1].Topological;
+        // Backwards from a sync token: everything at or before it; forwards: everything after it.
+        return backwards ? last + 1 : last;
+    }
+}

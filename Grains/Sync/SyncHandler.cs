@@ -1,0 +1,318 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Homeserver.Accounts;
+using Homeserver.Errors;
+using Homeserver.Rooms;
+using Homeserver.Streams;
+
+namespace Homeserver.Sync;
+
+/// <summary>A /sync request as the endpoint parsed it.</summary>
+public sealed record SyncRequest(string? Since, TimeSpan Timeout, string? Filter, bool FullState, string? SetPresence);
+
+/// <summary>
+/// Computes /sync for one device on this silo. A response covers (since, to] where <c>to</c> is what this silo's
+/// reader has applied (so every cache it reads is already invalidated for it); when nothing changed it parks on the
+/// silo's waiters for the user's rooms and keys, and recomputes once woken. Room data comes from
+/// <see cref="RoomEventStore"/>; every other stream adds itself through an <see cref="ISyncSection"/>.
+/// </summary>
+public sealed class SyncHandler(
+    RoomEventStore store,
+    RoomVisibility visibility,
+    StreamNotifier notifier,
+    ReplicationBarrier barrier,
+    FilterStore filters,
+    IEnumerable<ISyncSection> sections)
+{
+    private static readonly TimeSpan BarrierTimeout = TimeSpan.FromSeconds(5);
+    private static readonly string[] StrippedStateTypes =
+        ["m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias", "m.room.encryption", "m.room.topic"];
+    private readonly IReadOnlyList<ISyncSection> _sections = sections.ToList();
+
+    public async Task<JsonObject> SyncAsync(Requester requester, SyncRequest request, CancellationToken ct)
+    {
+        var filter = await ResolveFilterAsync(requester.UserId, request.Filter);
+        var since = request.Since is null ? null : StreamToken.Parse(request.Since);
+        var deadline = DateTime.UtcNow + request.Timeout;
+
+        // Read-your-writes: whatever any writer acknowledged before this request is applied here before we read.
+        await barrier.WaitAsync(StreamNames.All, BarrierTimeout, ct);
+        if (since is not null && !notifier.Current.Covers(since))
+            await notifier.WaitForTokenAsync(since, BarrierTimeout, ct);
+
+        while (true)
+        {
+            var to = notifier.Current;
+            if (since is not null) to = to.Merge(since); // never answer with a token behind the one we were given
+            var (context, memberships) = await BuildContextAsync(requester, since, to, filter, request);
+            var response = await BuildResponseAsync(context, memberships);
+            var remaining = deadline - DateTime.UtcNow;
+            if (context.HasChanges || since is null || request.FullState || remaining <= TimeSpan.Zero || ct.IsCancellationRequested)
+                return response;
+
+            var keys = new HashSet<string>(StringComparer.Ordinal) { requester.UserId };
+            keys.UnionWith(context.JoinedRooms);
+            foreach (var section in _sections) keys.UnionWith(section.WakeKeys(context));
+            if (!await notifier.WaitForChangeAsync(to, keys, remaining, ct))
+                return response;
+        }
+    }
+
+    public async Task<SyncFilter> ResolveFilterAsync(string userId, string? filter)
+    {
+        if (string.IsNullOrEmpty(filter)) return SyncFilter.Default;
+        string json;
+        if (filter.TrimStart().StartsWith('{')) json = filter;
+        else json = await filters.GetAsync(userId, filter)
+                    ?? throw new MatrixException(ErrorCodes.NotFound, "No such filter", 404);
+        JsonObject parsed;
+        try { parsed = JsonNode.Parse(json) as JsonObject ?? throw MatrixException.BadJson("Filter must be a JSON object"); }
+        catch (JsonException) { throw new MatrixException(ErrorCodes.NotJson, "Filter is not valid JSON", 400); }
+        return SyncFilter.Parse(parsed);
+    }
+
+    private async Task<(SyncContext, Dictionary<string, MembershipAt>)> BuildContextAsync(Requester requester, StreamToken? since, StreamToken to, SyncFilter filter, SyncRequest request)
+    {
+        var memberships = await MembershipsAtAsync(requester.UserId, to);
+        var context = new SyncContext
+        {
+            Requester = requester,
+            Since = since,
+            To = to,
+            Filter = filter,
+            FullState = request.FullState,
+            SetPresence = request.SetPresence,
+            JoinedRooms = memberships.Where(m => m.Value.Membership == "join").Select(m => m.Key).ToList(),
+        };
+        return (context, memberships);
+    }
+
+    private readonly record struct MembershipAt(string Membership, long StreamPosition, long Topological, bool Forgotten);
+
+    /// <summary>The user's membership of every room as of <paramref name="to"/>: the current one where it is not
+    /// newer than <paramref name="to"/>, otherwise the last change at or before it.</summary>
+    private async Task<Dictionary<string, MembershipAt>> MembershipsAtAsync(string userId, StreamToken to)
+    {
+        var result = new Dictionary<string, MembershipAt>(StringComparer.Ordinal);
+        var newer = false;
+        foreach (var m in await store.GetMembershipsForUserAsync(userId))
+        {
+            if (m.StreamPosition <= to.Get(StreamNames.Events, m.StreamWriter))
+                result[m.RoomId] = new MembershipAt(m.Membership, m.StreamPosition, m.Topological, m.Forgotten);
+            else newer = true;
+        }
+        if (newer)
+        {
+            foreach (var change in await store.GetMembershipChangesAsync(userId, StreamToken.Zero, to))
+                if (!result.TryGetValue(change.RoomId, out var known) || known.StreamPosition <= change.StreamPosition)
+                    result[change.RoomId] = new MembershipAt(change.Membership, change.StreamPosition, change.Topological, false);
+        }
+        return result;
+    }
+
+    private async Task<JsonObject> BuildResponseAsync(SyncContext context, Dictionary<string, MembershipAt> memberships)
+    {
+        var join = new JsonObject();
+        var invite = new JsonObject();
+        var leave = new JsonObject();
+        var changes = context.Since is null
+            ? []
+            : (await store.GetMembershipChangesAsync(context.Requester.UserId, context.Since, context.To))
+                .GroupBy(c => c.RoomId).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+
+        foreach (var (roomId, membership) in memberships)
+        {
+            if (!context.Filter.IncludesRoom(roomId)) continue;
+            changes.TryGetValue(roomId, out var roomChanges);
+            switch (membership.Membership)
+            {
+                case "join":
+                    var joined = await JoinedRoomAsync(context, roomId, roomChanges);
+                    if (joined is not null)
+                    {
+                        join[roomId] = joined;
+                        context.JoinedRoomResponses[roomId] = joined;
+                    }
+                    break;
+                case "invite" when context.Since is null || roomChanges is not null:
+                    invite[roomId] = new JsonObject { ["invite_state"] = new JsonObject { ["events"] = await StrippedStateAsync(roomId, membership.Topological) } };
+                    context.HasChanges = true;
+                    break;
+                case "leave" or "ban" when !membership.Forgotten && (roomChanges is not null || (context.Since is null && context.Filter.IncludeLeave)):
+                    leave[roomId] = await LeftRoomAsync(context, roomId, membership);
+                    context.HasChanges = true;
+                    break;
+            }
+        }
+
+        context.JoinedRoom = roomId =>
+        {
+            if (context.JoinedRoomResponses.TryGetValue(roomId, out var existing)) return existing;
+            var created = EmptyJoinedRoom();
+            context.JoinedRoomResponses[roomId] = created;
+            join[roomId] = created;
+            return created;
+        };
+
+        var response = new JsonObject
+        {
+            ["next_batch"] = context.To.Serialize(),
+            ["rooms"] = new JsonObject { ["join"] = join, ["invite"] = invite, ["leave"] = leave, ["knock"] = new JsonObject() },
+            ["account_data"] = new JsonObject { ["events"] = new JsonArray() },
+            ["presence"] = new JsonObject { ["events"] = new JsonArray() },
+            ["to_device"] = new JsonObject { ["events"] = new JsonArray() },
+            ["device_lists"] = new JsonObject { ["changed"] = new JsonArray(), ["left"] = new JsonArray() },
+            ["device_one_time_keys_count"] = new JsonObject(),
+            ["device_unused_fallback_key_types"] = new JsonArray(),
+        };
+        foreach (var section in _sections) await section.ContributeAsync(context, response);
+        return response;
+    }
+
+    private static JsonObject EmptyJoinedRoom() => new()
+    {
+        ["timeline"] = new JsonObject { ["events"] = new JsonArray(), ["limited"] = false },
+        ["state"] = new JsonObject { ["events"] = new JsonArray() },
+        ["account_data"] = new JsonObject { ["events"] = new JsonArray() },
+        ["ephemeral"] = new JsonObject { ["events"] = new JsonArray() },
+        ["unread_notifications"] = new JsonObject { ["notification_count"] = 0, ["highlight_count"] = 0 },
+        ["summary"] = new JsonObject(),
+    };
+
+    private async Task<JsonObject?> JoinedRoomAsync(SyncContext context, string roomId, List<MembershipChange>? changes)
+    {
+        var writer = store.WriterOf(roomId);
+        var toPosition = context.To.Get(StreamNames.Events, writer);
+        var newlyJoined = context.Since is null || await JoinedInWindowAsync(context.Requester.UserId, roomId, changes);
+        var full = newlyJoined || context.FullState;
+        var fromPosition = full ? 0 : context.Since!.Get(StreamNames.Events, writer);
+        var limit = context.Filter.TimelineLimit;
+
+        var (events, limited) = await store.GetEventsByStreamAsync(roomId, fromPosition, toPosition, limit);
+        if (!full && events.Count == 0) return null;
+        var timeline = await VisibleTimelineAsync(context.Requester.UserId, roomId, events);
+
+        IReadOnlyList<StoredEvent> state = [];
+        if (full || limited)
+        {
+            state = timeline.Count > 0
+                ? await store.GetStateAtTopologicalAsync(roomId, timeline[0].Topological - 1)
+                : await store.GetStateAtStreamAsync(roomId, toPosition);
+        }
+
+        var room = EmptyJoinedRoom();
+        var timelineJson = (JsonObject)room["timeline"]!;
+        var eventsJson = (JsonArray)timelineJson["events"]!;
+        foreach (var e in timeline)
+            if (context.Filter.Timeline.Matches(e)) eventsJson.Add(RoomEventFormat.ToClient(e, context.Requester.UserId, context.Requester.DeviceId, includeRoomId: false));
+        timelineJson["limited"] = limited || (full && timeline.Count > 0 && timeline[0].Topological > 1 && events.Count >= limit);
+        timelineJson["prev_batch"] = PaginationToken.Topological(timeline.Count > 0 ? timeline[0].Topological : await store.GetMaxTopologicalAsync(roomId) + 1);
+        var stateJson = (JsonArray)((JsonObject)room["state"]!)["events"]!;
+        foreach (var e in state)
+            if (context.Filter.State.Matches(e)) stateJson.Add(RoomEventFormat.ToClient(e, includeRoomId: false));
+        if (full || timeline.Any(e => e.Type == "m.room.member"))
+            room["summary"] = await SummaryAsync(roomId, context.Requester.UserId);
+        context.HasChanges = true;
+        return room;
+    }
+
+    /// <summary>A join in the window that was not a join before it (a display name change is join → join).</summary>
+    private async Task<bool> JoinedInWindowAsync(string userId, string roomId, List<MembershipChange>? changes)
+    {
+        if (changes is null) return false;
+        var firstJoin = changes.FirstOrDefault(c => c.Membership == "join");
+        if (firstJoin is null) return false;
+        return await store.GetMembershipAtAsync(roomId, userId, firstJoin.Topological - 1) != "join";
+    }
+
+    // Rooms whose history is only visible from the user's join (visibility "joined"/"invited") must not leak
+    // earlier events into a timeline.
+    private async Task<IReadOnlyList<StoredEvent>> VisibleTimelineAsync(string userId, string roomId, IReadOnlyList<StoredEvent> events)
+    {
+        if (events.Count == 0) return events;
+        var hv = (await store.GetCurrentStateAsync(roomId)).Get("m.room.history_visibility", "");
+        var value = hv is null ? "shared" : RoomEventFormat.ContentString(hv.Json, "history_visibility") ?? "shared";
+        if (value is "shared" or "world_readable") return events;
+        var visible = new List<StoredEvent>(events.Count);
+        foreach (var e in events)
+            if (await visibility.CanSeeAsync(userId, e)) visible.Add(e);
+        return visible;
+    }
+
+    private async Task<JsonObject> SummaryAsync(string roomId, string userId)
+    {
+        var state = await store.GetCurrentStateAsync(roomId);
+        var joined = new List<string>();
+        var invited = new List<string>();
+        foreach (var member in state.Members)
+        {
+            var m = RoomEventFormat.ContentString(member.Json, "membership");
+            if (m == "join") joined.Add(member.StateKey!);
+            else if (m == "invite") invited.Add(member.StateKey!);
+        }
+        var heroes = new JsonArray();
+        foreach (var hero in joined.Concat(invited).Where(u => u != userId).Order(StringComparer.Ordinal).Take(5)) heroes.Add(hero);
+        return new JsonObject
+        {
+            ["m.heroes"] = heroes,
+            ["m.joined_member_count"] = joined.Count,
+            ["m.invited_member_count"] = invited.Count,
+        };
+    }
+
+    private async Task<JsonArray> StrippedStateAsync(string roomId, long inviteTopological)
+    {
+        var array = new JsonArray();
+        var state = await store.GetStateAtTopologicalAsync(roomId, inviteTopological);
+        foreach (var e in state)
+        {
+            if (!StrippedStateTypes.Contains(e.Type) && e.Type != "m.room.member") continue;
+            if (e.Type == "m.room.member" && e.Sender != e.StateKey && !state.Any(s => s.EventId == e.EventId)) continue;
+            var client = RoomEventFormat.ToClient(e);
+            array.Add(new JsonObject
+            {
+                ["type"] = e.Type,
+                ["state_key"] = e.StateKey,
+                ["sender"] = e.Sender,
+                ["content"] = client["content"]?.DeepClone(),
+            });
+        }
+        return array;
+    }
+
+    private async Task<JsonObject> LeftRoomAsync(SyncContext context, string roomId, MembershipAt membership)
+    {
+        var writer = store.WriterOf(roomId);
+        var fromPosition = context.Since?.Get(StreamNames.Events, writer) ?? 0;
+        var (events, limited) = await store.GetEventsByStreamAsync(roomId, fromPosition, membership.StreamPosition, context.Filter.TimelineLimit);
+        var timeline = new JsonArray();
+        foreach (var e in events) timeline.Add(RoomEventFormat.ToClient(e, context.Requester.UserId, context.Requester.DeviceId, includeRoomId: false));
+        return new JsonObject
+        {
+            ["timeline"] = new JsonObject
+            {
+                ["events"] = timeline,
+                ["limited"] = limited,
+                ["prev_batch"] = PaginationToken.Topological(events.Count > 0 ? events[0].Topological : membership.Topological),
+            },
+            ["state"] = new JsonObject { ["events"] = new JsonArray() },
+            ["account_data"] = new JsonObject { ["events"] = new JsonArray() },
+        };
+    }
+}
+
+/// <summary>
+/// Pagination tokens for /messages and /context: <c>t{n}</c>, a topological position in one room (histories are
+/// linear). /messages also accepts a sync token, converted through the room's events writer.
+/// </summary>
+public static class PaginationToken
+{
+    public static string Topological(long topological) => $"t{topological}";
+
+    public static bool TryParseTopological(string token, out long topological)
+    {
+        topological = 0;
+        return token.Length > 1 && token[0] == 't'
+               && long.TryParse(token.AsSpan(1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out topological);
+    }
+}
