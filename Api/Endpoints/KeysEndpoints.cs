@@ -154,14 +154,22 @@ public static class KeysEndpoints
         return Results.Json(new JsonObject { ["one_time_keys"] = oneTimeKeys, ["failures"] = new JsonObject() });
     }
 
-    private static async Task<IResult> GetKeysChanges(HttpContext context, DeviceListStore lists, StreamNotifier notifier)
+    private static async Task<IResult> GetKeysChanges(HttpContext context, DeviceListStore lists, StreamNotifier notifier,
+        ReplicationBarrier barrier)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
         var fromText = context.Request.Query["from"].ToString();
         if (fromText.Length == 0) throw MatrixException.MissingParam("Missing 'from'");
         var from = StreamToken.Parse(fromText, "from");
         var toText = context.Request.Query["to"].ToString();
-        var to = toText.Length == 0 ? notifier.Current : StreamToken.Parse(toText, "to");
+        StreamToken to;
+        if (toText.Length > 0) to = StreamToken.Parse(toText, "to");
+        else
+        {
+            // "Up to now" includes what other silos acknowledged before this request, as /sync does.
+            await barrier.WaitAsync([StreamNames.Events, StreamNames.DeviceLists], ReadYourWritesTimeout, context.RequestAborted);
+            to = notifier.Current;
+        }
         var changes = await lists.GetChangesAsync(requester.UserId, from, to);
         return Results.Json(new JsonObject
         {

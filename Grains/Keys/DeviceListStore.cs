@@ -15,6 +15,8 @@ public sealed class DeviceListStore(NpgsqlDataSource db, IOptions<HomeserverOpti
 
     public async Task<Changes> GetChangesAsync(string userId, StreamToken from, StreamToken to)
     {
+        // Key changes are filtered to room mates (and signer-only changes) in SQL; membership candidates below.
+        var keyChanges = new HashSet<string>(StringComparer.Ordinal);
         var changed = new HashSet<string>(StringComparer.Ordinal);
         var left = new HashSet<string>(StringComparer.Ordinal);
 
@@ -31,7 +33,7 @@ public sealed class DeviceListStore(NpgsqlDataSource db, IOptions<HomeserverOpti
             cmd.Parameters.AddWithValue(from.Get(StreamNames.DeviceLists, DeviceListRows.Writer));
             cmd.Parameters.AddWithValue(to.Get(StreamNames.DeviceLists, DeviceListRows.Writer));
             await using var reader = await cmd.ExecuteReaderAsync();
-            while (await reader.ReadAsync()) changed.Add(reader.GetString(0));
+            while (await reader.ReadAsync()) keyChanges.Add(reader.GetString(0));
         }
 
         // Membership changes in the requester's rooms: someone joining means a new device list to track, someone
@@ -71,7 +73,9 @@ public sealed class DeviceListStore(NpgsqlDataSource db, IOptions<HomeserverOpti
         var sharing = await SharingAsync(userId);
         sharing.Add(userId);
         changed.IntersectWith(sharing);
+        changed.UnionWith(keyChanges);
         left.ExceptWith(sharing);
+        changed.ExceptWith(left);
         return new Changes(changed.Order(StringComparer.Ordinal).ToList(), left.Order(StringComparer.Ordinal).ToList());
     }
 

@@ -129,11 +129,11 @@ public sealed class KeyRepository(NpgsqlDataSource db)
         await using var batch = db.CreateBatch();
         batch.BatchCommands.Add(DeviceListChangePersister.Command(
             """
-            DELETE FROM e2e_one_time_keys o USING (
-                SELECT key_id FROM e2e_one_time_keys WHERE user_id = $1 AND device_id = $2 AND algorithm = $3
-                 ORDER BY key_id LIMIT 1 FOR UPDATE SKIP LOCKED) c
-             WHERE o.user_id = $1 AND o.device_id = $2 AND o.algorithm = $3 AND o.key_id = c.key_id
-            RETURNING o.key_id, o.key_json
+            DELETE FROM e2e_one_time_keys
+             WHERE user_id = $1 AND device_id = $2 AND algorithm = $3 AND key_id = (
+                   SELECT key_id FROM e2e_one_time_keys WHERE user_id = $1 AND device_id = $2 AND algorithm = $3
+                    ORDER BY key_id LIMIT 1 FOR UPDATE SKIP LOCKED)
+            RETURNING key_id, key_json
             """, userId, deviceId, algorithm));
         await using (var reader = await batch.ExecuteReaderAsync())
         {
