@@ -10,7 +10,7 @@ public sealed class KeyRepository(NpgsqlDataSource db)
 
     public sealed record CrossSigningKey(string UserId, string KeyType, string KeyJson);
 
-    /// <summary>Keys of the users' existing devices (all of them, or only <paramref name="deviceIds"/> per user).</summary>
+    /// <summary>Keys of the users' existing devices (keys of deleted devices are never served).</summary>
     public async Task<List<DeviceKeys>> GetDeviceKeysAsync(IReadOnlyCollection<string> userIds)
     {
         await using var cmd = db.CreateCommand(
