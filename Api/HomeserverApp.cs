@@ -38,6 +38,7 @@ public static class HomeserverApp
         app.MapSyncEndpoints();
         app.MapRoomHistoryEndpoints();
         app.MapClientStartupEndpoints();
+        app.MapUserStreamEndpoints();
         app.MapKeysProfileDirectoryEndpoints();
         app.MapFallbackEndpoints();
         return app;

@@ -1,0 +1,19 @@
+namespace Homeserver.AccountData;
+
+/// <summary>
+/// The writer of one user's account data (global and per room, tags included): serialises the user's changes, so a
+/// tag added on one device and another removed on a second never lose each other, and appends them to the
+/// <c>account_data</c> stream. Key: the user id. Methods return the <c>account_data/0</c> position to wait for.
+/// Which types clients may set is the endpoint's business; the server itself sets <c>m.fully_read</c>.
+/// </summary>
+public interface IAccountDataGrain : IGrainWithStringKey
+{
+    /// <summary>Replaces one account data object; <paramref name="roomId"/> null for global account data.</summary>
+    Task<long> SetAsync(string? roomId, string type, string contentJson);
+
+    /// <summary>Adds or replaces one tag in the room's <c>m.tag</c>.</summary>
+    Task<long> SetTagAsync(string roomId, string tag, string tagContentJson);
+
+    /// <summary>Removes one tag from the room's <c>m.tag</c> (0 when it was not there).</summary>
+    Task<long> RemoveTagAsync(string roomId, string tag);
+}
