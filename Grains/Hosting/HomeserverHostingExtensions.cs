@@ -86,6 +86,7 @@ public static class HomeserverHostingExtensions
         silo.Services.AddHomeserverRooms();
         silo.Services.AddHomeserverSync();
         silo.Services.AddHomeserverUserStreams();
+        silo.Services.AddHomeserverKeysProfileDirectory();
         return silo;
     }
 
