@@ -39,6 +39,7 @@ public static class HomeserverApp
         app.MapRoomHistoryEndpoints();
         app.MapClientStartupEndpoints();
         app.MapUserStreamEndpoints();
+        app.MapKeysProfileDirectoryEndpoints();
         app.MapFallbackEndpoints();
         return app;
     }

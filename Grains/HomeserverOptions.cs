@@ -14,6 +14,10 @@ public sealed class HomeserverOptions
     /// <summary>A PostgreSQL connection string. When set, no private cluster is started.</summary>
     public string? Postgres { get; set; }
 
+    /// <summary>The folder with initdb and pg_ctl for the private cluster; searched on PATH and under
+    /// /usr/lib/postgresql/*/bin when unset.</summary>
+    public string? PostgresBinaries { get; set; }
+
     /// <summary>Number of writer shards of the <c>events</c> stream. A room maps to one by a stable hash.</summary>
     public int EventWriters { get; set; } = 2;
 

@@ -1,20 +1,50 @@
 using Homeserver.Api.Errors;
 using Homeserver.Errors;
+using Microsoft.AspNetCore.Routing.Patterns;
+using Microsoft.AspNetCore.Routing.Template;
 
 namespace Homeserver.Api.Endpoints;
 
-/// <summary>Unknown routes answer 404 <c>M_UNRECOGNIZED</c>; known routes with the wrong method answer 405.</summary>
+/// <summary>
+/// Unknown routes answer 404 <c>M_UNRECOGNIZED</c>; a known route with the wrong method answers 405
+/// <c>M_UNRECOGNIZED</c> (spec: "Unrecognized request"). The fallback matches every path and method, so it decides
+/// between the two by matching the path against the other routes' templates.
+/// </summary>
 public static class FallbackEndpoints
 {
     public static IEndpointRouteBuilder MapFallbackEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapFallback((HttpContext context) =>
+        app.MapFallback((HttpContext context, EndpointDataSource endpoints) =>
         {
-            var status = context.Items.ContainsKey(MethodNotAllowedMarker) ? 405 : 404;
-            return MatrixErrorMiddleware.WriteAsync(context, status, ErrorCodes.Unrecognized, "Unrecognized request");
+            var status = PathMatchesAnotherMethod(context, endpoints) ? 405 : 404;
+            return MatrixErrorMiddleware.WriteAsync(context, status, ErrorCodes.Unrecognized,
+                status == 405 ? "Method not allowed for this endpoint" : "Unrecognized request");
         });
         return app;
     }
 
-    public const string MethodNotAllowedMarker = "homeserver.method_not_allowed";
+    // One list per app (test silos share a process, so not one static list).
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<EndpointDataSource, IReadOnlyList<TemplateMatcher>> Matchers = new();
+
+    private static bool PathMatchesAnotherMethod(HttpContext context, EndpointDataSource endpoints)
+    {
+        var matchers = Matchers.GetValue(endpoints, source => source.Endpoints
+            .OfType<RouteEndpoint>()
+            .Where(e => e.Metadata.GetMetadata<HttpMethodMetadata>() is not null && e.RoutePattern.RawText is { } raw && !raw.Contains("{*path"))
+            .Select(e => new TemplateMatcher(TemplateParser.Parse(Strip(e.RoutePattern)), new RouteValueDictionary()))
+            .ToList());
+        var values = new RouteValueDictionary();
+        return matchers.Any(m => m.TryMatch(context.Request.Path, values));
+    }
+
+    // TemplateParser does not know inline constraints' regexes with braces well; the shape of the path is enough.
+    private static string Strip(RoutePattern pattern) =>
+        string.Join('/', pattern.PathSegments.Select(s => string.Concat(s.Parts.Select(p => p switch
+        {
+            RoutePatternLiteralPart l => l.Content,
+            RoutePatternParameterPart { IsCatchAll: true } c => $"{{*{c.Name}}}",
+            RoutePatternParameterPart c => $"{{{c.Name}}}",
+            RoutePatternSeparatorPart sep => sep.Content,
+            _ => "",
+        }))));
 }

@@ -85,6 +85,7 @@ public sealed class UserGrain(AccountRepository repository, IOptions<HomeserverO
             AccessTokens.Hash(token), exists);
         await repository.InsertSessionAsync(_userId, session);
         Remember(session);
+        if (!exists) await GrainFactory.GetGrain<Keys.IDeviceKeysGrain>(_userId).DevicesChangedAsync([deviceId], deleted: false);
         return new LoginResult(_userId, deviceId, token, position);
     }
 
@@ -131,6 +132,7 @@ public sealed class UserGrain(AccountRepository repository, IOptions<HomeserverO
         if (doomed.Length == 0) return 0;
         var position = await AppendAsync(AccountRows.DeleteDevices(_userId, doomed, doomed.SelectMany(id => _devices[id].TokenHashes)));
         foreach (var id in doomed) _devices.Remove(id);
+        await GrainFactory.GetGrain<Keys.IDeviceKeysGrain>(_userId).DevicesChangedAsync(doomed, deleted: true);
         return position;
     }
 

@@ -42,7 +42,7 @@ public static class HomeserverHostingExtensions
         {
             using var loggerFactory = LoggerFactory.Create(l => l.AddConsole());
             embedded = new EmbeddedPostgres(Path.Combine(options.DataDirectory, "postgres"),
-                loggerFactory.CreateLogger<EmbeddedPostgres>());
+                loggerFactory.CreateLogger<EmbeddedPostgres>(), binaries: options.PostgresBinaries);
             connectionString = embedded.ConnectionString();
             builder.Services.AddSingleton(embedded);
         }
@@ -86,6 +86,7 @@ public static class HomeserverHostingExtensions
         silo.Services.AddHomeserverRooms();
         silo.Services.AddHomeserverSync();
         silo.Services.AddHomeserverUserStreams();
+        silo.Services.AddHomeserverKeysProfileDirectory();
         return silo;
     }
 

@@ -12,7 +12,8 @@ namespace Homeserver.Rooms;
 /// each call builds its events on a copy of that state and adopts the copy only once the append has committed, so a
 /// rejected or failed write leaves the room as it was. Not reentrant: depth and prev_events follow one another.
 /// </summary>
-public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> options, ILogger<RoomGrain> logger)
+public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> options, ILogger<RoomGrain> logger,
+    Profile.ProfileStore profiles, RoomDirectory.AliasStore aliases)
     : Grain, IRoomGrain
 {
     /// <summary>Spec: "The complete event MUST NOT be larger than 65536 bytes, when formatted with the federation
@@ -65,6 +66,8 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
         try
         {
             var drafts = RoomCreationPlan.Build(command, alias);
+            foreach (var draft in drafts.Where(d => d.Type == "m.room.member" && d.StateKey is not null && IsLocal(d.StateKey)))
+                await profiles.AddToMembershipAsync(draft.Content, draft.StateKey!);
             return await RunAsync(command.RoomVersion, p =>
             {
                 foreach (var draft in drafts)
@@ -89,6 +92,8 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
     {
         var version = RequireRoom();
         var content = CanonicalJson.ParseObject(command.ContentJson);
+        if (command.Type == "m.room.canonical_alias" && command.StateKey == "")
+            await aliases.ValidateCanonicalAliasAsync(_roomId, content, _state.Get("m.room.canonical_alias", "")?["content"] as JsonObject);
         return await RunAsync(version, async p =>
         {
             if (await FindTransactionAsync(command.Sender, command.DeviceId, command.TxnId) is { } done) return done;
@@ -108,6 +113,9 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
     public async Task<RoomWriteResult> SetMembershipAsync(MembershipCommand command)
     {
         var version = RequireRoom();
+        var profile = new JsonObject();
+        if (command.Action is MembershipAction.Join or MembershipAction.Invite && IsLocal(command.Target))
+            await profiles.AddToMembershipAsync(profile, command.Target);
         return await RunAsync(version, p =>
         {
             var current = p.State.Membership(command.Target);
@@ -145,6 +153,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
             var content = new JsonObject { ["membership"] = membership };
             if (command.Reason is not null) content["reason"] = command.Reason;
             if (command.IsDirect && membership == "invite") content["is_direct"] = true;
+            if (membership is "join" or "invite") foreach (var (key, value) in profile) content[key] = value?.DeepClone();
             var ev = Build(p, new EventDraft(command.Sender, "m.room.member", command.Target, content));
             Adopt(p, ev, Row(ev));
             return Task.FromResult<RoomWriteResult?>(null);
@@ -209,6 +218,8 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
         var result = await writer.AppendAsync([RoomStreamRows.Forget(new ForgetRow(_roomId, userId))]);
         return new RoomWriteResult(null, result.Writer, result.LastPosition);
     }
+
+    private bool IsLocal(string userId) => Identifiers.ServerNameOf(userId) == ServerName;
 
     private string RequireRoom() => _version ?? throw MatrixException.NotFound("Unknown room");
 

@@ -16,6 +16,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
     private readonly string _root;
     private readonly ILogger _logger;
     private readonly bool _fsync;
+    private readonly string? _binaries;
     private bool _startedByUs;
 
     public string DataDirectory => Path.Combine(_root, "pgdata");
@@ -25,8 +26,10 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
 
     /// <param name="root">Folder that holds the cluster (created if missing).</param>
     /// <param name="fsync">Off only for throwaway test clusters.</param>
-    public EmbeddedPostgres(string root, ILogger logger, bool fsync = true)
+    /// <param name="binaries">A folder holding initdb and pg_ctl; when null, PATH and /usr/lib/postgresql/*/bin are searched.</param>
+    public EmbeddedPostgres(string root, ILogger logger, bool fsync = true, string? binaries = null)
     {
+        _binaries = binaries;
         _root = Path.GetFullPath(root);
         _logger = logger;
         _fsync = fsync;
@@ -59,11 +62,13 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
 
     public async Task StartAsync(CancellationToken ct = default)
     {
-        var initdb = FindBinary("initdb");
-        var pgCtl = FindBinary("pg_ctl");
+        var initdb = FindBinary("initdb", _binaries);
+        var pgCtl = FindBinary("pg_ctl", _binaries);
         if (initdb is null || pgCtl is null)
             throw new NotAvailableException(
-                "PostgreSQL server binaries (initdb, pg_ctl) were not found on PATH or under /usr/lib/postgresql/*/bin. " +
+                (_binaries is null
+                    ? "PostgreSQL server binaries (initdb, pg_ctl) were not found on PATH or under /usr/lib/postgresql/*/bin. "
+                    : $"PostgreSQL server binaries (initdb, pg_ctl) were not found in Homeserver:PostgresBinaries ({_binaries}). ") +
                 "Install them (Debian: apt-get install postgresql) or set Homeserver:Postgres to a connection string.");
 
         Directory.CreateDirectory(_root);
@@ -103,7 +108,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
     {
         if (!_startedByUs) return;
         _startedByUs = false;
-        var pgCtl = FindBinary("pg_ctl");
+        var pgCtl = FindBinary("pg_ctl", _binaries);
         if (pgCtl is null) return;
         await RunAsync(pgCtl, ["-D", DataDirectory, "-m", "fast", "-w", "stop"], IsRoot, CancellationToken.None, throwOnError: false);
         _logger.LogInformation("Private PostgreSQL stopped");
@@ -132,8 +137,13 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         catch (SocketException) { return false; }
     }
 
-    public static string? FindBinary(string name)
+    public static string? FindBinary(string name, string? folder = null)
     {
+        if (folder is not null)
+        {
+            var only = Path.Combine(folder, name);
+            return File.Exists(only) ? only : null;
+        }
         foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries))
         {
             var candidate = Path.Combine(dir, name);

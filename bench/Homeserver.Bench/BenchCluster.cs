@@ -21,7 +21,7 @@ public sealed class BenchCluster : IAsyncDisposable
         Postgres = postgres;
     }
 
-    public static async Task<BenchCluster> StartAsync(int silos, IDictionary<string, string?>? settings = null)
+    public static async Task<BenchCluster> StartAsync(int silos, IDictionary<string, string?>? settings = null, Action<WebApplication>? map = null)
     {
         var folder = Path.Combine(Path.GetTempPath(), $"homeserver-bench-{Guid.NewGuid():N}");
         Directory.CreateDirectory(folder);
@@ -47,6 +47,7 @@ public sealed class BenchCluster : IAsyncDisposable
             };
             if (settings is not null) foreach (var (k, v) in settings) config[k] = v;
             var app = HomeserverApp.Build([], b => b.Configuration.AddInMemoryCollection(config));
+            map?.Invoke(app);
             await app.StartAsync();
             cluster.Silos.Add(app);
             cluster.Urls.Add($"http://127.0.0.1:{http}");

@@ -9,7 +9,12 @@ switch (mode)
         var callers = args.Length > 2 ? int.Parse(args[2]) : 256;
         await StreamBenchmark.RunAsync(TimeSpan.FromSeconds(seconds), callers);
         return 0;
+    case "send":
+        // dotnet run -c Release --project bench/Homeserver.Bench -- send [seconds] [connections] [users] [rooms] [latency samples]
+        int Arg(int i, int fallback) => args.Length > i ? int.Parse(args[i]) : fallback;
+        await SendBenchmark.RunAsync(TimeSpan.FromSeconds(Arg(1, 10)), Arg(2, 64), Arg(3, 64), Arg(4, 32), Arg(5, 500));
+        return 0;
     default:
-        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams");
+        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send");
         return 2;
 }

@@ -25,7 +25,10 @@ public sealed class DatabaseOutageTests
             var writer = cluster.Silos[1].Grains.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(StreamNames.ToDevice, 0));
             var before = await writer.AppendAsync([new StreamRow("test", "@u:localhost", "{\"p\":\"before\"}")]);
 
+            Assert.Equal(200, (int)(await cluster.Silos[0].Http.GetAsync("/health/ready")).StatusCode);
             await postgres.StopAsync();
+            Assert.Equal(503, (int)(await cluster.Silos[0].Http.GetAsync("/health/ready")).StatusCode);
+            Assert.Equal(200, (int)(await cluster.Silos[0].Http.GetAsync("/health/live")).StatusCode);
             var failed = new List<string>();
             for (var i = 0; i < 3; i++)
             {

@@ -1,0 +1,38 @@
+using System.Text.Json.Nodes;
+using Homeserver.Sync;
+
+namespace Homeserver.Keys;
+
+/// <summary>
+/// The end-to-end part of <c>/sync</c>: <c>device_lists</c> (changed/left since the last sync), and the requesting
+/// device's <c>device_one_time_keys_count</c> and <c>device_unused_fallback_key_types</c>, which are sent every time
+/// (clients top their keys up from them) but never count as a change on their own.
+/// </summary>
+public sealed class DeviceListSyncSection(DeviceListStore lists, KeyRepository keys) : ISyncSection
+{
+    // Device list rows are keyed by the changed user and by each of their rooms.
+    public IEnumerable<string> WakeKeys(SyncContext context) => context.JoinedRooms.Append(context.Requester.UserId);
+
+    public async Task ContributeAsync(SyncContext context, JsonObject response)
+    {
+        var requester = context.Requester;
+        if (context.Since is { } since)
+        {
+            var changes = await lists.GetChangesAsync(requester.UserId, since, context.To);
+            if (changes.Changed.Count > 0 || changes.Left.Count > 0)
+            {
+                response["device_lists"] = new JsonObject
+                {
+                    ["changed"] = new JsonArray(changes.Changed.Select(u => (JsonNode)JsonValue.Create(u)!).ToArray()),
+                    ["left"] = new JsonArray(changes.Left.Select(u => (JsonNode)JsonValue.Create(u)!).ToArray()),
+                };
+                context.HasChanges = true;
+            }
+        }
+        var counts = new JsonObject();
+        foreach (var (algorithm, count) in await keys.CountOneTimeKeysAsync(requester.UserId, requester.DeviceId)) counts[algorithm] = count;
+        response["device_one_time_keys_count"] = counts;
+        response["device_unused_fallback_key_types"] = new JsonArray(
+            (await keys.GetUnusedFallbackAlgorithmsAsync(requester.UserId, requester.DeviceId)).Select(a => (JsonNode)JsonValue.Create(a)!).ToArray());
+    }
+}

@@ -1,0 +1,156 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using System.Text;
+using System.Text.Json.Nodes;
+using Homeserver.Tests.Infrastructure;
+
+namespace Homeserver.Tests.Hosting;
+
+/// <summary>
+/// The README's run command, as a separate process: the server on its embedded default (a private PostgreSQL under
+/// the data directory), stopped by SIGTERM, started again on the same data.
+/// </summary>
+public sealed class ServerProcessTests
+{
+    [DllImport("libc", SetLastError = true)]
+    private static extern int kill(int pid, int sig);
+    private const int SigTerm = 15;
+
+    private static string ApiDll()
+    {
+        // tests/Homeserver.Tests/bin/{Configuration}/net10.0 → Api/bin/{Configuration}/net10.0
+        var here = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        var configuration = here.Parent!.Name;
+        var root = here;
+        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Homeserver.sln"))) root = root.Parent;
+        Assert.NotNull(root);
+        var dll = Path.Combine(root!.FullName, "Api", "bin", configuration, here.Name, "Homeserver.Api.dll");
+        Assert.True(File.Exists(dll), $"{dll} was not built");
+        return dll;
+    }
+
+    private static int FreePort()
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        var port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
+    private sealed class ServerProcess(Process process, StringBuilder output, string url) : IDisposable
+    {
+        public Process Process { get; } = process;
+        public string Url { get; } = url;
+        public string Output { get { lock (output) return output.ToString(); } }
+        public void Dispose()
+        {
+            if (!Process.HasExited) Process.Kill(entireProcessTree: true);
+            Process.Dispose();
+        }
+    }
+
+    private static ServerProcess Start(params string[] args)
+    {
+        var port = FreePort();
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(ApiDll());
+        psi.ArgumentList.Add("--urls");
+        psi.ArgumentList.Add($"http://127.0.0.1:{port}");
+        psi.ArgumentList.Add($"--Homeserver:Cluster:SiloPort={FreePort()}");
+        psi.ArgumentList.Add($"--Homeserver:Cluster:GatewayPort={FreePort()}");
+        psi.ArgumentList.Add("--Homeserver:PasswordHashCost=4");
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        var output = new StringBuilder();
+        var process = Process.Start(psi)!;
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return new ServerProcess(process, output, $"http://127.0.0.1:{port}");
+    }
+
+    private static async Task WaitReadyAsync(ServerProcess server, HttpClient http)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (DateTime.UtcNow < deadline)
+        {
+            Assert.False(server.Process.HasExited, $"the server exited early:\n{server.Output}");
+            try
+            {
+                using var r = await http.GetAsync($"{server.Url}/health/ready");
+                if (r.StatusCode == HttpStatusCode.OK) return;
+            }
+            catch (HttpRequestException) { }
+            await Task.Delay(250);
+        }
+        Assert.Fail($"the server never became ready:\n{server.Output}");
+    }
+
+    [Fact]
+    public async Task Runs_on_its_private_postgres_stops_cleanly_on_sigterm_and_keeps_its_data()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var data = Path.Combine(Path.GetTempPath(), $"homeserver-process-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(data);
+        File.SetUnixFileMode(data, (UnixFileMode)0b111_101_101);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        try
+        {
+            string userId;
+            using (var first = Start($"--Homeserver:DataDirectory={data}"))
+            {
+                await WaitReadyAsync(first, http);
+                Assert.Equal(HttpStatusCode.OK, (await http.GetAsync($"{first.Url}/health/live")).StatusCode);
+                var registered = (await http.PostJsonAsync($"{first.Url}/_matrix/client/v3/register", new JsonObject
+                {
+                    ["username"] = "persistent", ["password"] = "kept across restarts", ["auth"] = new JsonObject { ["type"] = "m.login.dummy" },
+                })).EnsureSuccess();
+                userId = registered["user_id"].GetValue<string>();
+
+                Assert.Equal(0, kill(first.Process.Id, SigTerm));
+                Assert.True(first.Process.WaitForExit(60_000), $"the server did not stop on SIGTERM:\n{first.Output}");
+                Assert.Equal(0, first.Process.ExitCode);
+                Assert.False(File.Exists(Path.Combine(data, "postgres", "pgdata", "postmaster.pid")), "the private PostgreSQL is still running");
+            }
+
+            using var second = Start($"--Homeserver:DataDirectory={data}");
+            await WaitReadyAsync(second, http);
+            var login = await http.PostJsonAsync($"{second.Url}/_matrix/client/v3/login", new JsonObject
+            {
+                ["type"] = "m.login.password",
+                ["identifier"] = new JsonObject { ["type"] = "m.id.user", ["user"] = "persistent" },
+                ["password"] = "kept across restarts",
+            });
+            Assert.Equal(userId, login.EnsureSuccess()["user_id"].GetValue<string>());
+            kill(second.Process.Id, SigTerm);
+            Assert.True(second.Process.WaitForExit(60_000), second.Output);
+        }
+        finally
+        {
+            try { Directory.Delete(data, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+    }
+
+    [Fact]
+    public async Task Without_postgres_binaries_or_a_connection_string_it_exits_and_says_what_to_install()
+    {
+        var empty = Path.Combine(Path.GetTempPath(), $"homeserver-nobin-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(empty);
+        try
+        {
+            using var server = Start($"--Homeserver:DataDirectory={Path.Combine(empty, "data")}", $"--Homeserver:PostgresBinaries={empty}");
+            Assert.True(server.Process.WaitForExit(60_000), server.Output);
+            await Task.Delay(200); // let the output readers drain
+            Assert.Equal(2, server.Process.ExitCode);
+            Assert.Contains("initdb", server.Output);
+            Assert.Contains("Homeserver:Postgres", server.Output);
+        }
+        finally
+        {
+            Directory.Delete(empty, true);
+        }
+    }
+}

@@ -1,0 +1,124 @@
+using System.Text.Json.Nodes;
+using Homeserver.Tests.Http.Keys;
+using Homeserver.Tests.Infrastructure;
+using static Homeserver.Tests.Http.Keys.Api;
+
+namespace Homeserver.Tests.Http.Profile;
+
+/// <summary>Profiles and the user directory over two silos.</summary>
+[Collection(KeysCollection.Name)]
+public sealed class ProfileTests(KeysCluster fx)
+{
+    private static string ProfilePath(string userId) => $"{V3}/profile/{MatrixTestClient.Escape(userId)}";
+
+    private static string Localpart(string userId) => userId[1..userId.IndexOf(':')];
+
+    private static async Task<JsonObject> MemberContentAsync(MatrixTestClient reader, string roomId, string userId) =>
+        (await reader.GetAsync($"{Room(roomId)}/state/m.room.member/{MatrixTestClient.Escape(userId)}")).EnsureSuccess().Body!.AsObject();
+
+    [Fact]
+    public async Task A_new_user_is_named_after_their_localpart_and_unknown_users_are_not_found()
+    {
+        var alice = await fx.UserAsync("alice");
+        var profile = (await fx.B.Http.GetJsonAsync(ProfilePath(alice.UserId))).EnsureSuccess();
+        Assert.Equal(Localpart(alice.UserId), profile["displayname"].GetValue<string>());
+        Assert.Null(profile.Body!["avatar_url"]);
+        Assert.Equal(Localpart(alice.UserId), (await alice.GetAsync($"{ProfilePath(alice.UserId)}/displayname")).EnsureSuccess()["displayname"].GetValue<string>());
+        Assert.Empty((await alice.GetAsync($"{ProfilePath(alice.UserId)}/avatar_url")).EnsureSuccess().Body!.AsObject());
+
+        AssertError(await alice.GetAsync(ProfilePath("@nobody:localhost")), 404, "M_NOT_FOUND");
+        AssertError(await alice.GetAsync($"{ProfilePath("@nobody:localhost")}/displayname"), 404, "M_NOT_FOUND");
+        AssertError(await alice.GetAsync($"{ProfilePath("@nobody:elsewhere.org")}/avatar_url"), 404, "M_NOT_FOUND");
+        AssertError(await alice.GetAsync(ProfilePath("not-a-user")), 400, "M_INVALID_PARAM");
+    }
+
+    [Fact]
+    public async Task Changes_are_served_by_the_other_silo_and_only_the_owner_may_make_them()
+    {
+        var alice = await fx.UserAsync("alice");
+        var bob = await fx.UserAsync("bob");
+        (await alice.PutAsync($"{ProfilePath(alice.UserId)}/displayname", new JsonObject { ["displayname"] = "Alice A." })).EnsureSuccess();
+        (await alice.PutAsync($"{ProfilePath(alice.UserId)}/avatar_url", new JsonObject { ["avatar_url"] = "mxc://localhost/abc" })).EnsureSuccess();
+        var profile = (await bob.On(fx.B).GetAsync(ProfilePath(alice.UserId))).EnsureSuccess();
+        Assert.Equal("Alice A.", profile["displayname"].GetValue<string>());
+        Assert.Equal("mxc://localhost/abc", profile["avatar_url"].GetValue<string>());
+
+        // An empty name removes it.
+        (await alice.On(fx.B).PutAsync($"{ProfilePath(alice.UserId)}/displayname", new JsonObject { ["displayname"] = "" })).EnsureSuccess();
+        Assert.Null((await fx.A.Http.GetJsonAsync(ProfilePath(alice.UserId))).EnsureSuccess().Body!["displayname"]);
+
+        AssertError(await bob.PutAsync($"{ProfilePath(alice.UserId)}/displayname", new JsonObject { ["displayname"] = "Mallory" }), 403, "M_FORBIDDEN");
+        AssertError(await bob.PutAsync($"{ProfilePath(alice.UserId)}/avatar_url", new JsonObject { ["avatar_url"] = "mxc://x/y" }), 403, "M_FORBIDDEN");
+        AssertError(await alice.PutAsync($"{ProfilePath(alice.UserId)}/displayname", new JsonObject()), 400, "M_MISSING_PARAM");
+        AssertError(await alice.PutAsync($"{ProfilePath(alice.UserId)}/displayname", new JsonObject { ["displayname"] = 5 }), 400, "M_INVALID_PARAM");
+        AssertError(await alice.PutAsync($"{ProfilePath(alice.UserId)}/displayname", new JsonObject { ["displayname"] = new string('x', 257) }), 400, "M_BAD_JSON");
+        AssertError(await fx.A.Http.PutJsonAsync($"{ProfilePath(alice.UserId)}/displayname", new JsonObject { ["displayname"] = "x" }), 401, "M_MISSING_TOKEN");
+        // Bob's failed attempts changed nothing of his own profile either.
+        Assert.Equal(Localpart(bob.UserId), (await alice.GetAsync(ProfilePath(bob.UserId))).EnsureSuccess()["displayname"].GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Joins_carry_the_profile_and_changes_reach_every_joined_room()
+    {
+        var alice = await fx.UserAsync("alice");
+        var bob = await fx.UserAsync("bob");
+        (await bob.PutAsync($"{ProfilePath(bob.UserId)}/displayname", new JsonObject { ["displayname"] = "Bobby" })).EnsureSuccess();
+        var room1 = await SharedRoomAsync(alice, bob);
+        var room2 = await SharedRoomAsync(alice, bob);
+        Assert.Equal("Bobby", (await MemberContentAsync(alice, room1, bob.UserId))["displayname"]!.GetValue<string>());
+        Assert.Equal(Localpart(alice.UserId), (await MemberContentAsync(bob, room1, alice.UserId))["displayname"]!.GetValue<string>());
+        var invited = await alice.CreateRoomAsync(new JsonObject { ["invite"] = new JsonArray(bob.UserId) });
+        var invite = await MemberContentAsync(alice, invited, bob.UserId);
+        Assert.Equal("invite", invite["membership"]!.GetValue<string>());
+        Assert.Equal("Bobby", invite["displayname"]!.GetValue<string>());
+
+        var since = await alice.On(fx.B).SyncTokenAsync();
+        (await bob.PutAsync($"{ProfilePath(bob.UserId)}/displayname", new JsonObject { ["displayname"] = "Robert" })).EnsureSuccess();
+        (await bob.PutAsync($"{ProfilePath(bob.UserId)}/avatar_url", new JsonObject { ["avatar_url"] = "mxc://localhost/bob" })).EnsureSuccess();
+        foreach (var room in new[] { room1, room2 })
+        {
+            var member = await MemberContentAsync(alice.On(fx.B), room, bob.UserId);
+            Assert.Equal("join", member["membership"]!.GetValue<string>());
+            Assert.Equal("Robert", member["displayname"]!.GetValue<string>());
+            Assert.Equal("mxc://localhost/bob", member["avatar_url"]!.GetValue<string>());
+        }
+        // The room bob was only invited to is left alone.
+        Assert.Equal("Bobby", (await MemberContentAsync(alice, invited, bob.UserId))["displayname"]!.GetValue<string>());
+
+        var sync = (await alice.On(fx.B).GetAsync($"{V3}/sync?timeout=10000&since={since}")).EnsureSuccess();
+        var timeline = sync["rooms"]["join"]![room1]!["timeline"]!["events"]!.AsArray();
+        Assert.Contains(timeline, e => e!["type"]!.GetValue<string>() == "m.room.member" && e["state_key"]!.GetValue<string>() == bob.UserId
+                                        && e["content"]!["displayname"]?.GetValue<string>() == "Robert");
+    }
+
+    [Fact]
+    public async Task The_user_directory_finds_room_mates_and_public_room_members_only()
+    {
+        var marker = Guid.NewGuid().ToString("N")[..8];
+        var alice = await fx.UserAsync("alice");
+        var mate = await fx.UserAsync($"mate{marker}");
+        var publicUser = await fx.UserAsync("pub");
+        var hidden = await fx.UserAsync($"hidden{marker}");
+        await SharedRoomAsync(alice, mate);
+        (await publicUser.PutAsync($"{ProfilePath(publicUser.UserId)}/displayname", new JsonObject { ["displayname"] = $"Public {marker.ToUpperInvariant()}" })).EnsureSuccess();
+        await publicUser.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        await hidden.CreateRoomAsync(new JsonObject { ["preset"] = "private_chat" });
+
+        var search = (await alice.On(fx.B).PostAsync($"{V3}/user_directory/search", new JsonObject { ["search_term"] = marker })).EnsureSuccess();
+        var found = search["results"].AsArray().Select(r => r!["user_id"]!.GetValue<string>()).ToList();
+        Assert.Contains(mate.UserId, found);
+        Assert.Contains(publicUser.UserId, found);
+        Assert.DoesNotContain(hidden.UserId, found);
+        Assert.False(search["limited"].GetValue<bool>());
+        var pub = search["results"].AsArray().Single(r => r!["user_id"]!.GetValue<string>() == publicUser.UserId)!;
+        Assert.Equal($"Public {marker.ToUpperInvariant()}", pub["display_name"]!.GetValue<string>());
+
+        var limited = (await alice.PostAsync($"{V3}/user_directory/search", new JsonObject { ["search_term"] = marker, ["limit"] = 1 })).EnsureSuccess();
+        Assert.Single(limited["results"].AsArray());
+        Assert.True(limited["limited"].GetValue<bool>());
+
+        AssertError(await alice.PostAsync($"{V3}/user_directory/search", new JsonObject()), 400, "M_MISSING_PARAM");
+        AssertError(await alice.PostAsync($"{V3}/user_directory/search", new JsonObject { ["search_term"] = "x", ["limit"] = "many" }), 400, "M_INVALID_PARAM");
+        AssertError(await fx.A.Http.PostJsonAsync($"{V3}/user_directory/search", new JsonObject { ["search_term"] = "x" }), 401, "M_MISSING_TOKEN");
+    }
+}
