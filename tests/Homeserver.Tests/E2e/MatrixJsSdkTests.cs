@@ -35,6 +35,9 @@ public sealed class MatrixJsSdkTests(MatrixJsSdkCluster fixture, ITestOutputHelp
     [Fact]
     public Task Rooms_invite_join_messages_state_history_and_leave_across_silos() => RunScenarioAsync("scenario-rooms.mjs");
 
+    [Fact]
+    public Task Typing_receipts_profile_account_data_to_device_and_directory_across_silos() => RunScenarioAsync("scenario-ephemeral.mjs");
+
     private async Task RunScenarioAsync(string script)
     {
         var urls = fixture.Cluster.Silos.Select(s => s.BaseUrl).ToArray();
