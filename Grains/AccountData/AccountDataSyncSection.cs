@@ -15,6 +15,7 @@ public sealed class AccountDataSyncSection(AccountDataStore store) : ISyncSectio
 
     public async Task ContributeAsync(SyncContext context, JsonObject response)
     {
+        if (!context.StreamMoved(StreamNames.AccountData)) return;
         var userId = context.Requester.UserId;
         var changes = await store.GetChangesAsync(userId,
             UserStreamSync.Since(context, StreamNames.AccountData), UserStreamSync.To(context, StreamNames.AccountData));

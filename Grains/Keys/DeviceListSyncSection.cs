@@ -1,3 +1,4 @@
+using Homeserver.Streams;
 using System.Text.Json.Nodes;
 using Homeserver.Sync;
 
@@ -16,7 +17,7 @@ public sealed class DeviceListSyncSection(DeviceListStore lists, KeyRepository k
     public async Task ContributeAsync(SyncContext context, JsonObject response)
     {
         var requester = context.Requester;
-        if (context.Since is { } since)
+        if (context.Since is { } since && context.StreamMoved(StreamNames.DeviceLists))
         {
             var changes = await lists.GetChangesAsync(requester.UserId, since, context.To);
             if (changes.Changed.Count > 0 || changes.Left.Count > 0)

@@ -19,6 +19,7 @@ public sealed class PushRulesSyncSection(PushRulesStore store) : ISyncSection
         if (!context.Filter.AccountData.Matches("m.push_rules", userId)) return;
         if (context.Since is not null)
         {
+            if (!context.StreamMoved(StreamNames.PushRules)) return;
             var stored = await store.GetAsync(userId);
             if (stored.Position <= UserStreamSync.Since(context, StreamNames.PushRules)
                 || stored.Position > UserStreamSync.To(context, StreamNames.PushRules))

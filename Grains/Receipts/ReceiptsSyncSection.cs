@@ -19,7 +19,7 @@ public sealed class ReceiptsSyncSection(ReceiptStore store, RoomEventStore rooms
     {
         var userId = context.Requester.UserId;
         var joined = context.JoinedRooms.Where(context.Filter.IncludesRoom).ToList();
-        if (joined.Count > 0)
+        if (joined.Count > 0 && context.StreamMoved(StreamNames.Receipts))
         {
             var changes = await store.GetChangesAsync(joined, userId,
                 UserStreamSync.Since(context, StreamNames.Receipts), UserStreamSync.To(context, StreamNames.Receipts));
@@ -39,6 +39,8 @@ public sealed class ReceiptsSyncSection(ReceiptStore store, RoomEventStore rooms
             }
         }
 
+        // Counts change only with new events or receipts; a room here for typing alone keeps the client's last counts.
+        if (!context.StreamMoved(StreamNames.Events) && !context.StreamMoved(StreamNames.Receipts)) return;
         foreach (var (roomId, roomJson) in context.JoinedRoomResponses)
         {
             var me = (await rooms.GetCurrentStateAsync(roomId)).Get("m.room.member", userId);

@@ -23,6 +23,7 @@ public sealed class StreamNotifier : IDisposable
     private readonly Timer _sweep;
     // Writers per stream, learned from the reader's initial positions: lets the token's minimum rise.
     private readonly Dictionary<string, int> _writers = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string, int), long> _initial = [];
 
     private sealed class Waiter
     {
@@ -72,7 +73,30 @@ public sealed class StreamNotifier : IDisposable
     }
 
     /// <summary>Sets the starting position of a writer (a silo joining follows from the writer's current position).</summary>
-    public void Initialise(string stream, int writer, long position) => Advanced(stream, writer, position, []);
+    public void Initialise(string stream, int writer, long position)
+    {
+        lock (_lock) _initial[(stream, writer)] = position;
+        Advanced(stream, writer, position, []);
+    }
+
+    /// <summary>
+    /// Whether <see cref="ChangedSince"/> can answer for <paramref name="stream"/> from <paramref name="since"/>: only
+    /// rows applied after this silo started are tracked, so a token from before that must go to the database.
+    /// </summary>
+    public bool Tracks(string stream, StreamToken since)
+    {
+        lock (_lock)
+        {
+            var any = false;
+            foreach (var ((s, writer), position) in _initial)
+            {
+                if (s != stream) continue;
+                any = true;
+                if (since.Get(stream, writer) < position) return false;
+            }
+            return any;
+        }
+    }
 
     /// <summary>Completes with true once this silo has applied everything up to <paramref name="target"/>; false on timeout.</summary>
     public Task<bool> WaitForTokenAsync(StreamToken target, TimeSpan timeout, CancellationToken ct = default)
@@ -105,7 +129,7 @@ public sealed class StreamNotifier : IDisposable
     }
 
     /// <summary>True if a row with one of the keys was applied here after <paramref name="since"/>.</summary>
-    public bool ChangedSince(StreamToken since, IReadOnlyCollection<string> keys)
+    public bool ChangedSince(StreamToken since, IReadOnlyCollection<string> keys, string? onlyStream = null)
     {
         lock (_lock)
         {
@@ -114,7 +138,7 @@ public sealed class StreamNotifier : IDisposable
                 if (key == AnyKey) { if (!since.Covers(_current)) return true; continue; }
                 if (!_lastChange.TryGetValue(key, out var changes)) continue;
                 foreach (var ((stream, writer), position) in changes)
-                    if (position > since.Get(stream, writer)) return true;
+                    if ((onlyStream is null || stream == onlyStream) && position > since.Get(stream, writer)) return true;
             }
             return false;
         }

@@ -115,7 +115,11 @@ public sealed class SyncHandler(
         var join = new JsonObject();
         var invite = new JsonObject();
         var leave = new JsonObject();
-        var changes = context.Since is null
+        var userId = context.Requester.UserId;
+        // Every membership change of a user is followed by a row keyed by that user: no such row, no query.
+        var membershipUnchanged = context.Since is null || !context.StreamMoved(StreamNames.Events)
+            || (notifier.Tracks(StreamNames.Events, context.Since) && !notifier.ChangedSince(context.Since, [userId], StreamNames.Events));
+        var changes = context.Since is null || membershipUnchanged
             ? []
             : (await store.GetMembershipChangesAsync(context.Requester.UserId, context.Since, context.To))
                 .GroupBy(c => c.RoomId).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
@@ -186,6 +190,11 @@ public sealed class SyncHandler(
         var newlyJoined = context.Since is null || await JoinedInWindowAsync(context.Requester.UserId, roomId, changes);
         var full = newlyJoined || context.FullState;
         var fromPosition = full ? 0 : context.Since!.Get(StreamNames.Events, writer);
+        // Most wake-ups concern one room: skip the others without a query when their writer did not move, or when
+        // this silo saw every row since the token and none was the room's.
+        if (!full && (fromPosition >= toPosition
+                      || (notifier.Tracks(StreamNames.Events, context.Since!) && !notifier.ChangedSince(context.Since!, [roomId], StreamNames.Events))))
+            return null;
         var limit = context.Filter.TimelineLimit;
 
         var (events, limited) = await store.GetEventsByStreamAsync(roomId, fromPosition, toPosition, limit);

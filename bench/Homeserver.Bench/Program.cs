@@ -14,7 +14,11 @@ switch (mode)
         int Arg(int i, int fallback) => args.Length > i ? int.Parse(args[i]) : fallback;
         await SendBenchmark.RunAsync(TimeSpan.FromSeconds(Arg(1, 10)), Arg(2, 64), Arg(3, 64), Arg(4, 32), Arg(5, 500));
         return 0;
+    case "fanout":
+        // dotnet run -c Release --project bench/Homeserver.Bench -- fanout [members] [rounds]
+        await FanoutBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 100, args.Length > 2 ? int.Parse(args[2]) : 30);
+        return 0;
     default:
-        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send");
+        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, fanout");
         return 2;
 }
