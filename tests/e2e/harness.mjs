@@ -47,6 +47,13 @@ export function uniqueName(prefix) {
 
 const trace = [];
 const reportedFailures = new Set();
+// Every request as "label METHOD /path status", kept whole (the trace above keeps only the recent ones).
+const requestLog = [];
+
+/** Requests made so far by the client labelled `label` whose method and path match, e.g. ("alice", "POST", /keys\/claim/). */
+export function requestsMade(label, method, pathPattern) {
+    return requestLog.filter((r) => r.label === label && r.method === method && pathPattern.test(r.path));
+}
 
 function shortUrl(url) {
     const u = new URL(url);
@@ -70,6 +77,7 @@ function tracingFetch(label) {
             throw err;
         }
         const ok = response.status < 400;
+        requestLog.push({ label, method, path: decodeURIComponent(new URL(url).pathname), status: response.status });
         let line = `${label} ${method} ${shortUrl(url)} -> ${response.status} (${Date.now() - sentAt} ms)`;
         if (!ok) {
             const body = await response.clone().text().catch(() => "");

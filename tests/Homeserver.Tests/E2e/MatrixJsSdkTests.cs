@@ -38,6 +38,9 @@ public sealed class MatrixJsSdkTests(MatrixJsSdkCluster fixture, ITestOutputHelp
     [Fact]
     public Task Typing_receipts_profile_account_data_to_device_and_directory_across_silos() => RunScenarioAsync("scenario-ephemeral.mjs");
 
+    [Fact]
+    public Task Encrypted_room_both_sides_decrypt_across_silos() => RunScenarioAsync("scenario-encrypted.mjs");
+
     private async Task RunScenarioAsync(string script)
     {
         var urls = fixture.Cluster.Silos.Select(s => s.BaseUrl).ToArray();
