@@ -42,20 +42,24 @@ public static partial class MigrationRunner
     public static async Task ApplyAsync(NpgsqlDataSource db, ILogger logger, CancellationToken ct = default)
     {
         await using var conn = await db.OpenConnectionAsync(ct);
-        await using (var create = new NpgsqlCommand(
-            """
-            CREATE TABLE IF NOT EXISTS schema_migrations (
-                version    integer PRIMARY KEY,
-                name       text NOT NULL,
-                applied_at timestamptz NOT NULL DEFAULT now()
-            )
-            """, conn))
+        // Under the same lock as the migrations: concurrent CREATE TABLE IF NOT EXISTS races on the table's type.
+        await using (var setup = await conn.BeginTransactionAsync(ct))
         {
-            try { await create.ExecuteNonQueryAsync(ct); }
-            catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.UniqueViolation or PostgresErrorCodes.DuplicateTable)
+            await using (var lockCmd = new NpgsqlCommand("SELECT pg_advisory_xact_lock($1)", conn, setup))
             {
-                // Another silo created it at the same moment.
+                lockCmd.Parameters.AddWithValue(AdvisoryLockKey);
+                await lockCmd.ExecuteNonQueryAsync(ct);
             }
+            await using (var create = new NpgsqlCommand(
+                """
+                CREATE TABLE IF NOT EXISTS schema_migrations (
+                    version    integer PRIMARY KEY,
+                    name       text NOT NULL,
+                    applied_at timestamptz NOT NULL DEFAULT now()
+                )
+                """, conn, setup))
+                await create.ExecuteNonQueryAsync(ct);
+            await setup.CommitAsync(ct);
         }
 
         foreach (var migration in Load())

@@ -16,8 +16,6 @@ public sealed class ToDeviceSyncSection(ToDeviceStore store) : ISyncSection
 
     public async Task ContributeAsync(SyncContext context, JsonObject response)
     {
-        // Nothing new for anyone: what the last response carried is deleted the next time this stream moves.
-        if (!context.StreamMoved(StreamNames.ToDevice)) return;
         var messages = await store.TakeAsync(context.Requester.UserId, context.Requester.DeviceId,
             UserStreamSync.Since(context, StreamNames.ToDevice), UserStreamSync.To(context, StreamNames.ToDevice));
         if (messages.Count == 0) return;
