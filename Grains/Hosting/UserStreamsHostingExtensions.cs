@@ -26,6 +26,8 @@ public static class UserStreamsHostingExtensions
         services.AddSingleton<ToDeviceStore>();
         services.AddSingleton<IStreamRowPersister, ToDevicePersister>();
         services.AddSingleton<ISyncSection, ToDeviceSyncSection>();
+        services.AddSingleton<ToDeviceQueueCache>();
+        services.AddSingleton<IStreamRowHandler>(sp => sp.GetRequiredService<ToDeviceQueueCache>());
         services.AddSingleton<TypingState>();
         services.AddSingleton<IStreamRowHandler>(sp => sp.GetRequiredService<TypingState>());
         services.AddSingleton<ISyncSection, TypingSyncSection>();

@@ -10,7 +10,7 @@ namespace Homeserver.Keys;
 /// current in the same transaction as each <c>device_lists</c> row; calls are serialised per user, so a check and the
 /// write that follows it cannot interleave with another upload of the same user.
 /// </summary>
-public sealed class DeviceKeysGrain(KeyRepository keys) : Grain, IDeviceKeysGrain
+public sealed class DeviceKeysGrain(KeyRepository keys, KeyCountCache keyCounts) : Grain, IDeviceKeysGrain
 {
     private static readonly string[] CrossSigningTypes = ["master", "self_signing", "user_signing"];
 
@@ -37,7 +37,10 @@ public sealed class DeviceKeysGrain(KeyRepository keys) : Grain, IDeviceKeysGrai
                 if (existing.TryGetValue((algorithm, keyId), out var old) && !SameKey(old, json))
                     throw new MatrixException(ErrorCodes.Unknown, $"One time key {algorithm}:{keyId} already exists", 400);
         }
-        await keys.StoreKeysAsync(UserId, upload.DeviceId, oneTime, Split(upload.FallbackKeysJson));
+        var fallback = Split(upload.FallbackKeysJson);
+        await keys.StoreKeysAsync(UserId, upload.DeviceId, oneTime, fallback);
+        // Every silo's /sync of this device must show the new counts (its barrier waits for this invalidation).
+        if (oneTime.Count > 0 || fallback.Count > 0) await keyCounts.InvalidateAsync(UserId, [upload.DeviceId]);
 
         var counts = await keys.CountOneTimeKeysAsync(UserId, upload.DeviceId);
         return new KeyUploadResult(CountsJson(counts), position);
@@ -46,12 +49,15 @@ public sealed class DeviceKeysGrain(KeyRepository keys) : Grain, IDeviceKeysGrai
     public async Task<string> ClaimAsync(KeyClaim[] claims)
     {
         var result = new JsonObject();
+        var claimed = new List<string>();
         foreach (var claim in claims)
         {
             if (await keys.ClaimAsync(UserId, claim.DeviceId, claim.Algorithm) is not { } key) continue;
+            claimed.Add(claim.DeviceId);
             if (result[claim.DeviceId] is not JsonObject device) result[claim.DeviceId] = device = new JsonObject();
             device[$"{claim.Algorithm}:{key.KeyId}"] = JsonNode.Parse(key.Json);
         }
+        if (claimed.Count > 0) await keyCounts.InvalidateAsync(UserId, claimed);
         return result.ToJsonString();
     }
 

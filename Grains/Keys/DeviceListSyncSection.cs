@@ -9,7 +9,7 @@ namespace Homeserver.Keys;
 /// device's <c>device_one_time_keys_count</c> and <c>device_unused_fallback_key_types</c>, which are sent every time
 /// (clients top their keys up from them) but never count as a change on their own.
 /// </summary>
-public sealed class DeviceListSyncSection(DeviceListStore lists, KeyRepository keys) : ISyncSection
+public sealed class DeviceListSyncSection(DeviceListStore lists, KeyCountCache counts) : ISyncSection
 {
     // Device list rows are keyed by the changed user and by each of their rooms.
     public IEnumerable<string> WakeKeys(SyncContext context) => context.JoinedRooms.Append(context.Requester.UserId);
@@ -31,10 +31,10 @@ public sealed class DeviceListSyncSection(DeviceListStore lists, KeyRepository k
                 context.HasChanges = true;
             }
         }
-        var counts = new JsonObject();
-        foreach (var (algorithm, count) in await keys.CountOneTimeKeysAsync(requester.UserId, requester.DeviceId)) counts[algorithm] = count;
-        response["device_one_time_keys_count"] = counts;
-        response["device_unused_fallback_key_types"] = new JsonArray(
-            (await keys.GetUnusedFallbackAlgorithmsAsync(requester.UserId, requester.DeviceId)).Select(a => (JsonNode)JsonValue.Create(a)!).ToArray());
+        var device = await counts.GetAsync(requester.UserId, requester.DeviceId);
+        var oneTime = new JsonObject();
+        foreach (var (algorithm, count) in device.OneTimeKeys) oneTime[algorithm] = count;
+        response["device_one_time_keys_count"] = oneTime;
+        response["device_unused_fallback_key_types"] = new JsonArray(device.UnusedFallbackTypes.Select(a => (JsonNode)JsonValue.Create(a)!).ToArray());
     }
 }

@@ -17,6 +17,7 @@ public static class KeysHostingExtensions
     {
         services.AddSingleton<KeyRepository>();
         services.AddSingleton<DeviceListStore>();
+        services.AddSingleton<KeyCountCache>();
         services.AddSingleton<IStreamRowPersister, DeviceListChangePersister>();
         services.AddSingleton<ISyncSection, DeviceListSyncSection>();
         return services;
