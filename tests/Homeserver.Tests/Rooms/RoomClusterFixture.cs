@@ -5,14 +5,8 @@ using Homeserver.Tests.Infrastructure;
 namespace Homeserver.Tests.Rooms;
 
 /// <summary>A 2-silo cluster shared by the room grain tests of one class.</summary>
-public sealed class RoomClusterFixture : IAsyncLifetime
+public sealed class RoomClusterFixture : TwoSiloCluster
 {
-    public HomeserverTestCluster Cluster { get; private set; } = null!;
-
-    public async Task InitializeAsync() => Cluster = await HomeserverTestCluster.StartAsync(silos: 2);
-
-    public async Task DisposeAsync() => await Cluster.DisposeAsync();
-
     public IRoomGrain Room(string roomId, int silo = 0) => Cluster.Silos[silo].Grains.GetGrain<IRoomGrain>(roomId);
 
     public RoomEventStore Store(int silo) => Cluster.Silos[silo].Get<RoomEventStore>();

@@ -8,14 +8,9 @@ namespace Homeserver.Tests.Streams;
 /// <summary>Two silos over one PostgreSQL: the writer, reader, cache and waiter guarantees of the replication core.</summary>
 public sealed class StreamCoreClusterTests(StreamCoreClusterTests.Fixture fixture) : IClassFixture<StreamCoreClusterTests.Fixture>
 {
-    public sealed class Fixture : IAsyncLifetime
+    public sealed class Fixture : TwoSiloCluster
     {
-        public HomeserverTestCluster Cluster { get; private set; } = null!;
-
-        public async Task InitializeAsync() =>
-            Cluster = await HomeserverTestCluster.StartAsync(2, new Dictionary<string, string?> { ["Homeserver:EventWriters"] = "3" });
-
-        public async Task DisposeAsync() => await Cluster.DisposeAsync();
+        protected override IDictionary<string, string?> Settings => new Dictionary<string, string?> { ["Homeserver:EventWriters"] = "3" };
     }
 
     private HomeserverTestCluster Cluster => fixture.Cluster;

@@ -8,12 +8,7 @@ namespace Homeserver.Tests.Http.Errors;
 /// right status, and never a 500 or a stack trace.</summary>
 public sealed class ErrorResponseTests(ErrorResponseTests.Fixture fixture) : IClassFixture<ErrorResponseTests.Fixture>
 {
-    public sealed class Fixture : IAsyncLifetime
-    {
-        public HomeserverTestCluster Cluster { get; private set; } = null!;
-        public async Task InitializeAsync() => Cluster = await HomeserverTestCluster.StartAsync(2);
-        public async Task DisposeAsync() => await Cluster.DisposeAsync();
-    }
+    public sealed class Fixture : TwoSiloCluster;
 
     private HttpClient Http => fixture.Cluster.Silos[1].Http;
 

@@ -4,16 +4,8 @@ using Homeserver.Tests.Infrastructure;
 namespace Homeserver.Tests.Http.Keys;
 
 /// <summary>One 2-silo cluster shared by the keys, profile and directory HTTP test classes.</summary>
-public sealed class KeysCluster : IAsyncLifetime
+public sealed class KeysCluster : TwoSiloCluster
 {
-    public HomeserverTestCluster Cluster { get; private set; } = null!;
-    public TestSilo A => Cluster.Silos[0];
-    public TestSilo B => Cluster.Silos[1];
-
-    public async Task InitializeAsync() => Cluster = await HomeserverTestCluster.StartAsync(silos: 2);
-
-    public async Task DisposeAsync() => await Cluster.DisposeAsync();
-
     public Task<MatrixTestClient> UserAsync(string prefix, TestSilo? silo = null) =>
         MatrixTestClient.RegisterAsync(silo ?? A, MatrixTestClient.UniqueLocalpart(prefix));
 }

@@ -5,16 +5,8 @@ using Homeserver.Tests.Infrastructure;
 namespace Homeserver.Tests.Http.Rooms;
 
 /// <summary>One 2-silo cluster shared by the room HTTP test classes; users register on silo 0.</summary>
-public sealed class RoomsHttpCluster : IAsyncLifetime
+public sealed class RoomsHttpCluster : TwoSiloCluster
 {
-    public HomeserverTestCluster Cluster { get; private set; } = null!;
-    public TestSilo A => Cluster.Silos[0];
-    public TestSilo B => Cluster.Silos[1];
-
-    public async Task InitializeAsync() => Cluster = await HomeserverTestCluster.StartAsync(silos: 2);
-
-    public async Task DisposeAsync() => await Cluster.DisposeAsync();
-
     public Task<MatrixTestClient> UserAsync(string prefix) => MatrixTestClient.RegisterAsync(A, MatrixTestClient.UniqueLocalpart(prefix));
 
     /// <summary>Waits until silo B has applied every events-stream write silo A had applied (a client moving between

@@ -7,12 +7,7 @@ namespace Homeserver.Tests.Http.Sync;
 /// <summary>/sync, filters and /messages over HTTP on two silos: write through one, read through the other.</summary>
 public sealed class SyncTests(SyncTests.Fixture fixture) : IClassFixture<SyncTests.Fixture>
 {
-    public sealed class Fixture : IAsyncLifetime
-    {
-        public HomeserverTestCluster Cluster { get; private set; } = null!;
-        public async Task InitializeAsync() => Cluster = await HomeserverTestCluster.StartAsync(2);
-        public async Task DisposeAsync() => await Cluster.DisposeAsync();
-    }
+    public sealed class Fixture : TwoSiloCluster;
 
     private HomeserverTestCluster Cluster => fixture.Cluster;
     private const string V3 = "/_matrix/client/v3";
