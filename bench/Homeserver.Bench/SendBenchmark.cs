@@ -83,10 +83,12 @@ public static class SendBenchmark
         }
         await LoadAsync(Warmup, connections, Send);
         attempt = 1;
+        long CatchUps() => cluster.Silos.Sum(s => s.Services.GetRequiredService<Homeserver.Streams.SiloStreamReader>().CatchUps);
+        var catchUpsBefore = CatchUps();
         cpuBefore = cpu.Sample();
         var send = await LoadAsync(duration, connections, Send);
         var sendCpu = cpu.Sample() - cpuBefore;
-        Console.WriteLine($"PUT /send ({users} users, {rooms} rooms, {connections} connections): {send.Rate:F0} messages/s, {Stats.Summary(send.Latencies)}; {sendCpu.PerRequest(send.Count)}");
+        Console.WriteLine($"PUT /send ({users} users, {rooms} rooms, {connections} connections): {send.Rate:F0} messages/s, {Stats.Summary(send.Latencies)}; {sendCpu.PerRequest(send.Count)}; readers caught up from the log {CatchUps() - catchUpsBefore} times");
         Console.WriteLine($"ratio send/thin: {send.Rate / thin.Rate:F2}x");
 
         var latency = await SendToReceivedAsync(http, cluster, accounts, latencySamples);
