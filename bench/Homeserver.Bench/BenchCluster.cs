@@ -36,7 +36,7 @@ public sealed class BenchCluster : IAsyncDisposable
             var config = new Dictionary<string, string?>
             {
                 ["urls"] = $"http://127.0.0.1:{http}",
-                ["Homeserver:Postgres"] = pg.ConnectionString() + ";Maximum Pool Size=100" + Environment.GetEnvironmentVariable("BENCH_PG_EXTRA"),
+                ["Homeserver:Postgres"] = pg.ConnectionString() + ";Maximum Pool Size=100",
                 ["Homeserver:PasswordHashCost"] = "4",
                 ["Homeserver:Cluster:SiloPort"] = (i == 0 ? primary : FreePort()).ToString(),
                 ["Homeserver:Cluster:GatewayPort"] = FreePort().ToString(),
