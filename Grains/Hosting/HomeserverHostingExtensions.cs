@@ -51,7 +51,7 @@ public static class HomeserverHostingExtensions
             connectionString = options.Postgres;
         }
 
-        builder.Services.AddSingleton(_ => new NpgsqlDataSourceBuilder(connectionString).Build());
+        builder.Services.AddSingleton(_ => StorageDataSource.Build(connectionString));
         // Hosted services start in registration order and stop in reverse: the database comes before the silo.
         builder.Services.AddHostedService(sp => new DatabaseStartup(
             sp.GetRequiredService<NpgsqlDataSource>(),

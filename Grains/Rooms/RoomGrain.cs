@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json.Nodes;
 using Homeserver.Errors;
 using Homeserver.Matrix;
@@ -27,23 +28,32 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
     private RoomState _state = new();
     private JsonObject? _last;
     private long _depth;
+    private RoomTransactions _transactions = null!;
 
     private string ServerName => options.Value.ServerName;
     private int WriterIndex => EventShards.WriterFor(_roomId, options.Value.EventWriters);
 
-    /// <summary>Events under construction, on a copy of the room's state.</summary>
+    /// <summary>
+    /// Events under construction, on the room's state. The state is copied only when an event changes it (most sends
+    /// are messages, and copying the map of a large room costs more than building the event).
+    /// </summary>
     private sealed class Pending(string version, RoomState state, JsonObject? last, long depth)
     {
+        private RoomState? _copy;
         public readonly string Version = version;
-        public readonly RoomState State = state;
+        public RoomState State => _copy ?? state;
+        public RoomState MutableState => _copy ??= state.Clone();
         public JsonObject? Last = last;
         public long Depth = depth;
         public readonly List<StreamRow> Rows = [];
+        /// <summary>Transactions the rows commit: the row's index gives the event's position.</summary>
+        public readonly List<(string User, string Device, string TxnId, string EventId, int Row)> Transactions = [];
     }
 
     public override async Task OnActivateAsync(CancellationToken ct)
     {
         _roomId = this.GetPrimaryKeyString();
+        _transactions = new RoomTransactions(store, _roomId);
         await ReloadAsync();
     }
 
@@ -72,11 +82,11 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
             {
                 foreach (var draft in drafts)
                 {
-                    var ev = Build(p, draft);
+                    var (ev, json) = Build(p, draft);
                     var created = draft.Type == "m.room.create"
                         ? new RoomCreatedRow(command.RoomVersion, command.Creator, command.IsPublic)
                         : null;
-                    Adopt(p, ev, Row(ev) with { Room = created });
+                    Adopt(p, ev, Row(ev, json) with { Room = created });
                 }
                 return Task.FromResult<RoomWriteResult?>(null);
             });
@@ -104,8 +114,8 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
                 && CanonicalJson.Encode(currentContent) == CanonicalJson.Encode(content))
                 return new RoomWriteResult(RoomState.GetString(current, "event_id"), WriterIndex, 0);
 
-            var ev = Build(p, new EventDraft(command.Sender, command.Type, command.StateKey, content));
-            Adopt(p, ev, Row(ev) with { DeviceId = command.DeviceId, TxnId = command.DeviceId is null ? null : command.TxnId });
+            var (ev, json) = Build(p, new EventDraft(command.Sender, command.Type, command.StateKey, content));
+            Adopt(p, ev, Row(ev, json) with { DeviceId = command.DeviceId, TxnId = command.DeviceId is null ? null : command.TxnId });
             return null;
         });
     }
@@ -154,8 +164,8 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
             if (command.Reason is not null) content["reason"] = command.Reason;
             if (command.IsDirect && membership == "invite") content["is_direct"] = true;
             if (membership is "join" or "invite") foreach (var (key, value) in profile) content[key] = value?.DeepClone();
-            var ev = Build(p, new EventDraft(command.Sender, "m.room.member", command.Target, content));
-            Adopt(p, ev, Row(ev));
+            var (ev, json) = Build(p, new EventDraft(command.Sender, "m.room.member", command.Target, content));
+            Adopt(p, ev, Row(ev, json));
             return Task.FromResult<RoomWriteResult?>(null);
         });
     }
@@ -174,11 +184,11 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
             if (command.Reason is not null) content["reason"] = command.Reason;
             // v11 moved "redacts" into content (MSC2174); the top-level key stays for older clients.
             if (RoomVersions.Number(p.Version) >= 11) content["redacts"] = command.EventId;
-            var ev = Build(p, new EventDraft(command.Sender, "m.room.redaction", null, content), redacts: command.EventId);
+            var (ev, json) = Build(p, new EventDraft(command.Sender, "m.room.redaction", null, content), redacts: command.EventId);
             if (!EventAuth.CanRedact(ev, target, p.State))
                 throw MatrixException.Forbidden("You don't have permission to redact this event");
 
-            var row = Row(ev) with
+            var row = Row(ev, json) with
             {
                 DeviceId = command.DeviceId,
                 TxnId = command.DeviceId is null ? null : command.TxnId,
@@ -194,7 +204,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
                 if (targetType is not null && targetKey is not null
                     && p.State.Get(targetType, targetKey) is { } currentState
                     && RoomState.GetString(currentState, "event_id") == command.EventId)
-                    p.State.Set(redacted);
+                    p.MutableState.Set(redacted);
                 row = row with
                 {
                     RedactedJson = CanonicalJson.Encode(redacted),
@@ -226,7 +236,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
     private async Task<RoomWriteResult?> FindTransactionAsync(string sender, string? deviceId, string? txnId)
     {
         if (deviceId is null || txnId is null) return null;
-        return await store.FindTransactionAsync(sender, deviceId, _roomId, txnId) is { } found
+        return await _transactions.FindAsync(sender, deviceId, txnId) is { } found
             ? new RoomWriteResult(found.EventId, WriterIndex, found.Position)
             : null;
     }
@@ -241,7 +251,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
     {
         for (var attempt = 1; ; attempt++)
         {
-            var pending = new Pending(version, _state.Clone(), _last, _depth);
+            var pending = new Pending(version, _state, _last, _depth);
             var early = await build(pending);
             if (pending.Rows.Count == 0)
                 return early ?? new RoomWriteResult(null, WriterIndex, 0);
@@ -254,6 +264,8 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
                 _state = pending.State;
                 _last = pending.Last;
                 _depth = pending.Depth;
+                foreach (var (user, device, txnId, eventId, row) in pending.Transactions)
+                    _transactions.Committed(user, device, txnId, eventId, result.Positions[row]);
                 return new RoomWriteResult(RoomState.GetString(pending.Last!, "event_id"), result.Writer, result.LastPosition);
             }
             catch (Exception e) when (e is not MatrixException)
@@ -273,8 +285,11 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
         }
     }
 
-    /// <summary>Builds, checks and identifies one event on top of <paramref name="p"/> (without changing it).</summary>
-    private JsonObject Build(Pending p, EventDraft draft, string? redacts = null)
+    /// <summary>
+    /// Builds, checks and identifies one event on top of <paramref name="p"/> (without changing it); returns it with
+    /// its canonical JSON as stored, encoded once.
+    /// </summary>
+    private (JsonObject Event, string Json) Build(Pending p, EventDraft draft, string? redacts = null)
     {
         var legacy = RoomVersions.Number(p.Version) < 3;
         var ev = new JsonObject
@@ -304,17 +319,22 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
 
         EventHashing.AddHashes(ev);
         if (!legacy) ev["event_id"] = EventHashing.ComputeEventId(ev, p.Version);
-        if (CanonicalJson.EncodeToUtf8Without(ev, "unsigned").Length > MaxEventBytes)
+        // The event has no "unsigned" yet, so this is also the size check's encoding.
+        var json = CanonicalJson.Encode(ev);
+        if (Encoding.UTF8.GetByteCount(json) > MaxEventBytes)
             throw new MatrixException(ErrorCodes.TooLarge, "Event too large", 413);
 
         if (draft.StateKey is not null && p.State.Get(draft.Type, draft.StateKey) is { } replaced)
+        {
             ev["unsigned"] = new JsonObject
             {
                 ["replaces_state"] = RoomState.GetString(replaced, "event_id"),
                 ["prev_content"] = replaced["content"]?.DeepClone(),
                 ["prev_sender"] = RoomState.GetString(replaced, "sender"),
             };
-        return ev;
+            json = CanonicalJson.Encode(ev);
+        }
+        return (ev, json);
     }
 
     // Spec "auth events selection": create, power levels, the sender's membership; for membership events also the
@@ -342,22 +362,24 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
         JsonValue.Create(RoomState.GetString(ev, "event_id")),
         new JsonObject { ["sha256"] = EventHashing.ToUnpaddedBase64(EventHashing.ComputeReferenceHash(ev, version)) });
 
-    private RoomEventRow Row(JsonObject ev)
+    private RoomEventRow Row(JsonObject ev, string json)
     {
         var type = RoomState.GetString(ev, "type")!;
         var stateKey = RoomState.GetString(ev, "state_key");
         return new RoomEventRow(
             RoomState.GetString(ev, "event_id")!, _roomId, type, stateKey, RoomState.GetString(ev, "sender")!,
-            ev["origin_server_ts"]!.GetValue<long>(), ev["depth"]!.GetValue<long>(), CanonicalJson.Encode(ev),
+            ev["origin_server_ts"]!.GetValue<long>(), ev["depth"]!.GetValue<long>(), json,
             Membership: type == "m.room.member" && ev["content"] is JsonObject c ? RoomState.GetString(c, "membership") : null);
     }
 
     /// <summary>Makes a built event part of <paramref name="p"/>: its state, its depth, its rows.</summary>
     private static void Adopt(Pending p, JsonObject ev, RoomEventRow row)
     {
-        if (row.StateKey is not null) p.State.Set(ev);
+        if (row.StateKey is not null) p.MutableState.Set(ev);
         p.Last = ev;
         p.Depth = row.Topological;
+        if (row.DeviceId is not null && row.TxnId is not null)
+            p.Transactions.Add((row.Sender, row.DeviceId, row.TxnId, row.EventId, p.Rows.Count));
         p.Rows.Add(RoomStreamRows.Event(row));
         if (row.Membership is not null && row.StateKey is not null)
             p.Rows.Add(RoomStreamRows.MemberNotice(new MemberNoticeRow(row.RoomId, row.StateKey, row.Membership, row.EventId)));
@@ -365,6 +387,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
 
     private async Task ReloadAsync()
     {
+        _transactions.Clear();
         var loaded = await store.LoadAsync(_roomId);
         _version = loaded.RoomVersion;
         _state = new RoomState(loaded.State);

@@ -49,6 +49,26 @@ public sealed class RoomWriteStore(NpgsqlDataSource db)
         return await reader.ReadAsync() ? (reader.GetString(0), reader.GetInt64(1)) : null;
     }
 
+    /// <summary>A device's latest transaction ids in a room (newest first, at most <paramref name="limit"/>), with the
+    /// event and stream position each produced.</summary>
+    public async Task<List<(string TxnId, string EventId, long Position)>> RecentTransactionsAsync(string userId, string deviceId, string roomId, int limit)
+    {
+        await using var cmd = db.CreateCommand(
+            """
+            SELECT t.txn_id, t.event_id, e.stream_position FROM event_txn_ids t JOIN events e ON e.event_id = t.event_id
+             WHERE t.user_id = $1 AND t.device_id = $2 AND t.room_id = $3
+             ORDER BY t.created_at DESC, e.stream_position DESC LIMIT $4
+            """);
+        cmd.Parameters.AddWithValue(userId);
+        cmd.Parameters.AddWithValue(deviceId);
+        cmd.Parameters.AddWithValue(roomId);
+        cmd.Parameters.AddWithValue(limit);
+        var found = new List<(string, string, long)>();
+        await using var reader = await cmd.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) found.Add((reader.GetString(0), reader.GetString(1), reader.GetInt64(2)));
+        return found;
+    }
+
     /// <summary>An event of this room as stored (null when unknown or in another room), and whether it was redacted.</summary>
     public async Task<(JsonObject Event, bool Redacted)?> GetEventAsync(string roomId, string eventId)
     {

@@ -29,6 +29,13 @@ public sealed class SiloStreamReader(
 {
     private static readonly TimeSpan RenewPeriod = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// How long a notification that does not start where the reader is waits for the one before it. Notifications
+    /// are one-way calls and the observer runs them on the thread pool, so under load consecutive ones often arrive
+    /// swapped; reading the log for each of those cost a query per gap.
+    /// </summary>
+    private static readonly TimeSpan GapWait = TimeSpan.FromMilliseconds(10);
+
     private readonly ConcurrentDictionary<(string Stream, int Writer), Cursor> _cursors = new();
     private readonly ILookup<string, IStreamRowHandler> _handlers = handlers.ToLookup(h => h.Stream, StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
@@ -45,6 +52,9 @@ public sealed class SiloStreamReader(
         public long Epoch;
         // Until the starting position is known, notifications are ignored (they are covered by that position).
         public bool Initialised;
+        // Notifications that arrived ahead of a gap, by their From (guarded by Gate).
+        public readonly SortedList<long, StreamAdvance> Parked = [];
+        public bool GapCheckScheduled;
     }
 
     /// <summary>How many times this reader had to read the log to fill a gap (for tests and metrics).</summary>
@@ -122,7 +132,7 @@ public sealed class SiloStreamReader(
     }
 
     /// <summary>Moves a cursor to <paramref name="to"/>: rows from the notification when it starts where we are,
-    /// else from the log.</summary>
+    /// else (after a short wait for the notification before it) from the log.</summary>
     private async Task ApplyAsync(Cursor cursor, long to, StreamAdvance? advance)
     {
         await cursor.Gate.WaitAsync();
@@ -130,28 +140,73 @@ public sealed class SiloStreamReader(
         {
             var from = cursor.Position;
             if (!cursor.Initialised || to <= from) return;
-            IReadOnlyList<StreamEntry> entries;
-            if (advance is not null && advance.From <= from)
-                entries = advance.Entries.Where(e => e.Position > from).ToList();
+            if (advance is not null && advance.From > from)
+            {
+                cursor.Parked[advance.From] = cursor.Parked.TryGetValue(advance.From, out var parked) && parked.To > advance.To ? parked : advance;
+                if (!cursor.GapCheckScheduled)
+                {
+                    cursor.GapCheckScheduled = true;
+                    _ = CloseGapLaterAsync(cursor);
+                }
+                return;
+            }
+            if (advance is not null) Apply(cursor, advance.Entries.Where(e => e.Position > from).ToList(), to);
             else
             {
                 Interlocked.Increment(ref _catchUps);
-                entries = await ReadLogAsync(cursor.Stream, cursor.Writer, from, to);
+                Apply(cursor, await ReadLogAsync(cursor.Stream, cursor.Writer, from, to), to);
             }
-
-            foreach (var entry in entries)
+            // Parked notifications that now connect, in order.
+            while (cursor.Parked.Count > 0 && cursor.Parked.Keys[0] <= cursor.Position)
             {
-                hooks.Applied?.Invoke(entry);
-                foreach (var handler in _handlers[cursor.Stream])
-                {
-                    try { handler.Handle(entry); }
-                    catch (Exception e) { logger.LogError(e, "Row handler {Handler} failed on {Stream}@{Position}", handler.GetType().Name, entry.Stream, entry.Position); }
-                }
+                var next = cursor.Parked.Values[0];
+                cursor.Parked.RemoveAt(0);
+                var position = cursor.Position;
+                if (next.To > position) Apply(cursor, next.Entries.Where(e => e.Position > position).ToList(), next.To);
             }
-            Interlocked.Exchange(ref cursor.Position, to);
-            notifier.Advanced(cursor.Stream, cursor.Writer, to, entries);
         }
         finally { cursor.Gate.Release(); }
+    }
+
+    private void Apply(Cursor cursor, IReadOnlyList<StreamEntry> entries, long to)
+    {
+        foreach (var entry in entries)
+        {
+            hooks.Applied?.Invoke(entry);
+            foreach (var handler in _handlers[cursor.Stream])
+            {
+                try { handler.Handle(entry); }
+                catch (Exception e) { logger.LogError(e, "Row handler {Handler} failed on {Stream}@{Position}", handler.GetType().Name, entry.Stream, entry.Position); }
+            }
+        }
+        Interlocked.Exchange(ref cursor.Position, to);
+        notifier.Advanced(cursor.Stream, cursor.Writer, to, entries);
+    }
+
+    /// <summary>If the notification that fills a gap has not come after <see cref="GapWait"/>, it was lost (or is very
+    /// late): read the gap and everything parked behind it from the log.</summary>
+    private async Task CloseGapLaterAsync(Cursor cursor)
+    {
+        try
+        {
+            await Task.Delay(GapWait, _stopping.Token);
+            long target;
+            await cursor.Gate.WaitAsync(_stopping.Token);
+            try
+            {
+                cursor.GapCheckScheduled = false;
+                target = cursor.Parked.Count == 0 ? 0 : cursor.Parked.Values.Max(a => a.To);
+                cursor.Parked.Clear();
+            }
+            finally { cursor.Gate.Release(); }
+            if (target > Interlocked.Read(ref cursor.Position)) await ApplyAsync(cursor, target, null);
+        }
+        catch (OperationCanceledException) { }
+        catch (Exception e)
+        {
+            // The backstop will retry from the log.
+            logger.LogWarning("Reader could not close a gap in {Stream}/{Writer}: {Message}", cursor.Stream, cursor.Writer, e.Message);
+        }
     }
 
     private async Task<IReadOnlyList<StreamEntry>> ReadLogAsync(string stream, int writer, long from, long to)

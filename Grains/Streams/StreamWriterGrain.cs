@@ -10,7 +10,7 @@ namespace Homeserver.Streams;
 /// <summary>
 /// The writer of one shard of a stream (see <see cref="IStreamWriterGrain"/>). Concurrent appends are group-committed:
 /// whatever queued while a transaction was being built goes into the next one, with up to
-/// <see cref="MaxInFlight"/> transactions in flight, so completion can be out of order and
+/// a few transactions in flight (8; for the events writers <see cref="HomeserverOptions.EventWriterMaxInFlight"/>), so completion can be out of order and
 /// <see cref="PositionTracker"/> decides what is visible. Correctness rests on the database, not on single
 /// activation: positions come from the stream's sequence, and every transaction first checks this activation's epoch.
 /// </summary>
@@ -24,7 +24,7 @@ public sealed class StreamWriterGrain(
     IOptions<HomeserverOptions> options,
     ILogger<StreamWriterGrain> logger) : Grain, IStreamWriterGrain
 {
-    private const int MaxInFlight = 8;
+    private const int DefaultMaxInFlight = 8;
     private const int MaxBatchRows = 512;
     private static readonly TimeSpan SubscriptionExpiry = TimeSpan.FromSeconds(90);
 
@@ -36,6 +36,7 @@ public sealed class StreamWriterGrain(
 
     private string _stream = "";
     private int _writer;
+    private int _maxInFlight = DefaultMaxInFlight;
     private long _epoch;
     private PositionTracker _tracker = new(0);
     private int _inFlight;
@@ -50,6 +51,7 @@ public sealed class StreamWriterGrain(
         (_stream, _writer) = StreamNames.ParseWriterKey(this.GetPrimaryKeyString());
         if (!StreamNames.IsKnown(_stream)) throw new ArgumentException($"Unknown stream '{_stream}'");
         _sequence = $"stream_seq_{_stream}";
+        if (_stream == StreamNames.Events) _maxInFlight = Math.Max(1, options.Value.EventWriterMaxInFlight);
 
         // Taking a new epoch waits for every in-flight append of an earlier activation (they hold the row FOR SHARE)
         // and makes all of its later appends fail, so everything allocated before now has committed or never will.
@@ -83,7 +85,7 @@ public sealed class StreamWriterGrain(
         if (rows.Length == 0) return Task.FromResult(new AppendResult(_stream, _writer, []));
         var pending = new PendingAppend(rows, new TaskCompletionSource<AppendResult>(TaskCreationOptions.RunContinuationsAsynchronously));
         _queue.Enqueue(pending);
-        if (_inFlight < MaxInFlight) _ = PumpAsync();
+        if (_inFlight < _maxInFlight) _ = PumpAsync();
         return pending.Done.Task;
     }
 
@@ -114,7 +116,7 @@ public sealed class StreamWriterGrain(
 
     private async Task PumpAsync()
     {
-        while (_queue.Count > 0 && _inFlight < MaxInFlight && !_fenced)
+        while (_queue.Count > 0 && _inFlight < _maxInFlight && !_fenced)
         {
             var appends = new List<PendingAppend>();
             var rows = 0;

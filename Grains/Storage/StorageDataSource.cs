@@ -1,0 +1,21 @@
+using Npgsql;
+
+namespace Homeserver.Storage;
+
+/// <summary>The one <see cref="NpgsqlDataSource"/> of a silo, with the settings the hot paths rely on.</summary>
+public static class StorageDataSource
+{
+    /// <summary>
+    /// Builds the data source. Unless the connection string says otherwise, statements are prepared automatically
+    /// once used a few times: every hot statement here (the events writer's batch, token lookups, sync queries) is a
+    /// fixed SQL text, and without preparation PostgreSQL parses and plans each execution again, which measured as a
+    /// third of its CPU per message sent.
+    /// </summary>
+    public static NpgsqlDataSource Build(string connectionString)
+    {
+        var builder = new NpgsqlDataSourceBuilder(connectionString);
+        if (!connectionString.Contains("Auto Prepare", StringComparison.OrdinalIgnoreCase))
+            builder.ConnectionStringBuilder.MaxAutoPrepare = 128;
+        return builder.Build();
+    }
+}
