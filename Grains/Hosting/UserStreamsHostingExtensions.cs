@@ -27,6 +27,8 @@ public static class UserStreamsHostingExtensions
         services.AddSingleton<IStreamRowPersister, ToDevicePersister>();
         services.AddSingleton<ISyncSection, ToDeviceSyncSection>();
         services.AddSingleton<ToDeviceQueueCache>();
+        services.AddSingleton<RecentReceipts>();
+        services.AddSingleton<IStreamRowHandler>(sp => sp.GetRequiredService<RecentReceipts>());
         services.AddSingleton<IStreamRowHandler>(sp => sp.GetRequiredService<ToDeviceQueueCache>());
         services.AddSingleton<TypingState>();
         services.AddSingleton<IStreamRowHandler>(sp => sp.GetRequiredService<TypingState>());

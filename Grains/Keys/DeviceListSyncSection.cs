@@ -17,8 +17,8 @@ public sealed class DeviceListSyncSection(DeviceListStore lists, KeyCountCache c
     public async Task ContributeAsync(SyncContext context, JsonObject response)
     {
         var requester = context.Requester;
-        // "left" follows membership (the events stream) as well as device changes.
-        if (context.Since is { } since && (context.StreamMoved(StreamNames.DeviceLists) || context.StreamMoved(StreamNames.Events)))
+        // "changed"/"left" follow membership as well as device changes.
+        if (context.Since is { } since && (context.StreamMoved(StreamNames.DeviceLists) || context.MembershipChanged))
         {
             var changes = await lists.GetChangesAsync(requester.UserId, since, context.To);
             if (changes.Changed.Count > 0 || changes.Left.Count > 0)

@@ -11,7 +11,7 @@ namespace Homeserver.Receipts;
 /// (private receipts only for their owner), and <c>unread_notifications</c> for every joined room in the response.
 /// Registered after the other sections, so it counts for every room they added.
 /// </summary>
-public sealed class ReceiptsSyncSection(ReceiptStore store, RoomEventStore rooms) : ISyncSection
+public sealed class ReceiptsSyncSection(ReceiptStore store, RoomEventStore rooms, RecentReceipts recent, StreamNotifier notifier) : ISyncSection
 {
     public IEnumerable<string> WakeKeys(SyncContext context) => context.JoinedRooms;
 
@@ -19,15 +19,20 @@ public sealed class ReceiptsSyncSection(ReceiptStore store, RoomEventStore rooms
     {
         var userId = context.Requester.UserId;
         var joined = context.JoinedRooms.Where(context.Filter.IncludesRoom).ToList();
+        var ownReceipts = new HashSet<string>(StringComparer.Ordinal);
         if (joined.Count > 0 && context.StreamMoved(StreamNames.Receipts))
         {
-            var changes = await store.GetChangesAsync(joined, userId,
-                UserStreamSync.Since(context, StreamNames.Receipts), UserStreamSync.To(context, StreamNames.Receipts));
+            var (since, to) = (UserStreamSync.Since(context, StreamNames.Receipts), UserStreamSync.To(context, StreamNames.Receipts));
+            IReadOnlyList<ReceiptRow> changes = context.Since is not null && notifier.Tracks(StreamNames.Receipts, context.Since)
+                                                && recent.TryGetChanges(joined, userId, since, to, out var fromMemory)
+                ? fromMemory
+                : await store.GetChangesAsync(joined, userId, since, to);
             foreach (var room in changes.GroupBy(r => r.RoomId))
             {
                 var content = new JsonObject();
                 foreach (var r in room)
                 {
+                    if (r.UserId == userId) ownReceipts.Add(r.RoomId);
                     if (content[r.EventId] is not JsonObject byType) content[r.EventId] = byType = new JsonObject();
                     if (byType[r.ReceiptType] is not JsonObject byUser) byType[r.ReceiptType] = byUser = new JsonObject();
                     var receipt = new JsonObject { ["ts"] = r.Ts };
@@ -43,6 +48,9 @@ public sealed class ReceiptsSyncSection(ReceiptStore store, RoomEventStore rooms
         if (!context.StreamMoved(StreamNames.Events) && !context.StreamMoved(StreamNames.Receipts)) return;
         foreach (var (roomId, roomJson) in context.JoinedRoomResponses)
         {
+            // Someone else's receipt or typing changes nothing in this user's counts.
+            var newEvents = roomJson["timeline"]?["events"] is JsonArray { Count: > 0 };
+            if (context.Since is not null && !newEvents && !ownReceipts.Contains(roomId)) continue;
             var me = (await rooms.GetCurrentStateAsync(roomId)).Get("m.room.member", userId);
             var displayName = me is null ? null : RoomEventFormat.ContentString(me.Json, "displayname");
             var (notifications, highlights) = await store.GetUnreadAsync(roomId, userId, displayName,

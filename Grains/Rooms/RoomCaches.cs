@@ -23,7 +23,7 @@ public static class RoomCaches
     public const string Rooms = "rooms.info";
 }
 
-public sealed class RoomCacheHandler(CacheRegistry caches) : IStreamRowHandler
+public sealed class RoomCacheHandler(CacheRegistry caches, RecentRoomEvents recent) : IStreamRowHandler
 {
     public string Stream => StreamNames.Events;
 
@@ -37,6 +37,7 @@ public sealed class RoomCacheHandler(CacheRegistry caches) : IStreamRowHandler
                 if (row.StateKey is not null || row.RedactsState) caches.Invalidate(RoomCaches.CurrentState, row.RoomId);
                 if (row.Membership is not null && row.StateKey is not null) caches.Invalidate(RoomCaches.UserMemberships, row.StateKey);
                 if (row.Redacts is not null) caches.Invalidate(RoomCaches.Events, row.Redacts);
+                recent.Applied(entry, row);
                 break;
             }
             case RoomStreamRows.ForgetKind:

@@ -10,6 +10,7 @@ public static class RoomsHostingExtensions
     {
         services.AddSingleton<IStreamRowPersister, RoomEventPersister>();
         services.AddSingleton<IStreamRowPersister, RoomForgetPersister>();
+        services.AddSingleton<RecentRoomEvents>();
         services.AddSingleton<IStreamRowHandler, RoomCacheHandler>();
         services.AddSingleton<RoomWriteStore>();
         services.AddSingleton<RoomEventStore>();

@@ -37,6 +37,10 @@ public sealed class SyncContext
     public Dictionary<string, JsonObject> JoinedRoomResponses { get; } = new(StringComparer.Ordinal);
     public bool HasChanges { get; set; }
 
+    /// <summary>Whether any membership changed in (Since, To] in a room the user is or was in (set by the room part
+    /// of the handler before sections run; conservative: true when it could not tell).</summary>
+    public bool MembershipChanged { get; set; }
+
     /// <summary>Whether any writer of <paramref name="stream"/> moved between <see cref="Since"/> and <see cref="To"/>
     /// (always true for an initial sync). A section whose stream did not move has nothing new to read.</summary>
     public bool StreamMoved(string stream) => Since is null || !Since[stream].Covers(To[stream]);

@@ -18,6 +18,7 @@ public sealed record SyncRequest(string? Since, TimeSpan Timeout, string? Filter
 /// </summary>
 public sealed class SyncHandler(
     RoomEventStore store,
+    RecentRoomEvents recent,
     RoomVisibility visibility,
     StreamNotifier notifier,
     ReplicationBarrier barrier,
@@ -124,10 +125,14 @@ public sealed class SyncHandler(
             : (await store.GetMembershipChangesAsync(context.Requester.UserId, context.Since, context.To))
                 .GroupBy(c => c.RoomId).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
 
+        // Rooms a filter leaves out are not read, so their membership changes cannot be seen: assume some.
+        if (context.Filter.Rooms is not null || context.Filter.NotRooms.Count > 0)
+            context.MembershipChanged = context.StreamMoved(StreamNames.Events);
         foreach (var (roomId, membership) in memberships)
         {
             if (!context.Filter.IncludesRoom(roomId)) continue;
             changes.TryGetValue(roomId, out var roomChanges);
+            if (roomChanges is not null) context.MembershipChanged = true;
             switch (membership.Membership)
             {
                 case "join":
@@ -197,7 +202,12 @@ public sealed class SyncHandler(
             return null;
         var limit = context.Filter.TimelineLimit;
 
-        var (events, limited) = await store.GetEventsByStreamAsync(roomId, fromPosition, toPosition, limit);
+        // An incremental window is usually a few events this silo just applied: read them from memory.
+        var (events, limited) = !full && notifier.Tracks(StreamNames.Events, context.Since!)
+                                && recent.TryGet(roomId, fromPosition, toPosition, limit, out var recentEvents, out var recentLimited)
+            ? (recentEvents, recentLimited)
+            : await store.GetEventsByStreamAsync(roomId, fromPosition, toPosition, limit);
+        if (full || limited || events.Any(e => e.Type == "m.room.member")) context.MembershipChanged = true;
         if (!full && events.Count == 0) return null;
         var timeline = await VisibleTimelineAsync(context.Requester.UserId, roomId, events);
 

@@ -69,8 +69,12 @@ public static class FanoutBenchmark
 
         var results = new Dictionary<string, List<double>>{ ["message"] = [], ["typing"] = [], ["receipt"] = [] };
         var allMembers = new Dictionary<string, List<double>> { ["message"] = [], ["typing"] = [], ["receipt"] = [] };
+        var notifiers = cluster.Silos.Select(s => s.Services.GetRequiredService<Homeserver.Streams.StreamNotifier>()).ToList();
         async Task MeasureAsync(Action action, Func<Task<string?>> act)
         {
+            // Every member's next long-poll is parked again (the previous action's wave has settled).
+            var settle = DateTime.UtcNow.AddSeconds(5);
+            while (notifiers.Sum(n => n.WaiterCount) < members && DateTime.UtcNow < settle) await Task.Delay(1);
             action.Started = Stopwatch.GetTimestamp();
             Volatile.Write(ref current, action);
             var marker = await act();
