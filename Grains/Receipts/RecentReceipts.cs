@@ -13,13 +13,36 @@ namespace Homeserver.Receipts;
 public sealed class RecentReceipts : IStreamRowHandler
 {
     private const int PerRoom = 256;
+    private const int MaxRooms = 20_000;
     private readonly ConcurrentDictionary<string, RoomLog> _rooms = new(StringComparer.Ordinal);
+    // The highest position of a room log dropped to bound memory (see RecentRoomEvents).
+    private long _droppedRoomsUpTo;
+    private readonly Lock _evicting = new();
 
     private sealed class RoomLog
     {
         public readonly Lock Gate = new();
         public readonly Queue<(long Position, ReceiptRow Row)> Rows = new();
         public long DroppedUpTo;
+        public long Last;
+        public bool Dead;
+    }
+
+    private void DropQuietestRooms()
+    {
+        lock (_evicting)
+        {
+            if (_rooms.Count < MaxRooms) return;
+            foreach (var (roomId, log) in _rooms.ToArray().OrderBy(kv => kv.Value.Last).Take(MaxRooms / 10))
+            {
+                lock (log.Gate)
+                {
+                    log.Dead = true;
+                    Interlocked.Exchange(ref _droppedRoomsUpTo, Math.Max(Interlocked.Read(ref _droppedRoomsUpTo), log.Last));
+                    _rooms.TryRemove(roomId, out _);
+                }
+            }
+        }
     }
 
     public string Stream => StreamNames.Receipts;
@@ -28,10 +51,26 @@ public sealed class RecentReceipts : IStreamRowHandler
     {
         if (entry.Kind != ReceiptPersister.KindName) return;
         var row = UserStreamSync.Read<ReceiptRow>(entry);
-        var log = _rooms.GetOrAdd(row.RoomId, _ => new RoomLog());
-        lock (log.Gate)
+        if (!_rooms.ContainsKey(row.RoomId) && _rooms.Count >= MaxRooms) DropQuietestRooms();
+        while (true)
         {
-            log.Rows.Enqueue((entry.Position, row));
+            // A new log holds nothing from before it was made (see RecentRoomEvents).
+            var log = _rooms.GetOrAdd(row.RoomId, _ => new RoomLog { DroppedUpTo = Interlocked.Read(ref _droppedRoomsUpTo) });
+            lock (log.Gate)
+            {
+                if (log.Dead) continue;
+                Append(log, entry.Position, row);
+                return;
+            }
+        }
+    }
+
+    // Caller holds log.Gate.
+    private static void Append(RoomLog log, long position, ReceiptRow row)
+    {
+        {
+            log.Rows.Enqueue((position, row));
+            log.Last = position;
             while (log.Rows.Count > PerRoom) log.DroppedUpTo = log.Rows.Dequeue().Position;
         }
     }
@@ -43,10 +82,14 @@ public sealed class RecentReceipts : IStreamRowHandler
         changes = [];
         foreach (var roomId in roomIds)
         {
-            if (!_rooms.TryGetValue(roomId, out var log)) continue;
+            if (!_rooms.TryGetValue(roomId, out var log))
+            {
+                if (since < Interlocked.Read(ref _droppedRoomsUpTo)) return false;
+                continue;
+            }
             lock (log.Gate)
             {
-                if (log.DroppedUpTo > since) return false;
+                if (log.Dead || log.DroppedUpTo > since) return false;
                 var latest = new Dictionary<(string, string, string), (long Position, ReceiptRow Row)>();
                 foreach (var (position, row) in log.Rows)
                 {

@@ -20,6 +20,10 @@ public sealed class StreamNotifier : IDisposable
     private readonly PriorityQueue<Waiter, long> _deadlines = new();
     // Where each key last changed, per stream writer: lets a waiter that registers late see it missed a change.
     private readonly Dictionary<string, Dictionary<(string, int), long>> _lastChange = new(StringComparer.Ordinal);
+    // _lastChange is bounded: the keys whose last change is oldest are dropped, and the highest position dropped per
+    // writer is remembered, so a token older than that is answered "changed" (the caller then reads the database).
+    private const int MaxTrackedKeys = 500_000;
+    private readonly Dictionary<(string, int), long> _forgottenUpTo = [];
     private readonly Timer _sweep;
     // Writers per stream, learned from the reader's initial positions: lets the token's minimum rise.
     private readonly Dictionary<string, int> _writers = new(StringComparer.Ordinal);
@@ -57,7 +61,11 @@ public sealed class StreamNotifier : IDisposable
             foreach (var e in entries)
             {
                 if (e.Key is null) continue;
-                if (!_lastChange.TryGetValue(e.Key, out var changes)) _lastChange[e.Key] = changes = [];
+                if (!_lastChange.TryGetValue(e.Key, out var changes))
+                {
+                    if (_lastChange.Count >= MaxTrackedKeys) ForgetOldestKeys();
+                    _lastChange[e.Key] = changes = [];
+                }
                 changes[(stream, writer)] = e.Position;
                 if (_byKey.TryGetValue(e.Key, out var set)) (wake ??= []).AddRange(set);
             }
@@ -133,6 +141,8 @@ public sealed class StreamNotifier : IDisposable
     {
         lock (_lock)
         {
+            foreach (var ((stream, writer), position) in _forgottenUpTo)
+                if ((onlyStream is null || stream == onlyStream) && since.Get(stream, writer) < position) return true;
             foreach (var key in keys)
             {
                 if (key == AnyKey) { if (!since.Covers(_current)) return true; continue; }
@@ -141,6 +151,18 @@ public sealed class StreamNotifier : IDisposable
                     if ((onlyStream is null || stream == onlyStream) && position > since.Get(stream, writer)) return true;
             }
             return false;
+        }
+    }
+
+    // Caller holds the lock. Drops a tenth of the keys, those whose latest change is oldest.
+    private void ForgetOldestKeys()
+    {
+        var victims = _lastChange.OrderBy(kv => kv.Value.Values.Max()).Take(MaxTrackedKeys / 10).ToList();
+        foreach (var (key, changes) in victims)
+        {
+            foreach (var (writer, position) in changes)
+                _forgottenUpTo[writer] = Math.Max(_forgottenUpTo.GetValueOrDefault(writer), position);
+            _lastChange.Remove(key);
         }
     }
 

@@ -204,7 +204,7 @@ public sealed class SyncHandler(
 
         // An incremental window is usually a few events this silo just applied: read them from memory.
         var (events, limited) = !full && notifier.Tracks(StreamNames.Events, context.Since!)
-                                && recent.TryGet(roomId, fromPosition, toPosition, limit, out var recentEvents, out var recentLimited)
+                                && recent.TryGet(roomId, writer, fromPosition, toPosition, limit, out var recentEvents, out var recentLimited)
             ? (recentEvents, recentLimited)
             : await store.GetEventsByStreamAsync(roomId, fromPosition, toPosition, limit);
         if (full || limited || events.Any(e => e.Type == "m.room.member")) context.MembershipChanged = true;
