@@ -75,7 +75,9 @@ public sealed class StreamWriterGrain(
         logger.LogInformation("Stream writer {Stream}/{Writer} active at {Position} with epoch {Epoch}", _stream, _writer, _tracker.Persisted, _epoch);
 
         // Sharded streams share one sequence, so an idle shard must keep claiming its value or it pins the minimum.
-        this.RegisterGrainTimer(IdleTickAsync, new GrainTimerCreationOptions(TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(100)) { Interleave = true });
+        // A single writer's sequence only moves when it appends, so it has nothing to claim.
+        if (_stream == StreamNames.Events && options.Value.EventWriters > 1)
+            this.RegisterGrainTimer(IdleTickAsync, new GrainTimerCreationOptions(TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(100)) { Interleave = true });
         this.RegisterGrainTimer(HousekeepingAsync, new GrainTimerCreationOptions(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5)) { Interleave = true });
     }
 
