@@ -87,6 +87,18 @@ public sealed class StreamNotifier : IDisposable
         Advanced(stream, writer, position, []);
     }
 
+    /// <summary>Whether <see cref="ChangedSince"/> can answer for every stream from <paramref name="since"/>.</summary>
+    public bool TracksAll(StreamToken since)
+    {
+        lock (_lock)
+        {
+            if (_initial.Count == 0) return false;
+            foreach (var ((stream, writer), position) in _initial)
+                if (since.Get(stream, writer) < position) return false;
+            return true;
+        }
+    }
+
     /// <summary>
     /// Whether <see cref="ChangedSince"/> can answer for <paramref name="stream"/> from <paramref name="since"/>: only
     /// rows applied after this silo started are tracked, so a token from before that must go to the database.

@@ -41,22 +41,44 @@ public sealed class SyncHandler(
         if (since is not null && !notifier.Current.Covers(since))
             await notifier.WaitForTokenAsync(since, BarrierTimeout, ct);
 
+        // A long-poll that picks up where the previous response ended usually has nothing to say yet: when this silo
+        // can tell that no row for the user's keys was applied since the token, it parks before building anything,
+        // so the re-polls that follow a wake-up do not compete with the responses still being built for it.
+        var parkFirst = since is not null && request.Timeout > TimeSpan.Zero && !request.FullState && request.SetPresence is null
+                        && notifier.TracksAll(since);
         while (true)
         {
             var to = notifier.Current;
             if (since is not null) to = to.Merge(since); // never answer with a token behind the one we were given
             var (context, memberships) = await BuildContextAsync(requester, since, to, filter, request);
+            if (parkFirst)
+            {
+                parkFirst = false;
+                var wake = WakeKeys(context);
+                if (!notifier.ChangedSince(since!, wake))
+                {
+                    var waitFor = deadline - DateTime.UtcNow;
+                    if (waitFor > TimeSpan.Zero) await notifier.WaitForChangeAsync(since!, wake, waitFor, ct);
+                    continue; // build for whatever woke us (or the empty answer of a timeout)
+                }
+            }
             var response = await BuildResponseAsync(context, memberships);
             var remaining = deadline - DateTime.UtcNow;
             if (context.HasChanges || since is null || request.FullState || remaining <= TimeSpan.Zero || ct.IsCancellationRequested)
                 return response;
 
-            var keys = new HashSet<string>(StringComparer.Ordinal) { requester.UserId };
-            keys.UnionWith(context.JoinedRooms);
-            foreach (var section in _sections) keys.UnionWith(section.WakeKeys(context));
-            if (!await notifier.WaitForChangeAsync(to, keys, remaining, ct))
+            if (!await notifier.WaitForChangeAsync(to, WakeKeys(context), remaining, ct))
                 return response;
         }
+    }
+
+    /// <summary>The keys whose rows wake this user's long-poll: the user, their joined rooms, and what sections name.</summary>
+    private HashSet<string> WakeKeys(SyncContext context)
+    {
+        var keys = new HashSet<string>(StringComparer.Ordinal) { context.Requester.UserId };
+        keys.UnionWith(context.JoinedRooms);
+        foreach (var section in _sections) keys.UnionWith(section.WakeKeys(context));
+        return keys;
     }
 
     public async Task<SyncFilter> ResolveFilterAsync(string userId, string? filter)
