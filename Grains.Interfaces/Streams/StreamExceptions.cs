@@ -10,3 +10,13 @@ public sealed class StreamUnavailableException(string message) : Exception(messa
 /// </summary>
 [GenerateSerializer]
 public sealed class StreamWriterFencedException(string message) : Exception(message);
+
+/// <summary>
+/// The database refused the append's rows (a constraint or a check in a persister's commands, with this SQLSTATE):
+/// nothing of it was committed. Other appends that shared its transaction are retried without it.
+/// </summary>
+[GenerateSerializer]
+public sealed class StreamAppendRejectedException(string sqlState, string message) : Exception(message)
+{
+    [Id(0)] public string SqlState { get; } = sqlState;
+}

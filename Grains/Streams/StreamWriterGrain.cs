@@ -193,7 +193,7 @@ public sealed class StreamWriterGrain(
                 return;
             }
             logger.LogWarning(e, "Append to {Stream}/{Writer} rejected by the database", _stream, _writer);
-            Fail(appends, new InvalidOperationException($"Append rejected by the database: {e.MessageText}"));
+            Fail(appends, new StreamAppendRejectedException(e.SqlState, $"Append rejected by the database: {e.MessageText}"));
             return;
         }
         catch (Exception e)
