@@ -187,9 +187,12 @@ public sealed class StreamWriterGrain(
             Publish();
             if (appends.Count > 1)
             {
-                foreach (var append in appends) _queue.Enqueue(append);
-                // Retried one by one: re-queued appends are taken singly because each is alone at the head.
-                await RetrySinglyAsync(appends.Count);
+                // Each in a transaction of its own (new positions), so only the bad one fails.
+                foreach (var append in appends)
+                {
+                    if (_fenced) append.Done.TrySetException(new StreamWriterFencedException($"Writer {_stream}/{_writer} epoch {_epoch} was superseded"));
+                    else await CommitAsync([append]);
+                }
                 return;
             }
             logger.LogWarning(e, "Append to {Stream}/{Writer} rejected by the database", _stream, _writer);
@@ -213,12 +216,6 @@ public sealed class StreamWriterGrain(
             i += append.Rows.Length;
         }
         Publish();
-    }
-
-    private async Task RetrySinglyAsync(int count)
-    {
-        for (var n = 0; n < count && _queue.Count > 0 && !_fenced; n++)
-            await CommitAsync([_queue.Dequeue()]);
     }
 
     private async Task<long[]> AllocateAsync(int count)
