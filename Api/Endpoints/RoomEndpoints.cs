@@ -83,9 +83,7 @@ public static class RoomEndpoints
         var requester = await RequestAuth.RequireUserAsync(context);
         roomId = RoomWrites.RoomId(roomId);
         var upTo = await visibility.RequireReadableAsync(roomId, requester.UserId);
-        var events = upTo is { } point
-            ? await store.GetStateAtTopologicalAsync(roomId, point)
-            : (await store.GetCurrentStateAsync(roomId)).Events;
+        var events = await store.GetStateUpToAsync(roomId, upTo);
         return Results.Json(RoomEventFormat.ToClientArray(events, requester.UserId, requester.DeviceId));
     }
 
@@ -119,8 +117,7 @@ public static class RoomEndpoints
             state = await store.GetStateAtStreamAsync(roomId, token.Get(StreamNames.Events, store.WriterOf(roomId)));
             if (upTo is { } point) state = state.Where(e => e.Topological <= point).ToList();
         }
-        else if (upTo is { } point) state = await store.GetStateAtTopologicalAsync(roomId, point);
-        else state = (await store.GetCurrentStateAsync(roomId)).Events;
+        else state = await store.GetStateUpToAsync(roomId, upTo);
 
         var membership = query["membership"].ToString();
         var notMembership = query["not_membership"].ToString();
@@ -137,9 +134,7 @@ public static class RoomEndpoints
         var requester = await RequestAuth.RequireUserAsync(context);
         roomId = RoomWrites.RoomId(roomId);
         var upTo = await visibility.RequireReadableAsync(roomId, requester.UserId);
-        var state = upTo is { } point
-            ? await store.GetStateAtTopologicalAsync(roomId, point)
-            : (await store.GetCurrentStateAsync(roomId)).Events;
+        var state = await store.GetStateUpToAsync(roomId, upTo);
         var joined = new JsonObject();
         foreach (var member in state.Where(e => e.Type == "m.room.member" && e.StateKey is not null))
         {

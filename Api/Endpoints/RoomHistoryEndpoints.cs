@@ -27,7 +27,7 @@ public static class RoomHistoryEndpoints
             throw MatrixException.InvalidParam("'limit' must be a non-negative integer");
         string? Optional(string name) => query[name].ToString() is { Length: > 0 } v ? v : null;
         var response = await history.GetMessagesAsync(requester,
-            new MessagesRequest(Uri.UnescapeDataString(roomId), Optional("from"), Optional("to"), dir == "b", limit, Optional("filter")),
+            new MessagesRequest(RoomWrites.RoomId(roomId), Optional("from"), Optional("to"), dir == "b", limit, Optional("filter")),
             context.RequestAborted);
         return Results.Content(response.ToJsonString(), "application/json");
     }

@@ -53,7 +53,7 @@ public static class SyncEndpoints
     private static async Task<IResult> DefineFilter(HttpContext context, string userId, FilterStore filters)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        userId = Uri.UnescapeDataString(userId);
+        userId = RoomWrites.Segment(userId);
         if (userId != requester.UserId) throw MatrixException.Forbidden("Cannot create filters for other users");
         using var reader = new StreamReader(context.Request.Body);
         var text = await reader.ReadToEndAsync(context.RequestAborted);
@@ -69,7 +69,7 @@ public static class SyncEndpoints
     private static async Task<IResult> GetFilter(HttpContext context, string userId, string filterId, FilterStore filters)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        userId = Uri.UnescapeDataString(userId);
+        userId = RoomWrites.Segment(userId);
         if (userId != requester.UserId) throw MatrixException.Forbidden("Cannot read filters of other users");
         var json = await filters.GetAsync(userId, filterId) ?? throw MatrixException.NotFound("No such filter");
         return Results.Content(json, "application/json");

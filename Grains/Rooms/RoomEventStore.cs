@@ -92,6 +92,11 @@ public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, IO
         return await ReadEventsAsync(cmd);
     }
 
+    /// <summary>The state a reader may see: current (<paramref name="upTo"/> null), or as of the event at
+    /// <paramref name="upTo"/> (e.g. a departed member's leave, see <see cref="RoomVisibility.RequireReadableAsync"/>).</summary>
+    public async Task<IReadOnlyList<StoredEvent>> GetStateUpToAsync(string roomId, long? upTo) =>
+        upTo is { } point ? await GetStateAtTopologicalAsync(roomId, point) : (await GetCurrentStateAsync(roomId)).Events;
+
     /// <summary>One state entry as of the event at <paramref name="topological"/> (inclusive), or null.</summary>
     public async Task<StoredEvent?> GetStateEventAtAsync(string roomId, string type, string stateKey, long topological)
     {

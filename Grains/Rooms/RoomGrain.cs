@@ -69,7 +69,8 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
             alias = $"#{command.AliasLocalpart}:{ServerName}";
             if (!Identifiers.IsValidRoomAlias(alias) || command.AliasLocalpart.Any(c => char.IsWhiteSpace(c) || c is ':' or '#'))
                 throw MatrixException.InvalidParam("Invalid room_alias_name");
-            if (!await store.ClaimAliasAsync(alias, _roomId, command.Creator))
+            // Claimed before the room exists: uniqueness across rooms cannot be decided by one room's grain.
+            if (!await aliases.CreateAsync(alias, _roomId, command.Creator))
                 throw new MatrixException(ErrorCodes.RoomInUse, "Room alias already taken", 400);
         }
 
@@ -93,7 +94,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
         }
         catch
         {
-            if (alias is not null && _version is null) await store.ReleaseAliasAsync(alias, _roomId);
+            if (alias is not null && _version is null) await aliases.DeleteAsync(alias, _roomId);
             throw;
         }
     }

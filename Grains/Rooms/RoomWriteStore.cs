@@ -79,27 +79,5 @@ public sealed class RoomWriteStore(NpgsqlDataSource db)
         return await reader.ReadAsync() ? (Parse(reader.GetString(0)), reader.GetBoolean(1)) : null;
     }
 
-    /// <summary>
-    /// Claims an alias for a room about to be created; false when it is taken. Decided here, before the room exists,
-    /// because uniqueness across rooms cannot be checked by one room's grain; a failed creation releases it.
-    /// </summary>
-    public async Task<bool> ClaimAliasAsync(string alias, string roomId, string creator)
-    {
-        await using var cmd = db.CreateCommand(
-            "INSERT INTO room_aliases (alias, room_id, creator) VALUES ($1, $2, $3) ON CONFLICT (alias) DO NOTHING");
-        cmd.Parameters.AddWithValue(alias);
-        cmd.Parameters.AddWithValue(roomId);
-        cmd.Parameters.AddWithValue(creator);
-        return await cmd.ExecuteNonQueryAsync() == 1;
-    }
-
-    public async Task ReleaseAliasAsync(string alias, string roomId)
-    {
-        await using var cmd = db.CreateCommand("DELETE FROM room_aliases WHERE alias = $1 AND room_id = $2");
-        cmd.Parameters.AddWithValue(alias);
-        cmd.Parameters.AddWithValue(roomId);
-        await cmd.ExecuteNonQueryAsync();
-    }
-
     private static JsonObject Parse(string json) => (JsonObject)JsonNode.Parse(json)!;
 }
