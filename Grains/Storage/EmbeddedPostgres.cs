@@ -1,7 +1,6 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Homeserver.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Homeserver.Storage;
@@ -44,12 +43,12 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         if (File.Exists(Path.Combine(DataDirectory, "postmaster.pid")) && File.Exists(opts))
         {
             var m = System.Text.RegularExpressions.Regex.Match(File.ReadAllText(opts), "\"-p\" \"(\\d+)\"");
-            if (m.Success && !IsPortFree(int.Parse(m.Groups[1].Value))) return int.Parse(m.Groups[1].Value);
+            if (m.Success && !LoopbackPorts.IsFree(int.Parse(m.Groups[1].Value))) return int.Parse(m.Groups[1].Value);
         }
         var portFile = Path.Combine(_root, "port");
-        if (File.Exists(portFile) && int.TryParse(File.ReadAllText(portFile), out var saved) && IsPortFree(saved))
+        if (File.Exists(portFile) && int.TryParse(File.ReadAllText(portFile), out var saved) && LoopbackPorts.IsFree(saved))
             return saved;
-        return FreePort();
+        return LoopbackPorts.Free();
     }
 
     /// <summary>Thrown when no PostgreSQL binaries can be found; the message says what to install or configure.</summary>
@@ -74,7 +73,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         Directory.CreateDirectory(_root);
         if (IsRoot && !OperatingSystem.IsWindows())
         {
-            await MakeReachableByPostgresAsync(_root, ct);
+            MakeReachableByPostgres(_root);
             await RunAsync("chown", ["-R", "postgres:postgres", _root], asPostgres: false, ct);
         }
 
@@ -116,26 +115,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
 
     public ValueTask DisposeAsync() => new(StopAsync());
 
-    private static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
 
-    private static bool IsPortFree(int port)
-    {
-        try
-        {
-            var l = new TcpListener(IPAddress.Loopback, port);
-            l.Start();
-            l.Stop();
-            return true;
-        }
-        catch (SocketException) { return false; }
-    }
 
     public static string? FindBinary(string name, string? folder = null)
     {
@@ -163,7 +143,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
 
     /// <summary>The postgres user must be able to walk down to the folder: grant search (not read) where it can't.</summary>
     [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
-    private async Task MakeReachableByPostgresAsync(string folder, CancellationToken ct)
+    private void MakeReachableByPostgres(string folder)
     {
         var dir = new DirectoryInfo(folder).Parent;
         while (dir is not null)
@@ -176,7 +156,6 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
             }
             dir = dir.Parent;
         }
-        await Task.CompletedTask;
     }
 
     private async Task<(int ExitCode, string Output)> RunAsync(string file, string[] args, bool asPostgres, CancellationToken ct, bool throwOnError = true)

@@ -1,6 +1,5 @@
-using System.Net;
-using System.Net.Sockets;
 using Homeserver.Api;
+using Homeserver.Hosting;
 using Homeserver.Storage;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -29,17 +28,17 @@ public sealed class BenchCluster : IAsyncDisposable
         var pg = new EmbeddedPostgres(folder, NullLogger.Instance, fsync: true);
         await pg.StartAsync();
         var cluster = new BenchCluster(folder, pg);
-        var primary = FreePort();
+        var primary = LoopbackPorts.Free();
         for (var i = 0; i < silos; i++)
         {
-            var http = FreePort();
+            var http = LoopbackPorts.Free();
             var config = new Dictionary<string, string?>
             {
                 ["urls"] = $"http://127.0.0.1:{http}",
                 ["Homeserver:Postgres"] = pg.ConnectionString() + ";Maximum Pool Size=100",
                 ["Homeserver:PasswordHashCost"] = "4",
-                ["Homeserver:Cluster:SiloPort"] = (i == 0 ? primary : FreePort()).ToString(),
-                ["Homeserver:Cluster:GatewayPort"] = FreePort().ToString(),
+                ["Homeserver:Cluster:SiloPort"] = (i == 0 ? primary : LoopbackPorts.Free()).ToString(),
+                ["Homeserver:Cluster:GatewayPort"] = LoopbackPorts.Free().ToString(),
                 ["Homeserver:Cluster:PrimarySiloPort"] = primary.ToString(),
                 ["Logging:LogLevel:Default"] = "Warning",
                 ["Logging:LogLevel:Orleans"] = "Error",
@@ -65,14 +64,6 @@ public sealed class BenchCluster : IAsyncDisposable
         try { Directory.Delete(_folder, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
 
-    private static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
 }
 
 public static class Stats

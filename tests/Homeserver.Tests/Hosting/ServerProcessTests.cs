@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
 using System.Runtime.InteropServices;
-using System.Text;
 using System.Text.Json.Nodes;
+using System.Text;
+using Homeserver.Hosting;
 using Homeserver.Tests.Infrastructure;
 
 namespace Homeserver.Tests.Hosting;
@@ -31,14 +31,6 @@ public sealed class ServerProcessTests
         return dll;
     }
 
-    private static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
 
     private sealed class ServerProcess(Process process, StringBuilder output, string url) : IDisposable
     {
@@ -54,13 +46,13 @@ public sealed class ServerProcessTests
 
     private static ServerProcess Start(params string[] args)
     {
-        var port = FreePort();
+        var port = LoopbackPorts.Free();
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add(ApiDll());
         psi.ArgumentList.Add("--urls");
         psi.ArgumentList.Add($"http://127.0.0.1:{port}");
-        psi.ArgumentList.Add($"--Homeserver:Cluster:SiloPort={FreePort()}");
-        psi.ArgumentList.Add($"--Homeserver:Cluster:GatewayPort={FreePort()}");
+        psi.ArgumentList.Add($"--Homeserver:Cluster:SiloPort={LoopbackPorts.Free()}");
+        psi.ArgumentList.Add($"--Homeserver:Cluster:GatewayPort={LoopbackPorts.Free()}");
         psi.ArgumentList.Add("--Homeserver:PasswordHashCost=4");
         foreach (var a in args) psi.ArgumentList.Add(a);
         var output = new StringBuilder();
@@ -135,7 +127,7 @@ public sealed class ServerProcessTests
     }
 
     [Fact]
-    public async Task Without_postgres_binaries_or_a_connection_string_it_exits_and_says_what_to_install()
+    public void Without_postgres_binaries_or_a_connection_string_it_exits_and_says_what_to_install()
     {
         var empty = Path.Combine(Path.GetTempPath(), $"homeserver-nobin-{Guid.NewGuid():N}");
         Directory.CreateDirectory(empty);
@@ -143,7 +135,7 @@ public sealed class ServerProcessTests
         {
             using var server = Start($"--Homeserver:DataDirectory={Path.Combine(empty, "data")}", $"--Homeserver:PostgresBinaries={empty}");
             Assert.True(server.Process.WaitForExit(60_000), server.Output);
-            await Task.Delay(200); // let the output readers drain
+            server.Process.WaitForExit(); // returns once the redirected output has been read to the end
             Assert.Equal(2, server.Process.ExitCode);
             Assert.Contains("initdb", server.Output);
             Assert.Contains("Homeserver:Postgres", server.Output);

@@ -1,6 +1,5 @@
-using System.Net;
-using System.Net.Sockets;
 using Homeserver.Api;
+using Homeserver.Hosting;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -58,7 +57,7 @@ public sealed class HomeserverTestCluster : IAsyncDisposable
         };
         if (settings is not null) foreach (var (k, v) in settings) merged[k] = v;
 
-        var cluster = new HomeserverTestCluster(connectionString, merged, FreePort());
+        var cluster = new HomeserverTestCluster(connectionString, merged, LoopbackPorts.Free());
         try
         {
             for (var i = 0; i < silos; i++) await cluster.StartSiloAsync();
@@ -74,13 +73,13 @@ public sealed class HomeserverTestCluster : IAsyncDisposable
     /// <summary>Starts one more silo (with its front end) and waits until it is ready.</summary>
     public async Task<TestSilo> StartSiloAsync()
     {
-        var siloPort = _silos.Count == 0 ? _primarySiloPort : FreePort();
-        var httpPort = FreePort();
+        var siloPort = _silos.Count == 0 ? _primarySiloPort : LoopbackPorts.Free();
+        var httpPort = LoopbackPorts.Free();
         var settings = new Dictionary<string, string?>(_settings)
         {
             ["urls"] = $"http://127.0.0.1:{httpPort}",
             ["Homeserver:Cluster:SiloPort"] = siloPort.ToString(),
-            ["Homeserver:Cluster:GatewayPort"] = FreePort().ToString(),
+            ["Homeserver:Cluster:GatewayPort"] = LoopbackPorts.Free().ToString(),
             ["Homeserver:Cluster:PrimarySiloPort"] = _primarySiloPort.ToString(),
         };
         var app = HomeserverApp.Build([], builder => builder.Configuration.AddInMemoryCollection(settings));
@@ -122,14 +121,6 @@ public sealed class HomeserverTestCluster : IAsyncDisposable
         await Database.DisposeAsync();
     }
 
-    private static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
 }
 
 /// <summary>One silo of a <see cref="HomeserverTestCluster"/> and its front end.</summary>
