@@ -1,0 +1,87 @@
+using System.Collections.Concurrent;
+
+namespace Homeserver.Streams;
+
+/// <summary>
+/// Per key (a room), the last rows of a stream that this silo's reader applied, so the syncs a row wakes (one per
+/// member) can read it from memory instead of the database. Bounded twice: each key keeps its last
+/// <c>perKey</c> rows, and past <c>maxKeys</c> keys the quietest tenth is dropped. A window is answered only when it is
+/// held whole: not one starting before a key's oldest held row, nor (for a key without rows) one starting before the
+/// highest position dropped with any key of that writer. Windows from before this silo started are the caller's to
+/// refuse (<see cref="StreamNotifier.Tracks"/>).
+/// </summary>
+public sealed class RecentRows<T>(int perKey, int maxKeys)
+{
+    private readonly ConcurrentDictionary<string, Log> _logs = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<int, long> _droppedKeysUpTo = new();
+    private readonly Lock _dropping = new();
+
+    private sealed class Log(int writer, long heldAfter)
+    {
+        public readonly Lock Gate = new();
+        public readonly List<(long Position, T Row)> Rows = [];
+        public readonly int Writer = writer;
+        /// <summary>Rows at or below this position are not held (never were, or trimmed).</summary>
+        public long HeldAfter = heldAfter;
+        /// <summary>Removed to bound memory: an add that raced the removal makes a new log.</summary>
+        public bool Dropped;
+        public long Last => Rows.Count == 0 ? HeldAfter : Rows[^1].Position;
+    }
+
+    /// <summary>Adds a row the reader applied (in position order per key). <paramref name="rewrite"/>, when given, is
+    /// applied to the rows already held first (a redaction rewriting its target).</summary>
+    public void Add(string key, int writer, long position, T row, Func<T, T>? rewrite = null)
+    {
+        if (!_logs.ContainsKey(key) && _logs.Count >= maxKeys) DropQuietestKeys();
+        while (true)
+        {
+            // A new log holds nothing from before it was made, including what was dropped with its key earlier.
+            var log = _logs.GetOrAdd(key, _ => new Log(writer, _droppedKeysUpTo.GetValueOrDefault(writer)));
+            lock (log.Gate)
+            {
+                if (log.Dropped) continue;
+                if (rewrite is not null)
+                    for (var i = 0; i < log.Rows.Count; i++) log.Rows[i] = (log.Rows[i].Position, rewrite(log.Rows[i].Row));
+                log.Rows.Add((position, row));
+                if (log.Rows.Count > perKey)
+                {
+                    log.HeldAfter = log.Rows[0].Position;
+                    log.Rows.RemoveAt(0);
+                }
+                return;
+            }
+        }
+    }
+
+    /// <summary>Every row of <paramref name="key"/> with position in (<paramref name="fromExclusive"/>,
+    /// <paramref name="toInclusive"/>], in order; false when the window is not held whole.</summary>
+    public bool TryGetWindow(string key, int writer, long fromExclusive, long toInclusive, out List<T> rows)
+    {
+        rows = [];
+        if (!_logs.TryGetValue(key, out var log)) return fromExclusive >= _droppedKeysUpTo.GetValueOrDefault(writer);
+        lock (log.Gate)
+        {
+            if (log.Dropped || log.HeldAfter > fromExclusive) return false;
+            foreach (var (position, row) in log.Rows)
+                if (position > fromExclusive && position <= toInclusive) rows.Add(row);
+            return true;
+        }
+    }
+
+    private void DropQuietestKeys()
+    {
+        lock (_dropping)
+        {
+            if (_logs.Count < maxKeys) return;
+            foreach (var (key, log) in _logs.ToArray().OrderBy(kv => kv.Value.Last).Take(maxKeys / 10))
+            {
+                lock (log.Gate)
+                {
+                    log.Dropped = true;
+                    _droppedKeysUpTo.AddOrUpdate(log.Writer, log.Last, (_, known) => Math.Max(known, log.Last));
+                    _logs.TryRemove(key, out _);
+                }
+            }
+        }
+    }
+}
