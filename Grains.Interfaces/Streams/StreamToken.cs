@@ -53,7 +53,7 @@ public sealed class StreamToken : IEquatable<StreamToken>
     {
         var i = Index(stream);
         var copy = (StreamPosition[])_streams.Clone();
-        copy[i] = copy[i].Advance(writer, position).Normalise(writers);
+        copy[i] = copy[i].Advance(writer, position, writers);
         return new StreamToken(copy);
     }
 
@@ -210,6 +210,14 @@ public sealed class StreamPosition
         foreach (var (w, p) in Ahead) all[w] = p;
         var normal = FromWriters(all);
         return normal.Min > Min ? normal : this;
+    }
+
+    /// <summary>One writer moved forward in a stream of <paramref name="writers"/> writers. With a single writer its
+    /// position is the minimum (the common case on every applied notification: no collections built).</summary>
+    public StreamPosition Advance(int writer, long position, int writers)
+    {
+        if (Get(writer) >= position) return this;
+        return writers == 1 && writer == 0 ? new StreamPosition(position, [], []) : Advance(writer, position).Normalise(writers);
     }
 
     // Moving one writer forward cannot lower the minimum: writers not named stay at the old minimum.

@@ -34,6 +34,7 @@ public sealed class PresenceSyncSection(PresenceStore store, RoomEventStore room
         if (!options.Value.EnablePresence) return;
         var userId = context.Requester.UserId;
         await grains.GetGrain<IPresenceGrain>(userId).SyncedAsync(context.SetPresence ?? "online");
+        if (!context.StreamMoved(StreamNames.Presence)) return;
 
         var users = new HashSet<string>(StringComparer.Ordinal) { userId };
         foreach (var roomId in context.JoinedRooms) users.UnionWith(Joined(await rooms.GetCurrentStateAsync(roomId)));
