@@ -147,4 +147,16 @@ public sealed class MatrixTestClient
 
     /// <summary>Percent-encodes one path segment (room, user and event ids contain ':', '!', '$', '#').</summary>
     public static string Escape(string segment) => Uri.EscapeDataString(segment);
+
+    /// <summary>POST /createRoom; returns the room id.</summary>
+    public async Task<string> CreateRoomAsync(object? body = null) =>
+        (await PostAsync($"{MatrixPaths.V3}/createRoom", body ?? new JsonObject())).EnsureSuccess()["room_id"].GetValue<string>();
+
+    public async Task JoinAsync(string roomId) =>
+        (await PostAsync($"{MatrixPaths.V3}/join/{Escape(roomId)}")).EnsureSuccess();
+
+    /// <summary>Sends an m.text message; returns its event id.</summary>
+    public async Task<string> SendTextAsync(string roomId, string body, string? txn = null) =>
+        (await PutAsync($"{MatrixPaths.Room(roomId)}/send/m.room.message/{txn ?? Guid.NewGuid().ToString("N")}",
+            new JsonObject { ["msgtype"] = "m.text", ["body"] = body })).EnsureSuccess()["event_id"].GetValue<string>();
 }

@@ -1,3 +1,5 @@
+using Homeserver.Streams;
+
 namespace Homeserver.Tests.Infrastructure;
 
 /// <summary>
@@ -14,6 +16,18 @@ public class TwoSiloCluster : IAsyncLifetime
     protected virtual IDictionary<string, string?>? Settings => null;
 
     public async Task InitializeAsync() => Cluster = await HomeserverTestCluster.StartAsync(silos: 2, Settings);
+
+    /// <summary>Registers a user (on silo A unless told otherwise).</summary>
+    public Task<MatrixTestClient> UserAsync(string prefix, TestSilo? silo = null) =>
+        MatrixTestClient.RegisterAsync(silo ?? A, MatrixTestClient.UniqueLocalpart(prefix));
+
+    /// <summary>Waits until silo B has applied everything silo A had applied (a client moving from A to B would carry
+    /// a sync token for this).</summary>
+    public async Task SettleAsync()
+    {
+        var target = A.Get<StreamNotifier>().Current;
+        Assert.True(await B.Get<StreamNotifier>().WaitForTokenAsync(target, TimeSpan.FromSeconds(10)), "silo B did not catch up");
+    }
 
     public async Task DisposeAsync()
     {

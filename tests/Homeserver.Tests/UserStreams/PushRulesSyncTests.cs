@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
 using Homeserver.Tests.Http.UserStreams;
 using Homeserver.Tests.Infrastructure;
-using static Homeserver.Tests.Http.UserStreams.UserStreamPaths;
+using static Homeserver.Tests.Infrastructure.MatrixPaths;
 
 namespace Homeserver.Tests.UserStreams;
 

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Homeserver.Tests.Http.Keys;
 using Homeserver.Tests.Infrastructure;
 using static Homeserver.Tests.Http.Keys.Api;
+using static Homeserver.Tests.Infrastructure.MatrixPaths;
 
 namespace Homeserver.Tests.Http.Directory;
 

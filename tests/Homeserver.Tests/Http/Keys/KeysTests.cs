@@ -3,6 +3,7 @@ using Homeserver.Keys;
 using Homeserver.Matrix;
 using Homeserver.Tests.Infrastructure;
 using static Homeserver.Tests.Http.Keys.Api;
+using static Homeserver.Tests.Infrastructure.MatrixPaths;
 
 namespace Homeserver.Tests.Http.Keys;
 

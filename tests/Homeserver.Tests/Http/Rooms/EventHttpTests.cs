@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 using Homeserver.Tests.Infrastructure;
-using static Homeserver.Tests.Http.Rooms.RoomPaths;
+using static Homeserver.Tests.Infrastructure.MatrixPaths;
 
 namespace Homeserver.Tests.Http.Rooms;
 

@@ -1,7 +1,7 @@
 using System.Text.Json.Nodes;
 using Homeserver.Streams;
 using Homeserver.Tests.Infrastructure;
-using static Homeserver.Tests.Http.Rooms.RoomPaths;
+using static Homeserver.Tests.Infrastructure.MatrixPaths;
 
 namespace Homeserver.Tests.Http.Rooms;
 

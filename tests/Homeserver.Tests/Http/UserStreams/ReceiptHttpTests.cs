@@ -1,6 +1,6 @@
 using System.Text.Json.Nodes;
 using Homeserver.Tests.Infrastructure;
-using static Homeserver.Tests.Http.UserStreams.UserStreamPaths;
+using static Homeserver.Tests.Infrastructure.MatrixPaths;
 
 namespace Homeserver.Tests.Http.UserStreams;
 
