@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text.Json.Nodes;
 using Homeserver.Api.Http;
 using Homeserver.Errors;
+using Homeserver.Matrix;
 using Homeserver.Sync;
 
 namespace Homeserver.Api.Endpoints;
@@ -57,9 +58,7 @@ public static class SyncEndpoints
         if (userId != requester.UserId) throw MatrixException.Forbidden("Cannot create filters for other users");
         using var reader = new StreamReader(context.Request.Body);
         var text = await reader.ReadToEndAsync(context.RequestAborted);
-        JsonObject body;
-        try { body = JsonNode.Parse(text) as JsonObject ?? throw MatrixException.BadJson("Filter must be a JSON object"); }
-        catch (System.Text.Json.JsonException) { throw new MatrixException(ErrorCodes.NotJson, "Filter is not valid JSON", 400); }
+        var body = CanonicalJson.Parse(text) as JsonObject ?? throw MatrixException.BadJson("Filter must be a JSON object");
         SyncFilter.Parse(body); // reject what /sync could not use
         var id = await filters.CreateAsync(userId, text);
         return Results.Json(new { filter_id = id });

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Homeserver.Errors;
+using Homeserver.Matrix;
 
 namespace Homeserver.Api.Http;
 
@@ -25,15 +26,7 @@ public static class JsonBody
             if (allowEmpty) return [];
             throw new MatrixException(ErrorCodes.NotJson, "Request body is empty; expected a JSON object", 400);
         }
-        JsonNode? node;
-        try
-        {
-            node = JsonNode.Parse(buffer.ToArray(), documentOptions: new JsonDocumentOptions { MaxDepth = 100 });
-        }
-        catch (JsonException)
-        {
-            throw new MatrixException(ErrorCodes.NotJson, "Request body is not valid JSON", 400);
-        }
+        var node = CanonicalJson.Parse(new ReadOnlyMemory<byte>(buffer.GetBuffer(), 0, (int)buffer.Length));
         return node as JsonObject ?? throw new MatrixException(ErrorCodes.BadJson, "Request body must be a JSON object", 400);
     }
 

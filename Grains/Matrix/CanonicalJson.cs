@@ -62,20 +62,37 @@ public static class CanonicalJson
     /// </summary>
     public static JsonNode ParseStrict(string json)
     {
+        var node = Parse(json);
+        Validate(node);
+        return node;
+    }
+
+    /// <summary>
+    /// Parses a request body or parameter: valid JSON (else <c>M_NOT_JSON</c>) without duplicate keys (else
+    /// <c>M_BAD_JSON</c>; .NET would otherwise throw on first access), any numbers. Event content goes through
+    /// <see cref="ParseStrict"/> as well.
+    /// </summary>
+    public static JsonNode Parse(string json) =>
+        ParseCore(() => JsonNode.Parse(json, documentOptions: StrictDocumentOptions), () => IsWellFormedJson(() => JsonDocument.Parse(json, LenientDocumentOptions)));
+
+    /// <inheritdoc cref="Parse(string)"/>
+    public static JsonNode Parse(ReadOnlyMemory<byte> utf8) =>
+        ParseCore(() => JsonNode.Parse(utf8.Span, documentOptions: StrictDocumentOptions), () => IsWellFormedJson(() => JsonDocument.Parse(utf8, LenientDocumentOptions)));
+
+    private static JsonNode ParseCore(Func<JsonNode?> parse, Func<bool> wellFormed)
+    {
         JsonNode? node;
         try
         {
-            node = JsonNode.Parse(json, documentOptions: StrictDocumentOptions);
+            node = parse();
         }
         catch (JsonException)
         {
-            throw IsWellFormedJson(json)
+            throw wellFormed()
                 ? MatrixException.BadJson("Duplicate key in JSON object")
                 : new MatrixException(ErrorCodes.NotJson, "Content not JSON.");
         }
-        if (node is null) throw MatrixException.BadJson("JSON must not be null");
-        Validate(node);
-        return node;
+        return node ?? throw MatrixException.BadJson("JSON must not be null");
     }
 
     /// <summary>Parses like <see cref="ParseStrict"/> and additionally requires a JSON object.</summary>
@@ -128,13 +145,15 @@ public static class CanonicalJson
     // Moves surrogates above U+E000..U+FFFF so that code-unit order matches code-point order (the UTF-8 byte order).
     private static int Fixup(char c) => c >= 0xE000 ? c - 0x800 : c + 0x2000;
 
+    private static readonly JsonDocumentOptions LenientDocumentOptions = new() { MaxDepth = MaxDepth };
+
     // Tells a duplicate key (well-formed JSON that the strict parse refused) from broken JSON without relying on the
     // exception's message text. Only runs on the error path.
-    private static bool IsWellFormedJson(string json)
+    private static bool IsWellFormedJson(Func<JsonDocument> parse)
     {
         try
         {
-            using var _ = JsonDocument.Parse(json, new JsonDocumentOptions { MaxDepth = MaxDepth });
+            using var _ = parse();
             return true;
         }
         catch (JsonException)

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Homeserver.Accounts;
 using Homeserver.Errors;
+using Homeserver.Matrix;
 using Homeserver.Rooms;
 using Homeserver.Streams;
 
@@ -88,10 +89,7 @@ public sealed class SyncHandler(
         if (filter.TrimStart().StartsWith('{')) json = filter;
         else json = await filters.GetAsync(userId, filter)
                     ?? throw new MatrixException(ErrorCodes.NotFound, "No such filter", 404);
-        JsonObject parsed;
-        try { parsed = JsonNode.Parse(json) as JsonObject ?? throw MatrixException.BadJson("Filter must be a JSON object"); }
-        catch (JsonException) { throw new MatrixException(ErrorCodes.NotJson, "Filter is not valid JSON", 400); }
-        return SyncFilter.Parse(parsed);
+        return SyncFilter.Parse(CanonicalJson.Parse(json) as JsonObject ?? throw MatrixException.BadJson("Filter must be a JSON object"));
     }
 
     private async Task<(SyncContext, Dictionary<string, MembershipAt>)> BuildContextAsync(Requester requester, StreamToken? since, StreamToken to, SyncFilter filter, SyncRequest request)

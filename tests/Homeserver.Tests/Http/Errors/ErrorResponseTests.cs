@@ -48,6 +48,15 @@ public sealed class ErrorResponseTests(ErrorResponseTests.Fixture fixture) : ICl
         var array = new HttpRequestMessage(HttpMethod.Post, "/_matrix/client/v3/createRoom") { Content = new StringContent("[1,2]", Encoding.UTF8, "application/json") };
         array.Headers.Authorization = new("Bearer", user.AccessToken);
         await AssertMatrixErrorAsync(await Http.SendAsync(array), 400, "M_BAD_JSON");
+
+        // Well-formed but ambiguous: a key given twice.
+        var duplicate = new HttpRequestMessage(HttpMethod.Post, "/_matrix/client/v3/createRoom") { Content = new StringContent("{\"name\":\"a\",\"name\":\"b\"}", Encoding.UTF8, "application/json") };
+        duplicate.Headers.Authorization = new("Bearer", user.AccessToken);
+        await AssertMatrixErrorAsync(await Http.SendAsync(duplicate), 400, "M_BAD_JSON");
+
+        var filter = new HttpRequestMessage(HttpMethod.Get, "/_matrix/client/v3/sync?filter=" + Uri.EscapeDataString("{\"room\":{},\"room\":{}}"));
+        filter.Headers.Authorization = new("Bearer", user.AccessToken);
+        await AssertMatrixErrorAsync(await Http.SendAsync(filter), 400, "M_BAD_JSON");
     }
 
     [Fact]
