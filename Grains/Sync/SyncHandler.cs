@@ -164,7 +164,7 @@ public sealed class SyncHandler(
                     }
                     break;
                 case "invite" when context.Since is null || roomChanges is not null:
-                    invite[roomId] = new JsonObject { ["invite_state"] = new JsonObject { ["events"] = await StrippedStateAsync(roomId, membership.Topological) } };
+                    invite[roomId] = new JsonObject { ["invite_state"] = new JsonObject { ["events"] = await StrippedStateAsync(roomId, context.Requester.UserId, membership.Topological) } };
                     context.HasChanges = true;
                     break;
                 case "leave" or "ban" when !membership.Forgotten && (roomChanges is not null || (context.Since is null && context.Filter.IncludeLeave)):
@@ -244,7 +244,7 @@ public sealed class SyncHandler(
         var eventsJson = (JsonArray)timelineJson["events"]!;
         foreach (var e in timeline)
             if (context.Filter.Timeline.Matches(e)) eventsJson.Add(RoomEventFormat.ToClient(e, context.Requester.UserId, context.Requester.DeviceId, includeRoomId: false));
-        timelineJson["limited"] = limited || (full && timeline.Count > 0 && timeline[0].Topological > 1 && events.Count >= limit);
+        timelineJson["limited"] = limited;
         timelineJson["prev_batch"] = PaginationToken.Topological(timeline.Count > 0 ? timeline[0].Topological : await store.GetMaxTopologicalAsync(roomId) + 1);
         var stateJson = (JsonArray)((JsonObject)room["state"]!)["events"]!;
         foreach (var e in state)
@@ -299,21 +299,22 @@ public sealed class SyncHandler(
         };
     }
 
-    private async Task<JsonArray> StrippedStateAsync(string roomId, long inviteTopological)
+    /// <summary>The invite's stripped state: the room's identifying state and the invitee's own member event, not
+    /// the whole member list.</summary>
+    private async Task<JsonArray> StrippedStateAsync(string roomId, string invitee, long inviteTopological)
     {
         var array = new JsonArray();
         var state = await store.GetStateAtTopologicalAsync(roomId, inviteTopological);
         foreach (var e in state)
         {
             if (!StrippedStateTypes.Contains(e.Type) && e.Type != "m.room.member") continue;
-            if (e.Type == "m.room.member" && e.Sender != e.StateKey && !state.Any(s => s.EventId == e.EventId)) continue;
-            var client = RoomEventFormat.ToClient(e);
+            if (e.Type == "m.room.member" && e.StateKey != invitee) continue;
             array.Add(new JsonObject
             {
                 ["type"] = e.Type,
                 ["state_key"] = e.StateKey,
                 ["sender"] = e.Sender,
-                ["content"] = client["content"]?.DeepClone(),
+                ["content"] = JsonNode.Parse(RoomEventFormat.ContentJson(e.Json)),
             });
         }
         return array;
