@@ -1,3 +1,6 @@
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json.Nodes;
 using Homeserver.Api;
 using Homeserver.Hosting;
 using Homeserver.Storage;
@@ -81,5 +84,21 @@ public static class Stats
     {
         latenciesMs.Sort();
         return $"p50 {Percentile(latenciesMs, 50):F2} ms, p99 {Percentile(latenciesMs, 99):F2} ms (n={latenciesMs.Count})";
+    }
+}
+
+/// <summary>The benchmarks' JSON requests to the front ends.</summary>
+public static class BenchHttp
+{
+    public static async Task<JsonNode> SendAsync(HttpClient http, HttpMethod method, string url, string? token,
+        JsonNode? body, CancellationToken ct = default)
+    {
+        using var request = new HttpRequestMessage(method, url);
+        if (token is not null) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        if (body is not null) request.Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json");
+        using var response = await http.SendAsync(request, ct);
+        var text = await response.Content.ReadAsStringAsync(ct);
+        if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"{method} {url}: {(int)response.StatusCode} {text}");
+        return JsonNode.Parse(text)!;
     }
 }

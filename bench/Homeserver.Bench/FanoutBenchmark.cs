@@ -34,26 +34,26 @@ public static class FanoutBenchmark
         for (var i = 0; i < members; i++)
         {
             var url = cluster.Urls[i % 2];
-            var r = await SendAsync(http, HttpMethod.Post, $"{url}{V3}/register", null,
+            var r = await BenchHttp.SendAsync(http, HttpMethod.Post, $"{url}{V3}/register", null,
                 new JsonObject { ["username"] = $"fan{i}", ["password"] = "benchmark-password", ["auth"] = new JsonObject { ["type"] = "m.login.dummy" } });
             users.Add((r["user_id"]!.GetValue<string>(), r["access_token"]!.GetValue<string>(), url));
         }
         var actor = users[0];
-        var roomId = (await SendAsync(http, HttpMethod.Post, $"{actor.Url}{V3}/createRoom", actor.Token, new JsonObject { ["preset"] = "public_chat" }))["room_id"]!.GetValue<string>();
+        var roomId = (await BenchHttp.SendAsync(http, HttpMethod.Post, $"{actor.Url}{V3}/createRoom", actor.Token, new JsonObject { ["preset"] = "public_chat" }))["room_id"]!.GetValue<string>();
         var room = Uri.EscapeDataString(roomId);
-        foreach (var u in users.Skip(1)) await SendAsync(http, HttpMethod.Post, $"{u.Url}{V3}/join/{room}", u.Token, new JsonObject());
+        foreach (var u in users.Skip(1)) await BenchHttp.SendAsync(http, HttpMethod.Post, $"{u.Url}{V3}/join/{room}", u.Token, new JsonObject());
 
         Action? current = null;
         using var stop = new CancellationTokenSource();
         var ready = new CountdownEvent(members);
         var pollers = users.Select((u, index) => Task.Run(async () =>
         {
-            var since = (await SendAsync(http, HttpMethod.Get, $"{u.Url}{V3}/sync?timeout=0", u.Token, null))["next_batch"]!.GetValue<string>();
+            var since = (await BenchHttp.SendAsync(http, HttpMethod.Get, $"{u.Url}{V3}/sync?timeout=0", u.Token, null))["next_batch"]!.GetValue<string>();
             ready.Signal();
             while (!stop.IsCancellationRequested)
             {
                 JsonNode sync;
-                try { sync = await SendAsync(http, HttpMethod.Get, $"{u.Url}{V3}/sync?timeout=30000&since={since}", u.Token, null, stop.Token); }
+                try { sync = await BenchHttp.SendAsync(http, HttpMethod.Get, $"{u.Url}{V3}/sync?timeout=30000&since={since}", u.Token, null, stop.Token); }
                 catch (OperationCanceledException) { return; }
                 var at = Stopwatch.GetTimestamp();
                 since = sync["next_batch"]!.GetValue<string>();
@@ -94,23 +94,23 @@ public static class FanoutBenchmark
             string eventId = "";
             await MeasureAsync(new Action("message", body), async () =>
             {
-                eventId = (await SendAsync(http, HttpMethod.Put, $"{actor.Url}{V3}/rooms/{room}/send/m.room.message/fan{round}", actor.Token,
+                eventId = (await BenchHttp.SendAsync(http, HttpMethod.Put, $"{actor.Url}{V3}/rooms/{room}/send/m.room.message/fan{round}", actor.Token,
                     new JsonObject { ["msgtype"] = "m.text", ["body"] = body }))["event_id"]!.GetValue<string>();
                 return null;
             });
             await MeasureAsync(new Action("typing", "start"), async () =>
             {
-                await SendAsync(http, HttpMethod.Put, $"{actor.Url}{V3}/rooms/{room}/typing/{Uri.EscapeDataString(actor.UserId)}", actor.Token,
+                await BenchHttp.SendAsync(http, HttpMethod.Put, $"{actor.Url}{V3}/rooms/{room}/typing/{Uri.EscapeDataString(actor.UserId)}", actor.Token,
                     new JsonObject { ["typing"] = true, ["timeout"] = 30000 });
                 return null;
             });
             var receipt = new Action("receipt", eventId);
             await MeasureAsync(receipt, async () =>
             {
-                await SendAsync(http, HttpMethod.Post, $"{actor.Url}{V3}/rooms/{room}/receipt/m.read/{Uri.EscapeDataString(eventId)}", actor.Token, new JsonObject());
+                await BenchHttp.SendAsync(http, HttpMethod.Post, $"{actor.Url}{V3}/rooms/{room}/receipt/m.read/{Uri.EscapeDataString(eventId)}", actor.Token, new JsonObject());
                 return null;
             });
-            await SendAsync(http, HttpMethod.Put, $"{actor.Url}{V3}/rooms/{room}/typing/{Uri.EscapeDataString(actor.UserId)}", actor.Token,
+            await BenchHttp.SendAsync(http, HttpMethod.Put, $"{actor.Url}{V3}/rooms/{room}/typing/{Uri.EscapeDataString(actor.UserId)}", actor.Token,
                 new JsonObject { ["typing"] = false });
             await Task.Delay(50);
         }
@@ -135,14 +135,4 @@ public static class FanoutBenchmark
         _ => false,
     };
 
-    private static async Task<JsonNode> SendAsync(HttpClient http, HttpMethod method, string url, string? token, JsonNode? body, CancellationToken ct = default)
-    {
-        using var request = new HttpRequestMessage(method, url);
-        if (token is not null) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        if (body is not null) request.Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json");
-        using var response = await http.SendAsync(request, ct);
-        var text = await response.Content.ReadAsStringAsync(ct);
-        if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"{method} {url}: {(int)response.StatusCode} {text}");
-        return JsonNode.Parse(text)!;
-    }
 }

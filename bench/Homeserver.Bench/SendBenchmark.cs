@@ -33,7 +33,7 @@ public static class SendBenchmark
         for (var i = 0; i < users; i++)
         {
             var silo = i % 2;
-            var r = await PostAsync(http, cluster.Urls[silo] + $"{V3}/register", null,
+            var r = await BenchHttp.SendAsync(http, HttpMethod.Post, cluster.Urls[silo] + $"{V3}/register", null,
                 new JsonObject { ["username"] = $"bench{i}", ["password"] = "benchmark-password", ["auth"] = new JsonObject { ["type"] = "m.login.dummy" } });
             accounts.Add((r["user_id"]!.GetValue<string>(), r["access_token"]!.GetValue<string>(), silo));
         }
@@ -41,7 +41,7 @@ public static class SendBenchmark
         for (var i = 0; i < rooms; i++)
         {
             var owner = accounts[i % users];
-            var r = await PostAsync(http, cluster.Urls[owner.Silo] + $"{V3}/createRoom", owner.Token, new JsonObject { ["preset"] = "public_chat" });
+            var r = await BenchHttp.SendAsync(http, HttpMethod.Post, cluster.Urls[owner.Silo] + $"{V3}/createRoom", owner.Token, new JsonObject { ["preset"] = "public_chat" });
             roomIds.Add(r["room_id"]!.GetValue<string>());
         }
         // Every user joins the rooms they will send to (user i sends to rooms i, i+users, ...).
@@ -50,7 +50,7 @@ public static class SendBenchmark
         {
             var room = roomIds[i % rooms];
             if (i >= rooms)
-                await PostAsync(http, cluster.Urls[accounts[i].Silo] + $"{V3}/join/{Uri.EscapeDataString(room)}", accounts[i].Token, new JsonObject());
+                await BenchHttp.SendAsync(http, HttpMethod.Post, cluster.Urls[accounts[i].Silo] + $"{V3}/join/{Uri.EscapeDataString(room)}", accounts[i].Token, new JsonObject());
             senders.Add((accounts[i].Token, accounts[i].Silo, room));
         }
 
@@ -131,14 +131,14 @@ public static class SendBenchmark
     {
         var sender = accounts.First(a => a.Silo == 0);
         var receiver = accounts.First(a => a.Silo == 1);
-        var room = (await PostAsync(http, cluster.Urls[0] + $"{V3}/createRoom", sender.Token,
+        var room = (await BenchHttp.SendAsync(http, HttpMethod.Post, cluster.Urls[0] + $"{V3}/createRoom", sender.Token,
             new JsonObject { ["preset"] = "private_chat", ["invite"] = new JsonArray(receiver.UserId) }))["room_id"]!.GetValue<string>();
-        await PostAsync(http, cluster.Urls[1] + $"{V3}/join/{Uri.EscapeDataString(room)}", receiver.Token, new JsonObject());
-        var since = (await GetAsync(http, cluster.Urls[1] + $"{V3}/sync?timeout=0", receiver.Token))["next_batch"]!.GetValue<string>();
+        await BenchHttp.SendAsync(http, HttpMethod.Post, cluster.Urls[1] + $"{V3}/join/{Uri.EscapeDataString(room)}", receiver.Token, new JsonObject());
+        var since = (await BenchHttp.SendAsync(http, HttpMethod.Get, cluster.Urls[1] + $"{V3}/sync?timeout=0", receiver.Token, null))["next_batch"]!.GetValue<string>();
         var latencies = new List<double>(samples);
         for (var i = 0; i < samples; i++)
         {
-            var poll = GetAsync(http, cluster.Urls[1] + $"{V3}/sync?timeout=30000&since={since}", receiver.Token);
+            var poll = BenchHttp.SendAsync(http, HttpMethod.Get, cluster.Urls[1] + $"{V3}/sync?timeout=30000&since={since}", receiver.Token, null);
             await Task.Delay(3); // let the long-poll park
             var received = 0L;
             var watch = poll.ContinueWith(_ => received = Stopwatch.GetTimestamp(), TaskContinuationOptions.ExecuteSynchronously);
@@ -203,23 +203,5 @@ public static class SendBenchmark
         }
     }
 
-    private static async Task<JsonNode> PostAsync(HttpClient http, string url, string? token, JsonNode body)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Post, url) { Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json") };
-        if (token is not null) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        using var response = await http.SendAsync(request);
-        var text = await response.Content.ReadAsStringAsync();
-        if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"{url}: {(int)response.StatusCode} {text}");
-        return JsonNode.Parse(text)!;
-    }
 
-    private static async Task<JsonNode> GetAsync(HttpClient http, string url, string token)
-    {
-        using var request = new HttpRequestMessage(HttpMethod.Get, url);
-        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
-        using var response = await http.SendAsync(request);
-        var text = await response.Content.ReadAsStringAsync();
-        if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"{url}: {(int)response.StatusCode} {text}");
-        return JsonNode.Parse(text)!;
-    }
 }
