@@ -35,6 +35,10 @@ public sealed class HomeserverOptions
     /// <summary>How long rows of the <c>caches</c> stream are kept before they are pruned.</summary>
     public TimeSpan CacheStreamRetention { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>How long a client's transaction id (<c>PUT .../send/{type}/{txnId}</c>, <c>sendToDevice</c>) is
+    /// honoured: a retry within it returns the first result. Synapse keeps event transaction ids for 24 hours.</summary>
+    public TimeSpan TransactionIdLifetime { get; set; } = TimeSpan.FromHours(24);
+
     public bool EnableRegistration { get; set; } = true;
     public bool EnableGuestAccess { get; set; }
 

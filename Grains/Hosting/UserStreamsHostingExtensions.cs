@@ -2,6 +2,7 @@ using Homeserver.AccountData;
 using Homeserver.Presence;
 using Homeserver.PushRules;
 using Homeserver.Receipts;
+using Homeserver.Storage;
 using Homeserver.Streams;
 using Homeserver.Sync;
 using Homeserver.ToDevice;
@@ -25,6 +26,7 @@ public static class UserStreamsHostingExtensions
         services.AddSingleton<ISyncSection, AccountDataSyncSection>();
         services.AddSingleton<ToDeviceStore>();
         services.AddSingleton<IStreamRowPersister, ToDevicePersister>();
+        services.AddTransactionIdPruner(StreamNames.ToDevice, "to_device_txns");
         services.AddSingleton<ISyncSection, ToDeviceSyncSection>();
         services.AddSingleton<ToDeviceQueueCache>();
         services.AddSingleton<RecentReceipts>();

@@ -1,4 +1,5 @@
 using Homeserver.Streams;
+using Microsoft.Extensions.Options;
 using Npgsql;
 
 namespace Homeserver.Rooms;
@@ -7,7 +8,7 @@ namespace Homeserver.Rooms;
 /// Writes an event's domain rows in the events writer's transaction: the event, the room's current state, the
 /// membership tables, the transaction id, the room itself (create events) and the in-place redaction of a target.
 /// </summary>
-public sealed class RoomEventPersister : IStreamRowPersister
+public sealed class RoomEventPersister(IOptions<HomeserverOptions> options) : IStreamRowPersister
 {
     public string Kind => RoomStreamRows.EventKind;
 
@@ -57,10 +58,17 @@ public sealed class RoomEventPersister : IStreamRowPersister
                 row.RoomId, row.StateKey, row.Membership, row.EventId, row.Sender, entry.Writer, entry.Position, row.Topological));
         }
 
+        // An expired transaction id may still have its row until the housekeeping prunes it: the new send takes it
+        // over. A live one never conflicts: the room grain found it first, and a second activation of the room
+        // fails on the (room, depth) index before this matters.
         if (row.DeviceId is not null && row.TxnId is not null)
             batch.BatchCommands.Add(Command(
-                "INSERT INTO event_txn_ids (user_id, device_id, room_id, txn_id, event_id) VALUES ($1, $2, $3, $4, $5)",
-                row.Sender, row.DeviceId, row.RoomId, row.TxnId, row.EventId));
+                """
+                INSERT INTO event_txn_ids (user_id, device_id, room_id, txn_id, event_id) VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (user_id, device_id, room_id, txn_id) DO UPDATE SET event_id = EXCLUDED.event_id, created_at = now()
+                 WHERE event_txn_ids.created_at < now() - $6::interval
+                """,
+                row.Sender, row.DeviceId, row.RoomId, row.TxnId, row.EventId, options.Value.TransactionIdLifetime));
 
         // Only the first redaction rewrites the target: later ones are events of their own but change nothing.
         if (row.Redacts is not null && row.RedactedJson is not null)

@@ -53,7 +53,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
     public override async Task OnActivateAsync(CancellationToken ct)
     {
         _roomId = this.GetPrimaryKeyString();
-        _transactions = new RoomTransactions(store, _roomId);
+        _transactions = new RoomTransactions(store, _roomId, options.Value.TransactionIdLifetime, TimeProvider.System);
         await ReloadAsync();
     }
 

@@ -33,39 +33,42 @@ public sealed class RoomWriteStore(NpgsqlDataSource db)
         return new Loaded(version, state, last, depth);
     }
 
-    /// <summary>The event a transaction id already produced, with its stream position, or null.</summary>
-    public async Task<(string EventId, long Position)?> FindTransactionAsync(string userId, string deviceId, string roomId, string txnId)
+    /// <summary>The event a transaction id produced within <paramref name="lifetime"/>, with its stream position, or null.</summary>
+    public async Task<(string EventId, long Position)?> FindTransactionAsync(string userId, string deviceId, string roomId, string txnId, TimeSpan lifetime)
     {
         await using var cmd = db.CreateCommand(
             """
             SELECT t.event_id, e.stream_position FROM event_txn_ids t JOIN events e ON e.event_id = t.event_id
-             WHERE t.user_id = $1 AND t.device_id = $2 AND t.room_id = $3 AND t.txn_id = $4
+             WHERE t.user_id = $1 AND t.device_id = $2 AND t.room_id = $3 AND t.txn_id = $4 AND t.created_at >= now() - $5::interval
             """);
         cmd.Parameters.AddWithValue(userId);
         cmd.Parameters.AddWithValue(deviceId);
         cmd.Parameters.AddWithValue(roomId);
         cmd.Parameters.AddWithValue(txnId);
+        cmd.Parameters.AddWithValue(lifetime);
         await using var reader = await cmd.ExecuteReaderAsync();
         return await reader.ReadAsync() ? (reader.GetString(0), reader.GetInt64(1)) : null;
     }
 
-    /// <summary>A device's latest transaction ids in a room (newest first, at most <paramref name="limit"/>), with the
+    /// <summary>A device's transaction ids in a room created within <paramref name="lifetime"/>, oldest first, with the
     /// event and stream position each produced.</summary>
-    public async Task<List<(string TxnId, string EventId, long Position)>> RecentTransactionsAsync(string userId, string deviceId, string roomId, int limit)
+    public async Task<List<(string TxnId, string EventId, long Position, DateTimeOffset CreatedAt)>> LiveTransactionsAsync(
+        string userId, string deviceId, string roomId, TimeSpan lifetime)
     {
         await using var cmd = db.CreateCommand(
             """
-            SELECT t.txn_id, t.event_id, e.stream_position FROM event_txn_ids t JOIN events e ON e.event_id = t.event_id
-             WHERE t.user_id = $1 AND t.device_id = $2 AND t.room_id = $3
-             ORDER BY t.created_at DESC, e.stream_position DESC LIMIT $4
+            SELECT t.txn_id, t.event_id, e.stream_position, t.created_at FROM event_txn_ids t JOIN events e ON e.event_id = t.event_id
+             WHERE t.user_id = $1 AND t.device_id = $2 AND t.room_id = $3 AND t.created_at >= now() - $4::interval
+             ORDER BY t.created_at, e.stream_position
             """);
         cmd.Parameters.AddWithValue(userId);
         cmd.Parameters.AddWithValue(deviceId);
         cmd.Parameters.AddWithValue(roomId);
-        cmd.Parameters.AddWithValue(limit);
-        var found = new List<(string, string, long)>();
+        cmd.Parameters.AddWithValue(lifetime);
+        var found = new List<(string, string, long, DateTimeOffset)>();
         await using var reader = await cmd.ExecuteReaderAsync();
-        while (await reader.ReadAsync()) found.Add((reader.GetString(0), reader.GetString(1), reader.GetInt64(2)));
+        while (await reader.ReadAsync())
+            found.Add((reader.GetString(0), reader.GetString(1), reader.GetInt64(2), reader.GetFieldValue<DateTimeOffset>(3)));
         return found;
     }
 

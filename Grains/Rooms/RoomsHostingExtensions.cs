@@ -1,3 +1,4 @@
+using Homeserver.Storage;
 using Homeserver.Streams;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -10,6 +11,7 @@ public static class RoomsHostingExtensions
     {
         services.AddSingleton<IStreamRowPersister, RoomEventPersister>();
         services.AddSingleton<IStreamRowPersister, RoomForgetPersister>();
+        services.AddTransactionIdPruner(StreamNames.Events, "event_txn_ids");
         services.AddSingleton<RecentRoomEvents>();
         services.AddSingleton<IStreamRowHandler, RoomCacheHandler>();
         services.AddSingleton<RoomWriteStore>();

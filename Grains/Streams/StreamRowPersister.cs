@@ -14,6 +14,18 @@ public interface IStreamRowPersister
     void AddCommands(NpgsqlBatch batch, StreamEntry entry);
 }
 
+/// <summary>
+/// Periodic upkeep of the domain tables behind a stream (pruning expired rows), run every <see cref="Period"/> by the
+/// stream's first writer shard from its housekeeping timer, so that one silo does it however many there are.
+/// Registered in DI by the area that owns the tables; a failure is logged and retried at the next period.
+/// </summary>
+public interface IStreamHousekeeper
+{
+    string Stream { get; }
+    TimeSpan Period { get; }
+    Task RunAsync(CancellationToken ct);
+}
+
 /// <summary>A per-silo hook into the reader: runs for every row of <see cref="Stream"/> before the silo's position
 /// moves past it (cache invalidation lives here).</summary>
 public interface IStreamRowHandler

@@ -18,6 +18,7 @@ namespace Homeserver.Streams;
 public sealed class StreamWriterGrain(
     NpgsqlDataSource db,
     IEnumerable<IStreamRowPersister> persisters,
+    IEnumerable<IStreamHousekeeper> housekeepers,
     StreamTestHooks hooks,
     IClusterMembershipService membership,
     ILocalSiloDetails silo,
@@ -33,6 +34,7 @@ public sealed class StreamWriterGrain(
     private readonly Dictionary<IStreamReaderObserver, (SiloAddress Silo, DateTime Seen)> _subscribers = [];
     private readonly SemaphoreSlim _allocation = new(1, 1);
     private readonly List<long[]> _unresolved = [];
+    private readonly Dictionary<IStreamHousekeeper, DateTime> _housekeepersDue = [];
 
     private string _stream = "";
     private int _writer;
@@ -78,6 +80,8 @@ public sealed class StreamWriterGrain(
         // A single writer's sequence only moves when it appends, so it has nothing to claim.
         if (_stream == StreamNames.Events && options.Value.EventWriters > 1)
             this.RegisterGrainTimer(IdleTickAsync, new GrainTimerCreationOptions(TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(100)) { Interleave = true });
+        if (_writer == 0)
+            foreach (var h in housekeepers.Where(h => h.Stream == _stream)) _housekeepersDue[h] = DateTime.UtcNow + h.Period;
         this.RegisterGrainTimer(HousekeepingAsync, new GrainTimerCreationOptions(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5)) { Interleave = true });
     }
 
@@ -303,6 +307,17 @@ public sealed class StreamWriterGrain(
 
         if (_unresolved.Count > 0) await ResolveUnknownOutcomesAsync(ct);
         if (_stream == StreamNames.Caches) await PruneAsync(ct);
+        foreach (var (housekeeper, due) in _housekeepersDue.ToArray())
+        {
+            if (DateTime.UtcNow < due) continue;
+            _housekeepersDue[housekeeper] = DateTime.UtcNow + housekeeper.Period;
+            try { await housekeeper.RunAsync(ct); }
+            catch (Exception e) when (e is NpgsqlException or OperationCanceledException)
+            {
+                logger.LogWarning("Housekeeping {Housekeeper} of {Stream} failed, retried in {Period}: {Message}",
+                    housekeeper.GetType().Name, _stream, housekeeper.Period, e.Message);
+            }
+        }
     }
 
     private async Task ResolveUnknownOutcomesAsync(CancellationToken ct)
