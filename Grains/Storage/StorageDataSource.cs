@@ -10,12 +10,19 @@ public static class StorageDataSource
     /// once used a few times: every hot statement here (the events writer's batch, token lookups, sync queries) is a
     /// fixed SQL text, and without preparation PostgreSQL parses and plans each execution again, which measured as a
     /// third of its CPU per message sent.
+    /// <para>
+    /// Pooled connections are not reset when returned (<c>No Reset On Close</c>): nothing here changes session state
+    /// (no SET, LISTEN, temporary tables or session advisory locks; migrations lock per transaction), and the reset
+    /// cost PostgreSQL seven extra statements each time the events writer returned a connection, twice per commit.
+    /// </para>
     /// </summary>
     public static NpgsqlDataSource Build(string connectionString)
     {
         var builder = new NpgsqlDataSourceBuilder(connectionString);
         if (!connectionString.Contains("Auto Prepare", StringComparison.OrdinalIgnoreCase))
             builder.ConnectionStringBuilder.MaxAutoPrepare = 128;
+        if (!connectionString.Contains("Reset On Close", StringComparison.OrdinalIgnoreCase))
+            builder.ConnectionStringBuilder.NoResetOnClose = true;
         return builder.Build();
     }
 }

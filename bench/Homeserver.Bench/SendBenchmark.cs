@@ -63,7 +63,7 @@ public static class SendBenchmark
             using var response = await http.PostAsync($"{cluster.Urls[s.Silo]}/bench/thin/{Uri.EscapeDataString(s.Room)}", content);
             response.EnsureSuccessStatusCode();
         }
-        // Both paths are warmed up first (unmeasured), so that the measured phase runs optimised code rather than
+        // Both paths are warmed up first (unmeasured, 10 s each), so that the measured phase runs optimised code rather than
         // the JIT's first tiers: a server runs for longer than ten seconds.
         await LoadAsync(Warmup, connections, Thin);
         var cpuBefore = cpu.Sample();
@@ -107,7 +107,7 @@ public static class SendBenchmark
             return Results.Json(new { event_id = $"${id}" });
         });
 
-    private static readonly TimeSpan Warmup = TimeSpan.FromSeconds(int.TryParse(Environment.GetEnvironmentVariable("BENCH_WARMUP_SECONDS"), out var w) ? w : 3);
+    private static readonly TimeSpan Warmup = TimeSpan.FromSeconds(int.TryParse(Environment.GetEnvironmentVariable("BENCH_WARMUP_SECONDS"), out var w) ? w : 10);
 
     private static async Task<(double Rate, List<double> Latencies, long Count)> LoadAsync(TimeSpan duration, int connections, Func<int, int, Task> call)
     {
