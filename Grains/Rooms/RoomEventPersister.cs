@@ -12,24 +12,55 @@ public sealed class RoomEventPersister(IOptions<HomeserverOptions> options) : IS
 {
     public string Kind => RoomStreamRows.EventKind;
 
-    public void AddCommands(NpgsqlBatch batch, StreamEntry entry)
-    {
-        var row = RoomStreamRows.Parse<RoomEventRow>(entry.Payload);
+    public void AddCommands(NpgsqlBatch batch, StreamEntry entry) => AddCommands(batch, [entry]);
 
-        if (row.Room is { } room)
-            batch.BatchCommands.Add(Command(
-                "INSERT INTO rooms (room_id, room_version, creator, is_public) VALUES ($1, $2, $3, $4)",
-                row.RoomId, room.RoomVersion, room.Creator, room.IsPublic));
+    /// <summary>
+    /// The events and their transaction ids of a whole run go in one multi-row statement each (a group commit of
+    /// messages is mostly these two), then each row's own side effects in position order.
+    /// </summary>
+    public void AddCommands(NpgsqlBatch batch, IReadOnlyList<StreamEntry> run)
+    {
+        var rows = new RoomEventRow[run.Count];
+        for (var i = 0; i < run.Count; i++) rows[i] = RoomStreamRows.Parse<RoomEventRow>(run[i].Payload);
+
+        foreach (var row in rows)
+            if (row.Room is { } room)
+                batch.BatchCommands.Add(Command(
+                    "INSERT INTO rooms (room_id, room_version, creator, is_public) VALUES ($1, $2, $3, $4)",
+                    row.RoomId, room.RoomVersion, room.Creator, room.IsPublic));
 
         batch.BatchCommands.Add(Command(
             """
             INSERT INTO events (event_id, room_id, stream_writer, stream_position, topological, type, state_key, sender,
                                 origin_server_ts, json, device_id, txn_id)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::bigint[], $5::bigint[], $6::text[], $7::text[],
+                                 $8::text[], $9::bigint[], $10::text[], $11::text[], $12::text[])
             """,
-            row.EventId, row.RoomId, entry.Writer, entry.Position, row.Topological, row.Type, row.StateKey, row.Sender,
-            row.OriginServerTs, row.Json, row.DeviceId, row.TxnId));
+            rows.Select(r => r.EventId).ToArray(), rows.Select(r => r.RoomId).ToArray(), run.Select(e => e.Writer).ToArray(),
+            run.Select(e => e.Position).ToArray(), rows.Select(r => r.Topological).ToArray(), rows.Select(r => r.Type).ToArray(),
+            rows.Select(r => r.StateKey).ToArray(), rows.Select(r => r.Sender).ToArray(), rows.Select(r => r.OriginServerTs).ToArray(),
+            rows.Select(r => r.Json).ToArray(), rows.Select(r => r.DeviceId).ToArray(), rows.Select(r => r.TxnId).ToArray()));
 
+        // An expired transaction id may still have its row until the housekeeping prunes it: the new send takes it
+        // over. A live one never conflicts: the room grain found it first, and a second activation of the room
+        // fails on the (room, depth) index before this matters.
+        var sent = rows.Where(r => r.DeviceId is not null && r.TxnId is not null).ToArray();
+        if (sent.Length > 0)
+            batch.BatchCommands.Add(Command(
+                """
+                INSERT INTO event_txn_ids (user_id, device_id, room_id, txn_id, event_id)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                ON CONFLICT (user_id, device_id, room_id, txn_id) DO UPDATE SET event_id = EXCLUDED.event_id, created_at = now()
+                 WHERE event_txn_ids.created_at < now() - $6::interval
+                """,
+                sent.Select(r => r.Sender).ToArray(), sent.Select(r => r.DeviceId).ToArray(), sent.Select(r => r.RoomId).ToArray(),
+                sent.Select(r => r.TxnId).ToArray(), sent.Select(r => r.EventId).ToArray(), options.Value.TransactionIdLifetime));
+
+        for (var i = 0; i < rows.Length; i++) AddSideEffects(batch, run[i], rows[i]);
+    }
+
+    private static void AddSideEffects(NpgsqlBatch batch, StreamEntry entry, RoomEventRow row)
+    {
         if (row.StateKey is not null)
             batch.BatchCommands.Add(Command(
                 """
@@ -57,18 +88,6 @@ public sealed class RoomEventPersister(IOptions<HomeserverOptions> options) : IS
                 """,
                 row.RoomId, row.StateKey, row.Membership, row.EventId, row.Sender, entry.Writer, entry.Position, row.Topological));
         }
-
-        // An expired transaction id may still have its row until the housekeeping prunes it: the new send takes it
-        // over. A live one never conflicts: the room grain found it first, and a second activation of the room
-        // fails on the (room, depth) index before this matters.
-        if (row.DeviceId is not null && row.TxnId is not null)
-            batch.BatchCommands.Add(Command(
-                """
-                INSERT INTO event_txn_ids (user_id, device_id, room_id, txn_id, event_id) VALUES ($1, $2, $3, $4, $5)
-                ON CONFLICT (user_id, device_id, room_id, txn_id) DO UPDATE SET event_id = EXCLUDED.event_id, created_at = now()
-                 WHERE event_txn_ids.created_at < now() - $6::interval
-                """,
-                row.Sender, row.DeviceId, row.RoomId, row.TxnId, row.EventId, options.Value.TransactionIdLifetime));
 
         // Only the first redaction rewrites the target: later ones are events of their own but change nothing.
         if (row.Redacts is not null && row.RedactedJson is not null)

@@ -12,6 +12,15 @@ public interface IStreamRowPersister
 {
     string Kind { get; }
     void AddCommands(NpgsqlBatch batch, StreamEntry entry);
+
+    /// <summary>
+    /// The commands of consecutive rows of this kind (in position order, as many as a group commit gathered). A
+    /// persister may combine them into multi-row statements, as long as the effect is that of the rows in order.
+    /// </summary>
+    void AddCommands(NpgsqlBatch batch, IReadOnlyList<StreamEntry> run)
+    {
+        foreach (var entry in run) AddCommands(batch, entry);
+    }
 }
 
 /// <summary>

@@ -257,9 +257,19 @@ public sealed class StreamWriterGrain(
                 new() { Value = entries.Select(e => e.Payload).ToArray() },
             }
         });
-        foreach (var entry in entries)
-            if (_persisters.TryGetValue(entry.Kind, out var persister))
-                persister.AddCommands(batch, entry);
+        // Runs of consecutive rows of one kind go to their persister together (it may write them in one statement);
+        // splitting only at a change of kind keeps every row's effects in position order.
+        for (var start = 0; start < entries.Count;)
+        {
+            var end = start + 1;
+            while (end < entries.Count && entries[end].Kind == entries[start].Kind) end++;
+            if (_persisters.TryGetValue(entries[start].Kind, out var persister))
+            {
+                if (end - start == 1) persister.AddCommands(batch, entries[start]);
+                else persister.AddCommands(batch, entries.GetRange(start, end - start));
+            }
+            start = end;
+        }
         await batch.ExecuteNonQueryAsync();
     }
 
