@@ -5,34 +5,40 @@ using Microsoft.Extensions.Options;
 
 namespace Homeserver.Presence;
 
-/// <summary>One user's presence (see <see cref="IPresenceGrain"/>). While the user is online a timer watches for
-/// idleness and the activation is kept alive, so the idle transition is not lost to deactivation.</summary>
+/// <summary>One user's presence (see <see cref="IPresenceGrain"/>). While the user is not offline a timer watches for
+/// idleness (online → unavailable) and for clients that stopped syncing (→ offline), and the activation is kept alive,
+/// so neither transition is lost to deactivation.</summary>
 public sealed class PresenceGrain(PresenceStore store, IOptions<PresenceOptions> options) : Grain, IPresenceGrain
 {
     private PresenceRow _current = null!;
-    private IGrainTimer? _idleTimer;
+    private IGrainTimer? _timer;
+    // When the user goes offline unless a client syncs (or sets presence) again first.
+    private DateTimeOffset _offlineAt;
 
     private TimeSpan Idle => options.Value.PresenceIdleTimeout;
+    private TimeSpan SyncTimeout => options.Value.PresenceSyncTimeout;
 
     public override async Task OnActivateAsync(CancellationToken ct)
     {
         var userId = this.GetPrimaryKeyString();
         _current = await store.GetAsync(userId) ?? new PresenceRow(userId, "offline", null, 0, false);
-        if (_current.State == "online") WatchIdle();
+        // A fresh activation does not know whether a client is still syncing (the silo that had it may be gone):
+        // give the clients one sync timeout to show up.
+        if (_current.State != "offline") KeepOnline(TimeSpan.Zero);
     }
 
     public Task<long> SetAsync(string presence, string? statusMsg)
     {
         if (!PresenceStore.States.Contains(presence)) throw MatrixException.InvalidParam($"Invalid presence state '{presence}'");
-        return ChangeAsync(presence, statusMsg, forceWrite: true);
+        return ChangeAsync(presence, statusMsg, TimeSpan.Zero, forceWrite: true);
     }
 
-    public Task<long> SyncedAsync(string presence) =>
+    public Task<long> SyncedAsync(string presence, TimeSpan longPoll) =>
         PresenceStore.States.Contains(presence) && presence != "offline"
-            ? ChangeAsync(presence, _current.StatusMsg, forceWrite: false)
+            ? ChangeAsync(presence, _current.StatusMsg, longPoll, forceWrite: false)
             : Task.FromResult(0L);
 
-    private async Task<long> ChangeAsync(string presence, string? statusMsg, bool forceWrite)
+    private async Task<long> ChangeAsync(string presence, string? statusMsg, TimeSpan longPoll, bool forceWrite)
     {
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var online = presence == "online";
@@ -43,6 +49,7 @@ public sealed class PresenceGrain(PresenceStore store, IOptions<PresenceOptions>
             LastActiveTs = online ? now : _current.LastActiveTs,
             CurrentlyActive = online,
         };
+        if (presence != "offline") KeepOnline(longPoll);
         // Activity alone only moves last_active; a row goes out when something a client shows changes.
         var visible = next.State != _current.State || next.StatusMsg != _current.StatusMsg || next.CurrentlyActive != _current.CurrentlyActive;
         if (!visible && !forceWrite)
@@ -50,9 +57,7 @@ public sealed class PresenceGrain(PresenceStore store, IOptions<PresenceOptions>
             _current = next;
             return 0;
         }
-        var position = await WriteAsync(next);
-        if (online) WatchIdle();
-        return position;
+        return await WriteAsync(next);
     }
 
     private async Task<long> WriteAsync(PresenceRow next)
@@ -63,24 +68,34 @@ public sealed class PresenceGrain(PresenceStore store, IOptions<PresenceOptions>
         return position;
     }
 
-    private void WatchIdle()
+    /// <summary>Pushes the offline deadline past the client's next expected sync and makes sure the timer runs.</summary>
+    private void KeepOnline(TimeSpan longPoll)
     {
-        var period = TimeSpan.FromMilliseconds(Math.Max(50, Idle.TotalMilliseconds / 4));
-        _idleTimer ??= this.RegisterGrainTimer(CheckIdleAsync, new GrainTimerCreationOptions(period, period) { Interleave = false });
-        DelayDeactivation(Idle + Idle);
+        var at = DateTimeOffset.UtcNow + longPoll + SyncTimeout;
+        if (at > _offlineAt) _offlineAt = at;
+        var period = TimeSpan.FromMilliseconds(Math.Max(50, Math.Min(Idle.TotalMilliseconds / 4, SyncTimeout.TotalMilliseconds / 3)));
+        _timer ??= this.RegisterGrainTimer(CheckAsync, new GrainTimerCreationOptions(period, period) { Interleave = false });
+        DelayDeactivation(KeepAlive(longPoll));
     }
 
-    private async Task CheckIdleAsync(CancellationToken ct)
+    private TimeSpan KeepAlive(TimeSpan longPoll) => longPoll + Idle + Idle + SyncTimeout;
+
+    private async Task CheckAsync(CancellationToken ct)
     {
-        if (_current.State != "online")
+        if (_current.State == "offline")
         {
-            _idleTimer?.Dispose();
-            _idleTimer = null;
+            _timer?.Dispose();
+            _timer = null;
             return;
         }
-        DelayDeactivation(Idle + Idle);
+        DelayDeactivation(KeepAlive(TimeSpan.Zero) + (_offlineAt - DateTimeOffset.UtcNow).Duration());
+        if (DateTimeOffset.UtcNow >= _offlineAt)
+        {
+            await WriteAsync(_current with { State = "offline", CurrentlyActive = false });
+            return;
+        }
         var idleFor = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - _current.LastActiveTs;
-        if (idleFor >= Idle.TotalMilliseconds)
+        if (_current.State == "online" && idleFor >= Idle.TotalMilliseconds)
             await WriteAsync(_current with { State = "unavailable", CurrentlyActive = false });
     }
 }

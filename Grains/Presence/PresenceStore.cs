@@ -4,13 +4,17 @@ using Npgsql;
 
 namespace Homeserver.Presence;
 
-/// <summary><c>Homeserver:EnablePresence</c> and <c>Homeserver:PresenceIdleTimeout</c>.</summary>
+/// <summary><c>Homeserver:EnablePresence</c>, <c>Homeserver:PresenceIdleTimeout</c> and <c>Homeserver:PresenceSyncTimeout</c>.</summary>
 public sealed class PresenceOptions
 {
     public bool EnablePresence { get; set; } = true;
 
     /// <summary>How long an online user may show no activity (no /sync, no presence update) before becoming unavailable.</summary>
     public TimeSpan PresenceIdleTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>How long after a client's /sync ends (plus the wait that sync asked for) without another one the user
+    /// is marked offline. Synapse uses 30 seconds.</summary>
+    public TimeSpan PresenceSyncTimeout { get; set; } = TimeSpan.FromSeconds(30);
 }
 
 /// <summary>The stream row and the stored state: one user's presence after a change.</summary>

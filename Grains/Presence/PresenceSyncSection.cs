@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Homeserver.AccountData;
+using Homeserver.Accounts;
 using Homeserver.Caches;
 using Homeserver.Rooms;
 using Homeserver.Streams;
@@ -29,11 +30,15 @@ public sealed class PresenceSyncSection(PresenceStore store, RoomEventStore room
         return keys.Select(PresenceStore.Key);
     }
 
+    public Task RequestStartedAsync(Requester requester, SyncRequest request) =>
+        options.Value.EnablePresence
+            ? grains.GetGrain<IPresenceGrain>(requester.UserId).SyncedAsync(request.SetPresence ?? "online", request.Timeout)
+            : Task.CompletedTask;
+
     public async Task ContributeAsync(SyncContext context, JsonObject response)
     {
         if (!options.Value.EnablePresence) return;
         var userId = context.Requester.UserId;
-        await grains.GetGrain<IPresenceGrain>(userId).SyncedAsync(context.SetPresence ?? "online");
         if (!context.StreamMoved(StreamNames.Presence)) return;
 
         var users = new HashSet<string>(StringComparer.Ordinal) { userId };

@@ -17,6 +17,10 @@ public interface ISyncSection
     /// <summary>Adds this section's data for (Since, To] to the response; sets <see cref="SyncContext.HasChanges"/>
     /// when it added anything a client must see.</summary>
     Task ContributeAsync(SyncContext context, JsonObject response);
+
+    /// <summary>Called once as a /sync request starts, before it waits for anything (presence: a syncing client keeps
+    /// its user online for as long as it waits).</summary>
+    Task RequestStartedAsync(Requester requester, SyncRequest request) => Task.CompletedTask;
 }
 
 /// <summary>What a /sync computes over: who asks, from where to where, with which filter.</summary>

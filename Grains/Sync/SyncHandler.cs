@@ -37,8 +37,10 @@ public sealed class SyncHandler(
         var since = request.Since is null ? null : StreamToken.Parse(request.Since);
         var deadline = DateTime.UtcNow + request.Timeout;
 
+        var started = Task.WhenAll(_sections.Select(s => s.RequestStartedAsync(requester, request)));
         // Read-your-writes: whatever any writer acknowledged before this request is applied here before we read.
         await barrier.WaitAsync(StreamNames.All, BarrierTimeout, ct);
+        await started;
         if (since is not null && !notifier.Current.Covers(since))
             await notifier.WaitForTokenAsync(since, BarrierTimeout, ct);
 

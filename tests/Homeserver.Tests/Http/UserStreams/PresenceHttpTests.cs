@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Homeserver.Tests.Infrastructure;
 using static Homeserver.Tests.Infrastructure.MatrixPaths;
@@ -82,6 +83,36 @@ public sealed class PresenceConfigurationTests
         var presence = PresenceHttpTests.PresenceOf(idle, alice.UserId)!;
         Assert.Equal("unavailable", presence["presence"]!.GetValue<string>());
         Assert.False(presence["currently_active"]!.GetValue<bool>());
+    }
+
+    [Fact]
+    public async Task A_user_whose_clients_stop_syncing_goes_offline_but_not_while_a_long_poll_waits()
+    {
+        await using var cluster = await HomeserverTestCluster.StartAsync(silos: 2,
+            new Dictionary<string, string?> { ["Homeserver:PresenceSyncTimeout"] = "00:00:01" });
+        var alice = await MatrixTestClient.RegisterAsync(cluster.Silos[0]);
+        var bob = (await MatrixTestClient.RegisterAsync(cluster.Silos[0])).On(cluster.Silos[1]);
+        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        (await bob.PostAsync($"{Room(roomId)}/join")).EnsureSuccess();
+
+        // Alice's long-poll waits 2.5 s, longer than the sync timeout: she stays online throughout it.
+        var aliceSince = (await alice.SyncAsync()).NextBatch();
+        var bobSince = (await bob.SyncAsync(extra: "&set_presence=offline")).NextBatch();
+        var waited = Stopwatch.StartNew();
+        await alice.SyncAsync(aliceSince, timeoutMs: 2_500);
+        Assert.True(waited.Elapsed >= TimeSpan.FromSeconds(2), "alice's long-poll should have waited");
+        var during = await bob.SyncAsync(bobSince, timeoutMs: 0, extra: "&set_presence=offline");
+        Assert.DoesNotContain(during.Events("presence"), e => e!["content"]!["presence"]!.GetValue<string>() == "offline");
+        Assert.Equal("online", (await bob.GetAsync($"{V3}/presence/{E(alice.UserId)}/status")).EnsureSuccess()["presence"].GetValue<string>());
+
+        // Then she stops syncing: about a second later bob's long-poll on the other silo sees her go offline.
+        var gone = await bob.SyncAsync(during.NextBatch(), timeoutMs: 10_000, extra: "&set_presence=offline");
+        var presence = PresenceHttpTests.PresenceOf(gone, alice.UserId)!;
+        Assert.Equal("offline", presence["presence"]!.GetValue<string>());
+        Assert.False(presence["currently_active"]!.GetValue<bool>());
+        await cluster.Silos[0].Get<Homeserver.Streams.StreamNotifier>().WaitForTokenAsync(
+            cluster.Silos[1].Get<Homeserver.Streams.StreamNotifier>().Current, TimeSpan.FromSeconds(5));
+        Assert.Equal("offline", (await alice.GetAsync($"{V3}/presence/{E(alice.UserId)}/status")).EnsureSuccess()["presence"].GetValue<string>());
     }
 
     [Fact]
