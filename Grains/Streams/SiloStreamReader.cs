@@ -89,7 +89,34 @@ public sealed class SiloStreamReader(
             }
             finally { cursor.Gate.Release(); }
         }));
+        try { await ReplayAsync(ct); }
+        catch (NpgsqlException e) { logger.LogWarning("Replaying recent rows to in-memory handlers failed: {Message}", e.Message); }
         _backstop = Task.Run(() => BackstopLoopAsync(_stopping.Token));
+    }
+
+    /// <summary>Hands the handlers that keep state only in memory the log's recent rows (<see cref="IStreamRowHandler.Replay"/>).</summary>
+    private async Task ReplayAsync(CancellationToken ct)
+    {
+        foreach (var group in _handlers)
+        {
+            var window = group.Max(h => h.Replay);
+            if (window <= TimeSpan.Zero) continue;
+            await using var cmd = db.CreateCommand(
+                "SELECT position, kind, key, payload, writer FROM stream_log WHERE stream = $1 AND created_at >= now() - $2::interval ORDER BY position");
+            cmd.Parameters.AddWithValue(group.Key);
+            cmd.Parameters.AddWithValue(window);
+            await using var reader = await cmd.ExecuteReaderAsync(ct);
+            while (await reader.ReadAsync(ct))
+            {
+                var entry = new StreamEntry(group.Key, reader.GetInt32(4), reader.GetInt64(0), reader.GetString(1),
+                    reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetString(3));
+                foreach (var handler in group.Where(h => h.Replay > TimeSpan.Zero))
+                {
+                    try { handler.Handle(entry); }
+                    catch (Exception e) { logger.LogError(e, "Row handler {Handler} failed replaying {Stream}@{Position}", handler.GetType().Name, entry.Stream, entry.Position); }
+                }
+            }
+        }
     }
 
     public async Task StopAsync(CancellationToken ct)

@@ -41,6 +41,13 @@ public interface IStreamRowHandler
 {
     string Stream { get; }
     void Handle(StreamEntry entry);
+
+    /// <summary>
+    /// For a handler whose state lives only in memory (typing): how far back the log is replayed to it when the silo
+    /// starts, so a silo joining later knows what is current without waiting for the next change. Zero: no replay.
+    /// The replayed rows may interleave with live ones, so <see cref="Handle"/> must keep the newest per key.
+    /// </summary>
+    TimeSpan Replay => TimeSpan.Zero;
 }
 
 /// <summary>

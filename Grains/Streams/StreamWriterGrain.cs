@@ -28,6 +28,7 @@ public sealed class StreamWriterGrain(
     private const int DefaultMaxInFlight = 8;
     private const int MaxBatchRows = 512;
     private static readonly TimeSpan SubscriptionExpiry = TimeSpan.FromSeconds(90);
+    private static readonly TimeSpan TypingLogRetention = TimeSpan.FromMinutes(10);
 
     private readonly Dictionary<string, IStreamRowPersister> _persisters = persisters.ToDictionary(p => p.Kind, StringComparer.Ordinal);
     private readonly Queue<PendingAppend> _queue = new();
@@ -316,7 +317,9 @@ public sealed class StreamWriterGrain(
             if (seen < cutoff || !alive.Contains(readerSilo)) _subscribers.Remove(reader);
 
         if (_unresolved.Count > 0) await ResolveUnknownOutcomesAsync(ct);
-        if (_stream == StreamNames.Caches) await PruneAsync(ct);
+        if (_stream == StreamNames.Caches) await PruneAsync(options.Value.CacheStreamRetention, ct);
+        // Typing rows matter only until the longest typing timeout (a starting silo replays that much).
+        if (_stream == StreamNames.Typing) await PruneAsync(TypingLogRetention, ct);
         foreach (var (housekeeper, due) in _housekeepersDue.ToArray())
         {
             if (DateTime.UtcNow < due) continue;
@@ -366,7 +369,7 @@ public sealed class StreamWriterGrain(
         }
     }
 
-    private async Task PruneAsync(CancellationToken ct)
+    private async Task PruneAsync(TimeSpan retention, CancellationToken ct)
     {
         try
         {
@@ -382,7 +385,7 @@ public sealed class StreamWriterGrain(
                 """);
             cmd.Parameters.AddWithValue(_stream);
             cmd.Parameters.AddWithValue(_tracker.Persisted);
-            cmd.Parameters.AddWithValue(options.Value.CacheStreamRetention);
+            cmd.Parameters.AddWithValue(retention);
             await cmd.ExecuteNonQueryAsync(ct);
         }
         catch (Exception e) when (e is NpgsqlException or OperationCanceledException)

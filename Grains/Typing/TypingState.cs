@@ -10,8 +10,9 @@ namespace Homeserver.Typing;
 public sealed record TypingRow(string RoomId, string[] UserIds);
 
 /// <summary>
-/// This silo's view of who is typing where, fed by the <c>typing</c> stream before the silo's reader passes each row
-/// (typing is never stored; a silo that joins later learns each room's list at its next change).
+/// This silo's view of who is typing where, fed by the <c>typing</c> stream before the silo's reader passes each row.
+/// Typing has no table of its own: a silo that starts gets the log's rows of the longest typing timeout replayed
+/// (older lists have expired), and the typing writer prunes older rows.
 /// </summary>
 public sealed class TypingState : IStreamRowHandler
 {
@@ -20,6 +21,8 @@ public sealed class TypingState : IStreamRowHandler
     private readonly ConcurrentDictionary<string, (long Position, string[] UserIds)> _rooms = new(StringComparer.Ordinal);
 
     public string Stream => StreamNames.Typing;
+
+    public TimeSpan Replay => TimeSpan.FromMilliseconds(TypingGrain.MaxTimeoutMs);
 
     public void Handle(StreamEntry entry)
     {

@@ -74,4 +74,23 @@ public sealed class TypingHttpTests(UserStreamsHttpCluster fx)
         AssertError(await alice.PutAsync(Typing("!missing:localhost", alice.UserId), new { typing = true }), 403, "M_FORBIDDEN");
         Assert.Equal(401, (await fx.A.Http.PutJsonAsync(Typing(roomId, alice.UserId), new { typing = true })).StatusCode);
     }
+
+    [Fact]
+    public async Task A_silo_started_later_knows_who_is_typing_now()
+    {
+        await using var cluster = await HomeserverTestCluster.StartAsync(silos: 1);
+        var alice = await MatrixTestClient.RegisterAsync(cluster.Silos[0]);
+        var bob = await MatrixTestClient.RegisterAsync(cluster.Silos[0]);
+        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        (await bob.PostAsync($"{Room(roomId)}/join")).EnsureSuccess();
+        (await alice.PutAsync(Typing(roomId, alice.UserId), new { typing = true, timeout = 60_000 })).EnsureSuccess();
+
+        var later = await cluster.StartSiloAsync();
+        Assert.Equal(alice.UserId, TypingUsers(await bob.On(later).SyncAsync(), roomId));
+        // And it follows changes from then on.
+        (await alice.PutAsync(Typing(roomId, alice.UserId), new { typing = false })).EnsureSuccess();
+        var sinceStart = (await bob.On(later).SyncAsync()).NextBatch();
+        Assert.Null(TypingUsers(await bob.On(later).SyncAsync(sinceStart), roomId));
+        Assert.Null(TypingUsers(await bob.On(later).SyncAsync(), roomId));
+    }
 }
