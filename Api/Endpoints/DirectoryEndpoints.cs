@@ -5,6 +5,7 @@ using Homeserver.Errors;
 using Homeserver.Matrix;
 using Homeserver.RoomDirectory;
 using Homeserver.Rooms;
+using Homeserver.Streams;
 using Microsoft.Extensions.Options;
 
 namespace Homeserver.Api.Endpoints;
@@ -53,14 +54,15 @@ public static class DirectoryEndpoints
     }
 
     private static async Task<IResult> DeleteRoomAlias(HttpContext context, string roomAlias, AliasStore aliases, IGrainFactory grains,
-        IOptions<HomeserverOptions> options)
+        StreamNotifier notifier, IOptions<HomeserverOptions> options)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
         var alias = Alias(roomAlias);
         if (Identifiers.ServerNameOf(alias) != options.Value.ServerName)
             throw new MatrixException(ErrorCodes.Unknown, "Cannot delete non-local aliases", 400);
         var found = await aliases.GetAsync(alias) ?? throw MatrixException.NotFound($"Room alias {alias} not found");
-        await grains.GetGrain<IRoomDirectoryGrain>(found.RoomId).DeleteAliasAsync(alias, requester.UserId);
+        var canonical = await grains.GetGrain<IRoomDirectoryGrain>(found.RoomId).DeleteAliasAsync(alias, requester.UserId);
+        await RoomWrites.WaitAsync(notifier, canonical, context.RequestAborted);
         return Results.Json(new JsonObject());
     }
 

@@ -13,8 +13,10 @@ public interface IRoomDirectoryGrain : IGrainWithStringKey
     Task CreateAliasAsync(string alias, string userId);
 
     /// <summary>Removes an alias of this room: its creator, or a user who may set <c>m.room.canonical_alias</c>.
-    /// 404 <c>M_NOT_FOUND</c> for an unknown alias, 403 otherwise.</summary>
-    Task DeleteAliasAsync(string alias, string userId);
+    /// 404 <c>M_NOT_FOUND</c> for an unknown alias, 403 otherwise. When the room's <c>m.room.canonical_alias</c> names
+    /// the alias, a new one without it is sent as the user (as Synapse does; skipped when the user may not send it);
+    /// the result is that event's write, to wait for (position 0 when none was sent).</summary>
+    Task<Rooms.RoomWriteResult> DeleteAliasAsync(string alias, string userId);
 
     /// <summary>Publishes the room or withdraws it; the user must be joined and able to set
     /// <c>m.room.canonical_alias</c>. 404 for an unknown room.</summary>

@@ -2,11 +2,13 @@ using System.Text.Json.Nodes;
 using Homeserver.Errors;
 using Homeserver.Matrix;
 using Homeserver.Rooms;
+using Microsoft.Extensions.Logging;
 
 namespace Homeserver.RoomDirectory;
 
 /// <summary>A room's aliases and directory visibility (see <see cref="IRoomDirectoryGrain"/>).</summary>
-public sealed class RoomDirectoryGrain(AliasStore aliases, PublicRoomStore publicRooms, RoomEventStore rooms) : Grain, IRoomDirectoryGrain
+public sealed class RoomDirectoryGrain(AliasStore aliases, PublicRoomStore publicRooms, RoomEventStore rooms,
+    ILogger<RoomDirectoryGrain> logger) : Grain, IRoomDirectoryGrain
 {
     private string RoomId => this.GetPrimaryKeyString();
 
@@ -20,13 +22,54 @@ public sealed class RoomDirectoryGrain(AliasStore aliases, PublicRoomStore publi
             throw new MatrixException(ErrorCodes.Unknown, $"Room alias {alias} already exists", 409);
     }
 
-    public async Task DeleteAliasAsync(string alias, string userId)
+    public async Task<RoomWriteResult> DeleteAliasAsync(string alias, string userId)
     {
         var existing = await aliases.GetAsync(alias);
         if (existing is null || existing.RoomId != RoomId) throw MatrixException.NotFound($"Room alias {alias} not found");
         if (existing.Creator != userId && !await CanChangeDirectoryAsync(userId))
             throw MatrixException.Forbidden("You don't have permission to delete the alias.");
         await aliases.DeleteAsync(alias, RoomId);
+        return await RemoveFromCanonicalAliasAsync(alias, userId);
+    }
+
+    /// <summary>
+    /// A canonical alias event must only name aliases of the room, so a deleted one leaves it (as <c>alias</c> or
+    /// among <c>alt_aliases</c>). The alias is gone either way: when the user may not send the event, the stale
+    /// entry stays, as in Synapse.
+    /// </summary>
+    private async Task<RoomWriteResult> RemoveFromCanonicalAliasAsync(string alias, string userId)
+    {
+        var none = new RoomWriteResult(null, 0, 0);
+        var current = (await StateAsync())?.Get("m.room.canonical_alias", "")?["content"] as JsonObject;
+        if (current is null) return none;
+        var content = (JsonObject)current.DeepClone();
+        var changed = false;
+        if (content["alias"] is JsonValue main && main.TryGetValue<string>(out var named) && named == alias)
+        {
+            content.Remove("alias");
+            changed = true;
+        }
+        if (content["alt_aliases"] is JsonArray alt)
+        {
+            var kept = new JsonArray();
+            foreach (var a in alt)
+            {
+                if (a is JsonValue v && v.TryGetValue<string>(out var s) && s == alias) changed = true;
+                else kept.Add(a?.DeepClone());
+            }
+            content["alt_aliases"] = kept;
+        }
+        if (!changed) return none;
+        try
+        {
+            return await GrainFactory.GetGrain<IRoomGrain>(RoomId).SendAsync(
+                new SendEventCommand(userId, null, null, "m.room.canonical_alias", "", content.ToJsonString()));
+        }
+        catch (MatrixException e) when (e.Status == 403)
+        {
+            logger.LogInformation("Alias {Alias} deleted but {User} may not update the canonical alias of {Room}: {Message}", alias, userId, RoomId, e.Message);
+            return none;
+        }
     }
 
     public async Task SetVisibilityAsync(string userId, bool isPublic)

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Homeserver.Tests.Http.Keys;
+using Homeserver.Tests.Http.UserStreams;
 using Homeserver.Tests.Infrastructure;
 using static Homeserver.Tests.Http.Keys.Api;
 using static Homeserver.Tests.Infrastructure.MatrixPaths;
@@ -81,6 +82,45 @@ public sealed class DirectoryTests(KeysCluster fx)
         AssertError(await alice.PutAsync(path, new JsonObject { ["alias"] = "bad" }), 400, "M_INVALID_PARAM");
         (await alice.PutAsync(path, new JsonObject { ["alias"] = mine, ["alt_aliases"] = new JsonArray(mine) })).EnsureSuccess();
         Assert.Equal(mine, (await alice.On(fx.B).GetAsync(path)).EnsureSuccess()["alias"].GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Deleting_an_alias_removes_it_from_the_canonical_alias_event()
+    {
+        var alice = await fx.UserAsync("alice");
+        var bob = await fx.UserAsync("bob");
+        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        await bob.JoinAsync(roomId);
+        var main = NewAlias("main");
+        var alt = NewAlias("alt");
+        var bobs = NewAlias("bob");
+        foreach (var (user, alias) in new[] { (alice, main), (alice, alt), (bob, bobs) })
+            (await user.PutAsync(AliasPath(alias), new JsonObject { ["room_id"] = roomId })).EnsureSuccess();
+        var path = $"{Room(roomId)}/state/m.room.canonical_alias";
+        (await alice.PutAsync(path, new JsonObject { ["alias"] = main, ["alt_aliases"] = new JsonArray(alt, bobs) })).EnsureSuccess();
+
+        // Deleted on silo B: the room's next canonical alias event leaves it out, and a read on B sees it at once.
+        (await alice.On(fx.B).DeleteAsync(AliasPath(alt))).EnsureSuccess();
+        var after = (await alice.On(fx.B).GetAsync(path)).EnsureSuccess();
+        Assert.Equal(main, after["alias"].GetValue<string>());
+        Assert.Equal([bobs], Strings(after["alt_aliases"]));
+
+        (await alice.DeleteAsync(AliasPath(main))).EnsureSuccess();
+        after = (await alice.GetAsync(path)).EnsureSuccess();
+        Assert.Null(after.Body!["alias"]);
+        Assert.Equal([bobs], Strings(after["alt_aliases"]));
+
+        // Bob may delete the alias he made but not send the state event (power level 50): the alias goes, the entry stays.
+        (await bob.DeleteAsync(AliasPath(bobs))).EnsureSuccess();
+        AssertError(await fx.A.Http.GetJsonAsync(AliasPath(bobs)), 404, "M_NOT_FOUND");
+        Assert.Equal([bobs], Strings((await alice.GetAsync(path)).EnsureSuccess()["alt_aliases"]));
+
+        // An alias the event does not name sends nothing.
+        var unnamed = NewAlias("unnamed");
+        (await alice.PutAsync(AliasPath(unnamed), new JsonObject { ["room_id"] = roomId })).EnsureSuccess();
+        var before = (await alice.SyncAsync()).NextBatch();
+        (await alice.DeleteAsync(AliasPath(unnamed))).EnsureSuccess();
+        Assert.Empty((await alice.SyncAsync(before)).RoomEvents(roomId, "timeline"));
     }
 
     [Fact]
