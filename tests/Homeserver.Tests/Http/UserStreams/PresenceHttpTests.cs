@@ -63,18 +63,26 @@ public sealed class PresenceHttpTests(UserStreamsHttpCluster fx)
     }
 }
 
-/// <summary>Presence with a one-second idle timeout, and with presence disabled.</summary>
+/// <summary>Presence with a one-second idle or sync timeout, and with presence disabled.</summary>
 public sealed class PresenceConfigurationTests
 {
-    [Fact]
-    public async Task An_online_user_without_activity_becomes_unavailable()
+    /// <summary>Two silos with <paramref name="oneSecondSetting"/> set to a second; alice on the first and bob on the
+    /// second share a public room.</summary>
+    private static async Task<(HomeserverTestCluster, MatrixTestClient Alice, MatrixTestClient Bob)> SharedRoomAsync(string oneSecondSetting)
     {
-        await using var cluster = await HomeserverTestCluster.StartAsync(silos: 2,
-            new Dictionary<string, string?> { ["Homeserver:PresenceIdleTimeout"] = "00:00:01" });
+        var cluster = await HomeserverTestCluster.StartAsync(silos: 2, new Dictionary<string, string?> { [oneSecondSetting] = "00:00:01" });
         var alice = await MatrixTestClient.RegisterAsync(cluster.Silos[0]);
         var bob = (await MatrixTestClient.RegisterAsync(cluster.Silos[0])).On(cluster.Silos[1]);
         var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
         (await bob.PostAsync($"{Room(roomId)}/join")).EnsureSuccess();
+        return (cluster, alice, bob);
+    }
+
+    [Fact]
+    public async Task An_online_user_without_activity_becomes_unavailable()
+    {
+        var (cluster, alice, bob) = await SharedRoomAsync("Homeserver:PresenceIdleTimeout");
+        await using var _ = cluster;
         (await alice.PutAsync($"{V3}/presence/{E(alice.UserId)}/status", new { presence = "online" })).EnsureSuccess();
         var first = await bob.SyncAsync(extra: "&set_presence=offline");
         Assert.Equal("online", PresenceHttpTests.PresenceOf(first, alice.UserId)!["presence"]!.GetValue<string>());
@@ -88,12 +96,8 @@ public sealed class PresenceConfigurationTests
     [Fact]
     public async Task A_user_whose_clients_stop_syncing_goes_offline_but_not_while_a_long_poll_waits()
     {
-        await using var cluster = await HomeserverTestCluster.StartAsync(silos: 2,
-            new Dictionary<string, string?> { ["Homeserver:PresenceSyncTimeout"] = "00:00:01" });
-        var alice = await MatrixTestClient.RegisterAsync(cluster.Silos[0]);
-        var bob = (await MatrixTestClient.RegisterAsync(cluster.Silos[0])).On(cluster.Silos[1]);
-        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
-        (await bob.PostAsync($"{Room(roomId)}/join")).EnsureSuccess();
+        var (cluster, alice, bob) = await SharedRoomAsync("Homeserver:PresenceSyncTimeout");
+        await using var _ = cluster;
 
         // Alice's long-poll waits 2.5 s, longer than the sync timeout: she stays online throughout it.
         var aliceSince = (await alice.SyncAsync()).NextBatch();
