@@ -40,6 +40,8 @@ public static class UserStreamsHostingExtensions
         services.AddSingleton<IStreamRowPersister, PresencePersister>();
         services.AddSingleton<ISyncSection, PresenceSyncSection>();
         services.AddSingleton<ReceiptStore>();
+        services.AddSingleton<UnreadCounts>();
+        services.AddSingleton<IStreamRowHandler>(sp => sp.GetRequiredService<UnreadCounts>());
         services.AddSingleton<IStreamRowPersister, ReceiptPersister>();
         // Last: it counts unread messages for every room the sections before it added.
         services.AddSingleton<ISyncSection, ReceiptsSyncSection>();

@@ -11,7 +11,8 @@ namespace Homeserver.Receipts;
 /// (private receipts only for their owner), and <c>unread_notifications</c> for every joined room in the response.
 /// Registered after the other sections, so it counts for every room they added.
 /// </summary>
-public sealed class ReceiptsSyncSection(ReceiptStore store, RoomEventStore rooms, RecentReceipts recent, StreamNotifier notifier) : ISyncSection
+public sealed class ReceiptsSyncSection(ReceiptStore store, RoomEventStore rooms, RecentReceipts recent, UnreadCounts unread,
+    StreamNotifier notifier) : ISyncSection
 {
     public IEnumerable<string> WakeKeys(SyncContext context) => context.JoinedRooms;
 
@@ -53,8 +54,9 @@ public sealed class ReceiptsSyncSection(ReceiptStore store, RoomEventStore rooms
             if (context.Since is not null && !newEvents && !ownReceipts.Contains(roomId)) continue;
             var me = (await rooms.GetCurrentStateAsync(roomId)).Get("m.room.member", userId);
             var displayName = me is null ? null : RoomEventFormat.ContentString(me.Json, "displayname");
-            var (notifications, highlights) = await store.GetUnreadAsync(roomId, userId, displayName,
-                context.To.Get(StreamNames.Events, rooms.WriterOf(roomId)));
+            var writer = rooms.WriterOf(roomId);
+            var (notifications, highlights) = await unread.GetAsync(roomId, writer, userId, displayName,
+                context.To.Get(StreamNames.Events, writer), fresh: ownReceipts.Contains(roomId));
             roomJson["unread_notifications"] = new JsonObject { ["notification_count"] = notifications, ["highlight_count"] = highlights };
         }
     }

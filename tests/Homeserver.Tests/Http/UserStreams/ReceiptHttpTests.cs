@@ -83,6 +83,50 @@ public sealed class ReceiptHttpTests(UserStreamsHttpCluster fx)
     }
 
     [Fact]
+    public async Task Incremental_syncs_keep_exact_counts_through_messages_mentions_redactions_own_messages_and_receipts_on_either_silo()
+    {
+        var (alice, bob, roomId) = await RoomAsync();
+        var bobOnB = bob.On(fx.B);
+        var sinceA = (await bob.SyncAsync()).NextBatch();
+        await fx.SettleAsync();
+        var sinceB = (await bobOnB.SyncAsync()).NextBatch();
+
+        // Each step syncs bob on both silos from his last token there and checks the counts each reports.
+        async Task ExpectAsync(long notifications, long highlights)
+        {
+            await fx.SettleAsync();
+            foreach (var onB in new[] { false, true })
+            {
+                var sync = await (onB ? bobOnB : bob).SyncAsync(onB ? sinceB : sinceA);
+                if (onB) sinceB = sync.NextBatch(); else sinceA = sync.NextBatch();
+                var counts = sync["rooms"]["join"]![roomId]?["unread_notifications"];
+                Assert.True(counts is not null, $"no counts on silo {(onB ? "B" : "A")}");
+                Assert.Equal((notifications, highlights), (counts!["notification_count"]!.GetValue<long>(), counts["highlight_count"]!.GetValue<long>()));
+            }
+        }
+
+        await alice.SendTextAsync(roomId, "one");
+        await ExpectAsync(1, 0);
+        var mention = await alice.SendTextAsync(roomId, $"ping {bob.UserId}");
+        await alice.SendTextAsync(roomId, "three");
+        await ExpectAsync(3, 1);
+        // A redacted message no longer counts.
+        (await alice.PutAsync($"{Room(roomId)}/redact/{E(mention)}/r1", new JsonObject())).EnsureSuccess();
+        await ExpectAsync(2, 0);
+        // Bob's own message: everything before it counts as read.
+        await bob.SendTextAsync(roomId, "mine");
+        await ExpectAsync(0, 0);
+        var four = await alice.SendTextAsync(roomId, "four");
+        await alice.SendTextAsync(roomId, "five");
+        await ExpectAsync(2, 0);
+        // A receipt posted through silo B: silo A's memory of the counts must not survive it.
+        (await bobOnB.PostAsync($"{Room(roomId)}/receipt/m.read/{E(four)}")).EnsureSuccess();
+        await ExpectAsync(1, 0);
+        await alice.SendTextAsync(roomId, "six");
+        await ExpectAsync(2, 0);
+    }
+
+    [Fact]
     public async Task Receipt_errors()
     {
         var (alice, _, roomId) = await RoomAsync();
