@@ -29,6 +29,13 @@ public sealed class HomeserverOptions
     /// </summary>
     public int EventWriterMaxInFlight { get; set; } = 1;
 
+    /// <summary>
+    /// How long a silo must have been active before running stream writers move to it (writers spread over the silos
+    /// by rendezvous hashing of their keys; a joining or leaving silo moves only the writers whose home it is).
+    /// Zero turns moving off: writers then stay where they were first placed until their silo goes.
+    /// </summary>
+    public TimeSpan WriterRebalanceDelay { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>How often each silo reader asks every writer for its position, to recover lost notifications.</summary>
     public TimeSpan ReaderBackstopPeriod { get; set; } = TimeSpan.FromSeconds(1);
 

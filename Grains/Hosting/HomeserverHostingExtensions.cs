@@ -82,6 +82,7 @@ public static class HomeserverHostingExtensions
     public static ISiloBuilder AddHomeserverGrains(this ISiloBuilder silo, HomeserverOptions options)
     {
         silo.Services.AddHomeserverStreams();
+        silo.Services.AddPlacementDirector<StreamWriterPlacement, StreamWriterPlacementDirector>();
         silo.Services.AddHomeserverAccounts();
         silo.Services.AddHomeserverRooms();
         silo.Services.AddHomeserverSync();

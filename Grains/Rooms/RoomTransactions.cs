@@ -1,3 +1,5 @@
+using Homeserver.Streams;
+
 namespace Homeserver.Rooms;
 
 /// <summary>
@@ -76,14 +78,6 @@ public sealed class RoomTransactions(RoomWriteStore store, string roomId, TimeSp
     /// <summary>Forgets everything: after a failed or conflicting append only the database knows what committed.</summary>
     public void Clear() => _devices.Clear();
 
-    // FNV-1a over the UTF-16 code units: stable, cheap, and only ever a hint (a hit is checked in the database).
-    private static ulong Hash(string s)
-    {
-        var h = 14695981039346656037UL;
-        foreach (var c in s)
-        {
-            h = (h ^ c) * 1099511628211UL;
-        }
-        return h;
-    }
+    // Only ever a hint: a hit is checked in the database.
+    private static ulong Hash(string s) => Fnv1a.Hash64(s);
 }

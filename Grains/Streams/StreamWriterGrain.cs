@@ -15,6 +15,7 @@ namespace Homeserver.Streams;
 /// activation: positions come from the stream's sequence, and every transaction first checks this activation's epoch.
 /// </summary>
 [Reentrant]
+[StreamWriterPlacement]
 public sealed class StreamWriterGrain(
     NpgsqlDataSource db,
     IEnumerable<IStreamRowPersister> persisters,
@@ -23,7 +24,7 @@ public sealed class StreamWriterGrain(
     IClusterMembershipService membership,
     ILocalSiloDetails silo,
     IOptions<HomeserverOptions> options,
-    ILogger<StreamWriterGrain> logger) : Grain, IStreamWriterGrain
+    ILogger<StreamWriterGrain> logger) : Grain, IStreamWriterGrain, IGrainMigrationParticipant
 {
     private const int DefaultMaxInFlight = 8;
     private const int MaxBatchRows = 512;
@@ -36,6 +37,9 @@ public sealed class StreamWriterGrain(
     private readonly SemaphoreSlim _allocation = new(1, 1);
     private readonly List<long[]> _unresolved = [];
     private readonly Dictionary<IStreamHousekeeper, DateTime> _housekeepersDue = [];
+    // When this activation first saw each active silo: writers move only to silos that have been up a while.
+    private readonly Dictionary<SiloAddress, DateTime> _silosSeen = [];
+    private bool _moving;
 
     private string _stream = "";
     private int _writer;
@@ -83,6 +87,12 @@ public sealed class StreamWriterGrain(
             this.RegisterGrainTimer(IdleTickAsync, new GrainTimerCreationOptions(TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(100)) { Interleave = true });
         if (_writer == 0)
             foreach (var h in housekeepers.Where(h => h.Stream == _stream)) _housekeepersDue[h] = DateTime.UtcNow + h.Period;
+        var rebalance = options.Value.WriterRebalanceDelay;
+        if (rebalance > TimeSpan.Zero)
+        {
+            var period = TimeSpan.FromTicks(Math.Clamp(rebalance.Ticks / 4, TimeSpan.FromMilliseconds(250).Ticks, TimeSpan.FromSeconds(5).Ticks));
+            this.RegisterGrainTimer(_ => { MoveHomeIfSettled(); return Task.CompletedTask; }, new GrainTimerCreationOptions(period, period) { Interleave = true });
+        }
         this.RegisterGrainTimer(HousekeepingAsync, new GrainTimerCreationOptions(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5)) { Interleave = true });
     }
 
@@ -331,6 +341,41 @@ public sealed class StreamWriterGrain(
                     housekeeper.GetType().Name, _stream, housekeeper.Period, e.Message);
             }
         }
+    }
+
+    /// <summary>
+    /// Moves this writer to its home (<see cref="StreamWriterHome"/>) among the silos active for at least
+    /// <see cref="HomeserverOptions.WriterRebalanceDelay"/>: a silo that joined gets its share once it has settled.
+    /// The move is Orleans' live migration; the new activation takes a new epoch, so the database fences anything the
+    /// old one still had in flight.
+    /// </summary>
+    private void MoveHomeIfSettled()
+    {
+        var delay = options.Value.WriterRebalanceDelay;
+        if (delay <= TimeSpan.Zero || _moving || _fenced) return;
+        var now = DateTime.UtcNow;
+        var active = membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress).ToList();
+        foreach (var s in active) _silosSeen.TryAdd(s, now);
+        var settled = active.Where(s => now - _silosSeen[s] >= delay).ToList();
+        if (settled.Count == 0) return;
+        var home = StreamWriterHome.Choose(this.GetPrimaryKeyString(), settled);
+        if (home.Equals(silo.SiloAddress)) return;
+        logger.LogInformation("Writer {Stream}/{Writer} moves from {From} to its home {To}", _stream, _writer, silo.SiloAddress, home);
+        _moving = true;
+        RequestContext.Set(Orleans.Runtime.Placement.IPlacementDirector.PlacementHintKey, home);
+        this.MigrateOnIdle();
+    }
+
+    // Readers stay subscribed across a move, so they keep getting pushed rows instead of waiting for their backstop.
+    private const string SubscribersKey = "subscribers";
+
+    public void OnDehydrate(IDehydrationContext context) =>
+        context.TryAddValue(SubscribersKey, _subscribers.Select(s => (s.Key, s.Value.Silo)).ToArray());
+
+    public void OnRehydrate(IRehydrationContext context)
+    {
+        if (!context.TryGetValue<(IStreamReaderObserver Reader, SiloAddress Silo)[]>(SubscribersKey, out var subscribers) || subscribers is null) return;
+        foreach (var (reader, readerSilo) in subscribers) _subscribers[reader] = (readerSilo, DateTime.UtcNow);
     }
 
     private async Task ResolveUnknownOutcomesAsync(CancellationToken ct)

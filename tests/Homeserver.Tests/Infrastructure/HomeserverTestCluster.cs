@@ -51,6 +51,9 @@ public sealed class HomeserverTestCluster : IAsyncDisposable
             ["Homeserver:PasswordHashCost"] = "4",
             ["Homeserver:ReaderBackstopPeriod"] = "00:00:00.500",
             ["Homeserver:Cluster:FastFailureDetection"] = "true",
+            // Writers stay where they were placed, so a test's cluster does not move them under it (the rebalancing
+            // tests turn it on).
+            ["Homeserver:WriterRebalanceDelay"] = "00:00:00",
             ["Logging:LogLevel:Default"] = "Warning",
             ["Logging:LogLevel:Orleans"] = "Error",
             ["Logging:LogLevel:Microsoft"] = "Error",
