@@ -39,7 +39,8 @@ public sealed class StreamWriterGrain(
     private readonly Dictionary<IStreamHousekeeper, DateTime> _housekeepersDue = [];
     // When this activation first saw each active silo: writers move only to silos that have been up a while.
     private readonly Dictionary<SiloAddress, DateTime> _silosSeen = [];
-    private bool _moving;
+    // Set when a move home was asked for; cleared if the migration has not happened a while later, to ask again.
+    private DateTime? _movingSince;
 
     private string _stream = "";
     private int _writer;
@@ -352,8 +353,8 @@ public sealed class StreamWriterGrain(
     private void MoveHomeIfSettled()
     {
         var delay = options.Value.WriterRebalanceDelay;
-        if (delay <= TimeSpan.Zero || _moving || _fenced) return;
         var now = DateTime.UtcNow;
+        if (delay <= TimeSpan.Zero || _fenced || now - _movingSince < TimeSpan.FromSeconds(30)) return;
         var active = membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress).ToList();
         foreach (var s in active) _silosSeen.TryAdd(s, now);
         var settled = active.Where(s => now - _silosSeen[s] >= delay).ToList();
@@ -361,7 +362,7 @@ public sealed class StreamWriterGrain(
         var home = StreamWriterHome.Choose(this.GetPrimaryKeyString(), settled);
         if (home.Equals(silo.SiloAddress)) return;
         logger.LogInformation("Writer {Stream}/{Writer} moves from {From} to its home {To}", _stream, _writer, silo.SiloAddress, home);
-        _moving = true;
+        _movingSince = now;
         RequestContext.Set(Orleans.Runtime.Placement.IPlacementDirector.PlacementHintKey, home);
         this.MigrateOnIdle();
     }
