@@ -22,8 +22,10 @@ public interface IStreamWriterGrain : IGrainWithStringKey
     Task UnsubscribeAsync(IStreamReaderObserver reader);
 
     /// <summary>
-    /// Moves this writer to another silo (an operator rebalancing writers, or a test placing one): the activation
-    /// migrates when idle; the new one takes a new epoch and continues from the database.
+    /// Moves this writer to another silo (an operator draining a silo, or a test placing one): the activation
+    /// migrates when idle, keeping its readers' subscriptions; the new one takes a new epoch and continues from the
+    /// database. With automatic rebalancing on (<c>WriterRebalanceDelay</c>), a writer moved away from its home
+    /// returns there within a few seconds.
     /// </summary>
     Task MoveToAsync(SiloAddress target);
 

@@ -124,9 +124,7 @@ public sealed class StreamWriterGrain(
 
     public Task MoveToAsync(SiloAddress target)
     {
-        if (target.Equals(silo.SiloAddress)) return Task.CompletedTask;
-        RequestContext.Set(Orleans.Runtime.Placement.IPlacementDirector.PlacementHintKey, target);
-        this.MigrateOnIdle();
+        if (!target.Equals(silo.SiloAddress)) MigrateTo(target);
         return Task.CompletedTask;
     }
 
@@ -357,13 +355,19 @@ public sealed class StreamWriterGrain(
         if (delay <= TimeSpan.Zero || _fenced || now - _movingSince < TimeSpan.FromSeconds(30)) return;
         var active = membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress).ToList();
         foreach (var s in active) _silosSeen.TryAdd(s, now);
-        var settled = active.Where(s => now - _silosSeen[s] >= delay).ToList();
+        // This silo always counts: a writer placed on a silo that just joined must not leave it and come back.
+        var settled = active.Where(s => s.Equals(silo.SiloAddress) || now - _silosSeen[s] >= delay).ToList();
         if (settled.Count == 0) return;
         var home = StreamWriterHome.Choose(this.GetPrimaryKeyString(), settled);
         if (home.Equals(silo.SiloAddress)) return;
         logger.LogInformation("Writer {Stream}/{Writer} moves from {From} to its home {To}", _stream, _writer, silo.SiloAddress, home);
         _movingSince = now;
-        RequestContext.Set(Orleans.Runtime.Placement.IPlacementDirector.PlacementHintKey, home);
+        MigrateTo(home);
+    }
+
+    private void MigrateTo(SiloAddress target)
+    {
+        RequestContext.Set(Orleans.Runtime.Placement.IPlacementDirector.PlacementHintKey, target);
         this.MigrateOnIdle();
     }
 
