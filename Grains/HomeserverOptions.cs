@@ -42,6 +42,13 @@ public sealed class HomeserverOptions
     /// <summary>How long rows of the <c>caches</c> stream are kept before they are pruned.</summary>
     public TimeSpan CacheStreamRetention { get; set; } = TimeSpan.FromHours(1);
 
+    /// <summary>
+    /// How long the other streams' log rows are kept (typing: ten minutes). Their data lives in its own tables
+    /// (events, receipts, account data...); the log serves readers filling gaps, which are seconds behind, so a day
+    /// is ample: a silo further behind than that drops its caches and starts from the writers' positions.
+    /// </summary>
+    public TimeSpan StreamLogRetention { get; set; } = TimeSpan.FromDays(1);
+
     /// <summary>How long a client's transaction id (<c>PUT .../send/{type}/{txnId}</c>, <c>sendToDevice</c>) is
     /// honoured: a retry within it returns the first result. Synapse keeps event transaction ids for 24 hours.</summary>
     public TimeSpan TransactionIdLifetime { get; set; } = TimeSpan.FromHours(24);

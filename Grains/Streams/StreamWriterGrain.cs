@@ -326,9 +326,14 @@ public sealed class StreamWriterGrain(
             if (seen < cutoff || !alive.Contains(readerSilo)) _subscribers.Remove(reader);
 
         if (_unresolved.Count > 0) await ResolveUnknownOutcomesAsync(ct);
-        if (_stream == StreamNames.Caches) await PruneAsync(options.Value.CacheStreamRetention, ct);
-        // Typing rows matter only until the longest typing timeout (a starting silo replays that much).
-        if (_stream == StreamNames.Typing) await PruneAsync(TypingLogRetention, ct);
+        // Typing rows matter only until the longest typing timeout (a starting silo replays that much); the other
+        // streams' rows only to readers catching up, as their data lives in its own tables.
+        await PruneAsync(_stream switch
+        {
+            StreamNames.Caches => options.Value.CacheStreamRetention,
+            StreamNames.Typing => TypingLogRetention,
+            _ => options.Value.StreamLogRetention,
+        }, ct);
         foreach (var (housekeeper, due) in _housekeepersDue.ToArray())
         {
             if (DateTime.UtcNow < due) continue;
@@ -419,24 +424,50 @@ public sealed class StreamWriterGrain(
         }
     }
 
+    private const int PruneBatchRows = 5_000;
+    private const int PruneBatchesPerRound = 20;
+
+    /// <summary>
+    /// Deletes this writer's log rows older than <paramref name="retention"/>, oldest first in bounded batches (an
+    /// index range on (stream, writer, position), never a scan of the whole log), and records how far in
+    /// <c>stream_pruned</c> so that a reader that fell further behind knows it cannot replay.
+    /// </summary>
     private async Task PruneAsync(TimeSpan retention, CancellationToken ct)
     {
         try
         {
-            await using var cmd = db.CreateCommand(
-                """
-                WITH pruned AS (
-                    DELETE FROM stream_log
-                     WHERE stream = $1 AND position <= $2 AND created_at < now() - $3::interval
-                    RETURNING position)
-                INSERT INTO stream_pruned (stream, pruned_upto)
-                SELECT $1, max(position) FROM pruned HAVING count(*) > 0
-                ON CONFLICT (stream) DO UPDATE SET pruned_upto = GREATEST(stream_pruned.pruned_upto, EXCLUDED.pruned_upto)
-                """);
-            cmd.Parameters.AddWithValue(_stream);
-            cmd.Parameters.AddWithValue(_tracker.Persisted);
-            cmd.Parameters.AddWithValue(retention);
-            await cmd.ExecuteNonQueryAsync(ct);
+            // Positions follow commit time closely, so when the oldest row is young there is nothing to prune: one
+            // index entry read every few seconds instead of a batch.
+            await using (var oldest = db.CreateCommand(
+                "SELECT created_at < now() - $3::interval FROM stream_log WHERE stream = $1 AND writer = $2 ORDER BY position LIMIT 1"))
+            {
+                oldest.Parameters.AddWithValue(_stream);
+                oldest.Parameters.AddWithValue(_writer);
+                oldest.Parameters.AddWithValue(retention);
+                if (await oldest.ExecuteScalarAsync(ct) is not true) return;
+            }
+            for (var round = 0; round < PruneBatchesPerRound; round++)
+            {
+                await using var cmd = db.CreateCommand(
+                    $"""
+                    WITH pruned AS (
+                        DELETE FROM stream_log
+                         WHERE stream = $1 AND created_at < now() - $4::interval AND position IN (
+                               SELECT position FROM stream_log WHERE stream = $1 AND writer = $2 AND position <= $3
+                                ORDER BY position LIMIT {PruneBatchRows})
+                        RETURNING position),
+                    marked AS (
+                        INSERT INTO stream_pruned (stream, pruned_upto)
+                        SELECT $1, max(position) FROM pruned HAVING count(*) > 0
+                        ON CONFLICT (stream) DO UPDATE SET pruned_upto = GREATEST(stream_pruned.pruned_upto, EXCLUDED.pruned_upto))
+                    SELECT count(*) FROM pruned
+                    """);
+                cmd.Parameters.AddWithValue(_stream);
+                cmd.Parameters.AddWithValue(_writer);
+                cmd.Parameters.AddWithValue(_tracker.Persisted);
+                cmd.Parameters.AddWithValue(retention);
+                if ((long)(await cmd.ExecuteScalarAsync(ct))! < PruneBatchRows) return;
+            }
         }
         catch (Exception e) when (e is NpgsqlException or OperationCanceledException)
         {
