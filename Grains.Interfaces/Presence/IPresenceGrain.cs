@@ -15,4 +15,8 @@ public interface IPresenceGrain : IGrainWithStringKey
     /// <summary>A /sync of the user (<c>set_presence</c>, default online) whose client asked to wait up to
     /// <paramref name="longPoll"/>: activity that keeps or makes them online; leaves the status message alone.</summary>
     Task<long> SyncedAsync(string presence, TimeSpan longPoll);
+
+    /// <summary>Does nothing but make sure the grain is active, so that its timers take a user who is no longer
+    /// syncing offline (after the silo that had the grain went away).</summary>
+    Task WatchAsync();
 }

@@ -38,6 +38,7 @@ public static class UserStreamsHostingExtensions
         services.AddOptions<PresenceOptions>().BindConfiguration(HomeserverOptions.Section);
         services.AddSingleton<PresenceStore>();
         services.AddSingleton<IStreamRowPersister, PresencePersister>();
+        services.AddSingleton<IStreamHousekeeper, PresenceWatchdog>();
         services.AddSingleton<ISyncSection, PresenceSyncSection>();
         services.AddSingleton<ReceiptStore>();
         services.AddSingleton<UnreadCounts>();

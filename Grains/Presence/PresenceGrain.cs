@@ -33,6 +33,8 @@ public sealed class PresenceGrain(PresenceStore store, IOptions<PresenceOptions>
         return ChangeAsync(presence, statusMsg, TimeSpan.Zero, forceWrite: true);
     }
 
+    public Task WatchAsync() => Task.CompletedTask;
+
     public Task<long> SyncedAsync(string presence, TimeSpan longPoll) =>
         PresenceStore.States.Contains(presence) && presence != "offline"
             ? ChangeAsync(presence, _current.StatusMsg, longPoll, forceWrite: false)

@@ -1,5 +1,6 @@
 using Homeserver.AccountData;
 using Homeserver.Streams;
+using Microsoft.Extensions.Options;
 using Npgsql;
 
 namespace Homeserver.Presence;
@@ -71,5 +72,27 @@ public sealed class PresencePersister : IStreamRowPersister
                 new() { Value = row.LastActiveTs }, new() { Value = row.CurrentlyActive }, new() { Value = entry.Position },
             }
         });
+    }
+}
+
+/// <summary>
+/// A presence grain lives only in memory, so a silo that went away took the timers of its users with it: one stored
+/// as online or unavailable would stay so until touched. Every few minutes the presence writer's housekeeping wakes
+/// the grain of every such user; one whose clients no longer sync goes offline a sync timeout later.
+/// </summary>
+public sealed class PresenceWatchdog(NpgsqlDataSource db, IGrainFactory grains, IOptions<PresenceOptions> options) : IStreamHousekeeper
+{
+    public string Stream => StreamNames.Presence;
+    public TimeSpan Period => TimeSpan.FromMinutes(5);
+
+    public async Task RunAsync(CancellationToken ct)
+    {
+        if (!options.Value.EnablePresence) return;
+        var users = new List<string>();
+        await using (var cmd = db.CreateCommand("SELECT user_id FROM presence WHERE state <> 'offline'"))
+        await using (var reader = await cmd.ExecuteReaderAsync(ct))
+            while (await reader.ReadAsync(ct)) users.Add(reader.GetString(0));
+        foreach (var chunk in users.Chunk(100))
+            await Task.WhenAll(chunk.Select(u => grains.GetGrain<IPresenceGrain>(u).WatchAsync()));
     }
 }

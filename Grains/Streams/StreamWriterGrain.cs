@@ -339,7 +339,7 @@ public sealed class StreamWriterGrain(
             if (DateTime.UtcNow < due) continue;
             _housekeepersDue[housekeeper] = DateTime.UtcNow + housekeeper.Period;
             try { await housekeeper.RunAsync(ct); }
-            catch (Exception e) when (e is NpgsqlException or OperationCanceledException)
+            catch (Exception e)
             {
                 logger.LogWarning("Housekeeping {Housekeeper} of {Stream} failed, retried in {Period}: {Message}",
                     housekeeper.GetType().Name, _stream, housekeeper.Period, e.Message);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
 using Homeserver.Tests.Infrastructure;
 using static Homeserver.Tests.Infrastructure.MatrixPaths;
 
@@ -117,6 +118,27 @@ public sealed class PresenceConfigurationTests
         await cluster.Silos[0].Get<Homeserver.Streams.StreamNotifier>().WaitForTokenAsync(
             cluster.Silos[1].Get<Homeserver.Streams.StreamNotifier>().Current, TimeSpan.FromSeconds(5));
         Assert.Equal("offline", (await alice.GetAsync($"{V3}/presence/{E(alice.UserId)}/status")).EnsureSuccess()["presence"].GetValue<string>());
+    }
+
+    [Fact]
+    public async Task A_user_left_online_by_a_lost_grain_is_taken_offline_by_the_watchdog()
+    {
+        await using var cluster = await HomeserverTestCluster.StartAsync(silos: 2,
+            new Dictionary<string, string?> { ["Homeserver:PresenceSyncTimeout"] = "00:00:01" });
+        // As a silo that died would leave it: stored online, and no grain anywhere to time it out.
+        var db = cluster.Silos[0].Get<Npgsql.NpgsqlDataSource>();
+        await using (var cmd = db.CreateCommand(
+            "INSERT INTO presence (user_id, state, status_msg, last_active_ts, currently_active, stream_position) VALUES ('@ghost:localhost', 'online', NULL, 0, true, 1)"))
+            await cmd.ExecuteNonQueryAsync();
+        var store = cluster.Silos[1].Get<Homeserver.Presence.PresenceStore>();
+        await Task.Delay(1500);
+        Assert.Equal("online", (await store.GetAsync("@ghost:localhost"))!.State);
+
+        var watchdog = cluster.Silos[1].Services.GetServices<Homeserver.Streams.IStreamHousekeeper>().OfType<Homeserver.Presence.PresenceWatchdog>().Single();
+        await watchdog.RunAsync(CancellationToken.None);
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while ((await store.GetAsync("@ghost:localhost"))!.State != "offline" && DateTime.UtcNow < deadline) await Task.Delay(100);
+        Assert.Equal("offline", (await store.GetAsync("@ghost:localhost"))!.State);
     }
 
     [Fact]
