@@ -10,9 +10,13 @@ namespace Homeserver.Rooms;
 
 /// <summary>
 /// The writer of one room (see <see cref="IRoomGrain"/>). Holds the current state in memory, loaded on activation;
-/// each call builds its events on a copy of that state and adopts the copy only once the append has committed, so a
-/// rejected or failed write leaves the room as it was. Not reentrant: depth and prev_events follow one another.
+/// each write builds its events on a copy of that state and adopts the copy only once the append has committed, so a
+/// rejected or failed write leaves the room as it was. Writes run one after another from a queue (depth and
+/// prev_events follow one another); the grain is reentrant only so that calls can join the queue while a write
+/// commits, and plain messages queued meanwhile go out together in one append, so a busy room is not limited to one
+/// message per commit.
 /// </summary>
+[Orleans.Concurrency.Reentrant]
 public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> options, ILogger<RoomGrain> logger,
     Profile.ProfileStore profiles, RoomDirectory.AliasStore aliases)
     : Grain, IRoomGrain
@@ -79,7 +83,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
             var drafts = RoomCreationPlan.Build(command, alias);
             foreach (var draft in drafts.Where(d => d.Type == "m.room.member" && d.StateKey is not null && IsLocal(d.StateKey)))
                 await profiles.AddToMembershipAsync(draft.Content, draft.StateKey!);
-            return await RunAsync(command.RoomVersion, p =>
+            return await SubmitAsync(command.RoomVersion, null, p =>
             {
                 foreach (var draft in drafts)
                 {
@@ -101,11 +105,12 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
 
     public async Task<RoomWriteResult> SendAsync(SendEventCommand command)
     {
-        var version = RequireRoom();
         var content = CanonicalJson.ParseObject(command.ContentJson);
         if (command.Type == "m.room.canonical_alias" && command.StateKey == "")
             await aliases.ValidateCanonicalAliasAsync(_roomId, content, _state.Get("m.room.canonical_alias", "")?["content"] as JsonObject);
-        return await RunAsync(version, async p =>
+        // A plain message changes no state, so it can share an append with the messages queued beside it.
+        var batchKey = command.StateKey is null ? $"{command.Sender}|{command.DeviceId}|{command.TxnId}" : null;
+        return await SubmitAsync(null, batchKey, async p =>
         {
             if (await FindTransactionAsync(command.Sender, command.DeviceId, command.TxnId) is { } done) return done;
             // Re-sending the state a room already has changes nothing (Synapse answers with the existing event).
@@ -123,11 +128,10 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
 
     public async Task<RoomWriteResult> SetMembershipAsync(MembershipCommand command)
     {
-        var version = RequireRoom();
         var profile = new JsonObject();
         if (command.Action is MembershipAction.Join or MembershipAction.Invite && IsLocal(command.Target))
             await profiles.AddToMembershipAsync(profile, command.Target);
-        return await RunAsync(version, p =>
+        return await SubmitAsync(null, null, p =>
         {
             var current = p.State.Membership(command.Target);
             string membership;
@@ -173,8 +177,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
 
     public async Task<RoomWriteResult> RedactAsync(RedactCommand command)
     {
-        var version = RequireRoom();
-        return await RunAsync(version, async p =>
+        return await SubmitAsync(null, null, async p =>
         {
             if (await FindTransactionAsync(command.Sender, command.DeviceId, command.TxnId) is { } done) return done;
             var found = await store.GetEventAsync(_roomId, command.EventId)
@@ -242,20 +245,93 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
             : null;
     }
 
+    private const int MaxBatchWrites = 256;
+
+    /// <summary>A queued write. <see cref="BatchKey"/> marks a plain message (sender, device and transaction id: two
+    /// sends of one transaction never share an append, so the second finds the first committed).</summary>
+    private sealed class Write(string? createVersion, string? batchKey, Func<Pending, Task<RoomWriteResult?>> build)
+    {
+        public readonly string? CreateVersion = createVersion;
+        public readonly string? BatchKey = batchKey;
+        public readonly Func<Pending, Task<RoomWriteResult?>> Build = build;
+        public readonly TaskCompletionSource<RoomWriteResult> Done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private readonly Queue<Write> _writes = new();
+    private bool _writing;
+
     /// <summary>
-    /// Builds on a copy of the state, appends, and adopts the copy. <paramref name="build"/> returns a result to
-    /// answer without writing (a repeated transaction, a no-op), or null after adding rows. When the append fails
-    /// because another activation wrote first (the (room, depth) index, or a fenced writer), the state is reloaded
-    /// and the call rebuilt on it.
+    /// Queues a write and runs the queue if nothing is running it. <paramref name="build"/> adds rows to the pending
+    /// state, or returns a result to answer without writing (a repeated transaction, a no-op). The room's version is
+    /// read when the write runs (<paramref name="createVersion"/> for the create itself), so a call that arrives while
+    /// the room is being created waits for it instead of finding no room.
     /// </summary>
-    private async Task<RoomWriteResult> RunAsync(string version, Func<Pending, Task<RoomWriteResult?>> build)
+    private Task<RoomWriteResult> SubmitAsync(string? createVersion, string? batchKey, Func<Pending, Task<RoomWriteResult?>> build)
+    {
+        var write = new Write(createVersion, batchKey, build);
+        _writes.Enqueue(write);
+        if (!_writing)
+        {
+            _writing = true;
+            _ = DrainAsync();
+        }
+        return write.Done.Task;
+    }
+
+    private async Task DrainAsync()
+    {
+        try
+        {
+            while (_writes.Count > 0)
+            {
+                var batch = new List<Write> { _writes.Dequeue() };
+                if (batch[0].BatchKey is not null)
+                {
+                    var keys = new HashSet<string> { batch[0].BatchKey! };
+                    while (batch.Count < MaxBatchWrites && _writes.TryPeek(out var next) && next.BatchKey is not null && keys.Add(next.BatchKey))
+                        batch.Add(_writes.Dequeue());
+                }
+                try { await RunAsync(batch); }
+                catch (Exception e)
+                {
+                    // Reloading after a failed append failed too (the database is away): these writers hear of it.
+                    foreach (var w in batch) w.Done.TrySetException(e);
+                }
+            }
+        }
+        finally { _writing = false; }
+    }
+
+    /// <summary>
+    /// Builds the writes on a copy of the state, appends their rows in one call, and adopts the copy; answers each
+    /// write's caller (a write whose build throws fails alone: builds check before they add rows). When the append
+    /// fails because another activation wrote first (the (room, depth) index, or a fenced writer), the state is
+    /// reloaded and the writes rebuilt on it.
+    /// </summary>
+    private async Task RunAsync(List<Write> writes)
     {
         for (var attempt = 1; ; attempt++)
         {
+            var version = writes[0].CreateVersion ?? _version;
+            if (version is null)
+            {
+                foreach (var w in writes) w.Done.TrySetException(MatrixException.NotFound("Unknown room"));
+                return;
+            }
             var pending = new Pending(version, _state, _last, _depth);
-            var early = await build(pending);
-            if (pending.Rows.Count == 0)
-                return early ?? new RoomWriteResult(null, WriterIndex, 0);
+            var built = new List<(Write Write, string EventId, int LastRow)>();
+            foreach (var write in writes)
+            {
+                var rowsBefore = pending.Rows.Count;
+                try
+                {
+                    var early = await write.Build(pending);
+                    if (pending.Rows.Count == rowsBefore) write.Done.TrySetResult(early ?? new RoomWriteResult(null, WriterIndex, 0));
+                    else built.Add((write, RoomState.GetString(pending.Last!, "event_id")!, pending.Rows.Count - 1));
+                }
+                catch (Exception e) { write.Done.TrySetException(e); }
+            }
+            if (built.Count == 0) return;
 
             var writer = GrainFactory.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(StreamNames.Events, WriterIndex));
             try
@@ -267,7 +343,9 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
                 _depth = pending.Depth;
                 foreach (var (user, device, txnId, eventId, row) in pending.Transactions)
                     _transactions.Committed(user, device, txnId, eventId, result.Positions[row]);
-                return new RoomWriteResult(RoomState.GetString(pending.Last!, "event_id"), result.Writer, result.LastPosition);
+                foreach (var (write, eventId, lastRow) in built)
+                    write.Done.TrySetResult(new RoomWriteResult(eventId, result.Writer, result.Positions[lastRow]));
+                return;
             }
             catch (Exception e) when (e is not MatrixException)
             {
@@ -278,10 +356,21 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
                     _roomId, attempt, conflict, e.Message);
                 // Someone else wrote this room: let the directory settle on one activation for later calls.
                 if (conflict) DeactivateOnIdle();
-                if (attempt < MaxAttempts && (conflict || e is StreamWriterFencedException)) continue;
-                throw e is StreamUnavailableException
+                if (attempt < MaxAttempts && (conflict || e is StreamWriterFencedException))
+                {
+                    writes = built.Select(b => b.Write).ToList();
+                    continue;
+                }
+                var failure = e is StreamUnavailableException
                     ? new MatrixException(ErrorCodes.Unknown, "The room's storage is unavailable; try again", 503)
                     : new MatrixException(ErrorCodes.Unknown, "Could not store the event; try again", 500);
+                foreach (var (write, _, _) in built) write.Done.TrySetException(failure);
+                return;
+            }
+            catch (MatrixException e)
+            {
+                foreach (var (write, _, _) in built) write.Done.TrySetException(e);
+                return;
             }
         }
     }
