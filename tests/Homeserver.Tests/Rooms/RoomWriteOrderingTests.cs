@@ -102,4 +102,27 @@ public sealed class RoomWriteOrderingTests(RoomClusterFixture fx) : IClassFixtur
             foreach (var silo in fx.Cluster.Silos) silo.Get<StreamTestHooks>().BeforeCommit = null;
         }
     }
+
+    [Fact]
+    public async Task A_forbidden_send_queued_among_others_fails_alone()
+    {
+        var roomId = await NewRoomAsync();
+        var sends = Enumerable.Range(0, 40)
+            .Select(i => fx.Room(roomId, i % 2).SendAsync(i % 10 == 5
+                ? Message($"intruder{i}") with { Sender = "@mallory:localhost" }
+                : Message($"m{i}")))
+            .ToList();
+        var outcomes = await Task.WhenAll(sends.Select(async t =>
+        {
+            try { return ((await t).EventId, (int?)null); }
+            catch (Errors.MatrixException e) { return (null, e.Status); }
+        }));
+        for (var i = 0; i < outcomes.Length; i++)
+        {
+            if (i % 10 == 5) Assert.Equal(403, outcomes[i].Item2);
+            else Assert.StartsWith("$", outcomes[i].EventId);
+        }
+        Assert.Equal(36, outcomes.Select(o => o.EventId).Where(e => e is not null).Distinct().Count());
+        await AssertUnbrokenChainAsync(roomId);
+    }
 }
