@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using Homeserver.AccountData;
 using Homeserver.Rooms;
@@ -75,7 +76,7 @@ public sealed class UnreadCounts(ReceiptStore store, RecentRoomEvents recent, St
             if (e.Sender == userId) return null;
             if (e.Redacted || e.Type is not ("m.room.message" or "m.room.encrypted")) continue;
             notifications++;
-            if (Highlights(Body(e.Json), userId, displayName)) highlights++;
+            if (Highlights(Body(e), userId, displayName)) highlights++;
         }
         return (notifications, highlights);
     }
@@ -84,7 +85,13 @@ public sealed class UnreadCounts(ReceiptStore store, RecentRoomEvents recent, St
         body.Contains(userId, StringComparison.OrdinalIgnoreCase)
         || (!string.IsNullOrEmpty(displayName) && body.Contains(displayName, StringComparison.OrdinalIgnoreCase));
 
-    private static string Body(string json)
+    // One message wakes every member's sync, and each counts it: the body is read from its JSON once per event (the
+    // events come from RecentRoomEvents, which hands every sync the same instances).
+    private static readonly ConditionalWeakTable<StoredEvent, string> Bodies = new();
+
+    private static string Body(StoredEvent e) => Bodies.GetValue(e, static e => ReadBody(e.Json));
+
+    private static string ReadBody(string json)
     {
         using var doc = JsonDocument.Parse(json);
         return doc.RootElement.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.Object
