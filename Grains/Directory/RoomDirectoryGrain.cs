@@ -40,9 +40,10 @@ public sealed class RoomDirectoryGrain(AliasStore aliases, PublicRoomStore publi
     private async Task<RoomWriteResult> RemoveFromCanonicalAliasAsync(string alias, string userId)
     {
         var none = new RoomWriteResult(null, 0, 0);
-        var current = (await StateAsync())?.Get("m.room.canonical_alias", "")?["content"] as JsonObject;
-        if (current is null) return none;
-        var content = (JsonObject)current.DeepClone();
+        // Only the one state event is needed: read it from the silo's state cache, not the whole state parsed.
+        if ((await rooms.GetCurrentStateAsync(RoomId)).Get("m.room.canonical_alias", "") is not { } canonical
+            || JsonNode.Parse(canonical.Json)?["content"] is not JsonObject content)
+            return none;
         var changed = false;
         if (content["alias"] is JsonValue main && main.TryGetValue<string>(out var named) && named == alias)
         {
