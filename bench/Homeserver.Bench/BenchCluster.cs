@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -102,5 +103,54 @@ public static class BenchHttp
         var text = await response.Content.ReadAsStringAsync(ct);
         if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"{method} {url}: {(int)response.StatusCode} {text}");
         return JsonNode.Parse(text)!;
+    }
+}
+
+/// <summary>
+/// CPU time of this process (load generator, silos, front ends) and of the private PostgreSQL's processes (read from
+/// /proc, Linux only), with this process's garbage collections: the machine is CPU-bound, so CPU per request is what a
+/// path really costs, and pauses tell a run's slow waves from its work.
+/// </summary>
+public sealed class CpuMeter(string dataDirectory)
+{
+    public readonly record struct Usage(double WallMs, double ProcessMs, double PostgresMs, double GcPauseMs, int Collections, int Gen1, int Gen2)
+    {
+        public static Usage operator -(Usage a, Usage b) => new(a.WallMs - b.WallMs, a.ProcessMs - b.ProcessMs, a.PostgresMs - b.PostgresMs,
+            a.GcPauseMs - b.GcPauseMs, a.Collections - b.Collections, a.Gen1 - b.Gen1, a.Gen2 - b.Gen2);
+
+        public string PerRequest(long requests) => requests == 0 ? "" :
+            $"CPU per request: {ProcessMs * 1000 / requests:F0} µs in .NET + {PostgresMs * 1000 / requests:F0} µs in PostgreSQL";
+
+        public string Summary() =>
+            $"{ProcessMs:F0} ms CPU in .NET + {PostgresMs:F0} ms in PostgreSQL in {WallMs:F0} ms; " +
+            $"GC paused {GcPauseMs:F1} ms in {Collections} collections ({Gen1} of gen1, {Gen2} of gen2)";
+    }
+
+    public Usage Sample() => new(Stopwatch.GetTimestamp() * 1000.0 / Stopwatch.Frequency, Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds,
+        PostgresMs(), GC.GetTotalPauseDuration().TotalMilliseconds, GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2));
+
+    // Backends are pooled, so the postmaster's live children cover (almost) all of PostgreSQL's work in a phase.
+    private double PostgresMs()
+    {
+        try
+        {
+            var pidFile = Path.Combine(dataDirectory, "postmaster.pid");
+            if (!OperatingSystem.IsLinux() || !File.Exists(pidFile)) return 0;
+            var postmaster = File.ReadLines(pidFile).First().Trim();
+            double ticks = 0;
+            foreach (var dir in Directory.EnumerateDirectories("/proc"))
+            {
+                var name = Path.GetFileName(dir);
+                if (!char.IsDigit(name[0])) continue;
+                string stat;
+                try { stat = File.ReadAllText(Path.Combine(dir, "stat")); } catch (IOException) { continue; }
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                // fields[1] is the parent pid; [11] and [12] are utime and stime in clock ticks.
+                if (name != postmaster && fields[1] != postmaster) continue;
+                ticks += double.Parse(fields[11]) + double.Parse(fields[12]);
+            }
+            return ticks * 10; // USER_HZ is 100 on Linux
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { return 0; }
     }
 }

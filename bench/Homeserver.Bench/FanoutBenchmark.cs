@@ -90,14 +90,15 @@ public static class FanoutBenchmark
 
         // The first rounds are not measured: they run while the JIT is still compiling the paths (a server runs for
         // longer than a benchmark), which put their waves among a run's slowest.
-        var measured = default(ProcessMeter.Sample);
+        var cpu = new CpuMeter(cluster.Postgres.DataDirectory);
+        var measured = default(CpuMeter.Usage);
         var warmupRounds = int.TryParse(Environment.GetEnvironmentVariable("BENCH_WARMUP_ROUNDS"), out var w) ? w : 40;
         for (var round = -warmupRounds; round < rounds; round++)
         {
             if (round == 0)
             {
                 foreach (var kind in results.Keys) { results[kind].Clear(); allMembers[kind].Clear(); }
-                measured = ProcessMeter.Now();
+                measured = cpu.Sample();
             }
             var body = $"fanout {round}";
             string eventId = "";
@@ -124,7 +125,7 @@ public static class FanoutBenchmark
             await Task.Delay(50);
         }
         stop.Cancel();
-        Console.WriteLine($"measured rounds: {ProcessMeter.Now().Since(measured)}");
+        Console.WriteLine($"measured rounds: {(cpu.Sample() - measured).Summary()}");
 
         Console.WriteLine($"fan-out to {members} members long-polling /sync on 2 silos, {rounds} rounds after {warmupRounds} unmeasured (from the action's request starting to each member's /sync returning with it):");
         foreach (var kind in new[] { "message", "typing", "receipt" })
@@ -145,18 +146,4 @@ public static class FanoutBenchmark
         _ => false,
     };
 
-}
-
-/// <summary>This process's CPU time and garbage collections, to tell a run's slow waves from pauses.</summary>
-public static class ProcessMeter
-{
-    public readonly record struct Sample(long Timestamp, TimeSpan Cpu, TimeSpan GcPause, int Gen0, int Gen1, int Gen2)
-    {
-        public string Since(Sample start) =>
-            $"{(Cpu - start.Cpu).TotalMilliseconds:F0} ms CPU in {Stopwatch.GetElapsedTime(start.Timestamp, Timestamp).TotalMilliseconds:F0} ms; " +
-            $"GC paused {(GcPause - start.GcPause).TotalMilliseconds:F1} ms in {Gen0 - start.Gen0} collections ({Gen1 - start.Gen1} of gen1, {Gen2 - start.Gen2} of gen2)";
-    }
-
-    public static Sample Now() => new(Stopwatch.GetTimestamp(), Process.GetCurrentProcess().TotalProcessorTime, GC.GetTotalPauseDuration(),
-        GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2));
 }

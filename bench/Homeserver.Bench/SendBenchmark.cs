@@ -160,48 +160,4 @@ public static class SendBenchmark
         }
         return latencies;
     }
-
-    /// <summary>
-    /// CPU time of this process (load generator, silos, front ends) and of the private PostgreSQL's processes (read
-    /// from /proc, Linux only): the machine is CPU-bound, so CPU per request is what the two paths really cost.
-    /// </summary>
-    private sealed class CpuMeter(string dataDirectory)
-    {
-        public readonly record struct Usage(double ProcessMs, double PostgresMs)
-        {
-            public static Usage operator -(Usage a, Usage b) => new(a.ProcessMs - b.ProcessMs, a.PostgresMs - b.PostgresMs);
-
-            public string PerRequest(long requests) => requests == 0 ? "" :
-                $"CPU per request: {ProcessMs * 1000 / requests:F0} µs in .NET + {PostgresMs * 1000 / requests:F0} µs in PostgreSQL";
-        }
-
-        public Usage Sample() => new(Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds, PostgresMs());
-
-        // Backends are pooled, so the postmaster's live children cover (almost) all of PostgreSQL's work in a phase.
-        private double PostgresMs()
-        {
-            try
-            {
-                var pidFile = Path.Combine(dataDirectory, "postmaster.pid");
-                if (!OperatingSystem.IsLinux() || !File.Exists(pidFile)) return 0;
-                var postmaster = File.ReadLines(pidFile).First().Trim();
-                double ticks = 0;
-                foreach (var dir in Directory.EnumerateDirectories("/proc"))
-                {
-                    var name = Path.GetFileName(dir);
-                    if (!char.IsDigit(name[0])) continue;
-                    string stat;
-                    try { stat = File.ReadAllText(Path.Combine(dir, "stat")); } catch (IOException) { continue; }
-                    var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                    // fields[1] is the parent pid; [11] and [12] are utime and stime in clock ticks.
-                    if (name != postmaster && fields[1] != postmaster) continue;
-                    ticks += double.Parse(fields[11]) + double.Parse(fields[12]);
-                }
-                return ticks * 10; // USER_HZ is 100 on Linux
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { return 0; }
-        }
-    }
-
-
 }
