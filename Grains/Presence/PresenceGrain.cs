@@ -70,17 +70,23 @@ public sealed class PresenceGrain(PresenceStore store, IOptions<PresenceOptions>
         return position;
     }
 
+    private TimeSpan CheckPeriod => TimeSpan.FromMilliseconds(Math.Max(50, Math.Min(Idle.TotalMilliseconds / 4, SyncTimeout.TotalMilliseconds / 3)));
+
     /// <summary>Pushes the offline deadline past the client's next expected sync and makes sure the timer runs.</summary>
     private void KeepOnline(TimeSpan longPoll)
     {
         var at = DateTimeOffset.UtcNow + longPoll + SyncTimeout;
         if (at > _offlineAt) _offlineAt = at;
-        var period = TimeSpan.FromMilliseconds(Math.Max(50, Math.Min(Idle.TotalMilliseconds / 4, SyncTimeout.TotalMilliseconds / 3)));
-        _timer ??= this.RegisterGrainTimer(CheckAsync, new GrainTimerCreationOptions(period, period) { Interleave = false });
-        DelayDeactivation(KeepAlive(longPoll));
+        _timer ??= this.RegisterGrainTimer(CheckAsync, new GrainTimerCreationOptions(CheckPeriod, CheckPeriod) { Interleave = false });
+        StayActive();
     }
 
-    private TimeSpan KeepAlive(TimeSpan longPoll) => longPoll + Idle + Idle + SyncTimeout;
+    /// <summary>Keeps the activation until the transitions still to come (idle, offline) have been checked.</summary>
+    private void StayActive()
+    {
+        var untilOffline = _offlineAt - DateTimeOffset.UtcNow;
+        DelayDeactivation((untilOffline > Idle ? untilOffline : Idle) + CheckPeriod + CheckPeriod);
+    }
 
     private async Task CheckAsync(CancellationToken ct)
     {
@@ -90,7 +96,7 @@ public sealed class PresenceGrain(PresenceStore store, IOptions<PresenceOptions>
             _timer = null;
             return;
         }
-        DelayDeactivation(KeepAlive(TimeSpan.Zero) + (_offlineAt - DateTimeOffset.UtcNow).Duration());
+        StayActive();
         if (DateTimeOffset.UtcNow >= _offlineAt)
         {
             await WriteAsync(_current with { State = "offline", CurrentlyActive = false });
