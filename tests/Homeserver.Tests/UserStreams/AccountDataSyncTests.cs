@@ -1,5 +1,5 @@
-using System.Text.Json.Nodes;
 using Homeserver.Tests.Http.UserStreams;
+using System.Text.Json.Nodes;
 using Homeserver.Tests.Infrastructure;
 using static Homeserver.Tests.Infrastructure.MatrixPaths;
 

@@ -1,6 +1,5 @@
 using System.Text.Json.Nodes;
 using Homeserver.Tests.Http.Keys;
-using Homeserver.Tests.Http.UserStreams;
 using Homeserver.Tests.Infrastructure;
 using static Homeserver.Tests.Http.Keys.Api;
 using static Homeserver.Tests.Infrastructure.MatrixPaths;
