@@ -1,6 +1,8 @@
 using Homeserver.Api.Endpoints;
 using Homeserver.Api.Errors;
+using Homeserver.Api.Http;
 using Homeserver.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace Homeserver.Api;
 
@@ -26,12 +28,22 @@ public static class HomeserverApp
     public static IServiceCollection AddHomeserverApi(this IServiceCollection services)
     {
         services.AddSingleton<ReadinessProbe>();
+        services.Configure<KestrelServerOptions>(kestrel =>
+        {
+            // Kestrel answers what it cannot parse with a bare 400/414 before any of our code runs. Header values are
+            // taken as Latin-1 (any byte) so that a non-ASCII Authorization or Content-Type reaches the app and gets a
+            // Matrix error; request lines up to 64 KiB reach it too (ClientRequestBoundary answers long paths).
+            kestrel.RequestHeaderEncodingSelector = _ => System.Text.Encoding.Latin1;
+            kestrel.Limits.MaxRequestLineSize = 64 * 1024;
+        });
         return services;
     }
 
     public static WebApplication UseHomeserverApi(this WebApplication app)
     {
         app.UseMiddleware<MatrixErrorMiddleware>();
+        app.UseRouting();
+        app.UseMiddleware<ClientRequestBoundary>();
         app.MapHealthEndpoints();
         app.MapAccountEndpoints();
         app.MapRoomEndpoints();

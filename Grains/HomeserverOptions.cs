@@ -53,6 +53,12 @@ public sealed class HomeserverOptions
     /// honoured: a retry within it returns the first result. Synapse keeps event transaction ids for 24 hours.</summary>
     public TimeSpan TransactionIdLifetime { get; set; } = TimeSpan.FromHours(24);
 
+    /// <summary>
+    /// Largest request body accepted where an endpoint sets no limit of its own (events: 65,536 bytes, the spec's
+    /// event size); larger bodies are answered 413 <c>M_TOO_LARGE</c> before any handler runs.
+    /// </summary>
+    public int MaxRequestBodyBytes { get; set; } = 1 << 20;
+
     public bool EnableRegistration { get; set; } = true;
     public bool EnableGuestAccess { get; set; }
 

@@ -38,7 +38,7 @@ public static class AccountDataEndpoints
     private static async Task<IResult> SetAccountData(HttpContext context, string userId, string type, IGrainFactory grains, StreamNotifier notifier)
     {
         var requester = await RequireSelfAsync(context, userId);
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         var position = await grains.GetGrain<IAccountDataGrain>(requester.UserId).SetAsync(null, ClientType(type), body.ToJsonString());
         return await DoneAsync(notifier, position, context);
     }
@@ -54,7 +54,7 @@ public static class AccountDataEndpoints
     {
         var requester = await RequireSelfAsync(context, userId);
         var room = RoomWrites.RoomId(roomId);
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         var position = await grains.GetGrain<IAccountDataGrain>(requester.UserId).SetAsync(room, ClientType(type), body.ToJsonString());
         return await DoneAsync(notifier, position, context);
     }
@@ -73,7 +73,7 @@ public static class AccountDataEndpoints
         var requester = await RequireSelfAsync(context, userId);
         var room = RoomWrites.RoomId(roomId);
         var name = TagName(tag);
-        var body = await JsonBody.ReadObjectAsync(context.Request, allowEmpty: true);
+        var body = JsonBody.Object(context.Request, allowEmpty: true);
         if (body["order"] is { } order && (order is not JsonValue v || !v.TryGetValue<double>(out _)))
             throw MatrixException.BadJson("'order' must be a number");
         var position = await grains.GetGrain<IAccountDataGrain>(requester.UserId).SetTagAsync(room, name, body.ToJsonString());

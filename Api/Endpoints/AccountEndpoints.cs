@@ -38,7 +38,7 @@ public static class AccountEndpoints
     private static async Task<IResult> Register(HttpContext context, IGrainFactory grains, UserInteractiveAuth uia,
         StreamNotifier notifier, IOptions<HomeserverOptions> options)
     {
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         var settings = options.Value;
         var kind = context.Request.Query["kind"].ToString();
         var isGuest = kind == "guest";
@@ -90,7 +90,7 @@ public static class AccountEndpoints
 
     private static async Task<IResult> Login(HttpContext context, IGrainFactory grains, StreamNotifier notifier, IOptions<HomeserverOptions> options)
     {
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         var type = JsonBody.RequireString(body, "type");
         if (type != UserInteractiveAuth.Password)
             throw new MatrixException(ErrorCodes.Unknown, $"Unknown login type '{type}'", 400);
@@ -138,7 +138,7 @@ public static class AccountEndpoints
     private static async Task<IResult> ChangePassword(HttpContext context, IGrainFactory grains, UserInteractiveAuth uia, StreamNotifier notifier)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         var challenge = await uia.CheckAsync(ParseAuth(body), UserInteractiveAuth.Password, $"password:{requester.UserId}", requester.UserId);
         if (challenge is not null) return Challenge(challenge);
         var newPassword = JsonBody.RequireString(body, "new_password");

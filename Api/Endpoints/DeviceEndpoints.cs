@@ -39,7 +39,7 @@ public static class DeviceEndpoints
     private static async Task<IResult> UpdateDevice(HttpContext context, string deviceId, IGrainFactory grains)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         var displayName = JsonBody.OptionalString(body, "display_name");
         if (displayName is { Length: > 100 }) throw MatrixException.InvalidParam("Device display name too long (at most 100 characters)");
         if (!await grains.GetGrain<IUserGrain>(requester.UserId).UpdateDeviceAsync(deviceId, displayName))
@@ -51,14 +51,14 @@ public static class DeviceEndpoints
     {
         var requester = await RequestAuth.RequireUserAsync(context);
         // The first, unauthenticated attempt commonly has no body at all.
-        var body = await JsonBody.ReadObjectAsync(context.Request, allowEmpty: true);
+        var body = JsonBody.Object(context.Request, allowEmpty: true);
         return await DeleteAsync(context, requester, [deviceId], body, grains, uia, notifier);
     }
 
     private static async Task<IResult> DeleteDevices(HttpContext context, IGrainFactory grains, UserInteractiveAuth uia, StreamNotifier notifier)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         if (!body.TryGetPropertyValue("devices", out var node) || node is null) throw MatrixException.MissingParam("Missing 'devices'");
         if (node is not JsonArray array) throw MatrixException.BadJson("'devices' must be an array of device ids");
         var ids = array.Select(d => d is JsonValue v && v.TryGetValue<string>(out var s)

@@ -34,7 +34,7 @@ public static class DirectoryEndpoints
         var alias = Alias(roomAlias);
         if (Identifiers.ServerNameOf(alias) != options.Value.ServerName)
             throw new MatrixException(ErrorCodes.Unknown, "Room alias must be local", 400);
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         var roomId = JsonBody.RequireString(body, "room_id");
         if (!Identifiers.IsValidRoomId(roomId)) throw MatrixException.InvalidParam($"Invalid room id '{roomId}'");
         await grains.GetGrain<IRoomDirectoryGrain>(roomId).CreateAliasAsync(alias, requester.UserId);
@@ -86,7 +86,7 @@ public static class DirectoryEndpoints
     {
         var requester = await RequestAuth.RequireUserAsync(context);
         roomId = RoomWrites.RoomId(roomId);
-        var body = await JsonBody.ReadObjectAsync(context.Request, allowEmpty: true);
+        var body = JsonBody.Object(context.Request, allowEmpty: true);
         var visibility = JsonBody.OptionalString(body, "visibility") ?? "public";
         if (visibility is not ("public" or "private")) throw MatrixException.InvalidParam("'visibility' must be 'public' or 'private'");
         await grains.GetGrain<IRoomDirectoryGrain>(roomId).SetVisibilityAsync(requester.UserId, visibility == "public");
@@ -110,7 +110,7 @@ public static class DirectoryEndpoints
     {
         await RequestAuth.RequireUserAsync(context);
         CheckServer(context.Request.Query["server"].ToString(), options.Value.ServerName);
-        var body = await JsonBody.ReadObjectAsync(context.Request, allowEmpty: true);
+        var body = JsonBody.Object(context.Request, allowEmpty: true);
         int? limit = null;
         if (body["limit"] is { } limitNode)
             limit = limitNode is JsonValue v && v.TryGetValue<int>(out var l) && l >= 0

@@ -16,9 +16,9 @@ public static class EventEndpoints
 
     public static IEndpointRouteBuilder MapEventEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapPut($"{Prefix}/rooms/{{roomId}}/send/{{eventType}}/{{txnId}}", SendMessage);
-        app.MapPut($"{Prefix}/rooms/{{roomId}}/state/{{eventType}}/{{**stateKey}}", SetRoomStateWithKey);
-        app.MapPut($"{Prefix}/rooms/{{roomId}}/redact/{{eventId}}/{{txnId}}", RedactEvent);
+        app.MapPut($"{Prefix}/rooms/{{roomId}}/send/{{eventType}}/{{txnId}}", SendMessage).WithMetadata(ClientBodyPolicy.Event);
+        app.MapPut($"{Prefix}/rooms/{{roomId}}/state/{{eventType}}/{{**stateKey}}", SetRoomStateWithKey).WithMetadata(ClientBodyPolicy.Event);
+        app.MapPut($"{Prefix}/rooms/{{roomId}}/redact/{{eventId}}/{{txnId}}", RedactEvent).WithMetadata(ClientBodyPolicy.Event);
         return app;
     }
 
@@ -26,7 +26,7 @@ public static class EventEndpoints
         IGrainFactory grains, StreamNotifier notifier)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         var command = new SendEventCommand(requester.UserId, requester.DeviceId, RoomWrites.Segment(txnId),
             RequireType(eventType), null, body.ToJsonString());
         var result = await grains.GetGrain<IRoomGrain>(RoomWrites.RoomId(roomId)).SendAsync(command);
@@ -38,7 +38,7 @@ public static class EventEndpoints
         IGrainFactory grains, StreamNotifier notifier)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         var command = new SendEventCommand(requester.UserId, requester.DeviceId, null, RequireType(eventType),
             RoomWrites.Segment(stateKey ?? ""), body.ToJsonString());
         var result = await grains.GetGrain<IRoomGrain>(RoomWrites.RoomId(roomId)).SendAsync(command);
@@ -50,7 +50,7 @@ public static class EventEndpoints
         IGrainFactory grains, StreamNotifier notifier)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        var body = await JsonBody.ReadObjectAsync(context.Request, allowEmpty: true);
+        var body = JsonBody.Object(context.Request, allowEmpty: true);
         var command = new RedactCommand(requester.UserId, requester.DeviceId, RoomWrites.Segment(txnId), RoomWrites.Segment(eventId),
             JsonBody.OptionalString(body, "reason"));
         var result = await grains.GetGrain<IRoomGrain>(RoomWrites.RoomId(roomId)).RedactAsync(command);

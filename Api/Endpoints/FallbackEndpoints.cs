@@ -1,4 +1,5 @@
 using Homeserver.Api.Errors;
+using Homeserver.Api.Http;
 using Homeserver.Errors;
 using Microsoft.AspNetCore.Routing.Patterns;
 using Microsoft.AspNetCore.Routing.Template;
@@ -14,12 +15,14 @@ public static class FallbackEndpoints
 {
     public static IEndpointRouteBuilder MapFallbackEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapFallback((HttpContext context, EndpointDataSource endpoints) =>
+        // "{*path}": the default fallback pattern skips paths whose last segment looks like a file name (has a dot),
+        // which then got a bare 404. The body of an unknown request is not read.
+        app.MapFallback("{*path}", (HttpContext context, EndpointDataSource endpoints) =>
         {
             var status = PathMatchesAnotherMethod(context, endpoints) ? 405 : 404;
             return MatrixErrorMiddleware.WriteAsync(context, status, ErrorCodes.Unrecognized,
                 status == 405 ? "Method not allowed for this endpoint" : "Unrecognized request");
-        });
+        }).WithMetadata(ClientBodyPolicy.Ignored);
         return app;
     }
 

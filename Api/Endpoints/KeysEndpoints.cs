@@ -32,7 +32,7 @@ public static class KeysEndpoints
     private static async Task<IResult> UploadKeys(HttpContext context, IGrainFactory grains, StreamNotifier notifier)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
 
         string? deviceKeys = null;
         if (body.TryGetPropertyValue("device_keys", out var dk))
@@ -57,7 +57,7 @@ public static class KeysEndpoints
     private static async Task<IResult> QueryKeys(HttpContext context, KeyRepository keys, IOptions<HomeserverOptions> options)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         if (body["device_keys"] is not JsonObject query) throw MatrixException.BadJson("'device_keys' must be a JSON object");
         var wanted = new Dictionary<string, HashSet<string>?>(StringComparer.Ordinal);
         foreach (var (userId, devices) in query)
@@ -131,7 +131,7 @@ public static class KeysEndpoints
     private static async Task<IResult> ClaimKeys(HttpContext context, IGrainFactory grains, IOptions<HomeserverOptions> options)
     {
         await RequestAuth.RequireUserAsync(context);
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         if (body["one_time_keys"] is not JsonObject query) throw MatrixException.BadJson("'one_time_keys' must be a JSON object");
         var claims = new Dictionary<string, KeyClaim[]>(StringComparer.Ordinal);
         foreach (var (userId, devices) in query)
@@ -182,7 +182,7 @@ public static class KeysEndpoints
         StreamNotifier notifier)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         var keys = new JsonObject();
         foreach (var name in new[] { "master_key", "self_signing_key", "user_signing_key" })
         {
@@ -210,7 +210,7 @@ public static class KeysEndpoints
     private static async Task<IResult> UploadCrossSigningSignatures(HttpContext context, IGrainFactory grains, StreamNotifier notifier)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         var result = await grains.GetGrain<IDeviceKeysGrain>(requester.UserId).UploadSignaturesAsync(body.ToJsonString());
         await WaitAsync(notifier, result.Position, context.RequestAborted);
         return Results.Content(result.ResponseJson, "application/json");

@@ -52,7 +52,7 @@ public static class MembershipEndpoints
 
     private static async Task<IResult> JoinAsync(HttpContext context, string userId, string roomId, IGrainFactory grains, StreamNotifier notifier)
     {
-        var body = await JsonBody.ReadObjectAsync(context.Request, allowEmpty: true);
+        var body = JsonBody.Object(context.Request, allowEmpty: true);
         await ChangeAsync(context, grains, notifier, roomId,
             new MembershipCommand(userId, userId, MembershipAction.Join, JsonBody.OptionalString(body, "reason")));
         return Results.Json(new JsonObject { ["room_id"] = roomId });
@@ -61,7 +61,7 @@ public static class MembershipEndpoints
     private static async Task<IResult> InviteUser(HttpContext context, string roomId, IGrainFactory grains, StreamNotifier notifier)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         await ChangeAsync(context, grains, notifier, RoomWrites.RoomId(roomId), new MembershipCommand(
             requester.UserId, RoomWrites.UserId(body), MembershipAction.Invite, JsonBody.OptionalString(body, "reason"),
             JsonBody.OptionalBool(body, "is_direct")));
@@ -71,7 +71,7 @@ public static class MembershipEndpoints
     private static async Task<IResult> LeaveRoom(HttpContext context, string roomId, IGrainFactory grains, StreamNotifier notifier)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        var body = await JsonBody.ReadObjectAsync(context.Request, allowEmpty: true);
+        var body = JsonBody.Object(context.Request, allowEmpty: true);
         await ChangeAsync(context, grains, notifier, RoomWrites.RoomId(roomId),
             new MembershipCommand(requester.UserId, requester.UserId, MembershipAction.Leave, JsonBody.OptionalString(body, "reason")));
         return Results.Json(new JsonObject());
@@ -98,7 +98,7 @@ public static class MembershipEndpoints
         StreamNotifier notifier)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         await ChangeAsync(context, grains, notifier, RoomWrites.RoomId(roomId),
             new MembershipCommand(requester.UserId, RoomWrites.UserId(body), action, JsonBody.OptionalString(body, "reason")));
         return Results.Json(new JsonObject());

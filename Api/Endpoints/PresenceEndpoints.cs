@@ -42,7 +42,7 @@ public static class PresenceEndpoints
     {
         var requester = await RequestAuth.RequireUserAsync(context);
         if (RoomWrites.Segment(userId) != requester.UserId) throw MatrixException.Forbidden("Can only set your own presence state");
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         var presence = JsonBody.RequireString(body, "presence");
         var statusMsg = JsonBody.OptionalString(body, "status_msg");
         if (!PresenceStore.States.Contains(presence)) throw MatrixException.InvalidParam($"Invalid presence state '{presence}'");

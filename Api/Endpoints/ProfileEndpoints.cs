@@ -62,7 +62,7 @@ public static class ProfileEndpoints
         var requester = await RequestAuth.RequireUserAsync(context);
         userId = RoomWrites.Segment(userId);
         if (userId != requester.UserId) throw MatrixException.Forbidden($"Cannot set another user's {field}");
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         if (!body.TryGetPropertyValue(field, out var node)) throw MatrixException.MissingParam($"Missing key '{field}'");
         string? value = null;
         if (node is not null)
@@ -84,7 +84,7 @@ public static class ProfileEndpoints
     private static async Task<IResult> SearchUserDirectory(HttpContext context, UserDirectoryStore directory)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         var term = JsonBody.RequireString(body, "search_term");
         var limit = DefaultSearchLimit;
         if (body["limit"] is { } limitNode && (limitNode is not JsonValue lv || !lv.TryGetValue(out limit) || limit < 0))

@@ -52,7 +52,7 @@ public static class PushRuleEndpoints
     private static async Task<IResult> SetPushRule(HttpContext context, string kind, string ruleId, IGrainFactory grains, StreamNotifier notifier)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         var before = Query(context, "before");
         var after = Query(context, "after");
         var position = await Grain(grains, requester.UserId).PutRuleAsync(kind, RoomWrites.Segment(ruleId), body.ToJsonString(), before, after);
@@ -69,7 +69,7 @@ public static class PushRuleEndpoints
     private static async Task<IResult> SetPushRuleEnabled(HttpContext context, string kind, string ruleId, IGrainFactory grains, StreamNotifier notifier)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         if (body["enabled"] is not JsonValue v || !v.TryGetValue<bool>(out var enabled))
             throw MatrixException.BadJson("'enabled' must be a boolean");
         var position = await Grain(grains, requester.UserId).SetEnabledAsync(kind, RoomWrites.Segment(ruleId), enabled);
@@ -79,7 +79,7 @@ public static class PushRuleEndpoints
     private static async Task<IResult> SetPushRuleActions(HttpContext context, string kind, string ruleId, IGrainFactory grains, StreamNotifier notifier)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         if (body["actions"] is not JsonArray actions) throw MatrixException.BadJson("'actions' must be a list");
         var position = await Grain(grains, requester.UserId).SetActionsAsync(kind, RoomWrites.Segment(ruleId), actions.ToJsonString());
         return await DoneAsync(notifier, position, context);

@@ -23,7 +23,7 @@ public static class ReceiptEndpoints
         var room = RoomWrites.RoomId(roomId);
         var type = RoomWrites.Segment(receiptType);
         var id = RoomWrites.Segment(eventId);
-        var body = await JsonBody.ReadObjectAsync(context.Request, allowEmpty: true);
+        var body = JsonBody.Object(context.Request, allowEmpty: true);
         var threadId = JsonBody.OptionalString(body, "thread_id");
         if (threadId is { Length: 0 }) throw MatrixException.InvalidParam("'thread_id' may not be empty");
         var grain = grains.GetGrain<IReceiptsGrain>(room);
@@ -42,7 +42,7 @@ public static class ReceiptEndpoints
     {
         var requester = await RequestAuth.RequireUserAsync(context);
         var room = RoomWrites.RoomId(roomId);
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         var result = await grains.GetGrain<IReceiptsGrain>(room).SetReadMarkersAsync(requester.UserId,
             JsonBody.OptionalString(body, "m.fully_read"), JsonBody.OptionalString(body, "m.read"), JsonBody.OptionalString(body, "m.read.private"));
         return await DoneAsync(notifier, result, context);

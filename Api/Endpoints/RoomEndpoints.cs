@@ -38,7 +38,7 @@ public static class RoomEndpoints
     {
         var requester = await RequestAuth.RequireUserAsync(context);
         if (requester.IsGuest) throw new MatrixException(ErrorCodes.GuestAccessForbidden, "Guests cannot create rooms", 403);
-        var body = await JsonBody.ReadObjectAsync(context.Request, allowEmpty: true);
+        var body = JsonBody.Object(context.Request, allowEmpty: true);
 
         var visibility = JsonBody.OptionalString(body, "visibility") ?? "private";
         if (visibility is not ("public" or "private")) throw MatrixException.InvalidParam("'visibility' must be 'public' or 'private'");

@@ -56,9 +56,8 @@ public static class SyncEndpoints
         var requester = await RequestAuth.RequireUserAsync(context);
         userId = RoomWrites.Segment(userId);
         if (userId != requester.UserId) throw MatrixException.Forbidden("Cannot create filters for other users");
-        using var reader = new StreamReader(context.Request.Body);
-        var text = await reader.ReadToEndAsync(context.RequestAborted);
-        var body = CanonicalJson.Parse(text) as JsonObject ?? throw MatrixException.BadJson("Filter must be a JSON object");
+        var body = JsonBody.Object(context.Request);
+        var text = JsonBody.Text(context.Request)!;
         SyncFilter.Parse(body); // reject what /sync could not use
         var id = await filters.CreateAsync(userId, text);
         return Results.Json(new { filter_id = id });

@@ -19,7 +19,7 @@ public static class ToDeviceEndpoints
     private static async Task<IResult> SendToDevice(HttpContext context, string eventType, string txnId, IGrainFactory grains, StreamNotifier notifier)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         if (body["messages"] is not JsonObject messages) throw MatrixException.BadJson("'messages' must be an object");
         foreach (var (userId, byDevice) in messages)
         {

@@ -22,7 +22,7 @@ public static class TypingEndpoints
         var requester = await RequestAuth.RequireUserAsync(context);
         var room = RoomWrites.RoomId(roomId);
         if (RoomWrites.Segment(userId) != requester.UserId) throw MatrixException.Forbidden("Cannot set another user's typing state");
-        var body = await JsonBody.ReadObjectAsync(context.Request);
+        var body = JsonBody.Object(context.Request);
         if (body["typing"] is not JsonValue t || !t.TryGetValue<bool>(out var typing)) throw MatrixException.BadJson("'typing' must be a boolean");
         var timeout = DefaultTimeoutMs;
         if (body["timeout"] is { } node && (node is not JsonValue v || !v.TryGetValue(out timeout) || timeout < 0))

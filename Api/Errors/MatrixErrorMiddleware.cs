@@ -58,8 +58,20 @@ public sealed class MatrixErrorMiddleware(RequestDelegate next, ILogger<MatrixEr
         await context.Response.WriteAsync(ErrorBody(errcode, message, extraJson));
     }
 
+    /// <summary>Longest error message sent; messages quote client values through <see cref="Quote.Short"/>, and this
+    /// catches any that do not.</summary>
+    public const int MaxMessageLength = 512;
+
     public static string ErrorBody(string errcode, string message, string? extraJson = null)
     {
+        if (message.Length > MaxMessageLength)
+            message = string.Concat(message.AsSpan(0, char.IsHighSurrogate(message[MaxMessageLength - 1]) ? MaxMessageLength - 1 : MaxMessageLength), "…");
+        // A lone surrogate in a quoted value would make the JSON writer throw.
+        if (!Homeserver.Matrix.ClientJson.IsStorable(message.Replace('\0', ' ')))
+            message = string.Create(message.Length, message, (span, m) =>
+            {
+                for (var i = 0; i < m.Length; i++) span[i] = char.IsSurrogate(m[i]) ? '\uFFFD' : m[i];
+            });
         using var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer))
         {

@@ -1,34 +1,34 @@
-using System.Text.Json;
 using System.Text.Json.Nodes;
 using Homeserver.Errors;
-using Homeserver.Matrix;
 
 namespace Homeserver.Api.Http;
 
-/// <summary>Request bodies: unparsable is 400 <c>M_NOT_JSON</c>, a non-object 400 <c>M_BAD_JSON</c>.</summary>
+/// <summary>
+/// A handler's view of its request body, as <see cref="ClientRequestBoundary"/> read and checked it: a JSON object, or
+/// 400 <c>M_NOT_JSON</c> when there was none and the endpoint needs one. Field readers answer 400 for wrong types.
+/// </summary>
 public static class JsonBody
 {
-    public const int MaxBodyBytes = 1 << 20;
-
-    public static async Task<JsonObject> ReadObjectAsync(HttpRequest request, bool allowEmpty = false)
+    /// <summary>The body's JSON object (an empty one when there is no body and <paramref name="allowEmpty"/>).</summary>
+    public static JsonObject Object(HttpRequest request, bool allowEmpty = false)
     {
-        using var buffer = new MemoryStream();
-        var limit = MaxBodyBytes + 1;
-        var chunk = new byte[16 * 1024];
-        int read;
-        while ((read = await request.Body.ReadAsync(chunk, request.HttpContext.RequestAborted)) > 0)
-        {
-            buffer.Write(chunk, 0, read);
-            if (buffer.Length >= limit) throw new MatrixException(ErrorCodes.TooLarge, "Request body too large", 413);
-        }
-        if (buffer.Length == 0)
-        {
-            if (allowEmpty) return [];
-            throw new MatrixException(ErrorCodes.NotJson, "Request body is empty; expected a JSON object", 400);
-        }
-        var node = CanonicalJson.Parse(new ReadOnlyMemory<byte>(buffer.GetBuffer(), 0, (int)buffer.Length));
-        return node as JsonObject ?? throw new MatrixException(ErrorCodes.BadJson, "Request body must be a JSON object", 400);
+        var body = Accepted(request);
+        if (body.Object is { } obj) return obj;
+        if (allowEmpty) return [];
+        throw new MatrixException(ErrorCodes.NotJson, "Request body is empty; expected a JSON object", 400);
     }
+
+    /// <summary>The body's text exactly as sent (valid, checked JSON), or null when there was none.</summary>
+    public static string? Text(HttpRequest request)
+    {
+        var body = Accepted(request);
+        return body.Object is null ? null : System.Text.Encoding.UTF8.GetString(body.Utf8.Span);
+    }
+
+    private static ClientJsonBody Accepted(HttpRequest request) =>
+        request.HttpContext.Features.Get<ClientJsonBody>()
+        ?? throw new InvalidOperationException(
+            $"{request.Path}: the endpoint's ClientBodyPolicy says the boundary does not read its body, yet it asks for it");
 
     public static string RequireString(JsonObject body, string name)
     {
