@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json.Nodes;
+using Homeserver.Matrix;
 using Homeserver.Accounts;
 using Homeserver.Api.Http;
 using Homeserver.Errors;
@@ -71,9 +72,17 @@ public static class AccountEndpoints
 
         var inhibitLogin = JsonBody.OptionalBool(body, "inhibit_login");
         var result = await user.RegisterAsync(new RegisterRequest(password, isGuest,
-            JsonBody.OptionalString(body, "device_id"), JsonBody.OptionalString(body, "initial_device_display_name"), inhibitLogin));
+            NewDeviceId(body), NewDeviceDisplayName(body), inhibitLogin));
         return Results.Json(SessionBody(result, settings.ServerName));
     }
+
+    /// <summary>The client's chosen device id (register, login): it keys devices and tokens, so it is bounded.</summary>
+    private static string? NewDeviceId(JsonObject body) =>
+        JsonBody.OptionalString(body, "device_id") is { } id ? InputLimits.Identifier(id, "'device_id'") : null;
+
+    private static string? NewDeviceDisplayName(JsonObject body) =>
+        InputLimits.Text(JsonBody.OptionalString(body, "initial_device_display_name"), InputLimits.MaxDeviceDisplayNameLength,
+            "'initial_device_display_name'");
 
     private static async Task<IResult> CheckUsernameAvailability(string? username, IGrainFactory grains, IOptions<HomeserverOptions> options)
     {
@@ -93,7 +102,7 @@ public static class AccountEndpoints
         var body = JsonBody.Object(context.Request);
         var type = JsonBody.RequireString(body, "type");
         if (type != UserInteractiveAuth.Password)
-            throw new MatrixException(ErrorCodes.Unknown, $"Unknown login type '{type}'", 400);
+            throw new MatrixException(ErrorCodes.Unknown, $"Unknown login type '{Quote.Short(type)}'", 400);
 
         var user = LoginUser(body) ?? throw MatrixException.MissingParam("Missing 'identifier' (or 'user')");
         var password = JsonBody.RequireString(body, "password");
@@ -103,7 +112,7 @@ public static class AccountEndpoints
             throw MatrixException.Forbidden("Invalid username or password");
 
         var result = await grains.GetGrain<IUserGrain>(UserIds.Format(localpart, serverName)).LoginAsync(new LoginRequest(
-            password, JsonBody.OptionalString(body, "device_id"), JsonBody.OptionalString(body, "initial_device_display_name")));
+            password, NewDeviceId(body), NewDeviceDisplayName(body)));
         await WaitForCachesAsync(notifier, result.CachesPosition, context.RequestAborted);
         return Results.Json(SessionBody(result, serverName));
     }
@@ -175,7 +184,7 @@ public static class AccountEndpoints
         {
             if (node is not JsonObject identifier) throw MatrixException.BadJson("'identifier' must be an object");
             var type = JsonBody.RequireString(identifier, "type");
-            if (type != "m.id.user") throw new MatrixException(ErrorCodes.Unknown, $"Unknown login identifier type '{type}'", 400);
+            if (type != "m.id.user") throw new MatrixException(ErrorCodes.Unknown, $"Unknown login identifier type '{Quote.Short(type)}'", 400);
             return JsonBody.RequireString(identifier, "user");
         }
         return JsonBody.OptionalString(body, "user");

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Homeserver.Matrix;
 using Homeserver.Accounts;
 using Homeserver.Api.Http;
 using Homeserver.Errors;
@@ -41,7 +42,7 @@ public static class DeviceEndpoints
         var requester = await RequestAuth.RequireUserAsync(context);
         var body = JsonBody.Object(context.Request);
         var displayName = JsonBody.OptionalString(body, "display_name");
-        if (displayName is { Length: > 100 }) throw MatrixException.InvalidParam("Device display name too long (at most 100 characters)");
+        InputLimits.Text(displayName, InputLimits.MaxDeviceDisplayNameLength, "'display_name'");
         if (!await grains.GetGrain<IUserGrain>(requester.UserId).UpdateDeviceAsync(deviceId, displayName))
             throw MatrixException.NotFound("Unknown device");
         return Results.Json(new JsonObject());

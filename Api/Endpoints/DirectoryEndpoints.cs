@@ -36,7 +36,7 @@ public static class DirectoryEndpoints
             throw new MatrixException(ErrorCodes.Unknown, "Room alias must be local", 400);
         var body = JsonBody.Object(context.Request);
         var roomId = JsonBody.RequireString(body, "room_id");
-        if (!Identifiers.IsValidRoomId(roomId)) throw MatrixException.InvalidParam($"Invalid room id '{roomId}'");
+        if (!Identifiers.IsValidRoomId(roomId)) throw MatrixException.InvalidParam($"Invalid room id '{Quote.Short(roomId)}'");
         await grains.GetGrain<IRoomDirectoryGrain>(roomId).CreateAliasAsync(alias, requester.UserId);
         return Results.Json(new JsonObject());
     }
@@ -180,6 +180,6 @@ public static class DirectoryEndpoints
     private static string Alias(string raw)
     {
         var alias = RoomWrites.Segment(raw);
-        return Identifiers.IsValidRoomAlias(alias) ? alias : throw MatrixException.InvalidParam($"Invalid room alias '{alias}'");
+        return Identifiers.IsValidRoomAlias(alias) ? alias : throw MatrixException.InvalidParam($"Invalid room alias '{Quote.Short(alias)}'");
     }
 }

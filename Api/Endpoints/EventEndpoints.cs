@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Homeserver.Matrix;
 using Homeserver.Api.Http;
 using Homeserver.Errors;
 using Homeserver.Rooms;
@@ -40,7 +41,7 @@ public static class EventEndpoints
         var requester = await RequestAuth.RequireUserAsync(context);
         var body = JsonBody.Object(context.Request);
         var command = new SendEventCommand(requester.UserId, requester.DeviceId, null, RequireType(eventType),
-            RoomWrites.Segment(stateKey ?? ""), body.ToJsonString());
+            InputLimits.Identifier(RoomWrites.Segment(stateKey ?? ""), "The state key"), body.ToJsonString());
         var result = await grains.GetGrain<IRoomGrain>(RoomWrites.RoomId(roomId)).SendAsync(command);
         await RoomWrites.WaitAsync(notifier, result, context.RequestAborted);
         return Results.Json(new JsonObject { ["event_id"] = result.EventId });

@@ -236,7 +236,8 @@ public static class KeysEndpoints
         if (node is not JsonObject map) throw MatrixException.BadJson($"'{name}' must be an object");
         foreach (var (id, key) in map)
         {
-            if (id.Split(':').Length != 2) throw MatrixException.BadJson($"Invalid {name} key '{id}'. Expected \"<algorithm>:<key_id>\".");
+            if (id.Split(':').Length != 2) throw MatrixException.BadJson($"Invalid {name} key '{Quote.Short(id)}'. Expected \"<algorithm>:<key_id>\".");
+            InputLimits.Identifier(id, $"A key id in {name}");
             var valid = key switch
             {
                 JsonValue v => v.TryGetValue<string>(out _),
@@ -244,7 +245,7 @@ public static class KeysEndpoints
                     && (o["fallback"] is null || (o["fallback"] is JsonValue f && f.TryGetValue<bool>(out _))),
                 _ => false,
             };
-            if (!valid) throw MatrixException.BadJson($"Invalid key object for '{id}' in {name}");
+            if (!valid) throw MatrixException.BadJson($"Invalid key object for '{Quote.Short(id)}' in {name}");
         }
         return map.Count == 0 ? null : map.ToJsonString();
     }

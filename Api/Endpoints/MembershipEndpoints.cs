@@ -36,11 +36,11 @@ public static class MembershipEndpoints
         string roomId;
         if (target.StartsWith('#'))
         {
-            if (!Matrix.Identifiers.IsValidRoomAlias(target)) throw MatrixException.InvalidParam($"Invalid room alias '{target}'");
+            if (!Matrix.Identifiers.IsValidRoomAlias(target)) throw MatrixException.InvalidParam($"Invalid room alias '{Quote.Short(target)}'");
             roomId = await store.ResolveAliasAsync(target) ?? throw MatrixException.NotFound($"Room alias {target} not found");
         }
         else if (target.StartsWith('!')) roomId = RoomWrites.RoomId(target);
-        else throw MatrixException.InvalidParam($"'{target}' is neither a room id nor a room alias");
+        else throw MatrixException.InvalidParam($"'{Quote.Short(target)}' is neither a room id nor a room alias");
         return await JoinAsync(context, requester.UserId, roomId, grains, notifier);
     }
 

@@ -45,7 +45,7 @@ public static class PresenceEndpoints
         var body = JsonBody.Object(context.Request);
         var presence = JsonBody.RequireString(body, "presence");
         var statusMsg = JsonBody.OptionalString(body, "status_msg");
-        if (!PresenceStore.States.Contains(presence)) throw MatrixException.InvalidParam($"Invalid presence state '{presence}'");
+        if (!PresenceStore.States.Contains(presence)) throw MatrixException.InvalidParam($"Invalid presence state '{Quote.Short(presence)}'");
         if (options.Value.EnablePresence)
         {
             var position = await grains.GetGrain<IPresenceGrain>(requester.UserId).SetAsync(presence, statusMsg);

@@ -105,7 +105,7 @@ public static class ProfileEndpoints
     private static async Task<UserProfile> LoadAsync(string rawUserId, ProfileStore store, string serverName)
     {
         var userId = RoomWrites.Segment(rawUserId);
-        if (!Identifiers.TryParseUserId(userId, out _, out var server)) throw MatrixException.InvalidParam($"Invalid user id '{userId}'");
+        if (!Identifiers.TryParseUserId(userId, out _, out var server)) throw MatrixException.InvalidParam($"Invalid user id '{Quote.Short(userId)}'");
         if (server != serverName) throw MatrixException.NotFound("Profile was not found");
         return await store.GetAsync(userId) ?? throw MatrixException.NotFound("Profile was not found");
     }

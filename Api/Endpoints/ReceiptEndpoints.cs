@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Homeserver.Matrix;
 using Homeserver.Api.Http;
 using Homeserver.Errors;
 using Homeserver.Receipts;
@@ -26,6 +27,7 @@ public static class ReceiptEndpoints
         var body = JsonBody.Object(context.Request, allowEmpty: true);
         var threadId = JsonBody.OptionalString(body, "thread_id");
         if (threadId is { Length: 0 }) throw MatrixException.InvalidParam("'thread_id' may not be empty");
+        if (threadId is not null) InputLimits.Identifier(threadId, "'thread_id'");
         var grain = grains.GetGrain<IReceiptsGrain>(room);
         var result = type switch
         {
@@ -33,7 +35,7 @@ public static class ReceiptEndpoints
             // Synapse accepts the fully-read marker here too; it has no thread.
             "m.fully_read" when threadId is null => await grain.SetReadMarkersAsync(requester.UserId, id, null, null),
             "m.fully_read" => throw MatrixException.InvalidParam("m.fully_read cannot be threaded"),
-            _ => throw MatrixException.InvalidParam($"Unknown receipt type '{type}'"),
+            _ => throw MatrixException.InvalidParam($"Unknown receipt type '{Quote.Short(type)}'"),
         };
         return await DoneAsync(notifier, result, context);
     }

@@ -43,10 +43,10 @@ public static class RoomEndpoints
         var visibility = JsonBody.OptionalString(body, "visibility") ?? "private";
         if (visibility is not ("public" or "private")) throw MatrixException.InvalidParam("'visibility' must be 'public' or 'private'");
         var preset = JsonBody.OptionalString(body, "preset") ?? (visibility == "public" ? "public_chat" : "private_chat");
-        if (!RoomCreationPlan.Presets.Contains(preset)) throw MatrixException.InvalidParam($"Unknown preset '{preset}'");
+        if (!RoomCreationPlan.Presets.Contains(preset)) throw MatrixException.InvalidParam($"Unknown preset '{Quote.Short(preset)}'");
         var version = JsonBody.OptionalString(body, "room_version") ?? RoomVersions.Default;
         if (!RoomVersions.IsKnown(version))
-            throw new MatrixException(ErrorCodes.UnsupportedRoomVersion, $"Unsupported room version '{version}'", 400);
+            throw new MatrixException(ErrorCodes.UnsupportedRoomVersion, $"Unsupported room version '{Quote.Short(version)}'", 400);
 
         var invite = new List<string>();
         if (body["invite"] is { } inviteNode)
@@ -55,7 +55,7 @@ public static class RoomEndpoints
             foreach (var item in array)
             {
                 var userId = item is JsonValue v && v.TryGetValue<string>(out var s) ? s : throw MatrixException.BadJson("'invite' must be a list of user ids");
-                if (!Identifiers.IsValidUserId(userId)) throw MatrixException.InvalidParam($"Invalid user id '{userId}' in 'invite'");
+                if (!Identifiers.IsValidUserId(userId)) throw MatrixException.InvalidParam($"Invalid user id '{Quote.Short(userId)}' in 'invite'");
                 if (userId != requester.UserId && !invite.Contains(userId)) invite.Add(userId);
             }
         }
@@ -98,7 +98,7 @@ public static class RoomEndpoints
         var ev = upTo is { } point
             ? await store.GetStateEventAtAsync(roomId, eventType, stateKey, point)
             : (await store.GetCurrentStateAsync(roomId)).Get(eventType, stateKey);
-        if (ev is null) throw MatrixException.NotFound($"No {eventType} state with key '{stateKey}' in this room");
+        if (ev is null) throw MatrixException.NotFound($"No {Quote.Short(eventType)} state with key '{Quote.Short(stateKey)}' in this room");
         var client = RoomEventFormat.ToClient(ev, requester.UserId, requester.DeviceId);
         if (context.Request.Query["format"] == "event") return Results.Json(client);
         return Results.Json(client["content"] ?? new JsonObject());
@@ -232,12 +232,12 @@ internal static class RoomWrites
     public static string RoomId(string raw)
     {
         var roomId = Segment(raw);
-        return Identifiers.IsValidRoomId(roomId) ? roomId : throw MatrixException.InvalidParam($"Invalid room id '{roomId}'");
+        return Identifiers.IsValidRoomId(roomId) ? roomId : throw MatrixException.InvalidParam($"Invalid room id '{Quote.Short(roomId)}'");
     }
 
     public static string UserId(JsonObject body, string name = "user_id")
     {
         var userId = JsonBody.RequireString(body, name);
-        return Identifiers.IsValidUserId(userId) ? userId : throw MatrixException.InvalidParam($"Invalid user id '{userId}'");
+        return Identifiers.IsValidUserId(userId) ? userId : throw MatrixException.InvalidParam($"Invalid user id '{Quote.Short(userId)}'");
     }
 }

@@ -23,9 +23,10 @@ public static class ToDeviceEndpoints
         if (body["messages"] is not JsonObject messages) throw MatrixException.BadJson("'messages' must be an object");
         foreach (var (userId, byDevice) in messages)
         {
-            if (!Identifiers.IsValidUserId(userId)) throw MatrixException.InvalidParam($"Invalid user id '{userId}'");
+            if (!Identifiers.IsValidUserId(userId)) throw MatrixException.InvalidParam($"Invalid user id '{Quote.Short(userId)}'");
             if (byDevice is not JsonObject devices || devices.Any(kv => kv.Value is not JsonObject))
                 throw MatrixException.BadJson("Each user's messages must map device ids to JSON objects");
+            foreach (var (deviceId, _) in devices) InputLimits.Identifier(deviceId, "A device id");
         }
         var type = RoomWrites.Segment(eventType);
         if (type.Length == 0 || type.Length > 255) throw MatrixException.InvalidParam("Invalid event type");

@@ -63,7 +63,7 @@ public sealed class AliasStore(NpgsqlDataSource db)
         foreach (var alias in Aliases(content, strict: true))
         {
             if (before.Contains(alias)) continue;
-            if (!Identifiers.IsValidRoomAlias(alias)) throw MatrixException.InvalidParam($"Invalid alias '{alias}'");
+            if (!Identifiers.IsValidRoomAlias(alias)) throw MatrixException.InvalidParam($"Invalid alias '{Quote.Short(alias)}'");
             if ((await GetAsync(alias))?.RoomId != roomId)
                 throw new MatrixException(BadAlias, $"Room alias {alias} does not point to the room", 400);
         }

@@ -140,7 +140,7 @@ public sealed class DeviceKeysGrain(KeyRepository keys, KeyCountCache keyCounts)
     private List<StoredSignature> CheckOwn(string targetId, JsonObject signed,
         Dictionary<(string, string), JsonObject> crossSigning, Dictionary<string, JsonObject> devices)
     {
-        if (signed["signatures"]?[UserId] is not JsonObject signatures)
+        if (SignaturesBy(signed, UserId) is not { } signatures)
             throw new MatrixException(SignedJson.InvalidSignature, "No signature", 400);
         if (crossSigning.TryGetValue((UserId, "master"), out var master)
             && SignedJson.CrossSigningKey(master, UserId, "master").PublicKey == targetId)
@@ -152,9 +152,11 @@ public sealed class DeviceKeysGrain(KeyRepository keys, KeyCountCache keyCounts)
                 if (!keyId.StartsWith("ed25519:", StringComparison.Ordinal)) continue;
                 var deviceId = keyId["ed25519:".Length..];
                 if (!devices.TryGetValue(deviceId, out var device) || device["keys"]?[keyId] is not JsonValue pub) continue;
-                if (!SignedJson.Verify(signed, UserId, keyId, pub.GetValue<string>()))
+                if (value is not JsonValue v || !v.TryGetValue<string>(out var signature) || !pub.TryGetValue<string>(out var publicKey))
+                    throw new MatrixException(SignedJson.InvalidSignature, "Signatures must be strings", 400);
+                if (!SignedJson.Verify(signed, UserId, keyId, publicKey))
                     throw new MatrixException(SignedJson.InvalidSignature, "Invalid signature", 400);
-                list.Add(new StoredSignature(UserId, keyId, UserId, targetId, value!.GetValue<string>()));
+                list.Add(new StoredSignature(UserId, keyId, UserId, targetId, signature));
             }
             if (list.Count == 0) throw new MatrixException(SignedJson.InvalidSignature, "No signature by a known device", 400);
             return list;
@@ -181,7 +183,7 @@ public sealed class DeviceKeysGrain(KeyRepository keys, KeyCountCache keyCounts)
         if (!crossSigning.TryGetValue((targetUser, "master"), out var master)
             || SignedJson.CrossSigningKey(master, targetUser, "master").PublicKey != targetId)
             throw MatrixException.NotFound("Unknown master key");
-        if (signed["signatures"]?[UserId]?[uskId] is not JsonValue sig || !sig.TryGetValue<string>(out var sigText))
+        if (SignaturesBy(signed, UserId)?[uskId] is not JsonValue sig || !sig.TryGetValue<string>(out var sigText))
             throw new MatrixException(SignedJson.InvalidSignature, "Not signed by the user-signing key", 400);
         if (!SameKey(master, signed)) throw new MatrixException(SignedJson.InvalidSignature, "Key does not match", 400);
         if (!SignedJson.Verify(signed, UserId, uskId, uskKey))
@@ -201,6 +203,11 @@ public sealed class DeviceKeysGrain(KeyRepository keys, KeyCountCache keyCounts)
         var writer = GrainFactory.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(StreamNames.DeviceLists, DeviceListRows.Writer));
         return (await writer.AppendAsync(DeviceListRows.Rows(change, rooms))).LastPosition;
     }
+
+    /// <summary>The signatures <paramref name="signer"/> made on a client's key object, or null when it has none or
+    /// its <c>signatures</c> is not an object of objects (indexing a JSON array by name would throw).</summary>
+    private static JsonObject? SignaturesBy(JsonObject signed, string signer) =>
+        signed["signatures"] is JsonObject all && all[signer] is JsonObject mine ? mine : null;
 
     /// <summary>Two versions of a key object are the same key when they match without their signatures.</summary>
     private static bool SameKey(JsonObject a, JsonObject b) =>

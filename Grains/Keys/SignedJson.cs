@@ -17,7 +17,8 @@ public static class SignedJson
     /// <paramref name="keyId"/> (<c>ed25519:...</c>) whose public key is <paramref name="publicKey"/>.</summary>
     public static bool Verify(JsonObject obj, string signer, string keyId, string publicKey)
     {
-        if (obj["signatures"]?[signer]?[keyId] is not JsonValue sv || !sv.TryGetValue<string>(out var signature)) return false;
+        if (obj["signatures"] is not JsonObject all || all[signer] is not JsonObject mine
+            || mine[keyId] is not JsonValue sv || !sv.TryGetValue<string>(out var signature)) return false;
         var key = DecodeBase64(publicKey);
         var sig = DecodeBase64(signature);
         if (key?.Length != Ed25519.PublicKeySize || sig?.Length != Ed25519.SignatureSize) return false;

@@ -339,7 +339,7 @@ public static class CanonicalJson
             var c = s[i];
             if (char.IsHighSurrogate(c) && i + 1 < s.Length && char.IsLowSurrogate(s[i + 1])) { i++; continue; }
             if (char.IsSurrogate(c))
-                throw MatrixException.BadJson(path.Length == 0 ? "Invalid UTF-16 in JSON string" : $"Invalid UTF-16 in JSON string at '{path}'");
+                throw MatrixException.BadJson(path.Length == 0 ? "Invalid UTF-16 in JSON string" : $"Invalid UTF-16 in JSON string at '{Quote.Short(path)}'");
         }
     }
 

@@ -21,7 +21,7 @@ public static class EventAuth
         var type = RequireString(ev, "type");
         var sender = RequireString(ev, "sender");
         var roomId = RequireString(ev, "room_id");
-        if (!Identifiers.IsValidUserId(sender)) throw Forbidden($"Invalid sender '{sender}'");
+        if (!Identifiers.IsValidUserId(sender)) throw Forbidden($"Invalid sender '{Quote.Short(sender)}'");
         if (ev["content"] is not JsonObject content) throw Forbidden("Event content must be an object");
         var stateKey = ev.ContainsKey("state_key") ? RequireString(ev, "state_key") : null;
 
@@ -35,7 +35,7 @@ public static class EventAuth
         // 2.4. Everything else needs a create event among its auth events.
         var create = stateBefore.CreateEvent ?? throw Forbidden("No m.room.create event in the room state");
         var roomVersion = stateBefore.RoomVersion;
-        if (!RoomVersions.IsKnown(roomVersion)) throw Forbidden($"Unknown room version '{roomVersion}'");
+        if (!RoomVersions.IsKnown(roomVersion)) throw Forbidden($"Unknown room version '{Quote.Short(roomVersion)}'");
 
         // 3. A non-federating room admits only the creating server's users.
         if (create["content"] is JsonObject createContent && createContent["m.federate"] is JsonValue fed
@@ -118,7 +118,7 @@ public static class EventAuth
             throw Forbidden("The room id's server does not match the sender's");
         // 1.3: absent means version 1.
         var version = content.ContainsKey("room_version") ? RoomState.GetString(content, "room_version") : "1";
-        if (!RoomVersions.IsKnown(version)) throw Forbidden($"Unknown room version '{version}'");
+        if (!RoomVersions.IsKnown(version)) throw Forbidden($"Unknown room version '{Quote.Short(version)}'");
         // 1.4: only until v11 made the sender the creator.
         if (!RoomVersions.ImplicitRoomCreator(version!) && !content.ContainsKey("creator"))
             throw Forbidden("The create event has no creator");
@@ -130,7 +130,7 @@ public static class EventAuth
         // 4.1
         if (target is null) throw Forbidden("Membership events need a state_key");
         var membership = RoomState.GetString(content, "membership") ?? throw Forbidden("Membership events need content.membership");
-        if (!Identifiers.IsValidUserId(target)) throw Forbidden($"Invalid state_key '{target}' for a membership event");
+        if (!Identifiers.IsValidUserId(target)) throw Forbidden($"Invalid state_key '{Quote.Short(target)}' for a membership event");
 
         var pl = state.PowerLevels;
         var senderMembership = state.Membership(sender);
@@ -173,7 +173,7 @@ public static class EventAuth
                     }
                     // 4.3.7
                     default:
-                        throw Forbidden($"You are not allowed to join this room (join rule '{joinRule}')");
+                        throw Forbidden($"You are not allowed to join this room (join rule '{Quote.Short(joinRule)}')");
                 }
             }
             case "invite":
@@ -209,11 +209,11 @@ public static class EventAuth
                     throw Forbidden("This room does not accept knocks");
                 if (sender != target) throw Forbidden("Cannot knock on behalf of another user");
                 if (senderMembership is "ban" or "invite" or "join")
-                    throw Forbidden($"Cannot knock while your membership is '{senderMembership}'");
+                    throw Forbidden($"Cannot knock while your membership is '{Quote.Short(senderMembership)}'");
                 return;
             default:
                 // 4.8
-                throw Forbidden($"Unknown membership '{membership}'");
+                throw Forbidden($"Unknown membership '{Quote.Short(membership)}'");
         }
     }
 
@@ -244,7 +244,7 @@ public static class EventAuth
             foreach (var (key, value) in obj)
             {
                 if (!PowerLevels.TryReadLevel(value, strict, out _)) throw Forbidden($"Power level '{map}.{key}' must be an integer");
-                if (map == "users" && !Identifiers.IsValidUserId(key)) throw Forbidden($"'{key}' is not a valid user id");
+                if (map == "users" && !Identifiers.IsValidUserId(key)) throw Forbidden($"'{Quote.Short(key)}' is not a valid user id");
             }
         }
 

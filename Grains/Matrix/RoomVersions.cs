@@ -19,7 +19,7 @@ public static class RoomVersions
     public static int Number(string version) =>
         IsKnown(version)
             ? int.Parse(version, System.Globalization.CultureInfo.InvariantCulture)
-            : throw new MatrixException(ErrorCodes.UnsupportedRoomVersion, $"Unsupported room version '{version}'");
+            : throw new MatrixException(ErrorCodes.UnsupportedRoomVersion, $"Unsupported room version '{Quote.Short(version)}'");
 
     /// <summary>v10+: power levels must be JSON integers; earlier versions also accept strings of integers.</summary>
     public static bool IntegerPowerLevels(string version) => Number(version) >= 10;

@@ -29,7 +29,7 @@ public sealed class PresenceGrain(PresenceStore store, IOptions<PresenceOptions>
 
     public Task<long> SetAsync(string presence, string? statusMsg)
     {
-        if (!PresenceStore.States.Contains(presence)) throw MatrixException.InvalidParam($"Invalid presence state '{presence}'");
+        if (!PresenceStore.States.Contains(presence)) throw MatrixException.InvalidParam($"Invalid presence state '{Quote.Short(presence)}'");
         return ChangeAsync(presence, statusMsg, TimeSpan.Zero, forceWrite: true);
     }
 

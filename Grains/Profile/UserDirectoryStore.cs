@@ -21,7 +21,7 @@ public sealed class UserDirectoryStore(NpgsqlDataSource db)
                        m.room_id IN (SELECT room_id FROM room_memberships WHERE user_id = $1 AND membership = 'join')
                     OR m.room_id IN (SELECT s.room_id FROM room_current_state s JOIN events e ON e.event_id = s.event_id
                                       WHERE s.type = 'm.room.join_rules' AND s.state_key = ''
-                                        AND e.json::jsonb -> 'content' ->> 'join_rule' = 'public'))
+                                        AND client_jsonb(e.json) -> 'content' ->> 'join_rule' = 'public'))
             ), named AS (
                 SELECT v.user_id,
                        CASE WHEN p.user_id IS NULL THEN split_part(substr(v.user_id, 2), ':', 1) ELSE p.displayname END AS displayname,

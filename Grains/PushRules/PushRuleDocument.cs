@@ -33,7 +33,7 @@ public sealed class PushRuleDocument
 
     public static void ValidateKind(string kind)
     {
-        if (!Kinds.Contains(kind)) throw MatrixException.InvalidParam($"Unknown push rule kind '{kind}'");
+        if (!Kinds.Contains(kind)) throw MatrixException.InvalidParam($"Unknown push rule kind '{Quote.Short(kind)}'");
     }
 
     public static void ValidateRuleId(string ruleId)
@@ -83,7 +83,7 @@ public sealed class PushRuleDocument
         var rules = UserRules(kind);
         var anchor = before ?? after;
         if (anchor is not null && (anchor == ruleId || IndexOf(rules, anchor) < 0))
-            throw MatrixException.InvalidParam($"No other user rule '{anchor}' of kind '{kind}' to order against");
+            throw MatrixException.InvalidParam($"No other user rule '{Quote.Short(anchor)}' of kind '{Quote.Short(kind)}' to order against");
         var existing = IndexOf(rules, ruleId);
         if (existing >= 0) rules.RemoveAt(existing);
         var index = 0;

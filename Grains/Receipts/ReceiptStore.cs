@@ -59,7 +59,7 @@ public sealed class ReceiptStore(NpgsqlDataSource db)
                     COALESCE((SELECT stream_position FROM room_memberships WHERE room_id = $1 AND user_id = $2), 0)) AS p)
             SELECT count(*),
                    count(*) FILTER (WHERE strpos(lower(body), lower($2)) > 0 OR ($3 <> '' AND strpos(lower(body), lower($3)) > 0))
-              FROM (SELECT COALESCE(json::jsonb -> 'content' ->> 'body', '') AS body FROM events, since
+              FROM (SELECT COALESCE(client_jsonb(json) -> 'content' ->> 'body', '') AS body FROM events, since
                      WHERE room_id = $1 AND state_key IS NULL AND sender <> $2 AND type IN ('m.room.message', 'm.room.encrypted')
                        AND redacted_because IS NULL AND stream_position > since.p AND stream_position <= $4) AS unread
             """);

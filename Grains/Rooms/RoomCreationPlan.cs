@@ -42,7 +42,7 @@ public static class RoomCreationPlan
             if (item["content"] is not JsonObject content) throw MatrixException.BadJson("initial_state events need an object 'content'");
             // Membership and creation are the server's job here; letting them through would fork the plan's order.
             if (type is "m.room.create" or "m.room.member")
-                throw MatrixException.BadJson($"'{type}' cannot be set through initial_state");
+                throw MatrixException.BadJson($"'{Quote.Short(type)}' cannot be set through initial_state");
             initialState.Add(new EventDraft(creator, type, stateKey, (JsonObject)content.DeepClone()));
             initialKeys.Add((type, stateKey));
         }

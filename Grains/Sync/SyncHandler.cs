@@ -91,7 +91,8 @@ public sealed class SyncHandler(
         if (filter.TrimStart().StartsWith('{')) json = filter;
         else json = await filters.GetAsync(userId, filter)
                     ?? throw new MatrixException(ErrorCodes.NotFound, "No such filter", 404);
-        return SyncFilter.Parse(CanonicalJson.Parse(json) as JsonObject ?? throw MatrixException.BadJson("Filter must be a JSON object"));
+        // An inline filter is client JSON from a query parameter: the same parser as a request body.
+        return SyncFilter.Parse(ClientJson.Parse(json) as JsonObject ?? throw MatrixException.BadJson("Filter must be a JSON object"));
     }
 
     private async Task<(SyncContext, Dictionary<string, MembershipAt>)> BuildContextAsync(Requester requester, StreamToken? since, StreamToken to, SyncFilter filter, SyncRequest request)
