@@ -24,13 +24,16 @@ public sealed class HomeserverTestCluster : IAsyncDisposable
     private readonly List<TestSilo> _silos = [];
     private readonly Dictionary<string, string?> _settings;
     private readonly int _primarySiloPort;
+    private readonly Action<WebApplicationBuilder>? _configure;
 
     public IReadOnlyList<TestSilo> Silos => _silos;
     public string ConnectionString { get; }
     public NpgsqlDataSource Database { get; }
 
-    private HomeserverTestCluster(string connectionString, Dictionary<string, string?> settings, int primarySiloPort)
+    private HomeserverTestCluster(string connectionString, Dictionary<string, string?> settings, int primarySiloPort,
+        Action<WebApplicationBuilder>? configure)
     {
+        _configure = configure;
         ConnectionString = connectionString;
         Database = NpgsqlDataSource.Create(connectionString);
         _settings = settings;
@@ -39,7 +42,9 @@ public sealed class HomeserverTestCluster : IAsyncDisposable
 
     /// <param name="silos">How many silos (each with a front end) to start.</param>
     /// <param name="settings">Extra configuration, e.g. <c>["Homeserver:EventWriters"] = "4"</c>.</param>
-    public static async Task<HomeserverTestCluster> StartAsync(int silos = 2, IDictionary<string, string?>? settings = null)
+    /// <param name="configure">Applied to every silo's builder after the settings (e.g. a logging provider).</param>
+    public static async Task<HomeserverTestCluster> StartAsync(int silos = 2, IDictionary<string, string?>? settings = null,
+        Action<WebApplicationBuilder>? configure = null)
     {
         var connectionString = settings is not null && settings.TryGetValue("Homeserver:Postgres", out var configured) && configured is not null
             ? configured
@@ -60,7 +65,7 @@ public sealed class HomeserverTestCluster : IAsyncDisposable
         };
         if (settings is not null) foreach (var (k, v) in settings) merged[k] = v;
 
-        var cluster = new HomeserverTestCluster(connectionString, merged, LoopbackPorts.Free());
+        var cluster = new HomeserverTestCluster(connectionString, merged, LoopbackPorts.Free(), configure);
         try
         {
             for (var i = 0; i < silos; i++) await cluster.StartSiloAsync();
@@ -85,7 +90,11 @@ public sealed class HomeserverTestCluster : IAsyncDisposable
             ["Homeserver:Cluster:GatewayPort"] = LoopbackPorts.Free().ToString(),
             ["Homeserver:Cluster:PrimarySiloPort"] = _primarySiloPort.ToString(),
         };
-        var app = HomeserverApp.Build([], builder => builder.Configuration.AddInMemoryCollection(settings));
+        var app = HomeserverApp.Build([], builder =>
+        {
+            builder.Configuration.AddInMemoryCollection(settings);
+            _configure?.Invoke(builder);
+        });
         await app.StartAsync();
         var silo = new TestSilo(_silos.Count, app, $"http://127.0.0.1:{httpPort}");
         _silos.Add(silo);
