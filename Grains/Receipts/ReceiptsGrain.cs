@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Homeserver.AccountData;
 using Homeserver.Errors;
+using Homeserver.Matrix;
 using Homeserver.Rooms;
 using Homeserver.Streams;
 
@@ -52,6 +53,7 @@ public sealed class ReceiptsGrain(RoomEventStore rooms, ReceiptStore store) : Gr
 
     private async Task<StoredEvent> RequireEventAsync(string eventId)
     {
+        if (!Identifiers.IsValidEventId(eventId)) throw MatrixException.InvalidParam("Invalid event id");
         var ev = await rooms.GetEventAsync(eventId);
         return ev is not null && ev.RoomId == RoomId ? ev : throw MatrixException.NotFound("Unknown event in this room");
     }

@@ -1,4 +1,5 @@
 using Homeserver.Caches;
+using Homeserver.Matrix;
 using Homeserver.Streams;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -51,6 +52,12 @@ public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, IO
     /// <summary>One event by id (as stored: redacted when redacted), or null.</summary>
     public async Task<StoredEvent?> GetEventAsync(string eventId)
     {
+        // No event id holds what PostgreSQL cannot take as text. A NUL sent as a parameter fails at Bind, and a Bind
+        // that fails on the run where Npgsql auto-prepares the statement leaves that connection with the statement
+        // marked prepared but without its row description: the next lookup on it then fails with "Received
+        // unexpected backend message DataRow" (an Npgsql bug, see StorageDataSource). The client boundary refuses NUL;
+        // this keeps the hottest lookup safe from any other caller.
+        if (!Identifiers.IsValidEventId(eventId)) return null;
         var cache = caches.Get<StoredEvent>(RoomCaches.Events, 50_000);
         if (cache.TryGet(eventId, out var hit)) return hit;
         var generation = cache.Generation;

@@ -11,6 +11,14 @@ public static class StorageDataSource
     /// fixed SQL text, and without preparation PostgreSQL parses and plans each execution again, which measured as a
     /// third of its CPU per message sent.
     /// <para>
+    /// Auto-preparation has one sharp edge (Npgsql 10.0.3, as on its main branch): on the run that prepares a statement
+    /// Npgsql marks it prepared when ParseComplete arrives, before Bind succeeds; if Bind then fails (PostgreSQL
+    /// refuses a text parameter holding NUL, 22021), the connection keeps the statement as prepared without a row
+    /// description, and the next execution of that SQL on that connection reads its rows as unexpected ("Received
+    /// unexpected backend message DataRow") and breaks the connection. So no parameter may hold NUL: client input is
+    /// refused at the API boundary (<c>ClientJson</c>, <c>ClientRequestBoundary</c>) and stores that take ids check them.
+    /// </para>
+    /// <para>
     /// Pooled connections are not reset when returned (<c>No Reset On Close</c>): nothing here changes session state
     /// (no SET, LISTEN, temporary tables or session advisory locks; migrations lock per transaction), and the reset
     /// cost PostgreSQL seven extra statements each time the events writer returned a connection, twice per commit.
