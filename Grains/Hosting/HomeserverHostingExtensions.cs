@@ -12,16 +12,28 @@ using Orleans.Configuration;
 
 namespace Homeserver.Hosting;
 
-/// <summary>Cluster endpoints of this silo (<c>Homeserver:Cluster</c> section); defaults suit a single silo.</summary>
+/// <summary>
+/// How this process takes part in the cluster (<c>Homeserver:Cluster</c> section). Membership lives in the database
+/// (<c>OrleansMembershipTable</c>), so every process that points at the same PostgreSQL and cluster id joins the same
+/// cluster: no primary, no list of peers. Each advertises the address and ports the others reach it on.
+/// </summary>
 public sealed class ClusterOptions
 {
+    /// <summary>The address other silos and front ends reach this one on; it also listens there. Loopback suits one
+    /// machine; across hosts set each host's own address.</summary>
+    public string AdvertisedAddress { get; set; } = "127.0.0.1";
     public int SiloPort { get; set; } = 11111;
+    /// <summary>Where front ends without a silo (Orleans clients) connect.</summary>
     public int GatewayPort { get; set; } = 30000;
-    /// <summary>The silo port of the primary silo for localhost clustering; this silo's own port when absent.</summary>
-    public int? PrimarySiloPort { get; set; }
+    /// <summary>Processes with the same database and cluster id form one cluster.</summary>
     public string ClusterId { get; set; } = "homeserver";
     /// <summary>Declare a silo dead within seconds rather than about a minute (tests).</summary>
     public bool FastFailureDetection { get; set; }
+
+    public System.Net.IPAddress Address() =>
+        System.Net.IPAddress.TryParse(AdvertisedAddress, out var ip)
+            ? ip
+            : System.Net.Dns.GetHostAddresses(AdvertisedAddress).First(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork);
 }
 
 public static class HomeserverHostingExtensions
@@ -60,8 +72,18 @@ public static class HomeserverHostingExtensions
 
         builder.UseOrleans(silo =>
         {
-            var primary = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, cluster.PrimarySiloPort ?? cluster.SiloPort);
-            silo.UseLocalhostClustering(cluster.SiloPort, cluster.GatewayPort, primary, serviceId: "homeserver", clusterId: cluster.ClusterId);
+            silo.Configure<Orleans.Configuration.ClusterOptions>(o =>
+            {
+                o.ClusterId = cluster.ClusterId;
+                o.ServiceId = "homeserver";
+            });
+            // The provider's SQL is in OrleansQuery (migration 0009), which DatabaseStartup applies before the silo starts.
+            silo.UseAdoNetClustering(o =>
+            {
+                o.Invariant = "Npgsql";
+                o.ConnectionString = connectionString;
+            });
+            silo.ConfigureEndpoints(cluster.Address(), cluster.SiloPort, cluster.GatewayPort, listenOnAnyHostAddress: false);
             if (cluster.FastFailureDetection)
             {
                 silo.Configure<ClusterMembershipOptions>(o =>

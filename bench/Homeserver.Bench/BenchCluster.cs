@@ -32,7 +32,6 @@ public sealed class BenchCluster : IAsyncDisposable
         var pg = new EmbeddedPostgres(folder, NullLogger.Instance, fsync: true);
         await pg.StartAsync();
         var cluster = new BenchCluster(folder, pg);
-        var primary = LoopbackPorts.Free();
         for (var i = 0; i < silos; i++)
         {
             var http = LoopbackPorts.Free();
@@ -43,9 +42,8 @@ public sealed class BenchCluster : IAsyncDisposable
                 ["Homeserver:PasswordHashCost"] = "4",
                 // Writers spread over the silos as in production, but during set-up rather than half-way through a run.
                 ["Homeserver:WriterRebalanceDelay"] = "00:00:01",
-                ["Homeserver:Cluster:SiloPort"] = (i == 0 ? primary : LoopbackPorts.Free()).ToString(),
+                ["Homeserver:Cluster:SiloPort"] = LoopbackPorts.Free().ToString(),
                 ["Homeserver:Cluster:GatewayPort"] = LoopbackPorts.Free().ToString(),
-                ["Homeserver:Cluster:PrimarySiloPort"] = primary.ToString(),
                 ["Logging:LogLevel:Default"] = "Warning",
                 ["Logging:LogLevel:Orleans"] = "Error",
                 ["Logging:LogLevel:Microsoft"] = "Error",

@@ -10,7 +10,7 @@ namespace Homeserver.Tests.Infrastructure;
 /// <summary>
 /// N homeserver silos in this process, each a real front end (Kestrel on a loopback port) co-hosting an Orleans silo,
 /// clustered over loopback, over a throwaway PostgreSQL database. Give a test each silo's services, grain factory and
-/// base URL. Silo 0 is the primary (localhost clustering keeps membership there): stop or kill the others.
+/// base URL. Membership lives in the test's database, so any silo may be stopped or killed.
 /// </summary>
 /// <example>
 /// <code>
@@ -23,21 +23,18 @@ public sealed class HomeserverTestCluster : IAsyncDisposable
 {
     private readonly List<TestSilo> _silos = [];
     private readonly Dictionary<string, string?> _settings;
-    private readonly int _primarySiloPort;
     private readonly Action<WebApplicationBuilder>? _configure;
 
     public IReadOnlyList<TestSilo> Silos => _silos;
     public string ConnectionString { get; }
     public NpgsqlDataSource Database { get; }
 
-    private HomeserverTestCluster(string connectionString, Dictionary<string, string?> settings, int primarySiloPort,
-        Action<WebApplicationBuilder>? configure)
+    private HomeserverTestCluster(string connectionString, Dictionary<string, string?> settings, Action<WebApplicationBuilder>? configure)
     {
         _configure = configure;
         ConnectionString = connectionString;
         Database = NpgsqlDataSource.Create(connectionString);
         _settings = settings;
-        _primarySiloPort = primarySiloPort;
     }
 
     /// <param name="silos">How many silos (each with a front end) to start.</param>
@@ -65,7 +62,7 @@ public sealed class HomeserverTestCluster : IAsyncDisposable
         };
         if (settings is not null) foreach (var (k, v) in settings) merged[k] = v;
 
-        var cluster = new HomeserverTestCluster(connectionString, merged, LoopbackPorts.Free(), configure);
+        var cluster = new HomeserverTestCluster(connectionString, merged, configure);
         try
         {
             for (var i = 0; i < silos; i++) await cluster.StartSiloAsync();
@@ -81,14 +78,13 @@ public sealed class HomeserverTestCluster : IAsyncDisposable
     /// <summary>Starts one more silo (with its front end) and waits until it is ready.</summary>
     public async Task<TestSilo> StartSiloAsync()
     {
-        var siloPort = _silos.Count == 0 ? _primarySiloPort : LoopbackPorts.Free();
+        var siloPort = LoopbackPorts.Free();
         var httpPort = LoopbackPorts.Free();
         var settings = new Dictionary<string, string?>(_settings)
         {
             ["urls"] = $"http://127.0.0.1:{httpPort}",
             ["Homeserver:Cluster:SiloPort"] = siloPort.ToString(),
             ["Homeserver:Cluster:GatewayPort"] = LoopbackPorts.Free().ToString(),
-            ["Homeserver:Cluster:PrimarySiloPort"] = _primarySiloPort.ToString(),
         };
         var app = HomeserverApp.Build([], builder =>
         {
