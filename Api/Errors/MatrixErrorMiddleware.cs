@@ -40,6 +40,13 @@ public sealed class MatrixErrorMiddleware(RequestDelegate next, ILogger<MatrixEr
         {
             // The client went away; nothing to answer.
         }
+        catch (Exception e) when (DependencyOutage.Is(e))
+        {
+            // Not a bug: PostgreSQL or a silo is unavailable. The client may retry; the server recovers by itself.
+            logger.LogWarning("Unavailable for {Method} {Path}: {Error}", context.Request.Method, context.Request.Path, e.Message);
+            await WriteAsync(context, 503, ErrorCodes.Unknown, "The server is temporarily unavailable; retry shortly",
+                retryAfter: DependencyOutage.RetryAfterSeconds);
+        }
         catch (Exception e)
         {
             logger.LogError(e, "Unhandled error for {Method} {Path}", context.Request.Method, context.Request.Path);
@@ -47,12 +54,14 @@ public sealed class MatrixErrorMiddleware(RequestDelegate next, ILogger<MatrixEr
         }
     }
 
-    public static async Task WriteAsync(HttpContext context, int status, string errcode, string message, string? extraJson = null)
+    public static async Task WriteAsync(HttpContext context, int status, string errcode, string message, string? extraJson = null,
+        int? retryAfter = null)
     {
         if (context.Response.HasStarted) return;
         var cors = context.Response.Headers.Where(h => h.Key.StartsWith("Access-Control-", StringComparison.Ordinal)).ToList();
         context.Response.Clear();
         foreach (var (k, v) in cors) context.Response.Headers[k] = v;
+        if (retryAfter is { } seconds) context.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
         context.Response.StatusCode = status;
         context.Response.ContentType = "application/json";
         await context.Response.WriteAsync(ErrorBody(errcode, message, extraJson));

@@ -1,3 +1,4 @@
+using Homeserver.Storage;
 using Homeserver.Errors;
 using Homeserver.Streams;
 using Microsoft.Extensions.Options;
@@ -27,7 +28,7 @@ public sealed class UserGrain(AccountRepository repository, IOptions<HomeserverO
     public override async Task OnActivateAsync(CancellationToken ct)
     {
         _userId = this.GetPrimaryKeyString();
-        var (user, devices) = await repository.LoadAsync(_userId);
+        var (user, devices) = await StorageOutage.DuringActivationAsync(() => repository.LoadAsync(_userId));
         _exists = user is not null;
         _passwordHash = user?.PasswordHash;
         _isGuest = user?.IsGuest ?? false;

@@ -103,6 +103,7 @@ public static class HomeserverHostingExtensions
     /// <summary>The homeserver's own per-silo services and grain configuration.</summary>
     public static ISiloBuilder AddHomeserverGrains(this ISiloBuilder silo, HomeserverOptions options)
     {
+        silo.AddIncomingGrainCallFilter<StorageOutageCallFilter>();
         silo.Services.AddHomeserverStreams();
         silo.Services.AddPlacementDirector<StreamWriterPlacement, StreamWriterPlacementDirector>();
         silo.Services.AddHomeserverAccounts();

@@ -1,3 +1,4 @@
+using Homeserver.Storage;
 using Homeserver.AccountData;
 using Homeserver.Errors;
 using Homeserver.Streams;
@@ -21,7 +22,7 @@ public sealed class PresenceGrain(PresenceStore store, IOptions<PresenceOptions>
     public override async Task OnActivateAsync(CancellationToken ct)
     {
         var userId = this.GetPrimaryKeyString();
-        _current = await store.GetAsync(userId) ?? new PresenceRow(userId, "offline", null, 0, false);
+        _current = await StorageOutage.DuringActivationAsync(() => store.GetAsync(userId)) ?? new PresenceRow(userId, "offline", null, 0, false);
         // A fresh activation does not know whether a client is still syncing (the silo that had it may be gone):
         // give the clients one sync timeout to show up.
         if (_current.State != "offline") KeepOnline(TimeSpan.Zero);

@@ -1,3 +1,4 @@
+using Homeserver.Storage;
 using System.Text.Json.Nodes;
 using Homeserver.AccountData;
 using Homeserver.Errors;
@@ -17,7 +18,7 @@ public sealed class PushRulesGrain(PushRulesStore store) : Grain, IPushRulesGrai
     public override async Task OnActivateAsync(CancellationToken ct)
     {
         _userId = this.GetPrimaryKeyString();
-        _rules = (await store.LoadAsync(_userId)).Rules;
+        _rules = (await StorageOutage.DuringActivationAsync(() => store.LoadAsync(_userId))).Rules;
     }
 
     public Task<long> PutRuleAsync(string kind, string ruleId, string ruleJson, string? before, string? after) =>

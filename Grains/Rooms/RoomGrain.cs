@@ -1,3 +1,4 @@
+using Homeserver.Storage;
 using System.Text;
 using System.Text.Json.Nodes;
 using Homeserver.Errors;
@@ -58,7 +59,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
     {
         _roomId = this.GetPrimaryKeyString();
         _transactions = new RoomTransactions(store, _roomId, options.Value.TransactionIdLifetime, TimeProvider.System);
-        await ReloadAsync();
+        await StorageOutage.DuringActivationAsync(ReloadAsync);
     }
 
     public async Task<RoomWriteResult> CreateAsync(CreateRoomCommand command)

@@ -89,7 +89,9 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         var status = await RunAsync(pgCtl, ["-D", DataDirectory, "status"], IsRoot, ct, throwOnError: false);
         if (status.ExitCode == 0)
         {
-            // A server from an earlier run of ours still owns the folder (its port was picked up in ResolvePort).
+            // A server from an earlier run of ours still owns the folder (its port was picked up in ResolvePort): that
+            // run died without stopping it. This run adopts it, and stops it at shutdown as if it had started it.
+            _startedByUs = true;
             _logger.LogInformation("Reusing the private PostgreSQL already running on port {Port}", Port);
             return;
         }

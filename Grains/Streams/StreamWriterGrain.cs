@@ -1,3 +1,4 @@
+using Homeserver.Storage;
 using Homeserver.Streams;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -61,8 +62,28 @@ public sealed class StreamWriterGrain(
         _sequence = $"stream_seq_{_stream}";
         if (_stream == StreamNames.Events) _maxInFlight = Math.Max(1, options.Value.EventWriterMaxInFlight);
 
-        // Taking a new epoch waits for every in-flight append of an earlier activation (they hold the row FOR SHARE)
-        // and makes all of its later appends fail, so everything allocated before now has committed or never will.
+        await StorageOutage.DuringActivationAsync(() => TakeEpochAsync(ct));
+        logger.LogInformation("Stream writer {Stream}/{Writer} active at {Position} with epoch {Epoch}", _stream, _writer, _tracker.Persisted, _epoch);
+
+        // Sharded streams share one sequence, so an idle shard must keep claiming its value or it pins the minimum.
+        // A single writer's sequence only moves when it appends, so it has nothing to claim.
+        if (_stream == StreamNames.Events && options.Value.EventWriters > 1)
+            this.RegisterGrainTimer(IdleTickAsync, new GrainTimerCreationOptions(TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(100)) { Interleave = true });
+        if (_writer == 0)
+            foreach (var h in housekeepers.Where(h => h.Stream == _stream)) _housekeepersDue[h] = DateTime.UtcNow + h.Period;
+        var rebalance = options.Value.WriterRebalanceDelay;
+        if (rebalance > TimeSpan.Zero)
+        {
+            var period = TimeSpan.FromTicks(Math.Clamp(rebalance.Ticks / 4, TimeSpan.FromMilliseconds(250).Ticks, TimeSpan.FromSeconds(5).Ticks));
+            this.RegisterGrainTimer(_ => { MoveHomeIfSettled(); return Task.CompletedTask; }, new GrainTimerCreationOptions(period, period) { Interleave = true });
+        }
+        this.RegisterGrainTimer(HousekeepingAsync, new GrainTimerCreationOptions(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5)) { Interleave = true });
+    }
+
+    // Taking a new epoch waits for every in-flight append of an earlier activation (they hold the row FOR SHARE)
+    // and makes all of its later appends fail, so everything allocated before now has committed or never will.
+    private async Task TakeEpochAsync(CancellationToken ct)
+    {
         await using var batch = db.CreateBatch();
         batch.BatchCommands.Add(new NpgsqlBatchCommand(
             """
@@ -80,21 +101,6 @@ public sealed class StreamWriterGrain(
             await reader.ReadAsync(ct);
             _tracker = new PositionTracker(reader.GetInt64(0));
         }
-        logger.LogInformation("Stream writer {Stream}/{Writer} active at {Position} with epoch {Epoch}", _stream, _writer, _tracker.Persisted, _epoch);
-
-        // Sharded streams share one sequence, so an idle shard must keep claiming its value or it pins the minimum.
-        // A single writer's sequence only moves when it appends, so it has nothing to claim.
-        if (_stream == StreamNames.Events && options.Value.EventWriters > 1)
-            this.RegisterGrainTimer(IdleTickAsync, new GrainTimerCreationOptions(TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(100)) { Interleave = true });
-        if (_writer == 0)
-            foreach (var h in housekeepers.Where(h => h.Stream == _stream)) _housekeepersDue[h] = DateTime.UtcNow + h.Period;
-        var rebalance = options.Value.WriterRebalanceDelay;
-        if (rebalance > TimeSpan.Zero)
-        {
-            var period = TimeSpan.FromTicks(Math.Clamp(rebalance.Ticks / 4, TimeSpan.FromMilliseconds(250).Ticks, TimeSpan.FromSeconds(5).Ticks));
-            this.RegisterGrainTimer(_ => { MoveHomeIfSettled(); return Task.CompletedTask; }, new GrainTimerCreationOptions(period, period) { Interleave = true });
-        }
-        this.RegisterGrainTimer(HousekeepingAsync, new GrainTimerCreationOptions(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5)) { Interleave = true });
     }
 
     public Task<AppendResult> AppendAsync(StreamRow[] rows)

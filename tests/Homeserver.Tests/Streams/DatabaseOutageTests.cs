@@ -66,4 +66,76 @@ public sealed class DatabaseOutageTests
             try { Directory.Delete(folder, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         }
     }
+
+    [Fact]
+    public async Task Requests_while_the_database_is_down_are_503_with_retry_after_and_service_resumes_by_itself()
+    {
+        var folder = Path.Combine(Path.GetTempPath(), $"homeserver-outage-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(folder);
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(folder, (UnixFileMode)0b111_101_101);
+        var postgres = new EmbeddedPostgres(folder, NullLogger.Instance, fsync: false);
+        await postgres.StartAsync();
+        var log = new ErrorLogCapture();
+        try
+        {
+            await using var cluster = await HomeserverTestCluster.StartAsync(2, new Dictionary<string, string?>
+            {
+                ["Homeserver:Postgres"] = postgres.ConnectionString() + ";Timeout=3",
+            }, log.AddTo);
+            var alice = await MatrixTestClient.RegisterAsync(cluster.Silos[0]);
+            var room = await alice.CreateRoomAsync();
+            var sent = await alice.SendTextAsync(room, "before");
+            var onB = alice.On(cluster.Silos[1]);
+
+            await postgres.StopAsync();
+            var requests = new Func<Task<HttpResponseMessage>>[]
+            {
+                () => alice.Http.PutAsync($"{MatrixPaths.Room(room)}/send/m.room.message/down1", Json("{\"msgtype\":\"m.text\",\"body\":\"down\"}")),
+                () => onB.Http.PutAsync($"{MatrixPaths.Room(room)}/send/m.room.message/down2", Json("{\"msgtype\":\"m.text\",\"body\":\"down\"}")),
+                () => alice.Http.GetAsync($"{MatrixPaths.Room(room)}/messages?dir=b&limit=5"),
+                () => onB.Http.GetAsync($"{MatrixPaths.V3}/sync?timeout=0"),
+                () => alice.Http.PutAsync($"{MatrixPaths.V3}/user/{MatrixPaths.E(alice.UserId)}/account_data/org.example", Json("{}")),
+                () => cluster.Silos[1].Http.PostAsync($"{MatrixPaths.V3}/register", Json("{\"username\":\"downuser\",\"password\":\"pw-123456789\",\"auth\":{\"type\":\"m.login.dummy\"}}")),
+                () => cluster.Silos[0].Http.PostAsync($"{MatrixPaths.V3}/login", Json($"{{\"type\":\"m.login.password\",\"user\":\"{alice.UserId}\",\"password\":\"{MatrixTestClient.DefaultPassword}\"}}")),
+                () => onB.Http.PostAsync($"{MatrixPaths.V3}/user_directory/search", Json("{\"search_term\":\"a\"}")),
+            };
+            try
+            {
+                foreach (var request in requests)
+                {
+                    using var response = await request();
+                    var body = await response.Content.ReadAsStringAsync();
+                    Assert.True((int)response.StatusCode == 503,
+                        $"{response.RequestMessage?.RequestUri}: {(int)response.StatusCode} {body}\n{log.Entries.LastOrDefault()?.Exception}");
+                    Assert.True(response.Headers.RetryAfter is not null, "no Retry-After");
+                    Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+                    Assert.Contains("\"errcode\"", body);
+                }
+            }
+            finally
+            {
+                // Back before the cluster is disposed, whatever happened: silos leave through the membership table.
+                await postgres.StartAsync();
+            }
+            var deadline = DateTime.UtcNow.AddSeconds(30);
+            var resumed = false;
+            while (!resumed && DateTime.UtcNow < deadline)
+            {
+                var r = await alice.PutAsync($"{MatrixPaths.Room(room)}/send/m.room.message/after", new { msgtype = "m.text", body = "after" });
+                resumed = r.StatusCode == 200;
+                if (!resumed) await Task.Delay(200);
+            }
+            Assert.True(resumed, "sending did not resume");
+            (await onB.GetAsync($"{MatrixPaths.Event(room, sent)}")).EnsureSuccess();
+            (await onB.GetAsync($"{MatrixPaths.V3}/sync?timeout=0")).EnsureSuccess();
+            Assert.DoesNotContain(log.Entries, e => e.Category.Contains("MatrixErrorMiddleware"));
+        }
+        finally
+        {
+            await postgres.StopAsync();
+            try { Directory.Delete(folder, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+    }
+
+    private static StringContent Json(string text) => new(text, System.Text.Encoding.UTF8, "application/json");
 }
