@@ -1,3 +1,5 @@
+using Homeserver.Errors;
+
 namespace Homeserver.AccountData;
 
 /// <summary>
@@ -9,11 +11,14 @@ namespace Homeserver.AccountData;
 public interface IAccountDataGrain : IGrainWithStringKey
 {
     /// <summary>Replaces one account data object; <paramref name="roomId"/> null for global account data.</summary>
+    [Idempotent]
     Task<long> SetAsync(string? roomId, string type, string contentJson);
 
     /// <summary>Adds or replaces one tag in the room's <c>m.tag</c>.</summary>
+    [Idempotent]
     Task<long> SetTagAsync(string roomId, string tag, string tagContentJson);
 
     /// <summary>Removes one tag from the room's <c>m.tag</c> (0 when it was not there).</summary>
+    [Idempotent]
     Task<long> RemoveTagAsync(string roomId, string tag);
 }

@@ -1,3 +1,5 @@
+using Homeserver.Errors;
+
 namespace Homeserver.Accounts;
 
 /// <summary>
@@ -15,6 +17,7 @@ public interface IUserGrain : IGrainWithStringKey
     /// replaces that device's token.</summary>
     Task<LoginResult> LoginAsync(LoginRequest request);
 
+    [Idempotent]
     Task<bool> ExistsAsync();
 
     Task<bool> CheckPasswordAsync(string password);
@@ -23,8 +26,10 @@ public interface IUserGrain : IGrainWithStringKey
     /// <paramref name="keepDeviceId"/>.</summary>
     Task<long> ChangePasswordAsync(string newPassword, bool logoutDevices, string? keepDeviceId);
 
+    [Idempotent]
     Task<DeviceInfo[]> GetDevicesAsync();
 
+    [Idempotent]
     Task<DeviceInfo?> GetDeviceAsync(string deviceId);
 
     /// <summary>False when the device does not exist.</summary>

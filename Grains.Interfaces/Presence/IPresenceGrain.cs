@@ -1,3 +1,5 @@
+using Homeserver.Errors;
+
 namespace Homeserver.Presence;
 
 /// <summary>
@@ -10,10 +12,12 @@ namespace Homeserver.Presence;
 public interface IPresenceGrain : IGrainWithStringKey
 {
     /// <summary>An explicit <c>PUT /presence/.../status</c>: sets the state and replaces the status message.</summary>
+    [Idempotent]
     Task<long> SetAsync(string presence, string? statusMsg);
 
     /// <summary>A /sync of the user (<c>set_presence</c>, default online) whose client asked to wait up to
     /// <paramref name="longPoll"/>: activity that keeps or makes them online; leaves the status message alone.</summary>
+    [Idempotent]
     Task<long> SyncedAsync(string presence, TimeSpan longPoll);
 
     /// <summary>Does nothing but make sure the grain is active, so that its timers take a user who is no longer

@@ -1,3 +1,5 @@
+using Homeserver.Errors;
+
 namespace Homeserver.Receipts;
 
 /// <summary>
@@ -9,9 +11,11 @@ public interface IReceiptsGrain : IGrainWithStringKey
 {
     /// <summary><paramref name="receiptType"/> is <c>m.read</c> or <c>m.read.private</c>; <paramref name="threadId"/>
     /// null for an unthreaded receipt.</summary>
+    [Idempotent]
     Task<ReadMarkersResult> SetReceiptAsync(string userId, string receiptType, string eventId, string? threadId);
 
     /// <summary>Any of the three may be null.</summary>
+    [Idempotent]
     Task<ReadMarkersResult> SetReadMarkersAsync(string userId, string? fullyRead, string? read, string? readPrivate);
 }
 

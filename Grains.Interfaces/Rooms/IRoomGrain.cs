@@ -1,3 +1,5 @@
+using Homeserver.Errors;
+
 namespace Homeserver.Rooms;
 
 /// <summary>
@@ -13,12 +15,14 @@ public interface IRoomGrain : IGrainWithStringKey
     Task<RoomWriteResult> CreateAsync(CreateRoomCommand command);
 
     /// <summary>Sends a message event (no state key) or a state event. Idempotent per (sender, device, txn id).</summary>
+    [Idempotent]
     Task<RoomWriteResult> SendAsync(SendEventCommand command);
 
     /// <summary>Join, invite, leave, kick, ban or unban.</summary>
     Task<RoomWriteResult> SetMembershipAsync(MembershipCommand command);
 
     /// <summary>Sends an <c>m.room.redaction</c> and redacts the stored target. Idempotent per txn id.</summary>
+    [Idempotent]
     Task<RoomWriteResult> RedactAsync(RedactCommand command);
 
     /// <summary>Hides the room from the user's archive; only allowed when they are no longer joined.</summary>

@@ -1,3 +1,4 @@
+using Homeserver.Errors;
 using Orleans.Concurrency;
 
 namespace Homeserver.Streams;
@@ -14,6 +15,7 @@ public interface IStreamWriterGrain : IGrainWithStringKey
     Task<AppendResult> AppendAsync(StreamRow[] rows);
 
     /// <summary>The persisted-up-to position of this writer.</summary>
+    [Idempotent]
     Task<WriterPosition> GetPositionAsync();
 
     /// <summary>Registers (or renews) a silo reader for push notifications. Subscriptions expire unless renewed.</summary>

@@ -1,3 +1,5 @@
+using Homeserver.Errors;
+
 namespace Homeserver.ToDevice;
 
 /// <summary>
@@ -10,5 +12,6 @@ public interface IToDeviceGrain : IGrainWithStringKey
     /// <summary><paramref name="messagesJson"/> is the request's <c>messages</c> object,
     /// <c>{userId: {deviceId or "*": content}}</c>, already validated. Returns the <c>to_device/0</c> position to wait
     /// for (0 when nothing was sent, e.g. a repeated transaction).</summary>
+    [Idempotent]
     Task<long> SendAsync(string senderDeviceId, string txnId, string type, string messagesJson);
 }

@@ -1,3 +1,5 @@
+using Homeserver.Errors;
+
 namespace Homeserver.Typing;
 
 /// <summary>
@@ -9,5 +11,6 @@ public interface ITypingGrain : IGrainWithStringKey
 {
     /// <summary>403 unless <paramref name="userId"/> is joined. <paramref name="timeoutMs"/> is clamped to two minutes.
     /// Returns the <c>typing/0</c> position to wait for (0 when nothing changed).</summary>
+    [Idempotent]
     Task<long> SetTypingAsync(string userId, bool typing, long timeoutMs);
 }

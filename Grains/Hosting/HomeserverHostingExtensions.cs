@@ -84,6 +84,15 @@ public static class HomeserverHostingExtensions
                 o.ConnectionString = connectionString;
             });
             silo.ConfigureEndpoints(cluster.Address(), cluster.SiloPort, cluster.GatewayPort, listenOnAnyHostAddress: false);
+            // Failure detection by default: a silo that misses three one-second probes is suspected and voted dead,
+            // about four seconds after a kill -9 (Orleans' defaults take about a minute). A GC pause or a busy machine
+            // shorter than three seconds does not evict a live silo; one evicted wrongly restarts its silo process.
+            silo.Configure<ClusterMembershipOptions>(o =>
+            {
+                o.ProbeTimeout = TimeSpan.FromSeconds(1);
+                o.NumMissedProbesLimit = 3;
+                o.TableRefreshTimeout = TimeSpan.FromSeconds(2);
+            });
             if (cluster.FastFailureDetection)
             {
                 silo.Configure<ClusterMembershipOptions>(o =>
@@ -104,6 +113,7 @@ public static class HomeserverHostingExtensions
     public static ISiloBuilder AddHomeserverGrains(this ISiloBuilder silo, HomeserverOptions options)
     {
         silo.AddIncomingGrainCallFilter<StorageOutageCallFilter>();
+        silo.AddOutgoingGrainCallFilter<SiloLossRetryFilter>();
         silo.Services.AddHomeserverStreams();
         silo.Services.AddPlacementDirector<StreamWriterPlacement, StreamWriterPlacementDirector>();
         silo.Services.AddHomeserverAccounts();

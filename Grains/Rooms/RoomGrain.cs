@@ -1,3 +1,4 @@
+using Homeserver.Hosting;
 using Homeserver.Storage;
 using System.Text;
 using System.Text.Json.Nodes;
@@ -362,9 +363,16 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
                     writes = built.Select(b => b.Write).ToList();
                     continue;
                 }
-                var failure = e is StreamUnavailableException
-                    ? new MatrixException(ErrorCodes.Unknown, "The room's storage is unavailable; try again", 503)
-                    : new MatrixException(ErrorCodes.Unknown, "Could not store the event; try again", 500);
+                // The writer's silo died (or the database is down): the exception goes to the caller as it is, so
+                // that the front end retries an idempotent send (its transaction id makes the retry find an event
+                // that did commit) or answers 503.
+                Exception failure = e switch
+                {
+                    _ when SiloLossRetryFilter.IsSiloLoss(e) => e,
+                    _ when StorageOutage.Is(e) => StorageOutage.Unavailable(e),
+                    StreamUnavailableException => new MatrixException(ErrorCodes.Unknown, "The room's storage is unavailable; try again", 503),
+                    _ => new MatrixException(ErrorCodes.Unknown, "Could not store the event; try again", 500),
+                };
                 foreach (var (write, _, _) in built) write.Done.TrySetException(failure);
                 return;
             }

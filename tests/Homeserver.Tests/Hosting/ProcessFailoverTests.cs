@@ -1,0 +1,235 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Text;
+using System.Text.Json.Nodes;
+using Homeserver.Hosting;
+using Homeserver.Tests.Infrastructure;
+using Npgsql;
+using Xunit.Abstractions;
+
+namespace Homeserver.Tests.Hosting;
+
+/// <summary>
+/// A cluster of real OS processes started as the README starts them (a front end with its silo, and a silo without
+/// HTTP, finding each other through the database), under load from clients that send with transaction ids, and a
+/// <c>kill -9</c> of the second silo: no client request fails, and every acknowledged message is in its room exactly
+/// once afterwards.
+/// </summary>
+public sealed class ProcessFailoverTests(ITestOutputHelper output)
+{
+    private const int Senders = 8;
+    private static readonly TimeSpan LoadBeforeKill = TimeSpan.FromSeconds(3);
+    private static readonly TimeSpan LoadAfterKill = TimeSpan.FromSeconds(10);
+
+    [Fact]
+    public async Task Kill_9_of_a_silo_fails_no_idempotent_request_and_loses_no_acknowledged_message()
+    {
+        var database = await TestPostgres.CreateDatabaseAsync();
+        await using var db = NpgsqlDataSource.Create(database);
+        // The silo without HTTP starts first, so the stream writers activate there (they stay: rebalancing is off):
+        // the kill takes every writer with it, and room grains are spread over both.
+        using var silo = HomeserverProcess.Start("Silo", database, http: false);
+        await WaitForActiveSilosAsync(db, 1, silo);
+        await WaitForWritersAsync(db);
+        using var frontEnd = HomeserverProcess.Start("Api", database, http: true);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        await frontEnd.WaitReadyAsync(http);
+        await WaitForActiveSilosAsync(db, 2, silo);
+
+        // Enough rooms (and so writers and room grains) that some live on the silo about to die.
+        // A TestSilo handle on the other process's front end: clients use only its URL.
+        var alice = await MatrixTestClient.RegisterAsync(new TestSilo(0, null!, frontEnd.Url));
+        var rooms = new List<string>();
+        for (var i = 0; i < Senders; i++) rooms.Add(await alice.CreateRoomAsync());
+        var onDyingSilo = await CountOnSiloAsync(db, silo.SiloPort);
+        output.WriteLine($"stream writers on the silo to be killed: {onDyingSilo}");
+        Assert.True(onDyingSilo > 0, "no stream writer lives on the silo to be killed");
+
+        var acked = new ConcurrentDictionary<string, (string Room, string Body)>();
+        var failures = new ConcurrentQueue<string>();
+        var latencies = new ConcurrentBag<double>();
+        using var stop = new CancellationTokenSource();
+        var senders = rooms.Select((room, index) => Task.Run(async () =>
+        {
+            for (var n = 0; n < 100_000 && !stop.IsCancellationRequested; n++)
+            {
+                var body = $"s{index}-{n}";
+                var started = Stopwatch.GetTimestamp();
+                var r = await alice.Http.PutJsonAsync($"{MatrixPaths.Room(room)}/send/m.room.message/{body}",
+                    new JsonObject { ["msgtype"] = "m.text", ["body"] = body });
+                latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                if (r.StatusCode == 200) acked[r["event_id"].GetValue<string>()] = (room, body);
+                else failures.Enqueue($"{body}: {r.StatusCode} {r.Text}");
+            }
+        })).ToList();
+
+        await Task.Delay(LoadBeforeKill);
+        var ackedBeforeKill = acked.Count;
+        silo.Kill9();
+        await Task.Delay(LoadAfterKill);
+        stop.Cancel();
+        await Task.WhenAll(senders);
+
+        var sorted = latencies.OrderBy(l => l).ToArray();
+        output.WriteLine($"acknowledged {acked.Count} ({ackedBeforeKill} before the kill), failed {failures.Count}, " +
+                         $"latency p50 {sorted[sorted.Length / 2]:F1} ms, max {sorted[^1]:F0} ms");
+        Assert.True(failures.IsEmpty, $"{failures.Count} failed requests:\n{string.Join("\n", failures.Take(10))}\n{frontEnd.Output[^Math.Min(3000, frontEnd.Output.Length)..]}");
+        Assert.True(acked.Count > ackedBeforeKill + Senders, "sending did not go on after the kill");
+
+        // Every acknowledged message is in its room exactly once (read through the surviving front end).
+        foreach (var room in rooms)
+        {
+            var bodies = new List<string>();
+            string? from = null;
+            for (var page = 0; page < 1000; page++)
+            {
+                var r = (await alice.GetAsync($"{MatrixPaths.Room(room)}/messages?dir=b&limit=500{(from is null ? "" : "&from=" + from)}")).EnsureSuccess();
+                var chunk = r["chunk"].AsArray();
+                foreach (var e in chunk)
+                    if (e?["type"]?.GetValue<string>() == "m.room.message") bodies.Add(e["content"]!["body"]!.GetValue<string>());
+                if (chunk.Count == 0 || r.Body?["end"] is null) break;
+                from = r["end"].GetValue<string>();
+            }
+            var expected = acked.Values.Where(a => a.Room == room).Select(a => a.Body).ToHashSet();
+            Assert.Equal(bodies.Count, bodies.Distinct().Count());
+            Assert.Empty(expected.Except(bodies));
+        }
+    }
+
+    private static async Task WaitForActiveSilosAsync(NpgsqlDataSource db, int count, HomeserverProcess silo)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (DateTime.UtcNow < deadline)
+        {
+            Assert.False(silo.Process.HasExited, $"the silo exited early:\n{silo.Output}");
+            if (await CountAsync(db, "SELECT count(*) FROM OrleansMembershipTable WHERE Status = 3") >= count) return;
+            await Task.Delay(250);
+        }
+        Assert.Fail($"fewer than {count} silos became active:\n{silo.Output}");
+    }
+
+    private static async Task WaitForWritersAsync(NpgsqlDataSource db)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (await CountAsync(db, "SELECT count(*) FROM stream_writers WHERE stream = 'events'") > 0) return;
+            await Task.Delay(250);
+        }
+        Assert.Fail("no events writer became active");
+    }
+
+    /// <summary>The count, or 0 while the process has not created the table yet.</summary>
+    private static async Task<long> CountAsync(NpgsqlDataSource db, string sql)
+    {
+        try
+        {
+            await using var cmd = db.CreateCommand(sql);
+            return (long)(await cmd.ExecuteScalarAsync())!;
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedTable)
+        {
+            return 0;
+        }
+    }
+
+    private static async Task<long> CountOnSiloAsync(NpgsqlDataSource db, int siloPort)
+    {
+        await using var cmd = db.CreateCommand("SELECT count(*) FROM stream_writers WHERE silo LIKE $1");
+        cmd.Parameters.AddWithValue($"%:{siloPort}:%"); // SiloAddress.ToString(): S{address}:{port}:{generation}
+        return (long)(await cmd.ExecuteScalarAsync())!;
+    }
+}
+
+/// <summary>
+/// One homeserver process, started from the built binaries exactly as <c>dotnet run --project Api|Silo</c> runs them,
+/// on loopback ports of its own and a shared database.
+/// </summary>
+public sealed class HomeserverProcess : IDisposable
+{
+    private readonly StringBuilder _output = new();
+
+    public Process Process { get; }
+    public string Url { get; }
+    public int SiloPort { get; }
+    public string Output { get { lock (_output) return _output.ToString(); } }
+
+    private HomeserverProcess(Process process, string url, int siloPort)
+    {
+        Process = process;
+        Url = url;
+        SiloPort = siloPort;
+    }
+
+    /// <param name="project">"Api" (front end with a silo) or "Silo" (a silo without HTTP).</param>
+    public static HomeserverProcess Start(string project, string database, bool http, params string[] args)
+    {
+        var httpPort = LoopbackPorts.Free();
+        var siloPort = LoopbackPorts.Free();
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        psi.ArgumentList.Add(Binary(project));
+        if (http)
+        {
+            psi.ArgumentList.Add("--urls");
+            psi.ArgumentList.Add($"http://127.0.0.1:{httpPort}");
+        }
+        psi.ArgumentList.Add($"--Homeserver:Postgres={database}");
+        psi.ArgumentList.Add($"--Homeserver:Cluster:SiloPort={siloPort}");
+        psi.ArgumentList.Add($"--Homeserver:Cluster:GatewayPort={LoopbackPorts.Free()}");
+        psi.ArgumentList.Add("--Homeserver:PasswordHashCost=4");
+        psi.ArgumentList.Add("--Homeserver:WriterRebalanceDelay=00:00:00");
+        psi.ArgumentList.Add("--Logging:LogLevel:Default=Warning");
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        var process = Process.Start(psi)!;
+        var server = new HomeserverProcess(process, $"http://127.0.0.1:{httpPort}", siloPort);
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (server._output) server._output.AppendLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (server._output) server._output.AppendLine(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return server;
+    }
+
+    public async Task WaitReadyAsync(HttpClient http)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (DateTime.UtcNow < deadline)
+        {
+            Assert.False(Process.HasExited, $"the process exited early:\n{Output}");
+            try
+            {
+                using var r = await http.GetAsync($"{Url}/health/ready");
+                if (r.StatusCode == HttpStatusCode.OK) return;
+            }
+            catch (HttpRequestException) { }
+            await Task.Delay(250);
+        }
+        Assert.Fail($"never became ready:\n{Output}");
+    }
+
+    /// <summary>SIGKILL: the process vanishes without a word to the cluster.</summary>
+    public void Kill9()
+    {
+        Process.Kill(entireProcessTree: true);
+        Process.WaitForExit(10_000);
+    }
+
+    public void Dispose()
+    {
+        if (!Process.HasExited) Process.Kill(entireProcessTree: true);
+        Process.Dispose();
+    }
+
+    private static string Binary(string project)
+    {
+        // tests/Homeserver.Tests/bin/{Configuration}/net10.0 → {project}/bin/{Configuration}/net10.0/Homeserver.{project}.dll
+        var here = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        var configuration = here.Parent!.Name;
+        var root = here;
+        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Homeserver.sln"))) root = root.Parent;
+        Assert.NotNull(root);
+        var dll = Path.Combine(root!.FullName, project, "bin", configuration, here.Name, $"Homeserver.{project}.dll");
+        Assert.True(File.Exists(dll), $"{dll} was not built");
+        return dll;
+    }
+}
