@@ -85,13 +85,13 @@ public static class HomeserverHostingExtensions
             });
             silo.ConfigureEndpoints(cluster.Address(), cluster.SiloPort, cluster.GatewayPort, listenOnAnyHostAddress: false);
             // Failure detection by default: a silo that misses three one-second probes is suspected and voted dead,
-            // about four seconds after a kill -9 (Orleans' defaults take about a minute). A GC pause or a busy machine
+            // a few seconds after a kill -9 (Orleans' defaults take about a minute). A GC pause or a busy machine
             // shorter than three seconds does not evict a live silo; one evicted wrongly restarts its silo process.
+            // The membership table is still read at Orleans' default period: votes travel by gossip, not by polling.
             silo.Configure<ClusterMembershipOptions>(o =>
             {
                 o.ProbeTimeout = TimeSpan.FromSeconds(1);
                 o.NumMissedProbesLimit = 3;
-                o.TableRefreshTimeout = TimeSpan.FromSeconds(2);
             });
             if (cluster.FastFailureDetection)
             {

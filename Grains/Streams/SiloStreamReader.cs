@@ -24,10 +24,19 @@ public sealed class SiloStreamReader(
     IEnumerable<IStreamRowHandler> handlers,
     StreamTestHooks hooks,
     ILocalSiloDetails silo,
+    IClusterMembershipService membership,
     IOptions<HomeserverOptions> options,
     ILogger<SiloStreamReader> logger) : IStreamReaderObserver, IHostedService, IDisposable
 {
     private static readonly TimeSpan RenewPeriod = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// The longest a writer goes unpolled. A writer whose polls find nothing is polled half as often each time, from
+    /// <see cref="HomeserverOptions.ReaderBackstopPeriod"/> up to this, so an idle cluster costs a call per writer
+    /// every few seconds instead of every second. Any sign of trouble (a poll that found a missed notification or a
+    /// new activation, a change of cluster membership, a gap) puts every writer back on the short period.
+    /// </summary>
+    private static readonly TimeSpan MaxBackstopInterval = TimeSpan.FromSeconds(8);
 
     /// <summary>
     /// How long a notification that does not start where the reader is waits for the one before it. Notifications
@@ -55,6 +64,10 @@ public sealed class SiloStreamReader(
         // Notifications that arrived ahead of a gap, by their From (guarded by Gate).
         public readonly SortedList<long, StreamAdvance> Parked = [];
         public bool GapCheckScheduled;
+        // Backstop polling (touched by the backstop loop only).
+        public TimeSpan PollInterval;
+        public DateTime NextPoll;
+        public DateTime LastRenew;
     }
 
     /// <summary>How many times this reader had to read the log to fill a gap (for tests and metrics).</summary>
@@ -264,38 +277,61 @@ public sealed class SiloStreamReader(
 
     private async Task BackstopLoopAsync(CancellationToken ct)
     {
-        var lastRenew = DateTime.UtcNow;
+        var period = options.Value.ReaderBackstopPeriod;
+        var membershipVersion = membership.CurrentSnapshot.Version;
+        var start = DateTime.UtcNow;
+        foreach (var c in _cursors.Values) (c.PollInterval, c.NextPoll, c.LastRenew) = (period, start, start);
         while (!ct.IsCancellationRequested)
         {
-            try { await Task.Delay(options.Value.ReaderBackstopPeriod, ct); }
+            try { await Task.Delay(period, ct); }
             catch (OperationCanceledException) { return; }
 
-            var renew = DateTime.UtcNow - lastRenew >= RenewPeriod;
-            if (renew) lastRenew = DateTime.UtcNow;
-            await Task.WhenAll(_cursors.Values.Select(c => PollAsync(c, renew)));
+            var now = DateTime.UtcNow;
+            // A silo came or went: writers may have moved to new activations that do not know this reader yet.
+            var version = membership.CurrentSnapshot.Version;
+            var membershipChanged = version != membershipVersion;
+            membershipVersion = version;
+            var due = _cursors.Values.Where(c => membershipChanged || c.PollInterval == TimeSpan.Zero || c.NextPoll <= now).ToList();
+            var found = await Task.WhenAll(due.Select(c => PollAsync(c, now - c.LastRenew >= RenewPeriod)));
+            var trouble = membershipChanged || found.Any(f => f);
+            foreach (var c in trouble ? _cursors.Values : due)
+            {
+                if (due.Contains(c) && now - c.LastRenew >= RenewPeriod) c.LastRenew = now;
+                var quiet = !trouble && c.PollInterval > TimeSpan.Zero;
+                c.PollInterval = quiet ? TimeSpan.FromTicks(Math.Min(c.PollInterval.Ticks * 2, MaxBackstopInterval.Ticks)) : period;
+                c.NextPoll = now + c.PollInterval;
+            }
         }
     }
 
-    private async Task PollAsync(Cursor cursor, bool renew)
+    /// <summary>Asks one writer where it is; true when that found something the notifications had not brought.</summary>
+    private async Task<bool> PollAsync(Cursor cursor, bool renew)
     {
         try
         {
             var writer = grains.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(cursor.Stream, cursor.Writer));
             var position = await writer.GetPositionAsync();
+            var found = false;
             // A new epoch is a new activation: it has no subscribers yet, so subscribe at once rather than at renewal.
             if (renew || position.Epoch != cursor.Epoch)
             {
+                found = position.Epoch != cursor.Epoch;
                 await writer.SubscribeAsync(_self!, silo.SiloAddress);
                 cursor.Epoch = position.Epoch;
             }
             if (position.Position > Interlocked.Read(ref cursor.Position))
+            {
+                found = true;
                 await ApplyAsync(cursor, position.Position, null);
+            }
+            return found;
         }
         catch (Exception e) when (!_stopping.IsCancellationRequested)
         {
             logger.LogDebug("Backstop poll of {Stream}/{Writer} failed: {Message}", cursor.Stream, cursor.Writer, e.Message);
+            return true; // a writer that cannot be reached is trouble: keep polling often
         }
-        catch (Exception) { }
+        catch (Exception) { return false; }
     }
 
     public void Dispose() => _stopping.Dispose();

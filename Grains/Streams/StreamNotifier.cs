@@ -38,9 +38,14 @@ public sealed class StreamNotifier : IDisposable
         public CancellationTokenRegistration Registration;
     }
 
+    private static readonly TimeSpan SweepPeriod = TimeSpan.FromMilliseconds(50);
+    // Whether the sweep timer runs (guarded by _lock). It runs only while a deadline is queued: an idle silo with no
+    // long-polls would otherwise wake its thread pool twenty times a second for nothing.
+    private bool _sweeping;
+
     public StreamNotifier()
     {
-        _sweep = new Timer(_ => Sweep(), null, TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(50));
+        _sweep = new Timer(_ => Sweep(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
     }
 
     /// <summary>Everything this silo has applied: a token covering it is safe to serve here.</summary>
@@ -193,6 +198,11 @@ public sealed class StreamNotifier : IDisposable
             DeadlineTicks = Environment.TickCount64 + (long)Math.Min(timeout.TotalMilliseconds, int.MaxValue),
         };
         _deadlines.Enqueue(w, w.DeadlineTicks);
+        if (!_sweeping)
+        {
+            _sweeping = true;
+            _sweep.Change(SweepPeriod, SweepPeriod);
+        }
         if (ct.CanBeCanceled) w.Registration = ct.Register(() => Expire(w));
         return w;
     }
@@ -235,6 +245,11 @@ public sealed class StreamNotifier : IDisposable
                 var live = _deadlines.UnorderedItems.Where(i => !i.Element.Done.Task.IsCompleted).ToList();
                 _deadlines.Clear();
                 foreach (var (w, d) in live) _deadlines.Enqueue(w, d);
+            }
+            if (_deadlines.Count == 0 && _sweeping)
+            {
+                _sweeping = false;
+                _sweep.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
             }
         }
         if (expired is not null) foreach (var w in expired) Complete(w, false);

@@ -24,6 +24,7 @@ public sealed class StreamWriterGrain(
     StreamTestHooks hooks,
     IClusterMembershipService membership,
     ILocalSiloDetails silo,
+    StreamNotifier localReader,
     IOptions<HomeserverOptions> options,
     ILogger<StreamWriterGrain> logger) : Grain, IStreamWriterGrain, IGrainMigrationParticipant
 {
@@ -49,7 +50,6 @@ public sealed class StreamWriterGrain(
     private long _epoch;
     private PositionTracker _tracker = new(0);
     private int _inFlight;
-    private long _allocationsStarted;
     private bool _fenced;
     private string _sequence = "";
 
@@ -68,7 +68,7 @@ public sealed class StreamWriterGrain(
         // Sharded streams share one sequence, so an idle shard must keep claiming its value or it pins the minimum.
         // A single writer's sequence only moves when it appends, so it has nothing to claim.
         if (_stream == StreamNames.Events && options.Value.EventWriters > 1)
-            this.RegisterGrainTimer(IdleTickAsync, new GrainTimerCreationOptions(TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(100)) { Interleave = true });
+            this.RegisterGrainTimer(IdleTick, new GrainTimerCreationOptions(IdleTickPeriod, IdleTickPeriod) { Interleave = true });
         if (_writer == 0)
             foreach (var h in housekeepers.Where(h => h.Stream == _stream)) _housekeepersDue[h] = DateTime.UtcNow + h.Period;
         var rebalance = options.Value.WriterRebalanceDelay;
@@ -160,7 +160,6 @@ public sealed class StreamWriterGrain(
         await _allocation.WaitAsync();
         try
         {
-            Interlocked.Increment(ref _allocationsStarted);
             positions = await AllocateAsync(appends.Sum(a => a.Rows.Length));
             _tracker.Allocated(positions);
         }
@@ -306,21 +305,22 @@ public sealed class StreamWriterGrain(
         }
     }
 
-    private async Task IdleTickAsync(CancellationToken ct)
+    private static readonly TimeSpan IdleTickPeriod = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>
+    /// An idle shard claims the highest position this silo's reader has seen of its stream: another shard persisted
+    /// it, so the shared sequence has handed out every value up to it, and this shard, idle, holds none of them
+    /// unpersisted; its next append takes a higher one. Claiming moves the stream's minimum (tokens stay short) at
+    /// the cost of a look at memory, not a database query per tick.
+    /// </summary>
+    private Task IdleTick(CancellationToken ct)
     {
-        if (_fenced || !_tracker.Idle || _unresolved.Count > 0) return;
-        var before = Interlocked.Read(ref _allocationsStarted);
-        long last;
-        try
-        {
-            await using var cmd = db.CreateCommand($"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {_sequence}");
-            last = (long)(await cmd.ExecuteScalarAsync(ct))!;
-        }
-        catch (Exception e) when (e is NpgsqlException or OperationCanceledException) { return; }
-        // An allocation that started while we read may hold positions below 'last' that we have not seen yet.
-        if (Interlocked.Read(ref _allocationsStarted) != before || _allocation.CurrentCount == 0) return;
+        // Synchronous from the check to the advance: no append can start in between.
+        if (_fenced || !_tracker.Idle || _unresolved.Count > 0 || _allocation.CurrentCount == 0) return Task.CompletedTask;
+        var seen = localReader.Current[_stream].Max;
         var from = _tracker.Persisted;
-        if (_tracker.AdvanceIdle(last)) Notify(new StreamAdvance(_stream, _writer, from, last, []));
+        if (seen > from && _tracker.AdvanceIdle(seen)) Notify(new StreamAdvance(_stream, _writer, from, seen, []));
+        return Task.CompletedTask;
     }
 
     private async Task HousekeepingAsync(CancellationToken ct)

@@ -18,7 +18,13 @@ switch (mode)
         // dotnet run -c Release --project bench/Homeserver.Bench -- fanout [members] [rounds]
         await FanoutBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 100, args.Length > 2 ? int.Parse(args[2]) : 30);
         return 0;
+    case "idle":
+        // dotnet run -c Release --project bench/Homeserver.Bench -- idle [binaries folder] [warm-up s] [measure s] [events/s]
+        await IdleBenchmark.RunAsync(args.Length > 1 ? Path.GetFullPath(args[1]) : Directory.GetCurrentDirectory(),
+            TimeSpan.FromSeconds(args.Length > 2 ? int.Parse(args[2]) : 90), TimeSpan.FromSeconds(args.Length > 3 ? int.Parse(args[3]) : 60),
+            args.Length > 4 ? int.Parse(args[4]) : 40);
+        return 0;
     default:
-        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, fanout");
+        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, fanout, idle");
         return 2;
 }
