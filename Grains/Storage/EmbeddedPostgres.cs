@@ -105,13 +105,15 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
         _logger.LogInformation("Private PostgreSQL started on 127.0.0.1:{Port}", Port);
     }
 
-    public async Task StopAsync()
+    /// <param name="immediate">Stop as a crash would: every backend quits at once, and the next start recovers from
+    /// the write-ahead log (for fault tests). Otherwise a fast shutdown: clients are disconnected cleanly.</param>
+    public async Task StopAsync(bool immediate = false)
     {
         if (!_startedByUs) return;
         _startedByUs = false;
         var pgCtl = FindBinary("pg_ctl", _binaries);
         if (pgCtl is null) return;
-        await RunAsync(pgCtl, ["-D", DataDirectory, "-m", "fast", "-w", "stop"], IsRoot, CancellationToken.None, throwOnError: false);
+        await RunAsync(pgCtl, ["-D", DataDirectory, "-m", immediate ? "immediate" : "fast", "-w", "stop"], IsRoot, CancellationToken.None, throwOnError: false);
         _logger.LogInformation("Private PostgreSQL stopped");
     }
 

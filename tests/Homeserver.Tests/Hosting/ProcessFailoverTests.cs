@@ -83,20 +83,104 @@ public sealed class ProcessFailoverTests(ITestOutputHelper output)
         // Every acknowledged message is in its room exactly once (read through the surviving front end).
         foreach (var room in rooms)
         {
-            var bodies = new List<string>();
-            string? from = null;
-            for (var page = 0; page < 1000; page++)
-            {
-                var r = (await alice.GetAsync($"{MatrixPaths.Room(room)}/messages?dir=b&limit=500{(from is null ? "" : "&from=" + from)}")).EnsureSuccess();
-                var chunk = r["chunk"].AsArray();
-                foreach (var e in chunk)
-                    if (e?["type"]?.GetValue<string>() == "m.room.message") bodies.Add(e["content"]!["body"]!.GetValue<string>());
-                if (chunk.Count == 0 || r.Body?["end"] is null) break;
-                from = r["end"].GetValue<string>();
-            }
-            var expected = acked.Values.Where(a => a.Room == room).Select(a => a.Body).ToHashSet();
+            var bodies = await MessageBodiesAsync(alice, room);
             Assert.Equal(bodies.Count, bodies.Distinct().Count());
-            Assert.Empty(expected.Except(bodies));
+            Assert.Empty(acked.Values.Where(a => a.Room == room).Select(a => a.Body).Except(bodies));
+        }
+    }
+
+    /// <summary>Every message body in the room, newest first, through /messages page by page.</summary>
+    private static async Task<List<string>> MessageBodiesAsync(MatrixTestClient user, string room)
+    {
+        var bodies = new List<string>();
+        string? from = null;
+        for (var page = 0; page < 1000; page++)
+        {
+            var r = (await user.GetAsync($"{MatrixPaths.Room(room)}/messages?dir=b&limit=500{(from is null ? "" : "&from=" + from)}")).EnsureSuccess();
+            var chunk = r["chunk"].AsArray();
+            foreach (var e in chunk)
+                if (e?["type"]?.GetValue<string>() == "m.room.message") bodies.Add(e["content"]!["body"]!.GetValue<string>());
+            if (chunk.Count == 0 || r.Body?["end"] is null) break;
+            from = r["end"].GetValue<string>();
+        }
+        return bodies;
+    }
+
+    [Fact]
+    public async Task PostgreSQL_crashing_under_load_answers_503_never_500_and_loses_nothing_acknowledged()
+    {
+        var folder = Path.Combine(Path.GetTempPath(), $"homeserver-pgcrash-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(folder);
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(folder, (UnixFileMode)0b111_101_101);
+        var postgres = new Homeserver.Storage.EmbeddedPostgres(folder, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, fsync: true);
+        await postgres.StartAsync();
+        try
+        {
+            var database = postgres.ConnectionString() + ";Timeout=3";
+            using var frontEnd = HomeserverProcess.Start("Api", database, http: true);
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+            await frontEnd.WaitReadyAsync(http);
+            var alice = await MatrixTestClient.RegisterAsync(new TestSilo(0, null!, frontEnd.Url));
+            var rooms = new List<string>();
+            for (var i = 0; i < 4; i++) rooms.Add(await alice.CreateRoomAsync());
+
+            // Clients as real ones behave: a 503 is retried after Retry-After with the same transaction id.
+            var acked = new ConcurrentDictionary<string, (string Room, string Body)>();
+            var unexpected = new ConcurrentQueue<string>();
+            var unavailable = 0;
+            using var stop = new CancellationTokenSource();
+            var senders = rooms.Select((room, index) => Task.Run(async () =>
+            {
+                for (var n = 0; n < 100_000 && !stop.IsCancellationRequested; n++)
+                {
+                    var body = $"p{index}-{n}";
+                    for (var attempt = 0; attempt < 200; attempt++)
+                    {
+                        using var request = new HttpRequestMessage(HttpMethod.Put, $"{MatrixPaths.Room(room)}/send/m.room.message/{body}")
+                        {
+                            Content = new StringContent($"{{\"msgtype\":\"m.text\",\"body\":\"{body}\"}}", Encoding.UTF8, "application/json"),
+                        };
+                        using var response = await alice.Http.SendAsync(request);
+                        var text = await response.Content.ReadAsStringAsync();
+                        if (response.StatusCode == HttpStatusCode.OK)
+                        {
+                            acked[JsonNode.Parse(text)!["event_id"]!.GetValue<string>()] = (room, body);
+                            break;
+                        }
+                        if (response.StatusCode == HttpStatusCode.ServiceUnavailable && response.Headers.RetryAfter is not null && text.Contains("\"errcode\""))
+                        {
+                            Interlocked.Increment(ref unavailable);
+                            await Task.Delay(200);
+                            continue;
+                        }
+                        unexpected.Enqueue($"{body}: {(int)response.StatusCode} {text}");
+                        break;
+                    }
+                }
+            })).ToList();
+
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            await postgres.StopAsync(immediate: true);
+            await Task.Delay(TimeSpan.FromSeconds(3));
+            await postgres.StartAsync();
+            await Task.Delay(TimeSpan.FromSeconds(5));
+            stop.Cancel();
+            await Task.WhenAll(senders);
+
+            output.WriteLine($"acknowledged {acked.Count}, answered 503 {unavailable} times, unexpected {unexpected.Count}");
+            Assert.True(unexpected.IsEmpty, string.Join("\n", unexpected.Take(10)));
+            Assert.True(unavailable > 0, "the outage was not seen");
+            foreach (var room in rooms)
+            {
+                var bodies = await MessageBodiesAsync(alice, room);
+                Assert.Equal(bodies.Count, bodies.Distinct().Count());
+                Assert.Empty(acked.Values.Where(a => a.Room == room).Select(a => a.Body).Except(bodies));
+            }
+        }
+        finally
+        {
+            await postgres.StopAsync();
+            try { Directory.Delete(folder, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         }
     }
 
