@@ -1,5 +1,3 @@
-using Homeserver.Errors;
-
 namespace Homeserver.AccountData;
 
 /// <summary>

@@ -1,4 +1,3 @@
-using Homeserver.Errors;
 using Orleans.Concurrency;
 
 namespace Homeserver.Streams;

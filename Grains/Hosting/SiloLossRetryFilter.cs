@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Reflection;
-using Homeserver.Errors;
 using Microsoft.Extensions.Logging;
 using Orleans.Runtime;
 

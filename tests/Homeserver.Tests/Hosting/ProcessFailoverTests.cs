@@ -40,8 +40,7 @@ public sealed class ProcessFailoverTests(ITestOutputHelper output)
         await WaitForActiveSilosAsync(db, 2, silo);
 
         // Enough rooms (and so writers and room grains) that some live on the silo about to die.
-        // A TestSilo handle on the other process's front end: clients use only its URL.
-        var alice = await MatrixTestClient.RegisterAsync(new TestSilo(0, null!, frontEnd.Url));
+        var alice = await MatrixTestClient.RegisterAsync(TestSilo.OfProcess(frontEnd.Url));
         var rooms = new List<string>();
         for (var i = 0; i < Senders; i++) rooms.Add(await alice.CreateRoomAsync());
         var onDyingSilo = await CountOnSiloAsync(db, silo.SiloPort);
@@ -109,78 +108,67 @@ public sealed class ProcessFailoverTests(ITestOutputHelper output)
     [Fact]
     public async Task PostgreSQL_crashing_under_load_answers_503_never_500_and_loses_nothing_acknowledged()
     {
-        var folder = Path.Combine(Path.GetTempPath(), $"homeserver-pgcrash-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(folder);
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(folder, (UnixFileMode)0b111_101_101);
-        var postgres = new Homeserver.Storage.EmbeddedPostgres(folder, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, fsync: true);
-        await postgres.StartAsync();
-        try
-        {
-            var database = postgres.ConnectionString() + ";Timeout=3";
-            using var frontEnd = HomeserverProcess.Start("Api", database, http: true);
-            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
-            await frontEnd.WaitReadyAsync(http);
-            var alice = await MatrixTestClient.RegisterAsync(new TestSilo(0, null!, frontEnd.Url));
-            var rooms = new List<string>();
-            for (var i = 0; i < 4; i++) rooms.Add(await alice.CreateRoomAsync());
+        await using var pg = await PrivatePostgres.StartAsync(fsync: true);
+        var postgres = pg.Server;
+        var database = pg.ConnectionString;
+        using var frontEnd = HomeserverProcess.Start("Api", database, http: true);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        await frontEnd.WaitReadyAsync(http);
+        var alice = await MatrixTestClient.RegisterAsync(TestSilo.OfProcess(frontEnd.Url));
+        var rooms = new List<string>();
+        for (var i = 0; i < 4; i++) rooms.Add(await alice.CreateRoomAsync());
 
-            // Clients as real ones behave: a 503 is retried after Retry-After with the same transaction id.
-            var acked = new ConcurrentDictionary<string, (string Room, string Body)>();
-            var unexpected = new ConcurrentQueue<string>();
-            var unavailable = 0;
-            using var stop = new CancellationTokenSource();
-            var senders = rooms.Select((room, index) => Task.Run(async () =>
+        // Clients as real ones behave: a 503 is retried after Retry-After with the same transaction id.
+        var acked = new ConcurrentDictionary<string, (string Room, string Body)>();
+        var unexpected = new ConcurrentQueue<string>();
+        var unavailable = 0;
+        using var stop = new CancellationTokenSource();
+        var senders = rooms.Select((room, index) => Task.Run(async () =>
+        {
+            for (var n = 0; n < 100_000 && !stop.IsCancellationRequested; n++)
             {
-                for (var n = 0; n < 100_000 && !stop.IsCancellationRequested; n++)
+                var body = $"p{index}-{n}";
+                for (var attempt = 0; attempt < 200; attempt++)
                 {
-                    var body = $"p{index}-{n}";
-                    for (var attempt = 0; attempt < 200; attempt++)
+                    using var request = new HttpRequestMessage(HttpMethod.Put, $"{MatrixPaths.Room(room)}/send/m.room.message/{body}")
                     {
-                        using var request = new HttpRequestMessage(HttpMethod.Put, $"{MatrixPaths.Room(room)}/send/m.room.message/{body}")
-                        {
-                            Content = new StringContent($"{{\"msgtype\":\"m.text\",\"body\":\"{body}\"}}", Encoding.UTF8, "application/json"),
-                        };
-                        using var response = await alice.Http.SendAsync(request);
-                        var text = await response.Content.ReadAsStringAsync();
-                        if (response.StatusCode == HttpStatusCode.OK)
-                        {
-                            acked[JsonNode.Parse(text)!["event_id"]!.GetValue<string>()] = (room, body);
-                            break;
-                        }
-                        if (response.StatusCode == HttpStatusCode.ServiceUnavailable && response.Headers.RetryAfter is not null && text.Contains("\"errcode\""))
-                        {
-                            Interlocked.Increment(ref unavailable);
-                            await Task.Delay(200);
-                            continue;
-                        }
-                        unexpected.Enqueue($"{body}: {(int)response.StatusCode} {text}");
+                        Content = new StringContent($"{{\"msgtype\":\"m.text\",\"body\":\"{body}\"}}", Encoding.UTF8, "application/json"),
+                    };
+                    using var response = await alice.Http.SendAsync(request);
+                    var text = await response.Content.ReadAsStringAsync();
+                    if (response.StatusCode == HttpStatusCode.OK)
+                    {
+                        acked[JsonNode.Parse(text)!["event_id"]!.GetValue<string>()] = (room, body);
                         break;
                     }
+                    if (response.StatusCode == HttpStatusCode.ServiceUnavailable && response.Headers.RetryAfter is not null && text.Contains("\"errcode\""))
+                    {
+                        Interlocked.Increment(ref unavailable);
+                        await Task.Delay(200);
+                        continue;
+                    }
+                    unexpected.Enqueue($"{body}: {(int)response.StatusCode} {text}");
+                    break;
                 }
-            })).ToList();
-
-            await Task.Delay(TimeSpan.FromSeconds(2));
-            await postgres.StopAsync(immediate: true);
-            await Task.Delay(TimeSpan.FromSeconds(3));
-            await postgres.StartAsync();
-            await Task.Delay(TimeSpan.FromSeconds(5));
-            stop.Cancel();
-            await Task.WhenAll(senders);
-
-            output.WriteLine($"acknowledged {acked.Count}, answered 503 {unavailable} times, unexpected {unexpected.Count}");
-            Assert.True(unexpected.IsEmpty, string.Join("\n", unexpected.Take(10)));
-            Assert.True(unavailable > 0, "the outage was not seen");
-            foreach (var room in rooms)
-            {
-                var bodies = await MessageBodiesAsync(alice, room);
-                Assert.Equal(bodies.Count, bodies.Distinct().Count());
-                Assert.Empty(acked.Values.Where(a => a.Room == room).Select(a => a.Body).Except(bodies));
             }
-        }
-        finally
+        })).ToList();
+
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        await postgres.StopAsync(immediate: true);
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        await postgres.StartAsync();
+        await Task.Delay(TimeSpan.FromSeconds(5));
+        stop.Cancel();
+        await Task.WhenAll(senders);
+
+        output.WriteLine($"acknowledged {acked.Count}, answered 503 {unavailable} times, unexpected {unexpected.Count}");
+        Assert.True(unexpected.IsEmpty, string.Join("\n", unexpected.Take(10)));
+        Assert.True(unavailable > 0, "the outage was not seen");
+        foreach (var room in rooms)
         {
-            await postgres.StopAsync();
-            try { Directory.Delete(folder, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            var bodies = await MessageBodiesAsync(alice, room);
+            Assert.Equal(bodies.Count, bodies.Distinct().Count());
+            Assert.Empty(acked.Values.Where(a => a.Room == room).Select(a => a.Body).Except(bodies));
         }
     }
 
@@ -226,107 +214,5 @@ public sealed class ProcessFailoverTests(ITestOutputHelper output)
         await using var cmd = db.CreateCommand("SELECT count(*) FROM stream_writers WHERE silo LIKE $1");
         cmd.Parameters.AddWithValue($"%:{siloPort}:%"); // SiloAddress.ToString(): S{address}:{port}:{generation}
         return (long)(await cmd.ExecuteScalarAsync())!;
-    }
-}
-
-/// <summary>
-/// One homeserver process, started from the built binaries exactly as <c>dotnet run --project Api|Silo</c> runs them,
-/// on loopback ports of its own and a shared database.
-/// </summary>
-public sealed class HomeserverProcess : IDisposable
-{
-    private readonly StringBuilder _output = new();
-
-    public Process Process { get; }
-    public string Url { get; }
-    public int SiloPort { get; }
-    public string Output { get { lock (_output) return _output.ToString(); } }
-
-    private HomeserverProcess(Process process, string url, int siloPort)
-    {
-        Process = process;
-        Url = url;
-        SiloPort = siloPort;
-    }
-
-    /// <param name="project">"Api" (front end with a silo) or "Silo" (a silo without HTTP).</param>
-    public static HomeserverProcess Start(string project, string database, bool http, params string[] args)
-    {
-        var httpPort = LoopbackPorts.Free();
-        var siloPort = LoopbackPorts.Free();
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Binary(project));
-        if (http)
-        {
-            psi.ArgumentList.Add("--urls");
-            psi.ArgumentList.Add($"http://127.0.0.1:{httpPort}");
-        }
-        psi.ArgumentList.Add($"--Homeserver:Postgres={database}");
-        psi.ArgumentList.Add($"--Homeserver:Cluster:SiloPort={siloPort}");
-        psi.ArgumentList.Add($"--Homeserver:Cluster:GatewayPort={LoopbackPorts.Free()}");
-        psi.ArgumentList.Add("--Homeserver:PasswordHashCost=4");
-        psi.ArgumentList.Add("--Homeserver:WriterRebalanceDelay=00:00:00");
-        psi.ArgumentList.Add("--Logging:LogLevel:Default=Warning");
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        var process = Process.Start(psi)!;
-        var server = new HomeserverProcess(process, $"http://127.0.0.1:{httpPort}", siloPort);
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (server._output) server._output.AppendLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (server._output) server._output.AppendLine(e.Data); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return server;
-    }
-
-    public async Task WaitReadyAsync(HttpClient http)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(90);
-        while (DateTime.UtcNow < deadline)
-        {
-            Assert.False(Process.HasExited, $"the process exited early:\n{Output}");
-            try
-            {
-                using var r = await http.GetAsync($"{Url}/health/ready");
-                if (r.StatusCode == HttpStatusCode.OK) return;
-            }
-            catch (HttpRequestException) { }
-            await Task.Delay(250);
-        }
-        Assert.Fail($"never became ready:\n{Output}");
-    }
-
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    private static extern int kill(int pid, int sig);
-
-    /// <summary>SIGTERM: the host stops gracefully (the silo leaves the cluster, handing its grains over).</summary>
-    public void Terminate()
-    {
-        Assert.Equal(0, kill(Process.Id, 15));
-        Assert.True(Process.WaitForExit(60_000), "did not stop within a minute of SIGTERM");
-    }
-
-    /// <summary>SIGKILL: the process vanishes without a word to the cluster.</summary>
-    public void Kill9()
-    {
-        Process.Kill(entireProcessTree: true);
-        Process.WaitForExit(10_000);
-    }
-
-    public void Dispose()
-    {
-        if (!Process.HasExited) Process.Kill(entireProcessTree: true);
-        Process.Dispose();
-    }
-
-    private static string Binary(string project)
-    {
-        // tests/Homeserver.Tests/bin/{Configuration}/net10.0 → {project}/bin/{Configuration}/net10.0/Homeserver.{project}.dll
-        var here = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
-        var configuration = here.Parent!.Name;
-        var root = here;
-        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Homeserver.sln"))) root = root.Parent;
-        Assert.NotNull(root);
-        var dll = Path.Combine(root!.FullName, project, "bin", configuration, here.Name, $"Homeserver.{project}.dll");
-        Assert.True(File.Exists(dll), $"{dll} was not built");
-        return dll;
     }
 }

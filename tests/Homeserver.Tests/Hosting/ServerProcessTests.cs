@@ -18,68 +18,9 @@ public sealed class ServerProcessTests
     private static extern int kill(int pid, int sig);
     private const int SigTerm = 15;
 
-    private static string ApiDll()
-    {
-        // tests/Homeserver.Tests/bin/{Configuration}/net10.0 → Api/bin/{Configuration}/net10.0
-        var here = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
-        var configuration = here.Parent!.Name;
-        var root = here;
-        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Homeserver.sln"))) root = root.Parent;
-        Assert.NotNull(root);
-        var dll = Path.Combine(root!.FullName, "Api", "bin", configuration, here.Name, "Homeserver.Api.dll");
-        Assert.True(File.Exists(dll), $"{dll} was not built");
-        return dll;
-    }
+    private static HomeserverProcess Start(params string[] args) => HomeserverProcess.Start("Api", database: null, http: true, args);
 
-
-    private sealed class ServerProcess(Process process, StringBuilder output, string url) : IDisposable
-    {
-        public Process Process { get; } = process;
-        public string Url { get; } = url;
-        public string Output { get { lock (output) return output.ToString(); } }
-        public void Dispose()
-        {
-            if (!Process.HasExited) Process.Kill(entireProcessTree: true);
-            Process.Dispose();
-        }
-    }
-
-    private static ServerProcess Start(params string[] args)
-    {
-        var port = LoopbackPorts.Free();
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(ApiDll());
-        psi.ArgumentList.Add("--urls");
-        psi.ArgumentList.Add($"http://127.0.0.1:{port}");
-        psi.ArgumentList.Add($"--Homeserver:Cluster:SiloPort={LoopbackPorts.Free()}");
-        psi.ArgumentList.Add($"--Homeserver:Cluster:GatewayPort={LoopbackPorts.Free()}");
-        psi.ArgumentList.Add("--Homeserver:PasswordHashCost=4");
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        var output = new StringBuilder();
-        var process = Process.Start(psi)!;
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (output) output.AppendLine(e.Data); };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return new ServerProcess(process, output, $"http://127.0.0.1:{port}");
-    }
-
-    private static async Task WaitReadyAsync(ServerProcess server, HttpClient http)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(90);
-        while (DateTime.UtcNow < deadline)
-        {
-            Assert.False(server.Process.HasExited, $"the server exited early:\n{server.Output}");
-            try
-            {
-                using var r = await http.GetAsync($"{server.Url}/health/ready");
-                if (r.StatusCode == HttpStatusCode.OK) return;
-            }
-            catch (HttpRequestException) { }
-            await Task.Delay(250);
-        }
-        Assert.Fail($"the server never became ready:\n{server.Output}");
-    }
+    private static Task WaitReadyAsync(HomeserverProcess server, HttpClient http) => server.WaitReadyAsync(http);
 
     [Fact]
     public async Task Runs_on_its_private_postgres_stops_cleanly_on_sigterm_and_keeps_its_data()

@@ -134,6 +134,10 @@ public sealed class HomeserverTestCluster : IAsyncDisposable
 /// <summary>One silo of a <see cref="HomeserverTestCluster"/> and its front end.</summary>
 public sealed class TestSilo(int index, WebApplication app, string baseUrl)
 {
+    /// <summary>A front end running in another process (see <c>HomeserverProcess</c>): only its URL and
+    /// <see cref="Http"/> are there, for <see cref="MatrixTestClient"/>; it has no services in this process.</summary>
+    public static TestSilo OfProcess(string baseUrl) => new(-1, null!, baseUrl);
+
     public int Index { get; } = index;
     public WebApplication App { get; } = app;
     public string BaseUrl { get; } = baseUrl;

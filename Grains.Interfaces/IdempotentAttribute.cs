@@ -1,4 +1,4 @@
-namespace Homeserver.Errors;
+namespace Homeserver;
 
 /// <summary>
 /// A grain method that may be called again with the same arguments without a second effect (a send with its
