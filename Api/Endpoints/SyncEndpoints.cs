@@ -22,7 +22,7 @@ public static class SyncEndpoints
     }
 
     /// <summary>GET /sync</summary>
-    private static async Task<IResult> Sync(HttpContext context, SyncHandler handler)
+    private static async Task<IResult> Sync(HttpContext context, SyncHandler handler, IHostApplicationLifetime lifetime)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
         var query = context.Request.Query;
@@ -44,9 +44,12 @@ public static class SyncEndpoints
             throw MatrixException.InvalidParam("'set_presence' must be online, offline or unavailable");
         var since = query["since"].ToString();
         var filter = query["filter"].ToString();
+        // A stopping server ends its long-polls at once (what changed so far, usually nothing), so that its clients'
+        // next long-poll lands on another front end instead of holding the shutdown for the whole timeout.
+        using var waitEnds = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
         var response = await handler.SyncAsync(requester,
             new SyncRequest(since.Length == 0 ? null : since, timeout, filter.Length == 0 ? null : filter, fullState, setPresence.Length == 0 ? null : setPresence),
-            context.RequestAborted);
+            waitEnds.Token);
         return Results.Content(response.ToJsonString(), "application/json");
     }
 

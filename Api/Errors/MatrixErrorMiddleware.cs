@@ -40,6 +40,11 @@ public sealed class MatrixErrorMiddleware(RequestDelegate next, ILogger<MatrixEr
         {
             // The client went away; nothing to answer.
         }
+        catch (OperationCanceledException) when (context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested)
+        {
+            // This server is stopping (a rolling restart): the client retries, and lands on another front end.
+            await WriteAsync(context, 503, ErrorCodes.Unknown, "This server is restarting; retry", retryAfter: 1);
+        }
         catch (Exception e) when (DependencyOutage.Is(e))
         {
             // Not a bug: PostgreSQL or a silo is unavailable. The client may retry; the server recovers by itself.
