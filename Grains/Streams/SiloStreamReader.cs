@@ -31,12 +31,14 @@ public sealed class SiloStreamReader(
     private static readonly TimeSpan RenewPeriod = TimeSpan.FromSeconds(30);
 
     /// <summary>
-    /// The longest a writer goes unpolled. A writer whose polls find nothing is polled half as often each time, from
+    /// The longest a writer goes unpolled, and so the longest a lost last notification of a quiet writer waits to be
+    /// recovered. A writer whose polls find nothing is polled half as often each time, from
     /// <see cref="HomeserverOptions.ReaderBackstopPeriod"/> up to this, so an idle cluster costs a call per writer
     /// every few seconds instead of every second. Any sign of trouble (a poll that found a missed notification or a
-    /// new activation, a change of cluster membership, a gap) puts every writer back on the short period.
+    /// new activation, a change of cluster membership, an unreachable writer) puts every writer back on the short
+    /// period. (A lost notification followed by another from the same writer is recovered at once, as a gap.)
     /// </summary>
-    private static readonly TimeSpan MaxBackstopInterval = TimeSpan.FromSeconds(8);
+    public static readonly TimeSpan MaxBackstopInterval = TimeSpan.FromSeconds(4);
 
     /// <summary>
     /// How long a notification that does not start where the reader is waits for the one before it. Notifications

@@ -159,7 +159,7 @@ public sealed class StreamWriterFailoverTests
     /// <summary>
     /// The periodic work that stream writers own (log pruning, transaction id expiry, the presence watchdog) runs in
     /// their timers. It survives the loss of the silo that ran it because no writer stays deactivated: every silo's
-    /// reader polls every writer (at most every 8 s when quiet, every second after a membership change), and a poll
+    /// reader polls every writer (at most every 4 s when quiet, every second after a membership change), and a poll
     /// activates the writer, timers and all, on a live silo, with no append and no operator.
     /// </summary>
     [Fact]
