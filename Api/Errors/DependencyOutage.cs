@@ -1,4 +1,4 @@
-using Homeserver.Errors;
+using Homeserver.Hosting;
 using Homeserver.Storage;
 using Homeserver.Streams;
 
@@ -16,16 +16,12 @@ public static class DependencyOutage
 
     public static bool Is(Exception exception)
     {
-        if (StorageOutage.Is(exception)) return true;
+        if (StorageOutage.Is(exception) || SiloLossRetryFilter.IsSiloLoss(exception)) return true;
         for (var e = exception; e is not null; e = e.InnerException)
         {
             switch (e)
             {
-                case StreamUnavailableException:
-                case DependencyUnavailableException:
-                case TimeoutException:
-                case SiloUnavailableException:
-                case OrleansMessageRejectionException:
+                case StreamUnavailableException or TimeoutException:
                     return true;
                 case AggregateException aggregate when aggregate.InnerExceptions.Any(Is):
                     return true;

@@ -7,7 +7,7 @@ namespace Homeserver.Api.Errors;
 /// The one place that turns failures into Matrix error responses: <see cref="MatrixException"/> keeps its code and
 /// status; anything else becomes a 500 <c>M_UNKNOWN</c> without a stack trace (and is logged).
 /// </summary>
-public sealed class MatrixErrorMiddleware(RequestDelegate next, ILogger<MatrixErrorMiddleware> logger)
+public sealed class MatrixErrorMiddleware(RequestDelegate next, IHostApplicationLifetime lifetime, ILogger<MatrixErrorMiddleware> logger)
 {
     public async Task InvokeAsync(HttpContext context)
     {
@@ -40,7 +40,7 @@ public sealed class MatrixErrorMiddleware(RequestDelegate next, ILogger<MatrixEr
         {
             // The client went away; nothing to answer.
         }
-        catch (OperationCanceledException) when (context.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping.IsCancellationRequested)
+        catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested)
         {
             // This server is stopping (a rolling restart): the client retries, and lands on another front end.
             await WriteAsync(context, 503, ErrorCodes.Unknown, "This server is restarting; retry", retryAfter: 1);
@@ -80,12 +80,6 @@ public sealed class MatrixErrorMiddleware(RequestDelegate next, ILogger<MatrixEr
     {
         if (message.Length > MaxMessageLength)
             message = string.Concat(message.AsSpan(0, char.IsHighSurrogate(message[MaxMessageLength - 1]) ? MaxMessageLength - 1 : MaxMessageLength), "…");
-        // A lone surrogate in a quoted value would make the JSON writer throw.
-        if (!Homeserver.Matrix.ClientJson.IsStorable(message.Replace('\0', ' ')))
-            message = string.Create(message.Length, message, (span, m) =>
-            {
-                for (var i = 0; i < m.Length; i++) span[i] = char.IsSurrogate(m[i]) ? '\uFFFD' : m[i];
-            });
         using var buffer = new MemoryStream();
         using (var w = new Utf8JsonWriter(buffer))
         {

@@ -86,6 +86,8 @@ public sealed class ClientRequestBoundary(RequestDelegate next, IOptions<Homeser
             {
                 if (length == buffer.Length)
                 {
+                    // Kestrel ends a body at its declared length: nothing more to read, no larger buffer to make.
+                    if (declared is not null) break;
                     if (length > maxBytes) throw TooLarge(maxBytes);
                     Array.Resize(ref buffer, (int)Math.Min((long)maxBytes + 1, buffer.Length * 2L));
                 }

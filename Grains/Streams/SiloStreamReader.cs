@@ -66,10 +66,9 @@ public sealed class SiloStreamReader(
         // Notifications that arrived ahead of a gap, by their From (guarded by Gate).
         public readonly SortedList<long, StreamAdvance> Parked = [];
         public bool GapCheckScheduled;
-        // Backstop polling (touched by the backstop loop only).
+        // Backstop polling (touched by the backstop loop only); a new cursor is due at once.
         public TimeSpan PollInterval;
         public DateTime NextPoll;
-        public DateTime LastRenew;
     }
 
     /// <summary>How many times this reader had to read the log to fill a gap (for tests and metrics).</summary>
@@ -281,8 +280,7 @@ public sealed class SiloStreamReader(
     {
         var period = options.Value.ReaderBackstopPeriod;
         var membershipVersion = membership.CurrentSnapshot.Version;
-        var start = DateTime.UtcNow;
-        foreach (var c in _cursors.Values) (c.PollInterval, c.NextPoll, c.LastRenew) = (period, start, start);
+        var lastRenew = DateTime.UtcNow;
         while (!ct.IsCancellationRequested)
         {
             try { await Task.Delay(period, ct); }
@@ -293,14 +291,17 @@ public sealed class SiloStreamReader(
             var version = membership.CurrentSnapshot.Version;
             var membershipChanged = version != membershipVersion;
             membershipVersion = version;
-            var due = _cursors.Values.Where(c => membershipChanged || c.PollInterval == TimeSpan.Zero || c.NextPoll <= now).ToList();
-            var found = await Task.WhenAll(due.Select(c => PollAsync(c, now - c.LastRenew >= RenewPeriod)));
+            // Renewing subscriptions asks every writer.
+            var renew = now - lastRenew >= RenewPeriod;
+            if (renew) lastRenew = now;
+            var due = _cursors.Values.Where(c => membershipChanged || renew || c.NextPoll <= now).ToList();
+            var found = await Task.WhenAll(due.Select(c => PollAsync(c, renew)));
             var trouble = membershipChanged || found.Any(f => f);
             foreach (var c in trouble ? _cursors.Values : due)
             {
-                if (due.Contains(c) && now - c.LastRenew >= RenewPeriod) c.LastRenew = now;
-                var quiet = !trouble && c.PollInterval > TimeSpan.Zero;
-                c.PollInterval = quiet ? TimeSpan.FromTicks(Math.Min(c.PollInterval.Ticks * 2, MaxBackstopInterval.Ticks)) : period;
+                c.PollInterval = trouble || c.PollInterval == TimeSpan.Zero
+                    ? period
+                    : TimeSpan.FromTicks(Math.Min(c.PollInterval.Ticks * 2, MaxBackstopInterval.Ticks));
                 c.NextPoll = now + c.PollInterval;
             }
         }
