@@ -6,7 +6,8 @@ using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace Homeserver.Api;
 
-/// <summary>Builds the front end with a co-hosted silo. Tests and benchmarks build it the same way.</summary>
+/// <summary>Builds the front end: with a co-hosted silo (the default), or as an Orleans client of the cluster's silos
+/// (<c>Homeserver:Role=FrontEnd</c>). Tests and benchmarks build it the same way.</summary>
 public static class HomeserverApp
 {
     public const string DefaultUrl = "http://localhost:8008";
@@ -17,7 +18,9 @@ public static class HomeserverApp
         configure?.Invoke(builder);
         if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_URLS"]))
             builder.WebHost.UseUrls(DefaultUrl);
-        builder.AddHomeserverSilo();
+        var role = builder.Configuration.GetSection(HomeserverOptions.Section).GetValue<ProcessRole>(nameof(HomeserverOptions.Role));
+        if (role == ProcessRole.FrontEnd) builder.AddHomeserverFrontEnd();
+        else builder.AddHomeserverSilo();
         builder.Services.AddHomeserverApi();
 
         var app = builder.Build();

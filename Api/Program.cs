@@ -7,7 +7,7 @@ try
     await app.RunAsync();
     return 0;
 }
-catch (EmbeddedPostgres.NotAvailableException e)
+catch (Exception e) when (e is EmbeddedPostgres.NotAvailableException or Homeserver.Hosting.HomeserverConfigurationException)
 {
     Console.Error.WriteLine($"homeserver: {e.Message}");
     return 2;

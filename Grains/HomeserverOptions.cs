@@ -8,6 +8,13 @@ public sealed class HomeserverOptions
     /// <summary>The server name: the part after the colon in user ids and room aliases.</summary>
     public string ServerName { get; set; } = "localhost";
 
+    /// <summary>
+    /// What an <c>Api</c> process is: <see cref="ProcessRole.Combined"/> serves the Client-Server API and hosts a silo
+    /// (the embedded default); <see cref="ProcessRole.FrontEnd"/> serves it as an Orleans client of the silos it finds
+    /// through the database, hosting no grains. A <c>Silo</c> process is always a silo.
+    /// </summary>
+    public ProcessRole Role { get; set; } = ProcessRole.Combined;
+
     /// <summary>Where the private PostgreSQL cluster (and other local state) lives.</summary>
     public string DataDirectory { get; set; } = "./data";
 
@@ -64,4 +71,11 @@ public sealed class HomeserverOptions
 
     /// <summary>BCrypt work factor for password hashes (tests lower it).</summary>
     public int PasswordHashCost { get; set; } = 12;
+}
+
+/// <summary>See <see cref="HomeserverOptions.Role"/>.</summary>
+public enum ProcessRole
+{
+    Combined,
+    FrontEnd,
 }

@@ -46,10 +46,9 @@ public static class SyncEndpoints
         var filter = query["filter"].ToString();
         // A stopping server ends its long-polls at once (what changed so far, usually nothing), so that its clients'
         // next long-poll lands on another front end instead of holding the shutdown for the whole timeout.
-        using var waitEnds = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, lifetime.ApplicationStopping);
         var response = await handler.SyncAsync(requester,
             new SyncRequest(since.Length == 0 ? null : since, timeout, filter.Length == 0 ? null : filter, fullState, setPresence.Length == 0 ? null : setPresence),
-            waitEnds.Token);
+            context.RequestAborted, stopWaiting: lifetime.ApplicationStopping);
         return Results.Content(response.ToJsonString(), "application/json");
     }
 

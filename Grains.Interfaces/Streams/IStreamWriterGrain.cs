@@ -17,8 +17,10 @@ public interface IStreamWriterGrain : IGrainWithStringKey
     [Idempotent]
     Task<WriterPosition> GetPositionAsync();
 
-    /// <summary>Registers (or renews) a silo reader for push notifications. Subscriptions expire unless renewed.</summary>
-    Task SubscribeAsync(IStreamReaderObserver reader, SiloAddress silo);
+    /// <summary>Registers (or renews) a reader for push notifications. Subscriptions expire unless renewed.
+    /// <paramref name="silo"/> is the reader's silo, dropped as soon as membership declares it dead; null for a reader
+    /// in a front end without a silo (an Orleans client), whose subscription only expires.</summary>
+    Task SubscribeAsync(IStreamReaderObserver reader, SiloAddress? silo);
 
     Task UnsubscribeAsync(IStreamReaderObserver reader);
 
@@ -34,7 +36,7 @@ public interface IStreamWriterGrain : IGrainWithStringKey
     Task<IStreamReaderObserver[]> GetSubscribersAsync();
 }
 
-/// <summary>A silo's reader, as a grain observer: one per silo, following every stream.</summary>
+/// <summary>A process's reader, as a grain observer: one per silo and one per front end without a silo, following every stream.</summary>
 public interface IStreamReaderObserver : IGrainObserver
 {
     [OneWay]

@@ -9,6 +9,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using Orleans.Configuration;
+using Orleans.Runtime;
 
 namespace Homeserver.Hosting;
 
@@ -36,46 +37,27 @@ public sealed class ClusterOptions
             : System.Net.Dns.GetHostAddresses(AdvertisedAddress).First(a => a.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork);
 }
 
+/// <summary>The configuration cannot start this process (said at start-up; the host exits with status 2).</summary>
+public sealed class HomeserverConfigurationException(string message) : Exception(message);
+
 public static class HomeserverHostingExtensions
 {
     /// <summary>
     /// Everything a silo host needs, with or without HTTP: options, PostgreSQL (private or configured), migrations,
-    /// the Orleans silo with localhost clustering, and the homeserver's grains and per-silo services.
+    /// the Orleans silo clustered through the database, and the homeserver's grains and per-silo services.
     /// </summary>
     public static IHostApplicationBuilder AddHomeserverSilo(this IHostApplicationBuilder builder)
     {
-        var options = builder.Configuration.GetSection(HomeserverOptions.Section).Get<HomeserverOptions>() ?? new HomeserverOptions();
-        var cluster = builder.Configuration.GetSection($"{HomeserverOptions.Section}:Cluster").Get<ClusterOptions>() ?? new ClusterOptions();
-        builder.Services.Configure<HomeserverOptions>(builder.Configuration.GetSection(HomeserverOptions.Section));
-
-        string connectionString;
-        EmbeddedPostgres? embedded = null;
-        if (string.IsNullOrWhiteSpace(options.Postgres))
-        {
-            using var loggerFactory = LoggerFactory.Create(l => l.AddConsole());
-            embedded = new EmbeddedPostgres(Path.Combine(options.DataDirectory, "postgres"),
-                loggerFactory.CreateLogger<EmbeddedPostgres>(), binaries: options.PostgresBinaries);
-            connectionString = embedded.ConnectionString();
-            builder.Services.AddSingleton(embedded);
-        }
-        else
-        {
-            connectionString = options.Postgres;
-        }
-
-        builder.Services.AddSingleton(_ => StorageDataSource.Build(connectionString));
-        // Hosted services start in registration order and stop in reverse: the database comes before the silo.
-        builder.Services.AddHostedService(sp => new DatabaseStartup(
-            sp.GetRequiredService<NpgsqlDataSource>(),
-            sp.GetRequiredService<ILogger<DatabaseStartup>>(),
-            sp.GetService<EmbeddedPostgres>()));
+        var options = builder.ReadHomeserverOptions();
+        var cluster = builder.ReadClusterOptions();
+        var connectionString = builder.AddHomeserverDatabase(options);
 
         builder.UseOrleans(silo =>
         {
             silo.Configure<Orleans.Configuration.ClusterOptions>(o =>
             {
                 o.ClusterId = cluster.ClusterId;
-                o.ServiceId = "homeserver";
+                o.ServiceId = ServiceId;
             });
             // The provider's SQL is in OrleansQuery (migration 0009), which DatabaseStartup applies before the silo starts.
             silo.UseAdoNetClustering(o =>
@@ -109,22 +91,118 @@ public static class HomeserverHostingExtensions
         return builder;
     }
 
+    /// <summary>
+    /// A front end without a silo: an Orleans client that finds the silos' gateways in the membership table, plus
+    /// everything the Client-Server API runs in the process itself (its own stream reader, caches and waiters, so
+    /// long-polls are woken by push and a write acknowledged anywhere is read here). It needs the cluster's database
+    /// (<c>Homeserver:Postgres</c>): it reads from it and has no private one of its own to offer.
+    /// </summary>
+    public static IHostApplicationBuilder AddHomeserverFrontEnd(this IHostApplicationBuilder builder)
+    {
+        var options = builder.ReadHomeserverOptions();
+        var cluster = builder.ReadClusterOptions();
+        if (string.IsNullOrWhiteSpace(options.Postgres))
+            throw new HomeserverConfigurationException(
+                "Homeserver:Role=FrontEnd serves the cluster of the database it is given: set Homeserver:Postgres to the silos' PostgreSQL.");
+        var connectionString = builder.AddHomeserverDatabase(options);
+
+        builder.UseOrleansClient(client =>
+        {
+            client.Configure<Orleans.Configuration.ClusterOptions>(o =>
+            {
+                o.ClusterId = cluster.ClusterId;
+                o.ServiceId = ServiceId;
+            });
+            client.UseAdoNetClustering(o =>
+            {
+                o.Invariant = "Npgsql";
+                o.ConnectionString = connectionString;
+            });
+            // A gateway that dies is dropped at once (its connection breaks); one that joins is learned at the next
+            // read of the membership table, which Orleans does every minute unless told otherwise.
+            client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = GatewayListRefreshPeriod);
+            client.AddOutgoingGrainCallFilter<SiloLossRetryFilter>();
+            // With no silo up yet (a front end started first, or a whole-cluster restart) keep trying rather than exit.
+            client.UseConnectionRetryFilter(async (e, ct) =>
+            {
+                await Task.Delay(TimeSpan.FromSeconds(1), ct);
+                return !ct.IsCancellationRequested;
+            });
+        });
+        // After the client's hosted service, so the reader starts once the client is connected.
+        builder.Services.AddSingleton(ReaderHost.OfClient(
+            $"front end {System.Net.Dns.GetHostName()}/{Environment.ProcessId}/{Guid.NewGuid().ToString("N")[..8]}"));
+        builder.Services.AddHomeserverServices();
+        return builder;
+    }
+
+    /// <summary>How often a front end without a silo rereads the gateways from the membership table.</summary>
+    public static readonly TimeSpan GatewayListRefreshPeriod = TimeSpan.FromSeconds(5);
+
+    private const string ServiceId = "homeserver";
+
+    private static HomeserverOptions ReadHomeserverOptions(this IHostApplicationBuilder builder)
+    {
+        builder.Services.Configure<HomeserverOptions>(builder.Configuration.GetSection(Homeserver.HomeserverOptions.Section));
+        return builder.Configuration.GetSection(Homeserver.HomeserverOptions.Section).Get<HomeserverOptions>() ?? new HomeserverOptions();
+    }
+
+    private static ClusterOptions ReadClusterOptions(this IHostApplicationBuilder builder) =>
+        builder.Configuration.GetSection($"{Homeserver.HomeserverOptions.Section}:Cluster").Get<ClusterOptions>() ?? new ClusterOptions();
+
+    /// <summary>PostgreSQL (the configured one, or the private one under the data directory) and its migrations;
+    /// returns the connection string.</summary>
+    private static string AddHomeserverDatabase(this IHostApplicationBuilder builder, HomeserverOptions options)
+    {
+        string connectionString;
+        if (string.IsNullOrWhiteSpace(options.Postgres))
+        {
+            using var loggerFactory = LoggerFactory.Create(l => l.AddConsole());
+            var embedded = new EmbeddedPostgres(Path.Combine(options.DataDirectory, "postgres"),
+                loggerFactory.CreateLogger<EmbeddedPostgres>(), binaries: options.PostgresBinaries);
+            connectionString = embedded.ConnectionString();
+            builder.Services.AddSingleton(embedded);
+        }
+        else
+        {
+            connectionString = options.Postgres;
+        }
+
+        builder.Services.AddSingleton(_ => StorageDataSource.Build(connectionString));
+        // Hosted services start in registration order and stop in reverse: the database comes before Orleans.
+        builder.Services.AddHostedService(sp => new DatabaseStartup(
+            sp.GetRequiredService<NpgsqlDataSource>(),
+            sp.GetRequiredService<ILogger<DatabaseStartup>>(),
+            sp.GetService<EmbeddedPostgres>()));
+        return connectionString;
+    }
+
     /// <summary>The homeserver's own per-silo services and grain configuration.</summary>
     public static ISiloBuilder AddHomeserverGrains(this ISiloBuilder silo, HomeserverOptions options)
     {
         silo.AddIncomingGrainCallFilter<StorageOutageCallFilter>();
         silo.AddOutgoingGrainCallFilter<SiloLossRetryFilter>();
-        silo.Services.AddHomeserverStreams();
         silo.Services.AddPlacementDirector<StreamWriterPlacement, StreamWriterPlacementDirector>();
-        silo.Services.AddHomeserverAccounts();
-        silo.Services.AddHomeserverRooms();
-        silo.Services.AddHomeserverSync();
-        silo.Services.AddHomeserverUserStreams();
-        silo.Services.AddHomeserverKeysProfileDirectory();
+        silo.Services.AddSingleton(sp => ReaderHost.OfSilo(sp.GetRequiredService<ILocalSiloDetails>(), sp.GetRequiredService<IClusterMembershipService>()));
+        silo.Services.AddHomeserverServices();
         return silo;
     }
 
-    /// <summary>The replication core of one silo: its reader, waiters, caches and test hooks.</summary>
+    /// <summary>What every process that serves or hosts the homeserver runs in itself, silo or not: the replication
+    /// core and each area's stores, caches, row handlers and persisters (grains use the persisters; a front end
+    /// without a silo simply never calls them).</summary>
+    public static IServiceCollection AddHomeserverServices(this IServiceCollection services)
+    {
+        services.AddHomeserverStreams();
+        services.AddHomeserverAccounts();
+        services.AddHomeserverRooms();
+        services.AddHomeserverSync();
+        services.AddHomeserverUserStreams();
+        services.AddHomeserverKeysProfileDirectory();
+        return services;
+    }
+
+    /// <summary>The replication core of one process: its reader, waiters, caches and test hooks.</summary>
     public static IServiceCollection AddHomeserverStreams(this IServiceCollection services)
     {
         services.AddSingleton<StreamTestHooks>();
@@ -134,7 +212,7 @@ public static class HomeserverHostingExtensions
         services.AddSingleton<StreamNotifier>();
         services.AddSingleton<SiloStreamReader>();
         services.AddSingleton<ReplicationStatusReader>();
-        // After the silo's own hosted service, so grains can be called when the reader starts.
+        // After the silo's (or client's) own hosted service, so grains can be called when the reader starts.
         services.AddHostedService(sp => sp.GetRequiredService<SiloStreamReader>());
         return services;
     }

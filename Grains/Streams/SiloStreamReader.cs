@@ -10,7 +10,8 @@ using Orleans.Runtime;
 namespace Homeserver.Streams;
 
 /// <summary>
-/// This silo's follower of every stream writer. Learns of new positions by push from the writers (it is registered
+/// This process's follower of every stream writer (one per silo, and one per front end without a silo: see
+/// <see cref="ReaderHost"/>). Learns of new positions by push from the writers (it is registered
 /// with each as a grain observer), applies rows strictly in order per writer, runs the row handlers (cache
 /// invalidation) before moving its visible position, then wakes the silo's waiters. A notification that does not
 /// start where the reader is (a lost or reordered one) makes it catch up from the PostgreSQL log; a periodic
@@ -23,8 +24,7 @@ public sealed class SiloStreamReader(
     CacheRegistry caches,
     IEnumerable<IStreamRowHandler> handlers,
     StreamTestHooks hooks,
-    ILocalSiloDetails silo,
-    IClusterMembershipService membership,
+    ReaderHost host,
     IOptions<HomeserverOptions> options,
     ILogger<SiloStreamReader> logger) : IStreamReaderObserver, IHostedService, IDisposable
 {
@@ -90,7 +90,7 @@ public sealed class SiloStreamReader(
         {
             var cursor = _cursors.GetOrAdd(key, k => new Cursor(k.Stream, k.Writer));
             var writer = grains.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(key.Stream, key.Writer));
-            await writer.SubscribeAsync(_self, silo.SiloAddress);
+            await writer.SubscribeAsync(_self, host.Silo);
             // A joining silo has nothing cached, so it may start from the writer's current position.
             var position = await writer.GetPositionAsync();
             cursor.Epoch = position.Epoch;
@@ -169,7 +169,7 @@ public sealed class SiloStreamReader(
         var positions = _cursors.Values.GroupBy(c => c.Stream).ToDictionary(
             g => g.Key,
             g => (IReadOnlyDictionary<int, long>)g.ToDictionary(c => c.Writer, c => Interlocked.Read(ref c.Position)));
-        return Task.FromResult(new ReaderStatus(silo.SiloAddress.ToString(), positions, caches.Status()));
+        return Task.FromResult(new ReaderStatus(host.Name, positions, caches.Status()));
     }
 
     /// <summary>Moves a cursor to <paramref name="to"/>: rows from the notification when it starts where we are,
@@ -279,7 +279,7 @@ public sealed class SiloStreamReader(
     private async Task BackstopLoopAsync(CancellationToken ct)
     {
         var period = options.Value.ReaderBackstopPeriod;
-        var membershipVersion = membership.CurrentSnapshot.Version;
+        var membershipVersion = host.MembershipVersion;
         var lastRenew = DateTime.UtcNow;
         while (!ct.IsCancellationRequested)
         {
@@ -288,7 +288,7 @@ public sealed class SiloStreamReader(
 
             var now = DateTime.UtcNow;
             // A silo came or went: writers may have moved to new activations that do not know this reader yet.
-            var version = membership.CurrentSnapshot.Version;
+            var version = host.MembershipVersion;
             var membershipChanged = version != membershipVersion;
             membershipVersion = version;
             // Renewing subscriptions asks every writer.
@@ -301,7 +301,7 @@ public sealed class SiloStreamReader(
             {
                 c.PollInterval = trouble || c.PollInterval == TimeSpan.Zero
                     ? period
-                    : TimeSpan.FromTicks(Math.Min(c.PollInterval.Ticks * 2, MaxBackstopInterval.Ticks));
+                    : TimeSpan.FromTicks(Math.Min(c.PollInterval.Ticks * 2, Math.Max(MaxBackstopInterval.Ticks, period.Ticks)));
                 c.NextPoll = now + c.PollInterval;
             }
         }
@@ -319,7 +319,7 @@ public sealed class SiloStreamReader(
             if (renew || position.Epoch != cursor.Epoch)
             {
                 found = position.Epoch != cursor.Epoch;
-                await writer.SubscribeAsync(_self!, silo.SiloAddress);
+                await writer.SubscribeAsync(_self!, host.Silo);
                 cursor.Epoch = position.Epoch;
             }
             if (position.Position > Interlocked.Read(ref cursor.Position))

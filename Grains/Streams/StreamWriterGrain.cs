@@ -35,7 +35,7 @@ public sealed class StreamWriterGrain(
 
     private readonly Dictionary<string, IStreamRowPersister> _persisters = persisters.ToDictionary(p => p.Kind, StringComparer.Ordinal);
     private readonly Queue<PendingAppend> _queue = new();
-    private readonly Dictionary<IStreamReaderObserver, (SiloAddress Silo, DateTime Seen)> _subscribers = [];
+    private readonly Dictionary<IStreamReaderObserver, (SiloAddress? Silo, DateTime Seen)> _subscribers = [];
     private readonly SemaphoreSlim _allocation = new(1, 1);
     private readonly List<long[]> _unresolved = [];
     private readonly Dictionary<IStreamHousekeeper, DateTime> _housekeepersDue = [];
@@ -116,7 +116,7 @@ public sealed class StreamWriterGrain(
     public Task<WriterPosition> GetPositionAsync() =>
         Task.FromResult(new WriterPosition(_stream, _writer, _tracker.Persisted, _epoch, silo.SiloAddress.ToString()));
 
-    public Task SubscribeAsync(IStreamReaderObserver reader, SiloAddress readerSilo)
+    public Task SubscribeAsync(IStreamReaderObserver reader, SiloAddress? readerSilo)
     {
         _subscribers[reader] = (readerSilo, DateTime.UtcNow);
         return Task.CompletedTask;
@@ -329,7 +329,7 @@ public sealed class StreamWriterGrain(
             .Where(m => m.Value.Status == SiloStatus.Active).Select(m => m.Key).ToHashSet();
         var cutoff = DateTime.UtcNow - SubscriptionExpiry;
         foreach (var (reader, (readerSilo, seen)) in _subscribers.ToArray())
-            if (seen < cutoff || !alive.Contains(readerSilo)) _subscribers.Remove(reader);
+            if (seen < cutoff || (readerSilo is not null && !alive.Contains(readerSilo))) _subscribers.Remove(reader);
 
         if (_unresolved.Count > 0) await ResolveUnknownOutcomesAsync(ct);
         // Typing rows matter only until the longest typing timeout (a starting silo replays that much); the other
@@ -390,7 +390,7 @@ public sealed class StreamWriterGrain(
 
     public void OnRehydrate(IRehydrationContext context)
     {
-        if (!context.TryGetValue<(IStreamReaderObserver Reader, SiloAddress Silo)[]>(SubscribersKey, out var subscribers) || subscribers is null) return;
+        if (!context.TryGetValue<(IStreamReaderObserver Reader, SiloAddress? Silo)[]>(SubscribersKey, out var subscribers) || subscribers is null) return;
         foreach (var (reader, readerSilo) in subscribers) _subscribers[reader] = (readerSilo, DateTime.UtcNow);
     }
 

@@ -31,8 +31,12 @@ public sealed class SyncHandler(
         ["m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias", "m.room.encryption", "m.room.topic"];
     private readonly IReadOnlyList<ISyncSection> _sections = sections.ToList();
 
-    public async Task<JsonObject> SyncAsync(Requester requester, SyncRequest request, CancellationToken ct)
+    /// <param name="ct">The request was abandoned: stop all work.</param>
+    /// <param name="stopWaiting">Answer now with what there is (the server is stopping): a long-poll stops waiting, but
+    /// what it computes is still computed, so the answer is as correct as any other.</param>
+    public async Task<JsonObject> SyncAsync(Requester requester, SyncRequest request, CancellationToken ct, CancellationToken stopWaiting = default)
     {
+        using var waitEnds = CancellationTokenSource.CreateLinkedTokenSource(ct, stopWaiting);
         var filter = await ResolveFilterAsync(requester.UserId, request.Filter);
         var since = request.Since is null ? null : StreamToken.Parse(request.Since);
         var deadline = DateTime.UtcNow + request.Timeout;
@@ -61,16 +65,16 @@ public sealed class SyncHandler(
                 if (!notifier.ChangedSince(since!, wake))
                 {
                     var waitFor = deadline - DateTime.UtcNow;
-                    if (waitFor > TimeSpan.Zero) await notifier.WaitForChangeAsync(since!, wake, waitFor, ct);
+                    if (waitFor > TimeSpan.Zero) await notifier.WaitForChangeAsync(since!, wake, waitFor, waitEnds.Token);
                     continue; // build for whatever woke us (or the empty answer of a timeout)
                 }
             }
             var response = await BuildResponseAsync(context, memberships);
             var remaining = deadline - DateTime.UtcNow;
-            if (context.HasChanges || since is null || request.FullState || remaining <= TimeSpan.Zero || ct.IsCancellationRequested)
+            if (context.HasChanges || since is null || request.FullState || remaining <= TimeSpan.Zero || waitEnds.IsCancellationRequested)
                 return response;
 
-            if (!await notifier.WaitForChangeAsync(to, WakeKeys(context), remaining, ct))
+            if (!await notifier.WaitForChangeAsync(to, WakeKeys(context), remaining, waitEnds.Token))
                 return response;
         }
     }

@@ -32,18 +32,18 @@ public sealed class ProcessFailoverTests(ITestOutputHelper output)
         // The silo without HTTP starts first, so the stream writers activate there (they stay: rebalancing is off):
         // the kill takes every writer with it, and room grains are spread over both.
         using var silo = HomeserverProcess.Start("Silo", database, http: false);
-        await WaitForActiveSilosAsync(db, 1, silo);
-        await WaitForWritersAsync(db);
+        await ProcessCluster.WaitForActiveSilosAsync(db, 1, silo);
+        await ProcessCluster.WaitForWritersAsync(db);
         using var frontEnd = HomeserverProcess.Start("Api", database, http: true);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
         await frontEnd.WaitReadyAsync(http);
-        await WaitForActiveSilosAsync(db, 2, silo);
+        await ProcessCluster.WaitForActiveSilosAsync(db, 2, silo);
 
         // Enough rooms (and so writers and room grains) that some live on the silo about to die.
         var alice = await MatrixTestClient.RegisterAsync(TestSilo.OfProcess(frontEnd.Url));
         var rooms = new List<string>();
         for (var i = 0; i < Senders; i++) rooms.Add(await alice.CreateRoomAsync());
-        var onDyingSilo = await CountOnSiloAsync(db, silo.SiloPort);
+        var onDyingSilo = await ProcessCluster.WritersOnSiloAsync(db, silo.SiloPort);
         output.WriteLine($"stream writers on the silo to be killed: {onDyingSilo}");
         Assert.True(onDyingSilo > 0, "no stream writer lives on the silo to be killed");
 
@@ -82,27 +82,10 @@ public sealed class ProcessFailoverTests(ITestOutputHelper output)
         // Every acknowledged message is in its room exactly once (read through the surviving front end).
         foreach (var room in rooms)
         {
-            var bodies = await MessageBodiesAsync(alice, room);
+            var bodies = await ProcessCluster.MessageBodiesAsync(alice, room);
             Assert.Equal(bodies.Count, bodies.Distinct().Count());
             Assert.Empty(acked.Values.Where(a => a.Room == room).Select(a => a.Body).Except(bodies));
         }
-    }
-
-    /// <summary>Every message body in the room, newest first, through /messages page by page.</summary>
-    private static async Task<List<string>> MessageBodiesAsync(MatrixTestClient user, string room)
-    {
-        var bodies = new List<string>();
-        string? from = null;
-        for (var page = 0; page < 1000; page++)
-        {
-            var r = (await user.GetAsync($"{MatrixPaths.Room(room)}/messages?dir=b&limit=500{(from is null ? "" : "&from=" + from)}")).EnsureSuccess();
-            var chunk = r["chunk"].AsArray();
-            foreach (var e in chunk)
-                if (e?["type"]?.GetValue<string>() == "m.room.message") bodies.Add(e["content"]!["body"]!.GetValue<string>());
-            if (chunk.Count == 0 || r.Body?["end"] is null) break;
-            from = r["end"].GetValue<string>();
-        }
-        return bodies;
     }
 
     [Fact]
@@ -166,53 +149,9 @@ public sealed class ProcessFailoverTests(ITestOutputHelper output)
         Assert.True(unavailable > 0, "the outage was not seen");
         foreach (var room in rooms)
         {
-            var bodies = await MessageBodiesAsync(alice, room);
+            var bodies = await ProcessCluster.MessageBodiesAsync(alice, room);
             Assert.Equal(bodies.Count, bodies.Distinct().Count());
             Assert.Empty(acked.Values.Where(a => a.Room == room).Select(a => a.Body).Except(bodies));
         }
-    }
-
-    private static async Task WaitForActiveSilosAsync(NpgsqlDataSource db, int count, HomeserverProcess silo)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(90);
-        while (DateTime.UtcNow < deadline)
-        {
-            Assert.False(silo.Process.HasExited, $"the silo exited early:\n{silo.Output}");
-            if (await CountAsync(db, "SELECT count(*) FROM OrleansMembershipTable WHERE Status = 3") >= count) return;
-            await Task.Delay(250);
-        }
-        Assert.Fail($"fewer than {count} silos became active:\n{silo.Output}");
-    }
-
-    private static async Task WaitForWritersAsync(NpgsqlDataSource db)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (DateTime.UtcNow < deadline)
-        {
-            if (await CountAsync(db, "SELECT count(*) FROM stream_writers WHERE stream = 'events'") > 0) return;
-            await Task.Delay(250);
-        }
-        Assert.Fail("no events writer became active");
-    }
-
-    /// <summary>The count, or 0 while the process has not created the table yet.</summary>
-    private static async Task<long> CountAsync(NpgsqlDataSource db, string sql)
-    {
-        try
-        {
-            await using var cmd = db.CreateCommand(sql);
-            return (long)(await cmd.ExecuteScalarAsync())!;
-        }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedTable)
-        {
-            return 0;
-        }
-    }
-
-    private static async Task<long> CountOnSiloAsync(NpgsqlDataSource db, int siloPort)
-    {
-        await using var cmd = db.CreateCommand("SELECT count(*) FROM stream_writers WHERE silo LIKE $1");
-        cmd.Parameters.AddWithValue($"%:{siloPort}:%"); // SiloAddress.ToString(): S{address}:{port}:{generation}
-        return (long)(await cmd.ExecuteScalarAsync())!;
     }
 }

@@ -1,0 +1,128 @@
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Npgsql;
+
+namespace Homeserver.Tests.Infrastructure;
+
+/// <summary>What the process-level tests ask of the shared database and of the rooms they wrote to.</summary>
+public static class ProcessCluster
+{
+    /// <summary>Waits until at least <paramref name="count"/> silos are active in the membership table.</summary>
+    public static async Task WaitForActiveSilosAsync(NpgsqlDataSource db, int count, params HomeserverProcess[] watched)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (DateTime.UtcNow < deadline)
+        {
+            foreach (var p in watched) Assert.False(p.Process.HasExited, $"a process exited early:\n{p.Output}");
+            if (await CountAsync(db, "SELECT count(*) FROM OrleansMembershipTable WHERE Status = 3") >= count) return;
+            await Task.Delay(250);
+        }
+        Assert.Fail($"fewer than {count} silos became active:\n{string.Join("\n----\n", watched.Select(p => p.Output))}");
+    }
+
+    /// <summary>Waits until the silo listening on <paramref name="siloPort"/> is active.</summary>
+    public static async Task WaitForSiloActiveAsync(NpgsqlDataSource db, HomeserverProcess silo)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (DateTime.UtcNow < deadline)
+        {
+            Assert.False(silo.Process.HasExited, $"the silo exited early:\n{silo.Output}");
+            if (await CountAsync(db, $"SELECT count(*) FROM OrleansMembershipTable WHERE Status = 3 AND Port = {silo.SiloPort}") > 0) return;
+            await Task.Delay(250);
+        }
+        Assert.Fail($"the silo never became active:\n{silo.Output}");
+    }
+
+    public static async Task WaitForWritersAsync(NpgsqlDataSource db)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (await CountAsync(db, "SELECT count(*) FROM stream_writers WHERE stream = 'events'") > 0) return;
+            await Task.Delay(250);
+        }
+        Assert.Fail("no events writer became active");
+    }
+
+    /// <summary>The count, or 0 while no process has created the table yet.</summary>
+    public static async Task<long> CountAsync(NpgsqlDataSource db, string sql)
+    {
+        try
+        {
+            await using var cmd = db.CreateCommand(sql);
+            return (long)(await cmd.ExecuteScalarAsync())!;
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedTable)
+        {
+            return 0;
+        }
+    }
+
+    /// <summary>How many stream writers the silo on <paramref name="siloPort"/> holds.</summary>
+    public static async Task<long> WritersOnSiloAsync(NpgsqlDataSource db, int siloPort)
+    {
+        await using var cmd = db.CreateCommand("SELECT count(*) FROM stream_writers WHERE silo LIKE $1");
+        cmd.Parameters.AddWithValue($"%:{siloPort}:%"); // SiloAddress.ToString(): S{address}:{port}:{generation}
+        return (long)(await cmd.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>Every message body in the room, newest first, through /messages page by page.</summary>
+    public static async Task<List<string>> MessageBodiesAsync(MatrixTestClient user, string room)
+    {
+        var bodies = new List<string>();
+        string? from = null;
+        for (var page = 0; page < 1000; page++)
+        {
+            var r = (await user.GetAsync($"{MatrixPaths.Room(room)}/messages?dir=b&limit=500{(from is null ? "" : "&from=" + from)}")).EnsureSuccess();
+            var chunk = r["chunk"].AsArray();
+            foreach (var e in chunk)
+                if (e?["type"]?.GetValue<string>() == "m.room.message") bodies.Add(e["content"]!["body"]!.GetValue<string>());
+            if (chunk.Count == 0 || r.Body?["end"] is null) break;
+            from = r["end"].GetValue<string>();
+        }
+        return bodies;
+    }
+}
+
+/// <summary>
+/// A client behind a load balancer in front of several front ends: each request goes to the next front end in turn,
+/// and one that gets no answer at all (connection refused or reset: a front end stopped or restarting) is sent to
+/// the next front end, as a proxy with retries on connection errors does. Any answer counts, whatever its status.
+/// </summary>
+public sealed class BalancedClient(string accessToken, params string[] frontEnds)
+{
+    private readonly HttpClient _http = new() { Timeout = TimeSpan.FromSeconds(60) };
+    private string[] _frontEnds = frontEnds;
+    private int _next;
+
+    /// <summary>A front end replaced by another (a restart: the new process listens elsewhere).</summary>
+    public void Replace(string oldUrl, string newUrl) =>
+        _frontEnds = _frontEnds.Select(u => u == oldUrl ? newUrl : u).ToArray();
+
+    public async Task<MatrixResponse> SendAsync(HttpMethod method, string path, JsonNode? body = null)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        for (var attempt = 0; ; attempt++)
+        {
+            var frontEnds = _frontEnds;
+            var url = frontEnds[(int)((uint)Interlocked.Increment(ref _next) % frontEnds.Length)];
+            using var request = new HttpRequestMessage(method, url + path);
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", accessToken);
+            if (body is not null) request.Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json");
+            try
+            {
+                using var response = await _http.SendAsync(request);
+                var text = await response.Content.ReadAsStringAsync();
+                JsonNode? json = null;
+                try { json = text.Length > 0 ? JsonNode.Parse(text) : null; } catch (JsonException) { }
+                return new MatrixResponse(response.StatusCode, json, text);
+            }
+            catch (HttpRequestException) when (DateTime.UtcNow < deadline && attempt < 100)
+            {
+                await Task.Delay(50);
+            }
+        }
+    }
+}
