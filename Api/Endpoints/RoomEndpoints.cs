@@ -114,7 +114,7 @@ public static class RoomEndpoints
         if (query["at"].ToString() is { Length: > 0 } at)
         {
             var token = StreamToken.Parse(at, "at");
-            state = await store.GetStateAtStreamAsync(roomId, token.Get(StreamNames.Events, store.WriterOf(roomId)));
+            state = await store.GetStateAtStreamAsync(roomId, store.PositionIn(token, roomId));
             if (upTo is { } point) state = state.Where(e => e.Topological <= point).ToList();
         }
         else state = await store.GetStateUpToAsync(roomId, upTo);

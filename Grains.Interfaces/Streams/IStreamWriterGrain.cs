@@ -13,6 +13,20 @@ public interface IStreamWriterGrain : IGrainWithStringKey
     /// shared with concurrent appends. Returns only after commit.</summary>
     Task<AppendResult> AppendAsync(StreamRow[] rows);
 
+    /// <summary>An append of a room's rows to an <c>events</c> writer, routed by the shard map of
+    /// <paramref name="shardGeneration"/>: refused with <see cref="EventShardsChangedException"/> unless that is this
+    /// writer's generation and no reshard is sealing it, so no room ever writes to two writers out of order.</summary>
+    Task<AppendResult> AppendRoutedAsync(StreamRow[] rows, int shardGeneration);
+
+    /// <summary>Resharding, step 1: refuse routed appends from now on, let what was accepted commit, and answer the
+    /// persisted-up-to position then (where this writer ended in the old generation).</summary>
+    [Idempotent]
+    Task<long> SealAsync();
+
+    /// <summary>Resharding, step 2: take routed appends of <paramref name="shardGeneration"/>.</summary>
+    [Idempotent]
+    Task OpenAsync(int shardGeneration);
+
     /// <summary>The persisted-up-to position of this writer.</summary>
     [Idempotent]
     Task<WriterPosition> GetPositionAsync();

@@ -20,3 +20,15 @@ public sealed class StreamAppendRejectedException(string sqlState, string messag
 {
     [Id(0)] public string SqlState { get; } = sqlState;
 }
+
+/// <summary>
+/// The <c>events</c> shard map changed (or is changing) since the caller routed this append: nothing was written.
+/// The caller asks the map again and sends the append to the room's writer under <see cref="Generation"/>.
+/// </summary>
+[GenerateSerializer]
+public sealed class EventShardsChangedException(int generation, bool sealing, string message) : Exception(message)
+{
+    [Id(0)] public int Generation { get; } = generation;
+    /// <summary>A reshard is under way: the new map is not there yet.</summary>
+    [Id(1)] public bool Sealing { get; } = sealing;
+}

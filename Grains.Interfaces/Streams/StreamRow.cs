@@ -43,7 +43,8 @@ public sealed record StreamAdvance(
     [property: Id(1)] int Writer,
     [property: Id(2)] long From,
     [property: Id(3)] long To,
-    [property: Id(4)] StreamEntry[] Entries);
+    [property: Id(4)] StreamEntry[] Entries,
+    [property: Id(5)] int ShardGeneration = 0);
 
 /// <summary>A writer's persisted-up-to position: every position at or below it has committed or aborted.</summary>
 [GenerateSerializer, Immutable]
@@ -52,7 +53,8 @@ public sealed record WriterPosition(
     [property: Id(1)] int Writer,
     [property: Id(2)] long Position,
     [property: Id(3)] long Epoch,
-    [property: Id(4)] string? Silo);
+    [property: Id(4)] string? Silo,
+    [property: Id(5)] int ShardGeneration = 0);
 
 /// <summary>One silo's reader positions for every stream and writer.</summary>
 [GenerateSerializer, Immutable]

@@ -65,6 +65,12 @@ public static class HomeserverHostingExtensions
                 o.Invariant = "Npgsql";
                 o.ConnectionString = connectionString;
             });
+            // Grain state that is a small document (the events shard map) in OrleansStorage (migration 0010).
+            silo.AddAdoNetGrainStorage(EventShardMapGrain.Storage, o =>
+            {
+                o.Invariant = "Npgsql";
+                o.ConnectionString = connectionString;
+            });
             silo.ConfigureEndpoints(cluster.Address(), cluster.SiloPort, cluster.GatewayPort, listenOnAnyHostAddress: false);
             // Failure detection by default: a silo that misses three one-second probes is suspected and voted dead,
             // a few seconds after a kill -9 (Orleans' defaults take about a minute). A GC pause or a busy machine
@@ -210,6 +216,7 @@ public static class HomeserverHostingExtensions
         services.AddSingleton<CacheInvalidator>();
         services.AddSingleton<IStreamRowHandler, CacheStreamHandler>();
         services.AddSingleton<StreamNotifier>();
+        services.AddSingleton<EventShards>();
         services.AddSingleton<SiloStreamReader>();
         services.AddSingleton<ReplicationStatusReader>();
         // After the silo's (or client's) own hosted service, so grains can be called when the reader starts.

@@ -9,7 +9,7 @@ namespace Homeserver.Keys;
 /// <c>/keys/changes</c>): users sharing a room whose keys or devices changed, users who came to share a room, and
 /// (<c>left</c>) users who no longer share any room with them.
 /// </summary>
-public sealed class DeviceListStore(NpgsqlDataSource db, IOptions<HomeserverOptions> options)
+public sealed class DeviceListStore(NpgsqlDataSource db, EventShards shards)
 {
     public sealed record Changes(IReadOnlyList<string> Changed, IReadOnlyList<string> Left);
 
@@ -38,7 +38,7 @@ public sealed class DeviceListStore(NpgsqlDataSource db, IOptions<HomeserverOpti
 
         // Membership changes in the requester's rooms: someone joining means a new device list to track, someone
         // leaving may mean one to stop tracking; the requester's own join or leave does that for a whole room.
-        var writers = Enumerable.Range(0, Math.Max(1, options.Value.EventWriters)).ToArray();
+        var writers = Enumerable.Range(0, shards.Current.WriterCount).ToArray();
         var ownJoins = new List<string>();
         var ownLeaves = new List<string>();
         await using (var cmd = db.CreateCommand(

@@ -54,9 +54,8 @@ public sealed class ReceiptsSyncSection(ReceiptStore store, RoomEventStore rooms
             if (context.Since is not null && !newEvents && !ownReceipts.Contains(roomId)) continue;
             var me = (await rooms.GetCurrentStateAsync(roomId)).Get("m.room.member", userId);
             var displayName = me is null ? null : RoomEventFormat.ContentString(me.Json, "displayname");
-            var writer = rooms.WriterOf(roomId);
-            var (notifications, highlights) = await unread.GetAsync(roomId, writer, userId, displayName,
-                context.To.Get(StreamNames.Events, writer), fresh: ownReceipts.Contains(roomId));
+            var (notifications, highlights) = await unread.GetAsync(roomId, userId, displayName,
+                rooms.PositionIn(context.To, roomId), fresh: ownReceipts.Contains(roomId));
             roomJson["unread_notifications"] = new JsonObject { ["notification_count"] = notifications, ["highlight_count"] = highlights };
         }
     }

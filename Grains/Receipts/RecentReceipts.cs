@@ -18,7 +18,7 @@ public sealed class RecentReceipts : IStreamRowHandler
     {
         if (entry.Kind != ReceiptPersister.KindName) return;
         var row = UserStreamSync.Read<ReceiptRow>(entry);
-        _rows.Add(row.RoomId, entry.Writer, entry.Position, row);
+        _rows.Add(row.RoomId, entry.Position, row);
     }
 
     /// <summary>The latest receipt per (type, user, thread) set in (since, to] in the rooms, private ones only of
@@ -28,7 +28,7 @@ public sealed class RecentReceipts : IStreamRowHandler
         changes = [];
         foreach (var roomId in roomIds)
         {
-            if (!_rows.TryGetWindow(roomId, UserStreamSync.Writer, since, to, out var window)) return false;
+            if (!_rows.TryGetWindow(roomId, since, to, out var window)) return false;
             var latest = new Dictionary<(string, string, string), (int Order, ReceiptRow Row)>();
             for (var i = 0; i < window.Count; i++)
             {

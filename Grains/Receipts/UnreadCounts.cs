@@ -16,7 +16,7 @@ namespace Homeserver.Receipts;
 /// A receipt of the user's in the room drops the entry when the reader applies it; a count taken while an
 /// invalidation ran is not kept.
 /// </summary>
-public sealed class UnreadCounts(ReceiptStore store, RecentRoomEvents recent, StreamNotifier notifier) : IStreamRowHandler
+public sealed class UnreadCounts(ReceiptStore store, RecentRoomEvents recent, StreamNotifier notifier, EventShards shards) : IStreamRowHandler
 {
     private const int MaxEntries = 200_000;
 
@@ -36,13 +36,13 @@ public sealed class UnreadCounts(ReceiptStore store, RecentRoomEvents recent, St
     }
 
     /// <summary>The user's (notifications, highlights) in the room counting events up to <paramref name="toPosition"/>
-    /// of the room's writer; <paramref name="fresh"/> forces a count from the database (the user's receipts moved).</summary>
-    public async Task<(long Notifications, long Highlights)> GetAsync(string roomId, int writer, string userId, string? displayName,
+    /// of the room (<see cref="EventShardMap.PositionIn"/>); <paramref name="fresh"/> forces a count from the database (the user's receipts moved).</summary>
+    public async Task<(long Notifications, long Highlights)> GetAsync(string roomId, string userId, string? displayName,
         long toPosition, bool fresh)
     {
         var key = (roomId, userId);
         if (!fresh && _entries.TryGetValue(key, out var known) && known.DisplayName == displayName && known.AsOf <= toPosition
-            && Added(roomId, writer, userId, displayName, known.AsOf, toPosition) is { } added)
+            && Added(roomId, userId, displayName, known.AsOf, toPosition) is { } added)
         {
             var counted = known with { AsOf = toPosition, Notifications = known.Notifications + added.Notifications, Highlights = known.Highlights + added.Highlights };
             _entries.TryUpdate(key, counted, known);
@@ -61,12 +61,12 @@ public sealed class UnreadCounts(ReceiptStore store, RecentRoomEvents recent, St
 
     /// <summary>What the room's events in (from, to] add to the user's counts, or null when they could change more than
     /// that (or are not in memory): the same rules as <see cref="ReceiptStore.GetUnreadAsync"/>.</summary>
-    private (long Notifications, long Highlights)? Added(string roomId, int writer, string userId, string? displayName, long from, long to)
+    private (long Notifications, long Highlights)? Added(string roomId, string userId, string? displayName, long from, long to)
     {
         if (from == to) return (0, 0);
         // Only what this silo's reader has applied is in memory.
-        if (notifier.Current.Get(StreamNames.Events, writer) < to) return null;
-        if (!recent.TryGet(roomId, writer, from, to, int.MaxValue, out var events, out _)) return null;
+        if (shards.Current.PositionIn(notifier.Current, roomId) < to) return null;
+        if (!recent.TryGet(roomId, from, to, int.MaxValue, out var events, out _)) return null;
         long notifications = 0, highlights = 0;
         foreach (var e in events)
         {

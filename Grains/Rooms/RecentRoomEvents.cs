@@ -16,7 +16,7 @@ public sealed class RecentRoomEvents
         Func<StoredEvent, StoredEvent>? redact = row is { Redacts: { } target, RedactedJson: { } redacted }
             ? e => e.EventId == target ? e with { Json = redacted, Redacted = true } : e
             : null;
-        _rows.Add(row.RoomId, entry.Writer, entry.Position, new StoredEvent(row.EventId, row.RoomId, row.Type, row.StateKey,
+        _rows.Add(row.RoomId, entry.Position, new StoredEvent(row.EventId, row.RoomId, row.Type, row.StateKey,
             row.Sender, row.OriginServerTs, row.Topological, entry.Writer, entry.Position, row.Json, row.DeviceId, row.TxnId, false), redact);
     }
 
@@ -25,11 +25,11 @@ public sealed class RecentRoomEvents
     /// position in (<paramref name="fromExclusive"/>, <paramref name="toInclusive"/>]; false when memory does not
     /// hold the whole window.
     /// </summary>
-    public bool TryGet(string roomId, int writer, long fromExclusive, long toInclusive, int limit, out IReadOnlyList<StoredEvent> events, out bool limited)
+    public bool TryGet(string roomId, long fromExclusive, long toInclusive, int limit, out IReadOnlyList<StoredEvent> events, out bool limited)
     {
         events = [];
         limited = false;
-        if (!_rows.TryGetWindow(roomId, writer, fromExclusive, toInclusive, out var window)) return false;
+        if (!_rows.TryGetWindow(roomId, fromExclusive, toInclusive, out var window)) return false;
         limited = window.Count > limit;
         events = window.Skip(Math.Max(0, window.Count - limit)).ToList();
         return true;

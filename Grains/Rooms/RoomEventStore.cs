@@ -21,18 +21,19 @@ public enum Direction
 /// database. Callers that must see a write wait for its position first (<see cref="StreamNotifier"/>).
 /// </summary>
 /// <remarks>
-/// Positions: a room lives on one writer of the <c>events</c> stream (<see cref="EventShards.WriterFor"/>), so a
-/// room's stream positions are that writer's; <see cref="WriterOf"/> names it and <c>token.Get("events", writer)</c>
-/// gives a token's position in it. Topological positions are the room's own sequence (its events' depth, 1 = the
+/// Positions: a room's events are on the writer the <c>events</c> shard map gives it (a reshard moves it to another,
+/// above everything its old one wrote), so its stream positions are totally ordered whichever writer holds them;
+/// <see cref="PositionIn"/> gives a token's position in the room. Topological positions are the room's own sequence (its events' depth, 1 = the
 /// create event). Every list comes back in chronological order unless it says otherwise.
 /// </remarks>
-public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, IOptions<HomeserverOptions> options)
+public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, EventShards shards)
 {
     private const string EventColumns =
         "event_id, room_id, type, state_key, sender, origin_server_ts, topological, stream_writer, stream_position, json, device_id, txn_id, redacted_because IS NOT NULL";
 
-    /// <summary>The events stream writer that owns <paramref name="roomId"/>.</summary>
-    public int WriterOf(string roomId) => EventShards.WriterFor(roomId, options.Value.EventWriters);
+    /// <summary>The room's position in a token (<see cref="EventShardMap.PositionIn"/>): the bound for its events'
+    /// <c>stream_position</c>, whichever writers wrote them.</summary>
+    public long PositionIn(StreamToken token, string roomId) => shards.Current.PositionIn(token, roomId);
 
     /// <summary>The room's creation record, or null when no such room exists here.</summary>
     public async Task<RoomInfo?> GetRoomAsync(string roomId)
@@ -218,7 +219,7 @@ public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, IO
     /// </summary>
     public async Task<IReadOnlyList<MembershipChange>> GetMembershipChangesAsync(string userId, StreamToken from, StreamToken to)
     {
-        var writers = Enumerable.Range(0, Math.Max(1, options.Value.EventWriters)).ToArray();
+        var writers = Enumerable.Range(0, shards.Current.WriterCount).ToArray();
         await using var cmd = db.CreateCommand(
             """
             SELECT h.room_id, h.user_id, h.membership, h.event_id, h.sender, h.stream_writer, h.stream_position, h.topological

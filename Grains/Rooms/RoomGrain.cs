@@ -20,7 +20,7 @@ namespace Homeserver.Rooms;
 /// </summary>
 [Orleans.Concurrency.Reentrant]
 public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> options, ILogger<RoomGrain> logger,
-    Profile.ProfileStore profiles, RoomDirectory.AliasStore aliases)
+    Profile.ProfileStore profiles, RoomDirectory.AliasStore aliases, EventShards shards)
     : Grain, IRoomGrain
 {
     /// <summary>Spec: "The complete event MUST NOT be larger than 65536 bytes, when formatted with the federation
@@ -37,7 +37,8 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
     private RoomTransactions _transactions = null!;
 
     private string ServerName => options.Value.ServerName;
-    private int WriterIndex => EventShards.WriterFor(_roomId, options.Value.EventWriters);
+    /// <summary>The room's events writer now (answers that wrote nothing name it with position 0).</summary>
+    private int WriterIndex => shards.Current.WriterFor(_roomId);
 
     /// <summary>
     /// Events under construction, on the room's state. The state is copied only when an event changes it (most sends
@@ -60,6 +61,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
     {
         _roomId = this.GetPrimaryKeyString();
         _transactions = new RoomTransactions(store, _roomId, options.Value.TransactionIdLifetime, TimeProvider.System);
+        await shards.EnsureLoadedAsync();
         await StorageOutage.DuringActivationAsync(ReloadAsync);
     }
 
@@ -230,9 +232,29 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
         if (membership is null) throw MatrixException.Forbidden("You are not a member of this room");
         if (membership is "join" or "invite" or "knock")
             throw new MatrixException(ErrorCodes.Unknown, "You must leave the room before forgetting it", 400);
-        var writer = GrainFactory.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(StreamNames.Events, WriterIndex));
-        var result = await writer.AppendAsync([RoomStreamRows.Forget(new ForgetRow(_roomId, userId))]);
+        var result = await AppendToRoomWriterAsync([RoomStreamRows.Forget(new ForgetRow(_roomId, userId))]);
         return new RoomWriteResult(null, result.Writer, result.LastPosition);
+    }
+
+    /// <summary>
+    /// Appends to the room's writer under the shard map this silo knows. A writer that refuses the append because the
+    /// map changed (or a reshard is sealing it) wrote nothing: once the new map is out, the same rows go to the room's
+    /// writer under it. The room's writes are serial, so its events stay in order across the move.
+    /// </summary>
+    private async Task<AppendResult> AppendToRoomWriterAsync(StreamRow[] rows)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var map = shards.Current;
+            var writer = GrainFactory.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(StreamNames.Events, map.WriterFor(_roomId)));
+            try { return await writer.AppendRoutedAsync(rows, map.Generation); }
+            catch (EventShardsChangedException e) when (attempt < 50)
+            {
+                var next = await shards.WaitForRoutingAsync(Math.Max(e.Generation + (e.Sealing ? 1 : 0), map.Generation));
+                // The map is newer than the writer: the grain running the reshard is still opening the writers.
+                if (next.Generation == map.Generation) await Task.Delay(TimeSpan.FromMilliseconds(10 * (attempt + 1)));
+            }
+        }
     }
 
     private bool IsLocal(string userId) => Identifiers.ServerNameOf(userId) == ServerName;
@@ -243,7 +265,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
     {
         if (deviceId is null || txnId is null) return null;
         return await _transactions.FindAsync(sender, deviceId, txnId) is { } found
-            ? new RoomWriteResult(found.EventId, WriterIndex, found.Position)
+            ? new RoomWriteResult(found.EventId, shards.Current.WriterAt(_roomId, found.Position), found.Position)
             : null;
     }
 
@@ -335,10 +357,9 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
             }
             if (built.Count == 0) return;
 
-            var writer = GrainFactory.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(StreamNames.Events, WriterIndex));
             try
             {
-                var result = await writer.AppendAsync(pending.Rows.ToArray());
+                var result = await AppendToRoomWriterAsync(pending.Rows.ToArray());
                 _version = version;
                 _state = pending.State;
                 _last = pending.Last;

@@ -7,20 +7,21 @@ namespace Homeserver.Streams;
 /// member) can read it from memory instead of the database. Bounded twice: each key keeps its last
 /// <c>perKey</c> rows, and past <c>maxKeys</c> keys the quietest tenth is dropped. A window is answered only when it is
 /// held whole: not one starting before a key's oldest held row, nor (for a key without rows) one starting before the
-/// highest position dropped with any key of that writer. Windows from before this silo started are the caller's to
+/// highest position dropped with any key. Windows from before this silo started are the caller's to
 /// refuse (<see cref="StreamNotifier.Tracks"/>).
 /// </summary>
 public sealed class RecentRows<T>(int perKey, int maxKeys)
 {
     private readonly ConcurrentDictionary<string, Log> _logs = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<int, long> _droppedKeysUpTo = new();
+    // Positions of a stream come from one sequence whichever writer wrote them, so one bound serves every writer
+    // (and a key whose rows moved writers, as a room's do when the events stream is resharded).
+    private long _droppedKeysUpTo;
     private readonly Lock _dropping = new();
 
-    private sealed class Log(int writer, long heldAfter)
+    private sealed class Log(long heldAfter)
     {
         public readonly Lock Gate = new();
         public readonly List<(long Position, T Row)> Rows = [];
-        public readonly int Writer = writer;
         /// <summary>Rows at or below this position are not held (never were, or trimmed).</summary>
         public long HeldAfter = heldAfter;
         /// <summary>Removed to bound memory: an add that raced the removal makes a new log.</summary>
@@ -30,13 +31,13 @@ public sealed class RecentRows<T>(int perKey, int maxKeys)
 
     /// <summary>Adds a row the reader applied (in position order per key). <paramref name="rewrite"/>, when given, is
     /// applied to the rows already held first (a redaction rewriting its target).</summary>
-    public void Add(string key, int writer, long position, T row, Func<T, T>? rewrite = null)
+    public void Add(string key, long position, T row, Func<T, T>? rewrite = null)
     {
         if (!_logs.ContainsKey(key) && _logs.Count >= maxKeys) DropQuietestKeys();
         while (true)
         {
             // A new log holds nothing from before it was made, including what was dropped with its key earlier.
-            var log = _logs.GetOrAdd(key, _ => new Log(writer, _droppedKeysUpTo.GetValueOrDefault(writer)));
+            var log = _logs.GetOrAdd(key, _ => new Log(Interlocked.Read(ref _droppedKeysUpTo)));
             lock (log.Gate)
             {
                 if (log.Dropped) continue;
@@ -55,10 +56,10 @@ public sealed class RecentRows<T>(int perKey, int maxKeys)
 
     /// <summary>Every row of <paramref name="key"/> with position in (<paramref name="fromExclusive"/>,
     /// <paramref name="toInclusive"/>], in order; false when the window is not held whole.</summary>
-    public bool TryGetWindow(string key, int writer, long fromExclusive, long toInclusive, out List<T> rows)
+    public bool TryGetWindow(string key, long fromExclusive, long toInclusive, out List<T> rows)
     {
         rows = [];
-        if (!_logs.TryGetValue(key, out var log)) return fromExclusive >= _droppedKeysUpTo.GetValueOrDefault(writer);
+        if (!_logs.TryGetValue(key, out var log)) return fromExclusive >= Interlocked.Read(ref _droppedKeysUpTo);
         lock (log.Gate)
         {
             if (log.Dropped || log.HeldAfter > fromExclusive) return false;
@@ -78,7 +79,7 @@ public sealed class RecentRows<T>(int perKey, int maxKeys)
                 lock (log.Gate)
                 {
                     log.Dropped = true;
-                    _droppedKeysUpTo.AddOrUpdate(log.Writer, log.Last, (_, known) => Math.Max(known, log.Last));
+                    if (log.Last > _droppedKeysUpTo) Interlocked.Exchange(ref _droppedKeysUpTo, log.Last);
                     _logs.TryRemove(key, out _);
                 }
             }

@@ -25,6 +25,7 @@ public sealed class SiloStreamReader(
     IEnumerable<IStreamRowHandler> handlers,
     StreamTestHooks hooks,
     ReaderHost host,
+    EventShards shards,
     IOptions<HomeserverOptions> options,
     ILogger<SiloStreamReader> logger) : IStreamReaderObserver, IHostedService, IDisposable
 {
@@ -51,6 +52,12 @@ public sealed class SiloStreamReader(
     private readonly ILookup<string, IStreamRowHandler> _handlers = handlers.ToLookup(h => h.Stream, StringComparer.Ordinal);
     private readonly CancellationTokenSource _stopping = new();
     private IStreamReaderObserver? _self;
+    // The events shard map generation this reader follows (its cursors cover every writer of it), and the newest
+    // generation whose barrier it has passed: every writer applied up to where the generation before ended.
+    private int _shardGeneration;
+    private int _barriersPassed;
+    private readonly SemaphoreSlim _following = new(1, 1);
+    private readonly SemaphoreSlim _passingBarrier = new(1, 1);
     private Task? _backstop;
     private long _catchUps;
 
@@ -78,7 +85,7 @@ public sealed class SiloStreamReader(
     {
         foreach (var stream in StreamNames.All)
         {
-            var count = stream == StreamNames.Events ? Math.Max(1, options.Value.EventWriters) : 1;
+            var count = stream == StreamNames.Events ? shards.Current.WriterCount : 1;
             for (var w = 0; w < count; w++) yield return (stream, w);
         }
     }
@@ -86,26 +93,74 @@ public sealed class SiloStreamReader(
     public async Task StartAsync(CancellationToken ct)
     {
         _self = grains.CreateObjectReference<IStreamReaderObserver>(this);
-        await Task.WhenAll(Writers().Select(async key =>
-        {
-            var cursor = _cursors.GetOrAdd(key, k => new Cursor(k.Stream, k.Writer));
-            var writer = grains.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(key.Stream, key.Writer));
-            await writer.SubscribeAsync(_self, host.Silo);
-            // A joining silo has nothing cached, so it may start from the writer's current position.
-            var position = await writer.GetPositionAsync();
-            cursor.Epoch = position.Epoch;
-            await cursor.Gate.WaitAsync(ct);
-            try
-            {
-                cursor.Position = Math.Max(cursor.Position, position.Position);
-                cursor.Initialised = true;
-                notifier.Initialise(cursor.Stream, cursor.Writer, cursor.Position);
-            }
-            finally { cursor.Gate.Release(); }
-        }));
+        var map = await shards.RefreshAsync();
+        // Starting from every writer's current position is past every generation's start.
+        _shardGeneration = _barriersPassed = map.Generation;
+        await Task.WhenAll(Writers().Select(key => FollowAsync(key, ct)));
         try { await ReplayAsync(ct); }
         catch (NpgsqlException e) { logger.LogWarning("Replaying recent rows to in-memory handlers failed: {Message}", e.Message); }
         _backstop = Task.Run(() => BackstopLoopAsync(_stopping.Token));
+    }
+
+    /// <summary>Subscribes to one writer and starts its cursor at the writer's current position (a reader that joins
+    /// has nothing cached, and a writer new to the shard map has written nothing yet).</summary>
+    private async Task FollowAsync((string Stream, int Writer) key, CancellationToken ct)
+    {
+        var cursor = _cursors.GetOrAdd(key, k => new Cursor(k.Stream, k.Writer));
+        var writer = grains.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(key.Stream, key.Writer));
+        await writer.SubscribeAsync(_self!, host.Silo);
+        var position = await writer.GetPositionAsync();
+        cursor.Epoch = position.Epoch;
+        await cursor.Gate.WaitAsync(ct);
+        try
+        {
+            cursor.Position = Math.Max(cursor.Position, position.Position);
+            cursor.Initialised = true;
+            notifier.Initialise(cursor.Stream, cursor.Writer, cursor.Position);
+        }
+        finally { cursor.Gate.Release(); }
+    }
+
+    /// <summary>A writer spoke of a newer events shard generation: take the new map and follow the writers it adds.</summary>
+    private async Task FollowShardMapAsync(int generation)
+    {
+        await _following.WaitAsync();
+        try
+        {
+            if (_shardGeneration >= generation) return;
+            var map = await shards.RefreshAsync();
+            var added = Enumerable.Range(0, map.WriterCount).Where(w => !_cursors.ContainsKey((StreamNames.Events, w))).ToList();
+            await Task.WhenAll(added.Select(w => FollowAsync((StreamNames.Events, w), _stopping.Token)));
+            if (added.Count > 0) logger.LogInformation("Reader follows {Count} more events writers (shard generation {Generation})", added.Count, map.Generation);
+            _shardGeneration = Math.Max(_shardGeneration, map.Generation);
+        }
+        finally { _following.Release(); }
+    }
+
+    /// <summary>
+    /// Before an events writer moves past the start of a shard generation, every writer must have been applied up to
+    /// where the generation before it ended: a room that moved writers then never shows its new writer's events
+    /// before its old writer's, and any token this silo hands out holds all of a room's earlier events whenever it
+    /// holds a later one. Positions only point down (a generation's start is above all it waits for), so passing one
+    /// never waits on a later one.
+    /// </summary>
+    private async Task PassShardBarriersAsync(long to)
+    {
+        for (var k = Volatile.Read(ref _barriersPassed) + 1; k <= Volatile.Read(ref _shardGeneration); k++)
+        {
+            var generation = shards.Current.Generations[k];
+            if (to <= generation.After) return;
+            await _passingBarrier.WaitAsync();
+            try
+            {
+                if (_barriersPassed >= k) continue;
+                for (var w = 0; w < generation.SealedAt.Length; w++)
+                    if (_cursors.TryGetValue((StreamNames.Events, w), out var c) && Interlocked.Read(ref c.Position) < generation.SealedAt[w])
+                        await ApplyAsync(c, generation.SealedAt[w], null);
+                Volatile.Write(ref _barriersPassed, k);
+            }
+            finally { _passingBarrier.Release(); }
+        }
     }
 
     /// <summary>Hands the handlers that keep state only in memory the log's recent rows (<see cref="IStreamRowHandler.Replay"/>).</summary>
@@ -149,14 +204,18 @@ public sealed class SiloStreamReader(
     public Task OnAdvancedAsync(StreamAdvance advance)
     {
         if (hooks.DropNotification?.Invoke(advance) == true) return Task.CompletedTask;
-        if (!_cursors.TryGetValue((advance.Stream, advance.Writer), out var cursor)) return Task.CompletedTask;
-        _ = ApplyAdvanceAsync(cursor, advance);
+        _ = ApplyAdvanceAsync(advance);
         return Task.CompletedTask;
     }
 
-    private async Task ApplyAdvanceAsync(Cursor cursor, StreamAdvance advance)
+    private async Task ApplyAdvanceAsync(StreamAdvance advance)
     {
-        try { await ApplyAsync(cursor, advance.To, advance); }
+        try
+        {
+            if (advance.ShardGeneration > Volatile.Read(ref _shardGeneration)) await FollowShardMapAsync(advance.ShardGeneration);
+            if (!_cursors.TryGetValue((advance.Stream, advance.Writer), out var cursor)) return;
+            await ApplyAsync(cursor, advance.To, advance);
+        }
         catch (Exception e)
         {
             // The backstop will retry from the log.
@@ -176,6 +235,8 @@ public sealed class SiloStreamReader(
     /// else (after a short wait for the notification before it) from the log.</summary>
     private async Task ApplyAsync(Cursor cursor, long to, StreamAdvance? advance)
     {
+        if (cursor.Stream == StreamNames.Events && Volatile.Read(ref _barriersPassed) < Volatile.Read(ref _shardGeneration))
+            await PassShardBarriersAsync(to);
         await cursor.Gate.WaitAsync();
         try
         {
@@ -314,6 +375,7 @@ public sealed class SiloStreamReader(
         {
             var writer = grains.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(cursor.Stream, cursor.Writer));
             var position = await writer.GetPositionAsync();
+            if (position.ShardGeneration > Volatile.Read(ref _shardGeneration)) await FollowShardMapAsync(position.ShardGeneration);
             var found = false;
             // A new epoch is a new activation: it has no subscribers yet, so subscribe at once rather than at renewal.
             if (renew || position.Epoch != cursor.Epoch)

@@ -25,6 +25,7 @@ public sealed class StreamWriterGrain(
     IClusterMembershipService membership,
     ILocalSiloDetails silo,
     StreamNotifier localReader,
+    EventShards shards,
     IOptions<HomeserverOptions> options,
     ILogger<StreamWriterGrain> logger) : Grain, IStreamWriterGrain, IGrainMigrationParticipant
 {
@@ -52,6 +53,10 @@ public sealed class StreamWriterGrain(
     private int _inFlight;
     private bool _fenced;
     private string _sequence = "";
+    // Events writers only: the shard map generation whose routed appends this writer takes, and whether a reshard
+    // has sealed it (it then takes none until opened under the next generation).
+    private int _shardGeneration;
+    private bool _sealed;
 
     private sealed record PendingAppend(StreamRow[] Rows, TaskCompletionSource<AppendResult> Done);
 
@@ -67,8 +72,22 @@ public sealed class StreamWriterGrain(
 
         // Sharded streams share one sequence, so an idle shard must keep claiming its value or it pins the minimum.
         // A single writer's sequence only moves when it appends, so it has nothing to claim.
-        if (_stream == StreamNames.Events && options.Value.EventWriters > 1)
+        if (_stream == StreamNames.Events)
+        {
+            // Fresh from the map grain: a reshard may be sealing the writers right now.
+            var map = await shards.RefreshAsync();
+            _shardGeneration = map.Generation;
+            _sealed = map.ReshardingTo is not null;
             this.RegisterGrainTimer(IdleTick, new GrainTimerCreationOptions(IdleTickPeriod, IdleTickPeriod) { Interleave = true });
+            // A sealed writer asks the map now and then: if the grain running the reshard died, the ask activates it
+            // again and it finishes the reshard, opening this writer.
+            this.RegisterGrainTimer(async _ =>
+            {
+                if (!_sealed) return;
+                var current = await shards.RefreshAsync();
+                if (current.ReshardingTo is null && current.Generation > _shardGeneration) Open(current.Generation);
+            }, new GrainTimerCreationOptions(SealedCheckPeriod, SealedCheckPeriod) { Interleave = true });
+        }
         if (_writer == 0)
             foreach (var h in housekeepers.Where(h => h.Stream == _stream)) _housekeepersDue[h] = DateTime.UtcNow + h.Period;
         var rebalance = options.Value.WriterRebalanceDelay;
@@ -113,8 +132,46 @@ public sealed class StreamWriterGrain(
         return pending.Done.Task;
     }
 
+    public Task<AppendResult> AppendRoutedAsync(StreamRow[] rows, int shardGeneration)
+    {
+        if (_sealed || shardGeneration != _shardGeneration)
+            throw new EventShardsChangedException(_shardGeneration, _sealed,
+                $"Writer {_stream}/{_writer} is at shard generation {_shardGeneration}{(_sealed ? " (sealed)" : "")}, the append was routed by {shardGeneration}");
+        return AppendAsync(rows);
+    }
+
+    private static readonly TimeSpan SealedCheckPeriod = TimeSpan.FromSeconds(2);
+
+    public async Task<long> SealAsync()
+    {
+        _sealed = true;
+        // What was accepted before the seal commits (or fails) in this generation; nothing new is accepted.
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        while ((_queue.Count > 0 || _inFlight > 0 || _unresolved.Count > 0) && DateTime.UtcNow < deadline)
+        {
+            if (_unresolved.Count > 0 && _inFlight == 0 && _queue.Count == 0) await ResolveUnknownOutcomesAsync(CancellationToken.None);
+            else await Task.Delay(5);
+        }
+        if (_queue.Count > 0 || _inFlight > 0 || _unresolved.Count > 0)
+            throw new StreamUnavailableException($"Writer {_stream}/{_writer} could not drain its appends to seal");
+        logger.LogInformation("Writer {Stream}/{Writer} sealed at {Position} (shard generation {Generation})", _stream, _writer, _tracker.Persisted, _shardGeneration);
+        return _tracker.Persisted;
+    }
+
+    public Task OpenAsync(int shardGeneration)
+    {
+        if (shardGeneration >= _shardGeneration) Open(shardGeneration);
+        return Task.CompletedTask;
+    }
+
+    private void Open(int shardGeneration)
+    {
+        _shardGeneration = shardGeneration;
+        _sealed = false;
+    }
+
     public Task<WriterPosition> GetPositionAsync() =>
-        Task.FromResult(new WriterPosition(_stream, _writer, _tracker.Persisted, _epoch, silo.SiloAddress.ToString()));
+        Task.FromResult(new WriterPosition(_stream, _writer, _tracker.Persisted, _epoch, silo.SiloAddress.ToString(), _shardGeneration));
 
     public Task SubscribeAsync(IStreamReaderObserver reader, SiloAddress? readerSilo)
     {
@@ -292,7 +349,7 @@ public sealed class StreamWriterGrain(
     {
         var from = _tracker.Persisted;
         var released = _tracker.Release();
-        if (_tracker.Persisted > from) Notify(new StreamAdvance(_stream, _writer, from, _tracker.Persisted, released.ToArray()));
+        if (_tracker.Persisted > from) Notify(new StreamAdvance(_stream, _writer, from, _tracker.Persisted, released.ToArray(), _shardGeneration));
     }
 
     private void Notify(StreamAdvance advance)
@@ -319,7 +376,7 @@ public sealed class StreamWriterGrain(
         if (_fenced || !_tracker.Idle || _unresolved.Count > 0 || _allocation.CurrentCount == 0) return Task.CompletedTask;
         var seen = localReader.Current[_stream].Max;
         var from = _tracker.Persisted;
-        if (seen > from && _tracker.AdvanceIdle(seen)) Notify(new StreamAdvance(_stream, _writer, from, seen, []));
+        if (seen > from && _tracker.AdvanceIdle(seen)) Notify(new StreamAdvance(_stream, _writer, from, seen, [], _shardGeneration));
         return Task.CompletedTask;
     }
 

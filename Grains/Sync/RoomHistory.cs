@@ -57,13 +57,13 @@ public sealed class RoomHistory(RoomEventStore store, RoomVisibility visibility,
     private static string WrapRoomFilter(string filter) =>
         filter.TrimStart().StartsWith('{') ? $"{{\"room\":{{\"timeline\":{filter}}}}}" : throw MatrixException.InvalidParam("'filter' must be a JSON RoomEventFilter");
 
-    /// <summary>A pagination token (<c>t{n}</c>) or a sync token (through the room's events writer) as an exclusive
+    /// <summary>A pagination token (<c>t{n}</c>) or a sync token (through the room's position in it) as an exclusive
     /// topological bound in the direction of travel.</summary>
     private async Task<long> ToTopologicalAsync(string roomId, string token, bool backwards, string name)
     {
         if (PaginationToken.TryParseTopological(token, out var t)) return t;
         if (!StreamToken.TryParse(token, out var stream)) throw MatrixException.InvalidParam($"Malformed '{name}' token");
-        var position = stream.Get(StreamNames.Events, store.WriterOf(roomId));
+        var position = store.PositionIn(stream, roomId);
         var (events, _) = await store.GetEventsByStreamAsync(roomId, 0, position, 1);
         var last = events.Count == 0 ? 0 : events[^1].Topological;
         // Backwards from a sync token: everything at or before it; forwards: everything after it.

@@ -217,11 +217,10 @@ public sealed class SyncHandler(
 
     private async Task<JsonObject?> JoinedRoomAsync(SyncContext context, string roomId, List<MembershipChange>? changes)
     {
-        var writer = store.WriterOf(roomId);
-        var toPosition = context.To.Get(StreamNames.Events, writer);
+        var toPosition = store.PositionIn(context.To, roomId);
         var newlyJoined = context.Since is null || await JoinedInWindowAsync(context.Requester.UserId, roomId, changes);
         var full = newlyJoined || context.FullState;
-        var fromPosition = full ? 0 : context.Since!.Get(StreamNames.Events, writer);
+        var fromPosition = full ? 0 : store.PositionIn(context.Since!, roomId);
         // Most wake-ups concern one room: skip the others without a query when their writer did not move, or when
         // this silo saw every row since the token and none was the room's.
         if (!full && (fromPosition >= toPosition
@@ -231,7 +230,7 @@ public sealed class SyncHandler(
 
         // An incremental window is usually a few events this silo just applied: read them from memory.
         var (events, limited) = !full && notifier.Tracks(StreamNames.Events, context.Since!)
-                                && recent.TryGet(roomId, writer, fromPosition, toPosition, limit, out var recentEvents, out var recentLimited)
+                                && recent.TryGet(roomId, fromPosition, toPosition, limit, out var recentEvents, out var recentLimited)
             ? (recentEvents, recentLimited)
             : await store.GetEventsByStreamAsync(roomId, fromPosition, toPosition, limit);
         if (full || limited || events.Any(e => e.Type == "m.room.member")) context.MembershipChanged = true;
@@ -329,8 +328,7 @@ public sealed class SyncHandler(
 
     private async Task<JsonObject> LeftRoomAsync(SyncContext context, string roomId, MembershipAt membership)
     {
-        var writer = store.WriterOf(roomId);
-        var fromPosition = context.Since?.Get(StreamNames.Events, writer) ?? 0;
+        var fromPosition = context.Since is null ? 0 : store.PositionIn(context.Since, roomId);
         var (events, limited) = await store.GetEventsByStreamAsync(roomId, fromPosition, membership.StreamPosition, context.Filter.TimelineLimit);
         var timeline = new JsonArray();
         foreach (var e in events) timeline.Add(RoomEventFormat.ToClient(e, context.Requester.UserId, context.Requester.DeviceId, includeRoomId: false));

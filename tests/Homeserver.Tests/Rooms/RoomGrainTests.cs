@@ -357,7 +357,7 @@ public sealed class RoomGrainTests(RoomClusterFixture fx) : IClassFixture<RoomCl
         var intruder = new RoomEventRow(intruderId, roomId, "m.room.message", null, Alice,
             DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), depth + 1,
             new JsonObject { ["event_id"] = intruderId, ["type"] = "m.room.message", ["room_id"] = roomId, ["sender"] = Alice, ["content"] = new JsonObject() }.ToJsonString());
-        var writer = fx.Cluster.Silos[0].Grains.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(StreamNames.Events, fx.Store(0).WriterOf(roomId)));
+        var writer = fx.Cluster.Silos[0].Grains.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(StreamNames.Events, fx.Cluster.Silos[0].Get<EventShards>().Current.WriterFor(roomId)));
         await writer.AppendAsync([RoomStreamRows.Event(intruder)]);
 
         // The same depth again must be refused by the database.

@@ -23,16 +23,16 @@ public sealed class RecentRoomEventsTests
         foreach (var (entry, row) in events) recent.Applied(entry, row);
         var first = events[0].Item1.Position;
 
-        Assert.True(recent.TryGet("!a:x", 0, first - 1, events[^1].Item1.Position, 10, out var all, out var limited));
+        Assert.True(recent.TryGet("!a:x", first - 1, events[^1].Item1.Position, 10, out var all, out var limited));
         Assert.Equal(["$a0", "$a1", "$a2"], all.Select(e => e.EventId));
         Assert.False(limited);
 
-        Assert.True(recent.TryGet("!a:x", 0, first - 1, events[^1].Item1.Position, 2, out var latest, out limited));
+        Assert.True(recent.TryGet("!a:x", first - 1, events[^1].Item1.Position, 2, out var latest, out limited));
         Assert.Equal(["$a1", "$a2"], latest.Select(e => e.EventId));
         Assert.True(limited);
 
         // A room with no event since the silo started has nothing in any window.
-        Assert.True(recent.TryGet("!quiet:x", 0, 0, long.MaxValue, 10, out var none, out _));
+        Assert.True(recent.TryGet("!quiet:x", 0, long.MaxValue, 10, out var none, out _));
         Assert.Empty(none);
     }
 
@@ -44,7 +44,7 @@ public sealed class RecentRoomEventsTests
         recent.Applied(e1, r1);
         var (e2, r2) = Event("!r:x", "$redaction", redacts: "$target", redactedJson: "{\"event_id\":\"$target\",\"redacted\":true}");
         recent.Applied(e2, r2);
-        Assert.True(recent.TryGet("!r:x", 0, e1.Position - 1, e2.Position, 10, out var events, out _));
+        Assert.True(recent.TryGet("!r:x", e1.Position - 1, e2.Position, 10, out var events, out _));
         Assert.True(events[0].Redacted);
         Assert.Contains("redacted", events[0].Json);
     }
@@ -62,13 +62,13 @@ public sealed class RecentRoomEventsTests
             recent.Applied(entry, row);
         }
         // The dropped room's event is no longer held: a window that contains it must go to the database.
-        Assert.False(recent.TryGet("!old:x", 0, oldEntry.Position - 1, long.MaxValue, 10, out _, out _));
+        Assert.False(recent.TryGet("!old:x", oldEntry.Position - 1, long.MaxValue, 10, out _, out _));
 
         // A new event in the dropped room starts a new log that knows nothing before it was made.
         var (newEntry, newRow) = Event("!old:x", "$new");
         recent.Applied(newEntry, newRow);
-        Assert.False(recent.TryGet("!old:x", 0, oldEntry.Position - 1, long.MaxValue, 10, out _, out _));
-        Assert.True(recent.TryGet("!old:x", 0, newEntry.Position - 1, long.MaxValue, 10, out var fresh, out _));
+        Assert.False(recent.TryGet("!old:x", oldEntry.Position - 1, long.MaxValue, 10, out _, out _));
+        Assert.True(recent.TryGet("!old:x", newEntry.Position - 1, long.MaxValue, 10, out var fresh, out _));
         Assert.Equal(["$new"], fresh.Select(e => e.EventId));
     }
 }
