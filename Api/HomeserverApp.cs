@@ -55,6 +55,7 @@ public static class HomeserverApp
         app.MapClientStartupEndpoints();
         app.MapUserStreamEndpoints();
         app.MapKeysProfileDirectoryEndpoints();
+        app.MapAdminEndpoints();
         app.MapFallbackEndpoints();
         return app;
     }

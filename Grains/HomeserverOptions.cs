@@ -25,8 +25,16 @@ public sealed class HomeserverOptions
     /// /usr/lib/postgresql/*/bin when unset.</summary>
     public string? PostgresBinaries { get; set; }
 
-    /// <summary>Number of writer shards of the <c>events</c> stream. A room maps to one by a stable hash.</summary>
+    /// <summary>Number of writer shards of the <c>events</c> stream a new database starts with (a room maps to one by
+    /// a stable hash). From then on the shard map in the database decides; an admin changes it live
+    /// (<c>PUT /_homeserver/admin/v1/event_writers</c>).</summary>
     public int EventWriters { get; set; } = 2;
+
+    /// <summary>
+    /// User ids (<c>@name:server</c>) allowed to call the homeserver's admin API (<c>/_homeserver/admin/</c>). Kept in
+    /// configuration, read by every front end, so an operator can name the first admin without a database write.
+    /// </summary>
+    public string[] AdminUsers { get; set; } = [];
 
     /// <summary>
     /// Transactions each <c>events</c> writer keeps in flight (other streams' writers keep 8). Event appends carry

@@ -1,0 +1,63 @@
+using System.Text.Json.Nodes;
+using Homeserver.Api.Http;
+using Homeserver.Errors;
+using Homeserver.Streams;
+using Microsoft.Extensions.Options;
+
+namespace Homeserver.Api.Endpoints;
+
+/// <summary>
+/// The homeserver's own operator calls, under <c>/_homeserver/admin/v1</c> (Synapse's admin API lives under
+/// <c>/_synapse/admin</c>; what has no Synapse equivalent gets a prefix of its own). Only the users named in
+/// <c>Homeserver:AdminUsers</c> may call them.
+/// </summary>
+public static class AdminEndpoints
+{
+    public const string Prefix = "/_homeserver/admin/v1";
+
+    public static IEndpointRouteBuilder MapAdminEndpoints(this IEndpointRouteBuilder app)
+    {
+        app.MapGet($"{Prefix}/event_writers", GetEventWriters);
+        app.MapPut($"{Prefix}/event_writers", SetEventWriters);
+        return app;
+    }
+
+    /// <summary>GET: the <c>events</c> shard map.</summary>
+    private static async Task<IResult> GetEventWriters(HttpContext context, IGrainFactory grains, IOptions<HomeserverOptions> options)
+    {
+        await RequireAdminAsync(context, options.Value);
+        return Results.Json(ToJson(await grains.GetGrain<IEventShardMapGrain>(0).GetAsync()));
+    }
+
+    /// <summary>PUT <c>{"writers": n}</c>: reshards the <c>events</c> stream live and answers the new map.</summary>
+    private static async Task<IResult> SetEventWriters(HttpContext context, IGrainFactory grains, IOptions<HomeserverOptions> options,
+        EventShards shards)
+    {
+        await RequireAdminAsync(context, options.Value);
+        var body = JsonBody.Object(context.Request);
+        if (body["writers"] is not JsonValue v || !v.TryGetValue<int>(out var writers) || writers < 1 || writers > EventShardMapGrain.MaxWriters)
+            throw MatrixException.InvalidParam($"'writers' must be an integer from 1 to {EventShardMapGrain.MaxWriters}");
+        var map = await grains.GetGrain<IEventShardMapGrain>(0).ReshardAsync(writers);
+        await shards.RefreshAsync();
+        return Results.Json(ToJson(map));
+    }
+
+    private static async Task RequireAdminAsync(HttpContext context, HomeserverOptions options)
+    {
+        var requester = await RequestAuth.RequireUserAsync(context);
+        if (!options.AdminUsers.Contains(requester.UserId, StringComparer.Ordinal))
+            throw MatrixException.Forbidden("You are not a server admin");
+    }
+
+    private static JsonObject ToJson(EventShardMap map) => new()
+    {
+        ["writers"] = map.Current.Writers,
+        ["generation"] = map.Generation,
+        ["resharding_to"] = map.ReshardingTo,
+        ["generations"] = new JsonArray(map.Generations.Select(g => (JsonNode)new JsonObject
+        {
+            ["writers"] = g.Writers,
+            ["after_position"] = g.After,
+        }).ToArray()),
+    };
+}
