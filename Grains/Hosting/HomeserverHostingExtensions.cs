@@ -128,6 +128,9 @@ public static class HomeserverHostingExtensions
             // read of the membership table, which Orleans does every minute unless told otherwise.
             client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = GatewayListRefreshPeriod);
             client.AddOutgoingGrainCallFilter<SiloLossRetryFilter>();
+            // A gateway that dies after passing a request on takes the answer with it; only the response timeout
+            // tells, and the retry filter then asks again. Orleans' 30 s would outlast the retry window.
+            client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = FrontEndResponseTimeout);
             // With no silo up yet (a front end started first, or a whole-cluster restart) keep trying rather than exit.
             client.UseConnectionRetryFilter(async (e, ct) =>
             {
@@ -141,6 +144,10 @@ public static class HomeserverHostingExtensions
         builder.Services.AddHomeserverServices();
         return builder;
     }
+
+    /// <summary>How long a front end without a silo waits for a grain call's answer (longer than a failover takes: a
+    /// room whose writer died answers within a few seconds, once membership has declared the silo dead).</summary>
+    public static readonly TimeSpan FrontEndResponseTimeout = TimeSpan.FromSeconds(8);
 
     /// <summary>How often a front end without a silo rereads the gateways from the membership table.</summary>
     public static readonly TimeSpan GatewayListRefreshPeriod = TimeSpan.FromSeconds(5);

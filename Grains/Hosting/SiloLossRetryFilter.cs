@@ -9,8 +9,10 @@ namespace Homeserver.Hosting;
 /// Calls to <see cref="IdempotentAttribute"/> grain methods that fail because the silo serving them went away (the
 /// connection broke, or the message was rejected as the silo left) are made again, with backoff, until
 /// <see cref="RetryWindow"/> has passed: once membership has declared the silo dead the grain activates elsewhere and
-/// answers, so a client request in flight across a <c>kill -9</c> succeeds instead of failing. Other calls fail as
-/// before (they answer 503 with <c>Retry-After</c>).
+/// answers, so a client request in flight across a <c>kill -9</c> succeeds instead of failing. A call that timed out
+/// is made again too: through a front end without a silo, a request whose gateway died after passing it on can have
+/// its answer lost on the way back, and only the timeout tells (the method being idempotent, asking again is safe).
+/// Other calls fail as before (they answer 503 with <c>Retry-After</c>).
 /// </summary>
 public sealed class SiloLossRetryFilter(ILogger<SiloLossRetryFilter> logger) : IOutgoingGrainCallFilter
 {
@@ -37,7 +39,7 @@ public sealed class SiloLossRetryFilter(ILogger<SiloLossRetryFilter> logger) : I
                 if (attempt > 1) logger.LogInformation("{Method} on {Grain} succeeded after {Attempts} attempts", method.Name, context.TargetId, attempt);
                 return;
             }
-            catch (Exception e) when (IsSiloLoss(e) && DateTime.UtcNow + delay < deadline)
+            catch (Exception e) when ((IsSiloLoss(e) || e is TimeoutException) && DateTime.UtcNow + delay < deadline)
             {
                 logger.LogDebug("{Method} on {Grain} failed ({Error}); retrying in {Delay}", method.Name, context.TargetId, e.GetType().Name, delay);
                 await Task.Delay(delay);

@@ -64,6 +64,68 @@ public sealed class FrontEndProcessTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task Killing_the_silo_that_holds_every_writer_fails_no_request_through_a_front_end_without_a_silo()
+    {
+        var database = await TestPostgres.CreateDatabaseAsync();
+        await using var db = NpgsqlDataSource.Create(database);
+        // The first silo takes every stream writer (rebalancing is off); the kill takes them all.
+        using var doomed = HomeserverProcess.Start("Silo", database, http: false);
+        await ProcessCluster.WaitForActiveSilosAsync(db, 1, doomed);
+        await ProcessCluster.WaitForWritersAsync(db);
+        using var survivor = HomeserverProcess.Start("Silo", database, http: false);
+        await ProcessCluster.WaitForActiveSilosAsync(db, 2, doomed, survivor);
+        using var frontEnd = HomeserverProcess.Start("Api", database, http: true, FrontEndArgs);
+        using var http = new HttpClient();
+        await frontEnd.WaitReadyAsync(http);
+
+        var alice = await MatrixTestClient.RegisterAsync(TestSilo.OfProcess(frontEnd.Url));
+        var rooms = new List<string>();
+        for (var i = 0; i < 8; i++) rooms.Add(await alice.CreateRoomAsync());
+        var writersBefore = await ProcessCluster.WritersOnSiloAsync(db, doomed.SiloPort);
+        Assert.True(writersBefore > 0);
+
+        var acked = new ConcurrentDictionary<string, (string Room, string Body)>();
+        var failures = new ConcurrentQueue<string>();
+        using var stop = new CancellationTokenSource();
+        var senders = rooms.Select((room, index) => Task.Run(async () =>
+        {
+            for (var n = 0; n < 100_000 && !stop.IsCancellationRequested; n++)
+            {
+                var body = $"k{index}-{n}";
+                var r = await alice.Http.PutJsonAsync($"{MatrixPaths.Room(room)}/send/m.room.message/{body}",
+                    new JsonObject { ["msgtype"] = "m.text", ["body"] = body });
+                if (r.StatusCode == 200) acked[r["event_id"].GetValue<string>()] = (room, body);
+                else failures.Enqueue($"{body}: {r.StatusCode} {r.Text}");
+            }
+        })).ToList();
+
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        var killedAt = DateTime.UtcNow;
+        doomed.Kill9();
+        await Task.Delay(TimeSpan.FromSeconds(8));
+        stop.Cancel();
+        await Task.WhenAll(senders);
+
+        output.WriteLine($"acknowledged {acked.Count}, failed {failures.Count}");
+        Assert.True(failures.IsEmpty, $"{failures.Count} failed requests:\n{string.Join("\n", failures.Take(10))}\n" +
+            string.Join("\n", frontEnd.Output.Split('\n').Where(l => l.Contains("Unavailable") || l.Contains("Exception")).Take(20)));
+        // Every writer lives on the survivor now, and each was active again within 5 s of the kill.
+        Assert.Equal(0, await ProcessCluster.WritersOnSiloAsync(db, doomed.SiloPort));
+        await using (var cmd = db.CreateCommand("SELECT max(activated_at) FROM stream_writers"))
+        {
+            var lastActivated = ((DateTime)(await cmd.ExecuteScalarAsync())!).ToUniversalTime();
+            output.WriteLine($"the last writer was active again {(lastActivated - killedAt).TotalSeconds:F1} s after the kill");
+            Assert.True(lastActivated - killedAt < TimeSpan.FromSeconds(5), $"a writer took {(lastActivated - killedAt).TotalSeconds:F1} s");
+        }
+        foreach (var room in rooms)
+        {
+            var bodies = await ProcessCluster.MessageBodiesAsync(alice, room);
+            Assert.Equal(bodies.Count, bodies.Distinct().Count());
+            Assert.Empty(acked.Values.Where(a => a.Room == room).Select(a => a.Body).Except(bodies));
+        }
+    }
+
+    [Fact]
     public async Task A_rolling_restart_of_every_silo_and_front_end_fails_no_request_and_loses_nothing()
     {
         var database = await TestPostgres.CreateDatabaseAsync();
