@@ -76,6 +76,8 @@ public static class HomeserverHostingExtensions
             // a few seconds after a kill -9 (Orleans' defaults take about a minute). A GC pause or a busy machine
             // shorter than three seconds does not evict a live silo; one evicted wrongly restarts its silo process.
             // The membership table is still read at Orleans' default period: votes travel by gossip, not by polling.
+            // A silo whose connection is still open but silent (a network partition rather than a dead process) is
+            // voted out only after Orleans' liveness window of about 12 s without a message from it.
             silo.Configure<ClusterMembershipOptions>(o =>
             {
                 o.ProbeTimeout = TimeSpan.FromSeconds(1);

@@ -15,6 +15,7 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
     private readonly string _root;
     private readonly ILogger _logger;
     private readonly bool _fsync;
+    private readonly string? _alsoListenOn;
     private readonly string? _binaries;
     private bool _startedByUs;
 
@@ -26,8 +27,11 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
     /// <param name="root">Folder that holds the cluster (created if missing).</param>
     /// <param name="fsync">Off only for throwaway test clusters.</param>
     /// <param name="binaries">A folder holding initdb and pg_ctl; when null, PATH and /usr/lib/postgresql/*/bin are searched.</param>
-    public EmbeddedPostgres(string root, ILogger logger, bool fsync = true, string? binaries = null)
+    /// <param name="alsoListenOn">An address besides loopback to accept connections on, from the networks of this
+    /// machine's own interfaces (tests that give processes network namespaces of their own).</param>
+    public EmbeddedPostgres(string root, ILogger logger, bool fsync = true, string? binaries = null, string? alsoListenOn = null)
     {
+        _alsoListenOn = alsoListenOn;
         _binaries = binaries;
         _root = Path.GetFullPath(root);
         _logger = logger;
@@ -96,7 +100,14 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
             return;
         }
 
-        var options = $"-p {Port} -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c max_connections=300 " +
+        if (_alsoListenOn is not null)
+        {
+            var hba = Path.Combine(DataDirectory, "pg_hba.conf");
+            const string line = "host all all samenet trust";
+            if (!(await File.ReadAllTextAsync(hba, ct)).Contains(line)) await File.AppendAllTextAsync(hba, line + "\n", ct);
+        }
+        var listen = _alsoListenOn is null ? "127.0.0.1" : $"127.0.0.1,{_alsoListenOn}";
+        var options = $"-p {Port} -c listen_addresses={listen} -c unix_socket_directories= -c max_connections=300 " +
                       $"-c shared_buffers=256MB -c fsync={(_fsync ? "on" : "off")} -c synchronous_commit={(_fsync ? "on" : "off")} " +
                       $"-c full_page_writes={(_fsync ? "on" : "off")}";
         var log = Path.Combine(_root, "postgres.log");

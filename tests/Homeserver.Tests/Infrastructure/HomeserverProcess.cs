@@ -28,11 +28,21 @@ public sealed class HomeserverProcess : IDisposable
     /// <param name="project">"Api" (front end with a silo) or "Silo" (a silo without HTTP).</param>
     /// <param name="database">A PostgreSQL connection string, or null for the embedded default (then pass
     /// <c>--Homeserver:DataDirectory=…</c> in <paramref name="args"/>).</param>
-    public static HomeserverProcess Start(string project, string? database, bool http, params string[] args)
+    public static HomeserverProcess Start(string project, string? database, bool http, params string[] args) =>
+        StartIn(launcher: [], project, database, http, args);
+
+    /// <param name="launcher">A command the process runs under, e.g. <c>["ip", "netns", "exec", "ns1"]</c> to give it a
+    /// network namespace of its own (it must exec the command it is given, so the process is the server itself).</param>
+    public static HomeserverProcess StartIn(string[] launcher, string project, string? database, bool http, params string[] args)
     {
         var httpPort = LoopbackPorts.Free();
         var siloPort = LoopbackPorts.Free();
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(launcher.Length > 0 ? launcher[0] : "dotnet")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        foreach (var a in launcher.Skip(1)) psi.ArgumentList.Add(a);
+        if (launcher.Length > 0) psi.ArgumentList.Add("dotnet");
         psi.ArgumentList.Add(Binary(project));
         if (http)
         {

@@ -19,13 +19,13 @@ public sealed class PrivatePostgres : IAsyncDisposable
         Server = server;
     }
 
-    public static async Task<PrivatePostgres> StartAsync(bool fsync = false)
+    public static async Task<PrivatePostgres> StartAsync(bool fsync = false, string? alsoListenOn = null)
     {
         var folder = Path.Combine(Path.GetTempPath(), $"homeserver-pg-{Guid.NewGuid():N}");
         Directory.CreateDirectory(folder);
         // The postgres user must reach the folder when the tests run as root.
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(folder, (UnixFileMode)0b111_101_101);
-        var server = new EmbeddedPostgres(folder, NullLogger.Instance, fsync: fsync);
+        var server = new EmbeddedPostgres(folder, NullLogger.Instance, fsync: fsync, alsoListenOn: alsoListenOn);
         await server.StartAsync();
         return new PrivatePostgres(folder, server);
     }
