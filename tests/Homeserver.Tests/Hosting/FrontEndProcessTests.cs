@@ -117,12 +117,7 @@ public sealed class FrontEndProcessTests(ITestOutputHelper output)
             output.WriteLine($"the last writer was active again {(lastActivated - killedAt).TotalSeconds:F1} s after the kill");
             Assert.True(lastActivated - killedAt < TimeSpan.FromSeconds(5), $"a writer took {(lastActivated - killedAt).TotalSeconds:F1} s");
         }
-        foreach (var room in rooms)
-        {
-            var bodies = await ProcessCluster.MessageBodiesAsync(alice, room);
-            Assert.Equal(bodies.Count, bodies.Distinct().Count());
-            Assert.Empty(acked.Values.Where(a => a.Room == room).Select(a => a.Body).Except(bodies));
-        }
+        await ProcessCluster.AssertEveryAcknowledgedMessageOnceAsync(alice, rooms, acked);
     }
 
     [Fact]
@@ -207,12 +202,7 @@ public sealed class FrontEndProcessTests(ITestOutputHelper output)
             output.WriteLine($"acknowledged {acked.Count}, syncs {syncs}, failed {failures.Count}");
             Assert.True(failures.IsEmpty, $"{failures.Count} failed requests:\n{string.Join("\n", failures.Take(10))}");
             Assert.True(acked.Count > ackedBeforeLast, "sending did not go on after the restarts");
-            foreach (var room in rooms)
-            {
-                var bodies = await ProcessCluster.MessageBodiesAsync(alice.On(TestSilo.OfProcess(frontEnds[1].Url)), room);
-                Assert.Equal(bodies.Count, bodies.Distinct().Count());
-                Assert.Empty(acked.Values.Where(a => a.Room == room).Select(a => a.Body).Except(bodies));
-            }
+            await ProcessCluster.AssertEveryAcknowledgedMessageOnceAsync(alice.On(TestSilo.OfProcess(frontEnds[1].Url)), rooms, acked);
             // No position was handed out twice and the two front ends' readers agree on where every stream is.
             Assert.Equal(0, await ProcessCluster.CountAsync(db,
                 "SELECT count(*) FROM (SELECT stream, position FROM stream_log GROUP BY stream, position HAVING count(*) > 1) d"));

@@ -1,6 +1,4 @@
 using System.Collections.Concurrent;
-using System.Net;
-using System.Text;
 using System.Text.Json.Nodes;
 using Homeserver.Tests.Infrastructure;
 using Npgsql;
@@ -60,28 +58,10 @@ public sealed class NetworkPartitionTests(ITestOutputHelper output)
                 for (var n = 0; n < 100_000 && !stop.IsCancellationRequested; n++)
                 {
                     var body = $"n{index}-{n}";
-                    for (var attempt = 0; attempt < 200; attempt++)
-                    {
-                        using var request = new HttpRequestMessage(HttpMethod.Put, $"{MatrixPaths.Room(room)}/send/m.room.message/{body}")
-                        {
-                            Content = new StringContent($"{{\"msgtype\":\"m.text\",\"body\":\"{body}\"}}", Encoding.UTF8, "application/json"),
-                        };
-                        using var response = await alice.Http.SendAsync(request);
-                        var text = await response.Content.ReadAsStringAsync();
-                        if (response.StatusCode == HttpStatusCode.OK)
-                        {
-                            acked[JsonNode.Parse(text)!["event_id"]!.GetValue<string>()] = (room, body);
-                            break;
-                        }
-                        if (response.StatusCode == HttpStatusCode.ServiceUnavailable && response.Headers.RetryAfter is not null)
-                        {
-                            Interlocked.Increment(ref unavailable);
-                            await Task.Delay(200);
-                            continue;
-                        }
-                        unexpected.Enqueue($"{body}: {(int)response.StatusCode} {text}");
-                        break;
-                    }
+                    var (eventId, failure, retries) = await ProcessCluster.SendRetryingOutagesAsync(alice.Http, room, body);
+                    Interlocked.Add(ref unavailable, retries);
+                    if (eventId is not null) acked[eventId] = (room, body);
+                    else unexpected.Enqueue(failure!);
                 }
             })).ToList();
 
@@ -118,12 +98,7 @@ public sealed class NetworkPartitionTests(ITestOutputHelper output)
 
             output.WriteLine($"acknowledged {acked.Count} ({duringCut} while cut off), answered 503 {unavailable} times, unexpected {unexpected.Count}");
             Assert.True(unexpected.IsEmpty, string.Join("\n", unexpected.Take(10)));
-            foreach (var room in rooms)
-            {
-                var bodies = await ProcessCluster.MessageBodiesAsync(alice, room);
-                Assert.Equal(bodies.Count, bodies.Distinct().Count());
-                Assert.Empty(acked.Values.Where(a => a.Room == room).Select(a => a.Body).Except(bodies));
-            }
+            await ProcessCluster.AssertEveryAcknowledgedMessageOnceAsync(alice, rooms, acked);
             Assert.Equal(0, await ProcessCluster.CountAsync(db,
                 "SELECT count(*) FROM (SELECT stream, position FROM stream_log GROUP BY stream, position HAVING count(*) > 1) d"));
             Assert.Equal(3, await ProcessCluster.CountAsync(db, "SELECT count(*) FROM OrleansMembershipTable WHERE Status = 3"));

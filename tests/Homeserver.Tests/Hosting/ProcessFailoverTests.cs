@@ -80,12 +80,7 @@ public sealed class ProcessFailoverTests(ITestOutputHelper output)
         Assert.True(acked.Count > ackedBeforeKill + Senders, "sending did not go on after the kill");
 
         // Every acknowledged message is in its room exactly once (read through the surviving front end).
-        foreach (var room in rooms)
-        {
-            var bodies = await ProcessCluster.MessageBodiesAsync(alice, room);
-            Assert.Equal(bodies.Count, bodies.Distinct().Count());
-            Assert.Empty(acked.Values.Where(a => a.Room == room).Select(a => a.Body).Except(bodies));
-        }
+        await ProcessCluster.AssertEveryAcknowledgedMessageOnceAsync(alice, rooms, acked);
     }
 
     [Fact]
@@ -111,28 +106,10 @@ public sealed class ProcessFailoverTests(ITestOutputHelper output)
             for (var n = 0; n < 100_000 && !stop.IsCancellationRequested; n++)
             {
                 var body = $"p{index}-{n}";
-                for (var attempt = 0; attempt < 200; attempt++)
-                {
-                    using var request = new HttpRequestMessage(HttpMethod.Put, $"{MatrixPaths.Room(room)}/send/m.room.message/{body}")
-                    {
-                        Content = new StringContent($"{{\"msgtype\":\"m.text\",\"body\":\"{body}\"}}", Encoding.UTF8, "application/json"),
-                    };
-                    using var response = await alice.Http.SendAsync(request);
-                    var text = await response.Content.ReadAsStringAsync();
-                    if (response.StatusCode == HttpStatusCode.OK)
-                    {
-                        acked[JsonNode.Parse(text)!["event_id"]!.GetValue<string>()] = (room, body);
-                        break;
-                    }
-                    if (response.StatusCode == HttpStatusCode.ServiceUnavailable && response.Headers.RetryAfter is not null && text.Contains("\"errcode\""))
-                    {
-                        Interlocked.Increment(ref unavailable);
-                        await Task.Delay(200);
-                        continue;
-                    }
-                    unexpected.Enqueue($"{body}: {(int)response.StatusCode} {text}");
-                    break;
-                }
+                var (eventId, failure, retries) = await ProcessCluster.SendRetryingOutagesAsync(alice.Http, room, body);
+                Interlocked.Add(ref unavailable, retries);
+                if (eventId is not null) acked[eventId] = (room, body);
+                else unexpected.Enqueue(failure!);
             }
         })).ToList();
 
@@ -147,11 +124,6 @@ public sealed class ProcessFailoverTests(ITestOutputHelper output)
         output.WriteLine($"acknowledged {acked.Count}, answered 503 {unavailable} times, unexpected {unexpected.Count}");
         Assert.True(unexpected.IsEmpty, string.Join("\n", unexpected.Take(10)));
         Assert.True(unavailable > 0, "the outage was not seen");
-        foreach (var room in rooms)
-        {
-            var bodies = await ProcessCluster.MessageBodiesAsync(alice, room);
-            Assert.Equal(bodies.Count, bodies.Distinct().Count());
-            Assert.Empty(acked.Values.Where(a => a.Room == room).Select(a => a.Body).Except(bodies));
-        }
+        await ProcessCluster.AssertEveryAcknowledgedMessageOnceAsync(alice, rooms, acked);
     }
 }

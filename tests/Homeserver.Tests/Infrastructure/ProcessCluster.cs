@@ -84,6 +84,42 @@ public static class ProcessCluster
         }
         return bodies;
     }
+
+    /// <summary>Every acknowledged message is in its room exactly once (read through <paramref name="reader"/>).</summary>
+    public static async Task AssertEveryAcknowledgedMessageOnceAsync(MatrixTestClient reader, IEnumerable<string> rooms,
+        IReadOnlyDictionary<string, (string Room, string Body)> acked)
+    {
+        foreach (var room in rooms)
+        {
+            var bodies = await MessageBodiesAsync(reader, room);
+            Assert.Equal(bodies.Count, bodies.Distinct().Count());
+            Assert.Empty(acked.Values.Where(a => a.Room == room).Select(a => a.Body).Except(bodies));
+        }
+    }
+
+    /// <summary>
+    /// Sends one message as real clients do through an outage: a 503 with <c>Retry-After</c> is retried after a moment
+    /// with the same transaction id (bounded). Returns the event id, or the answer that was neither.
+    /// </summary>
+    public static async Task<(string? EventId, string? Unexpected, int Unavailable)> SendRetryingOutagesAsync(HttpClient http, string room, string body)
+    {
+        var unavailable = 0;
+        for (var attempt = 0; attempt < 200; attempt++)
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Put, $"{MatrixPaths.Room(room)}/send/m.room.message/{body}")
+            {
+                Content = new StringContent($"{{\"msgtype\":\"m.text\",\"body\":\"{body}\"}}", Encoding.UTF8, "application/json"),
+            };
+            using var response = await http.SendAsync(request);
+            var text = await response.Content.ReadAsStringAsync();
+            if (response.StatusCode == System.Net.HttpStatusCode.OK) return (JsonNode.Parse(text)!["event_id"]!.GetValue<string>(), null, unavailable);
+            if (response.StatusCode != System.Net.HttpStatusCode.ServiceUnavailable || response.Headers.RetryAfter is null || !text.Contains("\"errcode\""))
+                return (null, $"{body}: {(int)response.StatusCode} {text}", unavailable);
+            unavailable++;
+            await Task.Delay(200);
+        }
+        return (null, $"{body}: still unavailable after 200 attempts", unavailable);
+    }
 }
 
 /// <summary>
