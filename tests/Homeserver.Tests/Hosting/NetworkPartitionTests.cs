@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Text.Json.Nodes;
 using Homeserver.Tests.Infrastructure;
 using Npgsql;
 using Xunit.Abstractions;
@@ -49,21 +47,8 @@ public sealed class NetworkPartitionTests(ITestOutputHelper output)
             Assert.True(await ProcessCluster.WritersOnSiloAsync(db, cutOff.SiloPort) > 0);
 
             // Clients as real ones behave: a 503 is retried after a moment with the same transaction id.
-            var acked = new ConcurrentDictionary<string, (string Room, string Body)>();
-            var unexpected = new ConcurrentQueue<string>();
-            var unavailable = 0;
-            using var stop = new CancellationTokenSource();
-            var senders = rooms.Select((room, index) => Task.Run(async () =>
-            {
-                for (var n = 0; n < 100_000 && !stop.IsCancellationRequested; n++)
-                {
-                    var body = $"n{index}-{n}";
-                    var (eventId, failure, retries) = await ProcessCluster.SendRetryingOutagesAsync(alice.Http, room, body);
-                    Interlocked.Add(ref unavailable, retries);
-                    if (eventId is not null) acked[eventId] = (room, body);
-                    else unexpected.Enqueue(failure!);
-                }
-            })).ToList();
+            var load = new OutageTolerantLoad(alice.Http, rooms, "n");
+            var acked = load.Acked;
 
             await Task.Delay(TimeSpan.FromSeconds(2));
             var beforeCut = acked.Count;
@@ -93,11 +78,10 @@ public sealed class NetworkPartitionTests(ITestOutputHelper output)
             replacement = HomeserverProcess.StartIn(net.Launcher, "Silo", fromNamespace, http: false, cutOffArgs);
             await ProcessCluster.WaitForSiloActiveAsync(db, replacement);
             await Task.Delay(TimeSpan.FromSeconds(3));
-            stop.Cancel();
-            await Task.WhenAll(senders);
+            await load.StopAsync();
 
-            output.WriteLine($"acknowledged {acked.Count} ({duringCut} while cut off), answered 503 {unavailable} times, unexpected {unexpected.Count}");
-            Assert.True(unexpected.IsEmpty, string.Join("\n", unexpected.Take(10)));
+            output.WriteLine($"acknowledged {acked.Count} ({duringCut} while cut off), answered 503 {load.Unavailable} times, unexpected {load.Unexpected.Count}");
+            Assert.True(load.Unexpected.IsEmpty, string.Join("\n", load.Unexpected.Take(10)));
             await ProcessCluster.AssertEveryAcknowledgedMessageOnceAsync(alice, rooms, acked);
             Assert.Equal(0, await ProcessCluster.CountAsync(db,
                 "SELECT count(*) FROM (SELECT stream, position FROM stream_log GROUP BY stream, position HAVING count(*) > 1) d"));

@@ -97,33 +97,18 @@ public sealed class ProcessFailoverTests(ITestOutputHelper output)
         for (var i = 0; i < 4; i++) rooms.Add(await alice.CreateRoomAsync());
 
         // Clients as real ones behave: a 503 is retried after Retry-After with the same transaction id.
-        var acked = new ConcurrentDictionary<string, (string Room, string Body)>();
-        var unexpected = new ConcurrentQueue<string>();
-        var unavailable = 0;
-        using var stop = new CancellationTokenSource();
-        var senders = rooms.Select((room, index) => Task.Run(async () =>
-        {
-            for (var n = 0; n < 100_000 && !stop.IsCancellationRequested; n++)
-            {
-                var body = $"p{index}-{n}";
-                var (eventId, failure, retries) = await ProcessCluster.SendRetryingOutagesAsync(alice.Http, room, body);
-                Interlocked.Add(ref unavailable, retries);
-                if (eventId is not null) acked[eventId] = (room, body);
-                else unexpected.Enqueue(failure!);
-            }
-        })).ToList();
+        var load = new OutageTolerantLoad(alice.Http, rooms, "p");
 
         await Task.Delay(TimeSpan.FromSeconds(2));
         await postgres.StopAsync(immediate: true);
         await Task.Delay(TimeSpan.FromSeconds(3));
         await postgres.StartAsync();
         await Task.Delay(TimeSpan.FromSeconds(5));
-        stop.Cancel();
-        await Task.WhenAll(senders);
+        await load.StopAsync();
 
-        output.WriteLine($"acknowledged {acked.Count}, answered 503 {unavailable} times, unexpected {unexpected.Count}");
-        Assert.True(unexpected.IsEmpty, string.Join("\n", unexpected.Take(10)));
-        Assert.True(unavailable > 0, "the outage was not seen");
-        await ProcessCluster.AssertEveryAcknowledgedMessageOnceAsync(alice, rooms, acked);
+        output.WriteLine($"acknowledged {load.Acked.Count}, answered 503 {load.Unavailable} times, unexpected {load.Unexpected.Count}");
+        Assert.True(load.Unexpected.IsEmpty, string.Join("\n", load.Unexpected.Take(10)));
+        Assert.True(load.Unavailable > 0, "the outage was not seen");
+        await ProcessCluster.AssertEveryAcknowledgedMessageOnceAsync(alice, rooms, load.Acked);
     }
 }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
@@ -119,6 +120,43 @@ public static class ProcessCluster
             await Task.Delay(200);
         }
         return (null, $"{body}: still unavailable after 200 attempts", unavailable);
+    }
+}
+
+/// <summary>
+/// One sender per room, each sending numbered messages with their transaction ids as real clients do through an
+/// outage (<see cref="ProcessCluster.SendRetryingOutagesAsync"/>) until stopped.
+/// </summary>
+public sealed class OutageTolerantLoad
+{
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<Task> _senders;
+    private int _unavailable;
+
+    public ConcurrentDictionary<string, (string Room, string Body)> Acked { get; } = new();
+    public ConcurrentQueue<string> Unexpected { get; } = new();
+    /// <summary>How many answers were 503 with <c>Retry-After</c> (each retried).</summary>
+    public int Unavailable => Volatile.Read(ref _unavailable);
+
+    public OutageTolerantLoad(HttpClient http, IReadOnlyList<string> rooms, string prefix)
+    {
+        _senders = rooms.Select((room, index) => Task.Run(async () =>
+        {
+            for (var n = 0; n < 100_000 && !_stop.IsCancellationRequested; n++)
+            {
+                var body = $"{prefix}{index}-{n}";
+                var (eventId, failure, retries) = await ProcessCluster.SendRetryingOutagesAsync(http, room, body);
+                Interlocked.Add(ref _unavailable, retries);
+                if (eventId is not null) Acked[eventId] = (room, body);
+                else Unexpected.Enqueue(failure!);
+            }
+        })).ToList();
+    }
+
+    public async Task StopAsync()
+    {
+        _stop.Cancel();
+        await Task.WhenAll(_senders);
     }
 }
 
