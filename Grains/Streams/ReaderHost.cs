@@ -29,6 +29,18 @@ public sealed class ReaderHost
     /// <summary>Changes whenever a silo joins or leaves (always 0 where membership cannot be seen).</summary>
     public long MembershipVersion => _membership?.CurrentSnapshot.Version.Value ?? 0;
 
+    /// <summary>Calls <paramref name="changed"/> on every membership change until <paramref name="ct"/> ends (returns at
+    /// once where membership cannot be seen).</summary>
+    public async Task WatchMembershipAsync(Action changed, CancellationToken ct)
+    {
+        if (_membership is null) return;
+        try
+        {
+            await foreach (var _ in _membership.MembershipUpdates.WithCancellation(ct)) changed();
+        }
+        catch (OperationCanceledException) { }
+    }
+
     public static ReaderHost OfSilo(ILocalSiloDetails silo, IClusterMembershipService membership) =>
         new(silo.SiloAddress, silo.SiloAddress.ToString(), membership);
 

@@ -337,15 +337,29 @@ public sealed class SiloStreamReader(
         return entries;
     }
 
+    /// <summary>
+    /// Polls each writer when its cursor is due, renews every subscription each <see cref="RenewPeriod"/>, and polls
+    /// every writer at once when membership changes. It sleeps until the next of those is due (or membership changes),
+    /// so a quiet process wakes for it every few seconds, not every period.
+    /// </summary>
     private async Task BackstopLoopAsync(CancellationToken ct)
     {
         var period = options.Value.ReaderBackstopPeriod;
         var membershipVersion = host.MembershipVersion;
         var lastRenew = DateTime.UtcNow;
+        var membershipChange = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _ = host.WatchMembershipAsync(() => Volatile.Read(ref membershipChange).TrySetResult(), ct);
         while (!ct.IsCancellationRequested)
         {
-            try { await Task.Delay(period, ct); }
+            var next = lastRenew + RenewPeriod;
+            foreach (var c in _cursors.Values) if (c.NextPoll < next) next = c.NextPoll;
+            var sleep = next - DateTime.UtcNow;
+            if (sleep < period) sleep = period; // never busier than the configured period
+            try { await Task.WhenAny(Task.Delay(sleep, ct), membershipChange.Task); }
             catch (OperationCanceledException) { return; }
+            if (ct.IsCancellationRequested) return;
+            if (membershipChange.Task.IsCompleted)
+                Volatile.Write(ref membershipChange, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
 
             var now = DateTime.UtcNow;
             // A silo came or went: writers may have moved to new activations that do not know this reader yet.

@@ -57,6 +57,7 @@ public sealed class StreamWriterGrain(
     // has sealed it (it then takes none until opened under the next generation).
     private int _shardGeneration;
     private bool _sealed;
+    private IGrainTimer? _sealedCheck;
 
     private sealed record PendingAppend(StreamRow[] Rows, TaskCompletionSource<AppendResult> Done);
 
@@ -77,16 +78,8 @@ public sealed class StreamWriterGrain(
             // Fresh from the map grain: a reshard may be sealing the writers right now.
             var map = await shards.RefreshAsync();
             _shardGeneration = map.Generation;
-            _sealed = map.ReshardingTo is not null;
+            if (map.ReshardingTo is not null) Seal();
             this.RegisterGrainTimer(IdleTick, new GrainTimerCreationOptions(IdleTickPeriod, IdleTickPeriod) { Interleave = true });
-            // A sealed writer asks the map now and then: if the grain running the reshard died, the ask activates it
-            // again and it finishes the reshard, opening this writer.
-            this.RegisterGrainTimer(async _ =>
-            {
-                if (!_sealed) return;
-                var current = await shards.RefreshAsync();
-                if (current.ReshardingTo is null && current.Generation > _shardGeneration) Open(current.Generation);
-            }, new GrainTimerCreationOptions(SealedCheckPeriod, SealedCheckPeriod) { Interleave = true });
         }
         if (_writer == 0)
             foreach (var h in housekeepers.Where(h => h.Stream == _stream)) _housekeepersDue[h] = DateTime.UtcNow + h.Period;
@@ -142,9 +135,21 @@ public sealed class StreamWriterGrain(
 
     private static readonly TimeSpan SealedCheckPeriod = TimeSpan.FromSeconds(2);
 
-    public async Task<long> SealAsync()
+    /// <summary>Refuses routed appends until opened. While sealed the writer asks the map now and then: if the grain
+    /// running the reshard died, the ask activates it again and it finishes the reshard, opening this writer.</summary>
+    private void Seal()
     {
         _sealed = true;
+        _sealedCheck ??= this.RegisterGrainTimer(async _ =>
+        {
+            var current = await shards.RefreshAsync();
+            if (current.ReshardingTo is null && current.Generation > _shardGeneration) Open(current.Generation);
+        }, new GrainTimerCreationOptions(SealedCheckPeriod, SealedCheckPeriod) { Interleave = true });
+    }
+
+    public async Task<long> SealAsync()
+    {
+        Seal();
         // What was accepted before the seal commits (or fails) in this generation; nothing new is accepted.
         var deadline = DateTime.UtcNow.AddSeconds(30);
         while ((_queue.Count > 0 || _inFlight > 0 || _unresolved.Count > 0) && DateTime.UtcNow < deadline)
@@ -168,6 +173,8 @@ public sealed class StreamWriterGrain(
     {
         _shardGeneration = shardGeneration;
         _sealed = false;
+        _sealedCheck?.Dispose();
+        _sealedCheck = null;
     }
 
     public Task<WriterPosition> GetPositionAsync() =>
