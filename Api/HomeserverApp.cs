@@ -44,7 +44,9 @@ public static class HomeserverApp
 
     public static WebApplication UseHomeserverApi(this WebApplication app)
     {
+        app.UseMiddleware<JsonContentType>();
         app.UseMiddleware<MatrixErrorMiddleware>();
+        app.UseMiddleware<LegacyClientPaths>();
         app.UseRouting();
         app.UseMiddleware<ClientRequestBoundary>();
         app.MapHealthEndpoints();

@@ -6,8 +6,10 @@ namespace Homeserver.Api.Endpoints;
 /// <summary>What the server supports (spec: "Supported versions" and "Capabilities negotiation").</summary>
 public static class ClientInfoEndpoints
 {
+    /// <summary>The r0 releases too: every r0 endpoint is served under r0 (<see cref="LegacyClientPaths"/>), and clients
+    /// that predate v1 look for them, as Synapse lists them.</summary>
     private static readonly string[] SpecVersions =
-        ["v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11"];
+        ["r0.0.1", "r0.1.0", "r0.2.0", "r0.3.0", "r0.4.0", "r0.5.0", "r0.6.0", "r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6", "v1.7", "v1.8", "v1.9", "v1.10", "v1.11"];
 
     public const string DefaultRoomVersion = "10";
 
