@@ -56,7 +56,8 @@ public static class NodeScenario
         throw new InvalidOperationException($"'{name}' was not found on PATH; the end-to-end tests need Node.js 20+ with npm.");
     }
 
-    private static async Task<ProcessResult> RunAsync(string fileName, IReadOnlyList<string> arguments, string workingDirectory, TimeSpan timeout)
+    /// <summary>Runs a program to its end (or kills it at <paramref name="timeout"/>), with its output.</summary>
+    public static async Task<ProcessResult> RunAsync(string fileName, IReadOnlyList<string> arguments, string workingDirectory, TimeSpan timeout)
     {
         var info = new ProcessStartInfo(fileName)
         {
