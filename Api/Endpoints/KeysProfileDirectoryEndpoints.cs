@@ -4,5 +4,5 @@ public static class KeysProfileDirectoryEndpoints
 {
     /// <summary>Keys, profile and directory areas (one call from <c>UseHomeserverApi</c>).</summary>
     public static IEndpointRouteBuilder MapKeysProfileDirectoryEndpoints(this IEndpointRouteBuilder app) =>
-        app.MapKeysEndpoints().MapProfileEndpoints().MapDirectoryEndpoints();
+        app.MapKeysEndpoints().MapKeyBackupEndpoints().MapProfileEndpoints().MapDirectoryEndpoints();
 }

@@ -57,4 +57,5 @@ public static class ErrorCodes
     public const string CannotLeaveServerNoticeRoom = "M_CANNOT_LEAVE_SERVER_NOTICE_ROOM";
     public const string ThreepidNotFound = "M_THREEPID_NOT_FOUND";
     public const string WeakPassword = "M_WEAK_PASSWORD";
+    public const string WrongRoomKeysVersion = "M_WRONG_ROOM_KEYS_VERSION";
 }
