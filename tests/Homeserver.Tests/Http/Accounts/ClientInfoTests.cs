@@ -6,11 +6,12 @@ namespace Homeserver.Tests.Http.Accounts;
 public sealed class ClientInfoTests(AccountsCluster fixture)
 {
     [Fact]
-    public async Task Versions_lists_v1_1_to_v1_11_without_auth()
+    public async Task Versions_lists_the_r0_releases_and_v1_1_to_v1_11_without_auth()
     {
         var r = (await fixture.B.Http.GetJsonAsync("/_matrix/client/versions")).EnsureSuccess();
         var versions = r["versions"].AsArray().Select(v => v!.GetValue<string>()).ToList();
-        Assert.Equal(Enumerable.Range(1, 11).Select(i => $"v1.{i}"), versions);
+        string[] r0 = ["r0.0.1", "r0.1.0", "r0.2.0", "r0.3.0", "r0.4.0", "r0.5.0", "r0.6.0", "r0.6.1"];
+        Assert.Equal(r0.Concat(Enumerable.Range(1, 11).Select(i => $"v1.{i}")), versions);
         Assert.Empty(r["unstable_features"].AsObject());
     }
 
