@@ -18,10 +18,18 @@ public static class EventEndpoints
     public static IEndpointRouteBuilder MapEventEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapPut($"{Prefix}/rooms/{{roomId}}/send/{{eventType}}/{{txnId}}", SendMessage).WithMetadata(ClientBodyPolicy.Event);
+        // The legacy form without a transaction id (r0 clients, SyTest). It gets one of the server's making, so that
+        // the front end can still retry it across a silo loss without sending it twice.
+        app.MapPost($"{Prefix}/rooms/{{roomId}}/send/{{eventType}}",
+            (HttpContext context, string roomId, string eventType, IGrainFactory grains, StreamNotifier notifier) =>
+                SendMessage(context, roomId, eventType, $"{ServerTransactionPrefix}{Guid.NewGuid():N}", grains, notifier))
+            .WithMetadata(ClientBodyPolicy.Event);
         app.MapPut($"{Prefix}/rooms/{{roomId}}/state/{{eventType}}/{{**stateKey}}", SetRoomStateWithKey).WithMetadata(ClientBodyPolicy.Event);
         app.MapPut($"{Prefix}/rooms/{{roomId}}/redact/{{eventId}}/{{txnId}}", RedactEvent).WithMetadata(ClientBodyPolicy.Event);
         return app;
     }
+
+    private const string ServerTransactionPrefix = "m.server.";
 
     private static async Task<IResult> SendMessage(HttpContext context, string roomId, string eventType, string txnId,
         IGrainFactory grains, StreamNotifier notifier)

@@ -66,4 +66,19 @@ public sealed class LegacyPathTests : IAsyncLifetime
             Assert.Equal("application/json", response.Content.Headers.ContentType?.ToString());
         }
     }
+
+    [Fact]
+    public async Task A_message_posted_without_a_transaction_id_is_sent_once_each_time()
+    {
+        var alice = await MatrixTestClient.RegisterAsync(_cluster.Silos[0]);
+        var room = await alice.CreateRoomAsync();
+        var first = (await alice.PostAsync($"/_matrix/client/r0/rooms/{Uri.EscapeDataString(room)}/send/m.room.message",
+            new JsonObject { ["msgtype"] = "m.text", ["body"] = "posted" })).EnsureSuccess()["event_id"].GetValue<string>();
+        var second = (await alice.PostAsync($"{MatrixPaths.Room(room)}/send/m.room.message",
+            new JsonObject { ["msgtype"] = "m.text", ["body"] = "posted" })).EnsureSuccess()["event_id"].GetValue<string>();
+        Assert.NotEqual(first, second);
+        var history = (await alice.GetAsync($"{MatrixPaths.Room(room)}/messages?dir=b&limit=5")).EnsureSuccess();
+        var ids = history["chunk"].AsArray().Select(e => e!["event_id"]!.GetValue<string>()).ToList();
+        Assert.Equal([second, first], ids.Take(2));
+    }
 }
