@@ -24,7 +24,13 @@ switch (mode)
             TimeSpan.FromSeconds(args.Length > 2 ? int.Parse(args[2]) : 90), TimeSpan.FromSeconds(args.Length > 3 ? int.Parse(args[3]) : 60),
             args.Length > 4 ? int.Parse(args[4]) : 40);
         return 0;
+    case "cluster":
+        // dotnet run -c Release --project bench/Homeserver.Bench -- cluster [binaries folder] [seconds per configuration] [senders] [warm-up s]
+        await ClusterBenchmark.RunAsync(args.Length > 1 ? Path.GetFullPath(args[1]) : Directory.GetCurrentDirectory(),
+            TimeSpan.FromSeconds(args.Length > 2 ? int.Parse(args[2]) : 20), args.Length > 3 ? int.Parse(args[3]) : 16,
+            TimeSpan.FromSeconds(args.Length > 4 ? int.Parse(args[4]) : 10));
+        return 0;
     default:
-        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, fanout, idle");
+        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, fanout, idle, cluster");
         return 2;
 }
