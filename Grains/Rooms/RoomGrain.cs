@@ -184,9 +184,10 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
         return await SubmitAsync(null, null, async p =>
         {
             if (await FindTransactionAsync(command.Sender, command.DeviceId, command.TxnId) is { } done) return done;
-            var found = await store.GetEventAsync(_roomId, command.EventId)
-                        ?? throw MatrixException.NotFound("Event not found");
-            var (target, alreadyRedacted) = found;
+            var (room, target, alreadyRedacted) = await store.GetEventAsync(command.EventId)
+                                                  ?? throw MatrixException.NotFound("Event not found");
+            // Synapse answers 400 too: the event exists, but a redaction can only name an event of its own room.
+            if (room != _roomId) throw MatrixException.InvalidParam("Cannot redact an event of another room");
 
             var content = new JsonObject();
             if (command.Reason is not null) content["reason"] = command.Reason;

@@ -1,3 +1,4 @@
+using Homeserver.Matrix;
 using System.Text.Json.Nodes;
 using Npgsql;
 
@@ -73,13 +74,14 @@ public sealed class RoomWriteStore(NpgsqlDataSource db)
     }
 
     /// <summary>An event of this room as stored (null when unknown or in another room), and whether it was redacted.</summary>
-    public async Task<(JsonObject Event, bool Redacted)?> GetEventAsync(string roomId, string eventId)
+    /// <summary>An event by id wherever it is (the caller tells another room's event from a missing one).</summary>
+    public async Task<(string RoomId, JsonObject Event, bool Redacted)?> GetEventAsync(string eventId)
     {
-        await using var cmd = db.CreateCommand("SELECT json, redacted_because IS NOT NULL FROM events WHERE event_id = $1 AND room_id = $2");
+        if (!Identifiers.IsValidEventId(eventId)) return null;
+        await using var cmd = db.CreateCommand("SELECT room_id, json, redacted_because IS NOT NULL FROM events WHERE event_id = $1");
         cmd.Parameters.AddWithValue(eventId);
-        cmd.Parameters.AddWithValue(roomId);
         await using var reader = await cmd.ExecuteReaderAsync();
-        return await reader.ReadAsync() ? (Parse(reader.GetString(0)), reader.GetBoolean(1)) : null;
+        return await reader.ReadAsync() ? (reader.GetString(0), Parse(reader.GetString(1)), reader.GetBoolean(2)) : null;
     }
 
     private static JsonObject Parse(string json) => (JsonObject)JsonNode.Parse(json)!;

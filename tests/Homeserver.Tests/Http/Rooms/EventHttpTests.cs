@@ -88,6 +88,19 @@ public sealed class EventHttpTests(RoomsHttpCluster fx)
     }
 
     [Fact]
+    public async Task A_redaction_naming_an_event_of_another_room_is_refused_and_an_unknown_event_is_404()
+    {
+        var alice = await fx.UserAsync("alice");
+        var here = await alice.CreateRoomAsync();
+        var there = await alice.CreateRoomAsync();
+        var elsewhere = await alice.SendTextAsync(there, "not in this room");
+        var r = await alice.PutAsync($"{Room(here)}/redact/{MatrixTestClient.Escape(elsewhere)}/x1", new JsonObject());
+        Assert.Equal((400, "M_INVALID_PARAM"), (r.StatusCode, r.ErrCode));
+        var unknown = await alice.PutAsync($"{Room(here)}/redact/{MatrixTestClient.Escape("$nosuchevent:localhost")}/x2", new JsonObject());
+        Assert.Equal((404, "M_NOT_FOUND"), (unknown.StatusCode, unknown.ErrCode));
+    }
+
+    [Fact]
     public async Task Redaction_removes_content_for_everyone_and_is_idempotent()
     {
         var alice = await fx.UserAsync("alice");
