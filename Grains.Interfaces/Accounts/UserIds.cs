@@ -22,6 +22,9 @@ public static class UserIds
     /// <summary>Throws 400 <c>M_INVALID_USERNAME</c> unless <paramref name="localpart"/> may name a new account here.</summary>
     public static string ValidateNewLocalpart(string localpart, string serverName)
     {
+        // Registration takes the requested name in lower case, as Synapse does: user ids are lower case, and login
+        // is case-insensitive already.
+        localpart = localpart.ToLowerInvariant();
         if (!IsValidLocalpart(localpart))
             throw new MatrixException(ErrorCodes.InvalidUsername,
                 "User ID can only contain characters a-z, 0-9, or '._=-/+'", 400);

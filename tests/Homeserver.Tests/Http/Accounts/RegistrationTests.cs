@@ -87,8 +87,17 @@ public sealed class RegistrationTests(AccountsCluster fixture)
         Assert.Equal(1L, (long)(await cmd.ExecuteScalarAsync())!);
     }
 
+    [Fact]
+    public async Task Capitals_in_a_requested_username_are_taken_in_lower_case()
+    {
+        var localpart = "Cap" + Guid.NewGuid().ToString("N")[..8].ToUpperInvariant();
+        var r = (await fixture.A.Http.PostJsonAsync(Register, Body(localpart, auth: Dummy()))).EnsureSuccess();
+        Assert.Equal($"@{localpart.ToLowerInvariant()}:localhost", r["user_id"].GetValue<string>());
+        var again = await fixture.B.Http.PostJsonAsync(Register, Body(localpart.ToLowerInvariant(), auth: Dummy()));
+        Assert.Equal("M_USER_IN_USE", again.ErrCode);
+    }
+
     [Theory]
-    [InlineData("Alice")]
     [InlineData("al ice")]
     [InlineData("alice:localhost")]
     [InlineData("@alice")]
@@ -123,7 +132,7 @@ public sealed class RegistrationTests(AccountsCluster fixture)
         Assert.Equal(400, taken.StatusCode);
         Assert.Equal("M_USER_IN_USE", taken.ErrCode);
 
-        var invalid = await fixture.B.Http.GetJsonAsync($"{Register}/available?username=NOPE");
+        var invalid = await fixture.B.Http.GetJsonAsync($"{Register}/available?username=no%20pe");
         Assert.Equal("M_INVALID_USERNAME", invalid.ErrCode);
     }
 
