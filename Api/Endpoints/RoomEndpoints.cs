@@ -139,10 +139,12 @@ public static class RoomEndpoints
         foreach (var member in state.Where(e => e.Type == "m.room.member" && e.StateKey is not null))
         {
             if (RoomEventFormat.ContentString(member.Json, "membership") != "join") continue;
-            var profile = new JsonObject();
-            if (RoomEventFormat.ContentString(member.Json, "displayname") is { } name) profile["display_name"] = name;
-            if (RoomEventFormat.ContentString(member.Json, "avatar_url") is { } avatar) profile["avatar_url"] = avatar;
-            joined[member.StateKey!] = profile;
+            // Both keys always, null when unset, as Synapse answers (clients and SyTest read them unconditionally).
+            joined[member.StateKey!] = new JsonObject
+            {
+                ["display_name"] = RoomEventFormat.ContentString(member.Json, "displayname"),
+                ["avatar_url"] = RoomEventFormat.ContentString(member.Json, "avatar_url"),
+            };
         }
         return Results.Json(new JsonObject { ["joined"] = joined });
     }

@@ -34,6 +34,10 @@ public sealed class MembershipHttpTests(RoomsHttpCluster fx)
 
         var joinedMembers = (await bobOnB.GetAsync($"{room}/joined_members")).EnsureSuccess();
         Assert.Equal(new[] { alice.UserId, bob.UserId }.Order(), joinedMembers["joined"]!.AsObject().Select(kv => kv.Key).Order());
+        // Both profile keys are there even when unset (null), as Synapse answers.
+        var bobsEntry = joinedMembers["joined"]![bob.UserId]!.AsObject();
+        Assert.True(bobsEntry.ContainsKey("display_name") && bobsEntry.ContainsKey("avatar_url"), bobsEntry.ToJsonString());
+        Assert.Null(bobsEntry["avatar_url"]);
         Assert.Contains(roomId, (await bobOnB.GetAsync($"{V3}/joined_rooms"))["joined_rooms"]!.AsArray().Select(r => r!.GetValue<string>()));
 
         // Bob (level 0) may not kick or ban.
