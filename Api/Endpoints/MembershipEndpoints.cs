@@ -54,7 +54,8 @@ public static class MembershipEndpoints
     {
         var body = JsonBody.Object(context.Request, allowEmpty: true);
         await ChangeAsync(context, grains, notifier, roomId,
-            new MembershipCommand(userId, userId, MembershipAction.Join, JsonBody.OptionalString(body, "reason")));
+            new MembershipCommand(userId, userId, MembershipAction.Join, JsonBody.OptionalString(body, "reason"),
+                ExtraContentJson: ExtraContent(body)));
         return Results.Json(new JsonObject { ["room_id"] = roomId });
     }
 
@@ -64,7 +65,7 @@ public static class MembershipEndpoints
         var body = JsonBody.Object(context.Request);
         await ChangeAsync(context, grains, notifier, RoomWrites.RoomId(roomId), new MembershipCommand(
             requester.UserId, RoomWrites.UserId(body), MembershipAction.Invite, JsonBody.OptionalString(body, "reason"),
-            JsonBody.OptionalBool(body, "is_direct")));
+            JsonBody.OptionalBool(body, "is_direct"), ExtraContent(body)));
         return Results.Json(new JsonObject());
     }
 
@@ -73,7 +74,8 @@ public static class MembershipEndpoints
         var requester = await RequestAuth.RequireUserAsync(context);
         var body = JsonBody.Object(context.Request, allowEmpty: true);
         await ChangeAsync(context, grains, notifier, RoomWrites.RoomId(roomId),
-            new MembershipCommand(requester.UserId, requester.UserId, MembershipAction.Leave, JsonBody.OptionalString(body, "reason")));
+            new MembershipCommand(requester.UserId, requester.UserId, MembershipAction.Leave, JsonBody.OptionalString(body, "reason"),
+                ExtraContentJson: ExtraContent(body)));
         return Results.Json(new JsonObject());
     }
 
@@ -100,8 +102,22 @@ public static class MembershipEndpoints
         var requester = await RequestAuth.RequireUserAsync(context);
         var body = JsonBody.Object(context.Request);
         await ChangeAsync(context, grains, notifier, RoomWrites.RoomId(roomId),
-            new MembershipCommand(requester.UserId, RoomWrites.UserId(body), action, JsonBody.OptionalString(body, "reason")));
+            new MembershipCommand(requester.UserId, RoomWrites.UserId(body), action, JsonBody.OptionalString(body, "reason"),
+                ExtraContentJson: ExtraContent(body)));
         return Results.Json(new JsonObject());
+    }
+
+    /// <summary>Request keys that are not instructions to the server (the target, third-party invite fields): kept in
+    /// the membership event's content, as Synapse keeps them.</summary>
+    private static readonly HashSet<string> NotContent =
+        ["user_id", "membership", "reason", "is_direct", "third_party_signed", "id_server", "id_access_token", "medium", "address"];
+
+    private static string? ExtraContent(JsonObject body)
+    {
+        var extra = new JsonObject();
+        foreach (var (key, value) in body)
+            if (!NotContent.Contains(key)) extra[key] = value?.DeepClone();
+        return extra.Count == 0 ? null : extra.ToJsonString();
     }
 
     private static async Task<IResult> GetJoinedRooms(HttpContext context, RoomEventStore store)

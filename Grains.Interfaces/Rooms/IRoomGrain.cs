@@ -78,7 +78,9 @@ public sealed record MembershipCommand(
     [property: Id(1)] string Target,
     [property: Id(2)] MembershipAction Action,
     [property: Id(3)] string? Reason,
-    [property: Id(4)] bool IsDirect = false);
+    [property: Id(4)] bool IsDirect = false,
+    // Further keys the client put in the request body, kept in the event's content (a JSON object as text).
+    [property: Id(5)] string? ExtraContentJson = null);
 
 [GenerateSerializer, Immutable]
 public sealed record RedactCommand(

@@ -169,10 +169,15 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
                 default:
                     throw MatrixException.InvalidParam($"Unknown membership action {command.Action}");
             }
-            var content = new JsonObject { ["membership"] = membership };
+            // The client's own keys first; what the server decides (membership, reason, the profile unless the
+            // client named its own) goes over them.
+            var content = command.ExtraContentJson is null ? new JsonObject() : (JsonObject)JsonNode.Parse(command.ExtraContentJson)!;
+            content["membership"] = membership;
             if (command.Reason is not null) content["reason"] = command.Reason;
             if (command.IsDirect && membership == "invite") content["is_direct"] = true;
-            if (membership is "join" or "invite") foreach (var (key, value) in profile) content[key] = value?.DeepClone();
+            if (membership is "join" or "invite")
+                foreach (var (key, value) in profile)
+                    if (!content.ContainsKey(key)) content[key] = value?.DeepClone();
             var (ev, json) = Build(p, new EventDraft(command.Sender, "m.room.member", command.Target, content));
             Adopt(p, ev, Row(ev, json));
             return Task.FromResult<RoomWriteResult?>(null);

@@ -76,6 +76,27 @@ public sealed class MembershipHttpTests(RoomsHttpCluster fx)
     }
 
     [Fact]
+    public async Task Custom_keys_of_a_membership_request_are_kept_in_the_event()
+    {
+        var alice = await fx.UserAsync("alice");
+        var bob = await fx.UserAsync("bob");
+        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        (await bob.PostAsync($"{V3}/join/{MatrixTestClient.Escape(roomId)}", new JsonObject
+        {
+            ["reason"] = "hello", ["foo"] = "bar", ["membership"] = "ban",
+        })).EnsureSuccess();
+        var member = (await bob.GetAsync($"{Room(roomId)}/state/m.room.member/{MatrixTestClient.Escape(bob.UserId)}")).EnsureSuccess();
+        Assert.Equal("join", member["membership"].GetValue<string>()); // the server decides the membership
+        Assert.Equal("bar", member["foo"].GetValue<string>());
+        Assert.Equal("hello", member["reason"].GetValue<string>());
+        (await alice.PostAsync($"{Room(roomId)}/kick", new JsonObject { ["user_id"] = bob.UserId, ["why"] = "tidy" })).EnsureSuccess();
+        var kicked = (await alice.GetAsync($"{Room(roomId)}/state/m.room.member/{MatrixTestClient.Escape(bob.UserId)}")).EnsureSuccess();
+        Assert.Equal("leave", kicked["membership"].GetValue<string>());
+        Assert.Equal("tidy", kicked["why"].GetValue<string>());
+        Assert.False(kicked.Body!.AsObject().ContainsKey("user_id"));
+    }
+
+    [Fact]
     public async Task Members_at_a_token_show_the_room_as_it_was()
     {
         var alice = await fx.UserAsync("alice");
