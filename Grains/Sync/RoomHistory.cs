@@ -48,9 +48,9 @@ public sealed class RoomHistory(RoomEventStore store, RoomVisibility visibility,
             ["start"] = request.From ?? PaginationToken.Topological(from),
             ["chunk"] = chunk,
         };
-        // 'end' is left out once there is nothing further in that direction.
-        var exhausted = page.Count < limit || limit == 0;
-        if (!exhausted) response["end"] = PaginationToken.Topological(page[^1].Topological);
+        // 'end' comes with every page that has events, as Synapse answers (SyTest and clients page on until a page
+        // comes back empty, which has none): only an empty page says there is nothing further.
+        if (page.Count > 0) response["end"] = PaginationToken.Topological(page[^1].Topological);
         return response;
     }
 
