@@ -52,13 +52,23 @@ public sealed class KeyBackupGrain(NpgsqlDataSource db) : Grain, IKeyBackupGrain
 
     public async Task UpdateVersionAsync(string version, string algorithm, string authDataJson)
     {
-        var existing = await GetVersionAsync(version) ?? throw UnknownVersion(version);
-        if (existing.Algorithm != algorithm) throw MatrixException.InvalidParam("The algorithm of a backup version cannot change");
-        await using var cmd = db.CreateCommand("UPDATE room_key_backup_versions SET auth_data = $3 WHERE user_id = $1 AND version = $2 AND NOT deleted");
+        if (!TryParse(version, out var number)) throw UnknownVersion(version);
+        // One round trip: the version's algorithm (null when there is no such version) and whether it was updated.
+        await using var cmd = db.CreateCommand(
+            """
+            WITH target AS (SELECT algorithm FROM room_key_backup_versions WHERE user_id = $1 AND version = $2 AND NOT deleted FOR UPDATE),
+                 updated AS (UPDATE room_key_backup_versions v SET auth_data = $4 FROM target
+                              WHERE v.user_id = $1 AND v.version = $2 AND target.algorithm = $3 RETURNING 1)
+            SELECT (SELECT algorithm FROM target), (SELECT count(*) FROM updated)
+            """);
         cmd.Parameters.AddWithValue(UserId);
-        cmd.Parameters.AddWithValue(long.Parse(existing.Version, CultureInfo.InvariantCulture));
+        cmd.Parameters.AddWithValue(number);
+        cmd.Parameters.AddWithValue(algorithm);
         cmd.Parameters.AddWithValue(authDataJson);
-        await cmd.ExecuteNonQueryAsync();
+        await using var reader = await cmd.ExecuteReaderAsync();
+        await reader.ReadAsync();
+        if (reader.IsDBNull(0)) throw UnknownVersion(version);
+        if (reader.GetInt64(1) == 0) throw MatrixException.InvalidParam("The algorithm of a backup version cannot change");
     }
 
     public async Task DeleteVersionAsync(string version)
@@ -132,19 +142,30 @@ public sealed class KeyBackupGrain(NpgsqlDataSource db) : Grain, IKeyBackupGrain
 
     public async Task<BackupKey[]> GetKeysAsync(string version, string? roomId, string? sessionId)
     {
-        if (await GetVersionAsync(version) is not { } info) throw UnknownVersion(version);
-        await using var cmd = db.CreateCommand(
+        if (!TryParse(version, out var number)) throw UnknownVersion(version);
+        // Whether the version exists and its keys, in one round trip (an unknown version is 404, a known one may be empty).
+        await using var batch = db.CreateBatch();
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(
+            "SELECT 1 FROM room_key_backup_versions WHERE user_id = $1 AND version = $2 AND NOT deleted")
+        { Parameters = { new() { Value = UserId }, new() { Value = number } } });
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(
             """
             SELECT room_id, session_id, first_message_index, forwarded_count, is_verified, session_data FROM room_key_backups
              WHERE user_id = $1 AND version = $2 AND ($3::text IS NULL OR room_id = $3) AND ($4::text IS NULL OR session_id = $4)
              ORDER BY room_id, session_id
-            """);
-        cmd.Parameters.AddWithValue(UserId);
-        cmd.Parameters.AddWithValue(long.Parse(info.Version, CultureInfo.InvariantCulture));
-        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)roomId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
-        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)sessionId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+            """)
+        {
+            Parameters =
+            {
+                new() { Value = UserId }, new() { Value = number },
+                new() { Value = (object?)roomId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text },
+                new() { Value = (object?)sessionId ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text },
+            },
+        });
+        await using var reader = await batch.ExecuteReaderAsync();
+        if (!await reader.ReadAsync()) throw UnknownVersion(version);
+        await reader.NextResultAsync();
         var keys = new List<BackupKey>();
-        await using var reader = await cmd.ExecuteReaderAsync();
         while (await reader.ReadAsync())
             keys.Add(new BackupKey(reader.GetString(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetBoolean(4), reader.GetString(5)));
         return keys.ToArray();

@@ -11,40 +11,29 @@ namespace Homeserver.Tests.Infrastructure;
 public static class ProcessCluster
 {
     /// <summary>Waits until at least <paramref name="count"/> silos are active in the membership table.</summary>
-    public static async Task WaitForActiveSilosAsync(NpgsqlDataSource db, int count, params HomeserverProcess[] watched)
+    public static Task WaitForActiveSilosAsync(NpgsqlDataSource db, int count, params HomeserverProcess[] watched) =>
+        WaitForCountAsync(db, "SELECT count(*) FROM OrleansMembershipTable WHERE Status = 3", count, $"{count} active silos", watched);
+
+    /// <summary>Waits until <paramref name="silo"/> is active in the membership table.</summary>
+    public static Task WaitForSiloActiveAsync(NpgsqlDataSource db, HomeserverProcess silo) =>
+        WaitForCountAsync(db, $"SELECT count(*) FROM OrleansMembershipTable WHERE Status = 3 AND Port = {silo.SiloPort}", 1,
+            "the silo active", silo);
+
+    public static Task WaitForWritersAsync(NpgsqlDataSource db) =>
+        WaitForCountAsync(db, "SELECT count(*) FROM stream_writers WHERE stream = 'events'", 1, "an active events writer");
+
+    /// <summary>Polls <paramref name="sql"/> (a count) until it reaches <paramref name="atLeast"/> (90 s at most), failing
+    /// at once with their output when a watched process exits.</summary>
+    private static async Task WaitForCountAsync(NpgsqlDataSource db, string sql, long atLeast, string what, params HomeserverProcess[] watched)
     {
         var deadline = DateTime.UtcNow.AddSeconds(90);
         while (DateTime.UtcNow < deadline)
         {
             foreach (var p in watched) Assert.False(p.Process.HasExited, $"a process exited early:\n{p.Output}");
-            if (await CountAsync(db, "SELECT count(*) FROM OrleansMembershipTable WHERE Status = 3") >= count) return;
+            if (await CountAsync(db, sql) >= atLeast) return;
             await Task.Delay(250);
         }
-        Assert.Fail($"fewer than {count} silos became active:\n{string.Join("\n----\n", watched.Select(p => p.Output))}");
-    }
-
-    /// <summary>Waits until the silo listening on <paramref name="siloPort"/> is active.</summary>
-    public static async Task WaitForSiloActiveAsync(NpgsqlDataSource db, HomeserverProcess silo)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(90);
-        while (DateTime.UtcNow < deadline)
-        {
-            Assert.False(silo.Process.HasExited, $"the silo exited early:\n{silo.Output}");
-            if (await CountAsync(db, $"SELECT count(*) FROM OrleansMembershipTable WHERE Status = 3 AND Port = {silo.SiloPort}") > 0) return;
-            await Task.Delay(250);
-        }
-        Assert.Fail($"the silo never became active:\n{silo.Output}");
-    }
-
-    public static async Task WaitForWritersAsync(NpgsqlDataSource db)
-    {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (DateTime.UtcNow < deadline)
-        {
-            if (await CountAsync(db, "SELECT count(*) FROM stream_writers WHERE stream = 'events'") > 0) return;
-            await Task.Delay(250);
-        }
-        Assert.Fail("no events writer became active");
+        Assert.Fail($"never saw {what}:\n{string.Join("\n----\n", watched.Select(p => p.Output))}");
     }
 
     /// <summary>The count, or 0 while no process has created the table yet.</summary>
