@@ -54,49 +54,63 @@ public static class HomeserverHostingExtensions
 
         builder.UseOrleans(silo =>
         {
-            silo.Configure<Orleans.Configuration.ClusterOptions>(o =>
-            {
-                o.ClusterId = cluster.ClusterId;
-                o.ServiceId = ServiceId;
-            });
-            // The provider's SQL is in OrleansQuery (migration 0009), which DatabaseStartup applies before the silo starts.
-            silo.UseAdoNetClustering(o =>
-            {
-                o.Invariant = "Npgsql";
-                o.ConnectionString = connectionString;
-            });
+            silo.UseHomeserverClustering(cluster, connectionString);
             // Grain state that is a small document (the events shard map) in OrleansStorage (migration 0010).
             silo.AddAdoNetGrainStorage(EventShardMapGrain.Storage, o =>
             {
                 o.Invariant = "Npgsql";
                 o.ConnectionString = connectionString;
             });
-            silo.ConfigureEndpoints(cluster.Address(), cluster.SiloPort, cluster.GatewayPort, listenOnAnyHostAddress: false);
-            // Failure detection by default: a silo that misses three one-second probes is suspected and voted dead,
-            // a few seconds after a kill -9 (Orleans' defaults take about a minute). A GC pause or a busy machine
-            // shorter than three seconds does not evict a live silo; one evicted wrongly restarts its silo process.
-            // The membership table is still read at Orleans' default period: votes travel by gossip, not by polling.
-            // A silo whose connection is still open but silent (a network partition rather than a dead process) is
-            // voted out only after Orleans' liveness window of about 12 s without a message from it.
-            silo.Configure<ClusterMembershipOptions>(o =>
-            {
-                o.ProbeTimeout = TimeSpan.FromSeconds(1);
-                o.NumMissedProbesLimit = 3;
-            });
-            if (cluster.FastFailureDetection)
-            {
-                silo.Configure<ClusterMembershipOptions>(o =>
-                {
-                    o.ProbeTimeout = TimeSpan.FromSeconds(1);
-                    o.NumMissedProbesLimit = 2;
-                    o.NumVotesForDeathDeclaration = 1;
-                    o.TableRefreshTimeout = TimeSpan.FromSeconds(1);
-                    o.DeathVoteExpirationTimeout = TimeSpan.FromSeconds(10);
-                });
-            }
             silo.AddHomeserverGrains(options);
         });
         return builder;
+    }
+
+    /// <summary>
+    /// How a silo joins the cluster: membership in the database (<c>OrleansMembershipTable</c>), its advertised address
+    /// and ports, and failure detection. Public so a benchmark can start a silo that is nothing but an Orleans member
+    /// of the same configuration (the floor a homeserver silo's own work is measured against).
+    /// </summary>
+    public static ISiloBuilder UseHomeserverClustering(this ISiloBuilder silo, ClusterOptions cluster, string connectionString)
+    {
+        silo.Configure<Orleans.Configuration.ClusterOptions>(o =>
+        {
+            o.ClusterId = cluster.ClusterId;
+            o.ServiceId = ServiceId;
+        });
+        // The provider's SQL is in OrleansQuery (migration 0009), which DatabaseStartup applies before the silo starts.
+        silo.UseAdoNetClustering(o =>
+        {
+            o.Invariant = "Npgsql";
+            o.ConnectionString = connectionString;
+        });
+        silo.ConfigureEndpoints(cluster.Address(), cluster.SiloPort, cluster.GatewayPort, listenOnAnyHostAddress: false);
+        // Failure detection by default: a silo that misses three one-second probes is suspected and voted dead,
+        // a few seconds after a kill -9 (Orleans' defaults take about a minute). A GC pause or a busy machine
+        // shorter than three seconds does not evict a live silo; one evicted wrongly restarts its silo process.
+        // The membership table is still read at Orleans' default period: votes travel by gossip, not by polling.
+        // A silo whose connection is still open but silent (a network partition rather than a dead process) is
+        // voted out only after Orleans' liveness window of about 12 s without a message from it.
+        silo.Configure<ClusterMembershipOptions>(o =>
+        {
+            o.ProbeTimeout = TimeSpan.FromSeconds(1);
+            o.NumMissedProbesLimit = 3;
+        });
+        // Every silo sends its load statistics to every other silo (for Orleans' resource-optimised placement of new
+        // activations); once a second by default, a wake-up of every silo per peer even when the cluster is idle.
+        silo.Configure<DeploymentLoadPublisherOptions>(o => o.DeploymentLoadPublisherRefreshTime = LoadStatisticsPeriod);
+        if (cluster.FastFailureDetection)
+        {
+            silo.Configure<ClusterMembershipOptions>(o =>
+            {
+                o.ProbeTimeout = TimeSpan.FromSeconds(1);
+                o.NumMissedProbesLimit = 2;
+                o.NumVotesForDeathDeclaration = 1;
+                o.TableRefreshTimeout = TimeSpan.FromSeconds(1);
+                o.DeathVoteExpirationTimeout = TimeSpan.FromSeconds(10);
+            });
+        }
+        return silo;
     }
 
     /// <summary>
@@ -150,6 +164,9 @@ public static class HomeserverHostingExtensions
     /// <summary>How long a front end without a silo waits for a grain call's answer (longer than a failover takes: a
     /// room whose writer died answers within a few seconds, once membership has declared the silo dead).</summary>
     public static readonly TimeSpan FrontEndResponseTimeout = TimeSpan.FromSeconds(8);
+
+    /// <summary>How often a silo publishes its load statistics to the others (Orleans: every second).</summary>
+    public static readonly TimeSpan LoadStatisticsPeriod = TimeSpan.FromSeconds(10);
 
     /// <summary>How often a front end without a silo rereads the gateways from the membership table.</summary>
     public static readonly TimeSpan GatewayListRefreshPeriod = TimeSpan.FromSeconds(5);

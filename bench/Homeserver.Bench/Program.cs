@@ -30,7 +30,16 @@ switch (mode)
             TimeSpan.FromSeconds(args.Length > 2 ? int.Parse(args[2]) : 20), args.Length > 3 ? int.Parse(args[3]) : 16,
             TimeSpan.FromSeconds(args.Length > 4 ? int.Parse(args[4]) : 10));
         return 0;
+    case "bare-silo":
+        // Started by `idle` as a child process: an Orleans silo with the homeserver's clustering and nothing else.
+        await IdleBenchmark.RunBareSiloAsync(args[1], int.Parse(args[2]), int.Parse(args[3]), args[4], args[5..]);
+        return 0;
+    case "orleans-floor":
+        // dotnet run -c Release --project bench/Homeserver.Bench -- orleans-floor [warm-up s] [measure s]
+        await OrleansFloorBenchmark.RunAsync(TimeSpan.FromSeconds(args.Length > 1 ? int.Parse(args[1]) : 60),
+            TimeSpan.FromSeconds(args.Length > 2 ? int.Parse(args[2]) : 60));
+        return 0;
     default:
-        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, fanout, idle, cluster");
+        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, fanout, idle, cluster, orleans-floor");
         return 2;
 }
