@@ -62,7 +62,7 @@ public sealed class PushRuleDocument
         switch (kind)
         {
             case "override" or "underride":
-                var conditions = body["conditions"] ?? new JsonArray();
+                var conditions = body["conditions"] ?? throw MatrixException.BadJson($"An {kind} rule needs 'conditions'");
                 if (conditions is not JsonArray list || list.Any(c => c is not JsonObject o || o["kind"] is not JsonValue))
                     throw MatrixException.BadJson("'conditions' must be a list of objects with a 'kind'");
                 rule["conditions"] = list.DeepClone();

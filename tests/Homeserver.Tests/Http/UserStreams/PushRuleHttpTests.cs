@@ -54,7 +54,7 @@ public sealed class PushRuleHttpTests(UserStreamsHttpCluster fx)
 
         (await alice.PutAsync($"{Rules}/global/room/{E("!abc:localhost")}", new JsonObject { ["actions"] = new JsonArray("dont_notify") })).EnsureSuccess();
         (await alice.PutAsync($"{Rules}/global/content/cats", new JsonObject { ["actions"] = notify.DeepClone(), ["pattern"] = "cat*" })).EnsureSuccess();
-        (await alice.PutAsync($"{Rules}/global/underride/mine", new JsonObject { ["actions"] = notify.DeepClone() })).EnsureSuccess();
+        (await alice.PutAsync($"{Rules}/global/underride/mine", new JsonObject { ["actions"] = notify.DeepClone(), ["conditions"] = new JsonArray() })).EnsureSuccess();
 
         await fx.SettleAsync();
         var onB = alice.On(fx.B);
@@ -116,5 +116,30 @@ public sealed class PushRuleHttpTests(UserStreamsHttpCluster fx)
         var global = (await alice.GetAsync($"{Rules}/")).EnsureSuccess()["global"];
         Assert.Equal([".m.rule.contains_user_name"], Ids(global["content"]));
         Assert.False(global["override"]![0]!["enabled"]!.GetValue<bool>());
+    }
+
+    [Fact]
+    public async Task Paths_are_read_segment_by_segment_and_what_names_nothing_is_refused()
+    {
+        var alice = await fx.UserAsync("alice");
+        AssertError(await alice.GetAsync(Rules), 404, "M_UNRECOGNIZED");
+        foreach (var path in new[] { "/global", "/global/room", "/not_a_scope/", "/global/override/.m.rule.master/not_an_attr" })
+            Assert.Equal(400, (await alice.GetAsync($"{Rules}{path}")).StatusCode);
+        AssertError(await alice.GetAsync($"{Rules}/global/not_a_kind/"), 400, "M_INVALID_PARAM");
+        var underride = (await alice.GetAsync($"{Rules}/global/underride/")).EnsureSuccess();
+        Assert.Contains(".m.rule.message", Ids(underride.Body));
+
+        var rule = new JsonObject { ["actions"] = new JsonArray("notify") };
+        foreach (var path in new[] { "/", "/not_a_scope/room/x", "/global", "/global/room", "/global/room/", "/global/room/a%2Fb",
+                     "/global/room/a%5Cb", "/global/override/.m.rule.master/not_an_attr" })
+            Assert.Equal(400, (await alice.PutAsync($"{Rules}{path}", rule)).StatusCode);
+        AssertError(await alice.PutAsync($"{Rules}/global/override/mine", rule), 400, "M_BAD_JSON"); // no conditions
+        AssertError(await alice.PutAsync($"{Rules}/global/underride/mine", rule), 400, "M_BAD_JSON");
+        AssertError(await alice.PutAsync($"{Rules}/global/room/{E("!r:localhost")}", new JsonObject()), 400, "M_BAD_JSON"); // no actions
+        Assert.Equal(400, (await alice.DeleteAsync($"{Rules}/global/override/.m.rule.master/enabled")).StatusCode);
+
+        (await alice.PutAsync($"{Rules}/global/room/{E("!r:localhost")}", rule)).EnsureSuccess();
+        var rooms = (await alice.GetAsync($"{Rules}/global/room/")).EnsureSuccess();
+        Assert.Equal(["!r:localhost"], Ids(rooms.Body));
     }
 }
