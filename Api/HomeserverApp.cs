@@ -54,6 +54,7 @@ public static class HomeserverApp
         app.MapRoomEndpoints();
         app.MapSyncEndpoints();
         app.MapRoomHistoryEndpoints();
+        app.MapLegacySyncEndpoints();
         app.MapClientStartupEndpoints();
         app.MapUserStreamEndpoints();
         app.MapKeysProfileDirectoryEndpoints();

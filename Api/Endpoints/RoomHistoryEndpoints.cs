@@ -1,4 +1,3 @@
-using System.Globalization;
 using Homeserver.Api.Http;
 using Homeserver.Errors;
 using Homeserver.Sync;
@@ -21,11 +20,8 @@ public static class RoomHistoryEndpoints
         var query = context.Request.Query;
         var dir = query["dir"].ToString();
         if (dir is not ("b" or "f")) throw MatrixException.InvalidParam("'dir' must be 'b' or 'f'");
-        var limit = 10;
-        if (query.TryGetValue("limit", out var l) && !string.IsNullOrEmpty(l)
-            && (!int.TryParse(l, NumberStyles.None, CultureInfo.InvariantCulture, out limit)))
-            throw MatrixException.InvalidParam("'limit' must be a non-negative integer");
-        string? Optional(string name) => query[name].ToString() is { Length: > 0 } v ? v : null;
+        var limit = QueryParameters.NonNegativeInt(context, "limit", 10);
+        string? Optional(string name) => QueryParameters.Optional(context, name);
         var response = await history.GetMessagesAsync(requester,
             new MessagesRequest(RoomWrites.RoomId(roomId), Optional("from"), Optional("to"), dir == "b", limit, Optional("filter")),
             context.RequestAborted);

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Text.Json.Nodes;
 using Homeserver.Api.Http;
 using Homeserver.Errors;
@@ -10,7 +9,7 @@ namespace Homeserver.Api.Endpoints;
 /// <summary>Client-Server API: /sync and filters (spec "Syncing" and "Filtering").</summary>
 public static class SyncEndpoints
 {
-    private static readonly TimeSpan MaxTimeout = TimeSpan.FromMinutes(3);
+    public static readonly TimeSpan MaxTimeout = TimeSpan.FromMinutes(3);
 
     public static IEndpointRouteBuilder MapSyncEndpoints(this IEndpointRouteBuilder app)
     {
@@ -26,19 +25,8 @@ public static class SyncEndpoints
     {
         var requester = await RequestAuth.RequireUserAsync(context);
         var query = context.Request.Query;
-        var timeout = TimeSpan.Zero;
-        if (query.TryGetValue("timeout", out var t) && !string.IsNullOrEmpty(t))
-        {
-            if (!long.TryParse(t, NumberStyles.None, CultureInfo.InvariantCulture, out var ms))
-                throw MatrixException.InvalidParam("'timeout' must be a non-negative integer");
-            timeout = TimeSpan.FromMilliseconds(Math.Min(ms, (long)MaxTimeout.TotalMilliseconds));
-        }
-        var fullState = query["full_state"].ToString() switch
-        {
-            "" or "false" => false,
-            "true" => true,
-            _ => throw MatrixException.InvalidParam("'full_state' must be true or false"),
-        };
+        var timeout = QueryParameters.Timeout(context, MaxTimeout);
+        var fullState = QueryParameters.Boolean(context, "full_state");
         var setPresence = query["set_presence"].ToString();
         if (setPresence is not ("" or "online" or "offline" or "unavailable"))
             throw MatrixException.InvalidParam("'set_presence' must be online, offline or unavailable");

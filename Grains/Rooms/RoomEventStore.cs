@@ -160,6 +160,23 @@ public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, Ev
         return (page, limited);
     }
 
+    /// <summary>The room's first <paramref name="limit"/> events with stream position in (<paramref name="fromExclusive"/>,
+    /// <paramref name="toInclusive"/>], oldest first (the legacy /events stream reads forwards).</summary>
+    public async Task<IReadOnlyList<StoredEvent>> GetEventsAfterStreamAsync(string roomId, long fromExclusive, long toInclusive, int limit)
+    {
+        await using var cmd = db.CreateCommand(
+            $"""
+             SELECT {EventColumns} FROM events
+              WHERE room_id = $1 AND stream_position > $2 AND stream_position <= $3
+              ORDER BY stream_position LIMIT $4
+             """);
+        cmd.Parameters.AddWithValue(roomId);
+        cmd.Parameters.AddWithValue(fromExclusive);
+        cmd.Parameters.AddWithValue(toInclusive);
+        cmd.Parameters.AddWithValue(limit);
+        return await ReadEventsAsync(cmd);
+    }
+
     /// <summary>
     /// A page of the room's history by topological position, for /messages and /context: backwards, events with
     /// topological &lt; <paramref name="fromExclusive"/> newest first; forwards, events with topological &gt;

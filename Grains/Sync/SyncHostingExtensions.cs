@@ -12,6 +12,7 @@ public static class SyncHostingExtensions
         services.AddSingleton<ReplicationBarrier>();
         services.AddSingleton<FilterStore>();
         services.AddSingleton<SyncHandler>();
+        services.AddSingleton<LegacySyncHandler>();
         services.AddSingleton<RoomHistory>();
         return services;
     }

@@ -1,0 +1,281 @@
+using System.Text.Json.Nodes;
+using Homeserver.Accounts;
+using Homeserver.Presence;
+using Homeserver.Rooms;
+using Homeserver.RoomDirectory;
+using Homeserver.Streams;
+using Microsoft.Extensions.Options;
+
+namespace Homeserver.Sync;
+
+/// <summary>
+/// The API before /sync that clients, bridges and suites still call (spec r0.6.1: <c>GET /events</c>,
+/// <c>GET /initialSync</c>, <c>GET /rooms/{roomId}/initialSync</c>). Built on /sync rather than beside it: the same
+/// tokens (a token from either works in the other), the same waiting and the same sections for what is not a room
+/// event; only the shape differs, a flat list of events each naming its room.
+/// </summary>
+public sealed class LegacySyncHandler(
+    SyncHandler sync,
+    RoomEventStore store,
+    RoomVisibility visibility,
+    EventShards shards,
+    StreamNotifier notifier,
+    ReplicationBarrier barrier,
+    PresenceStore presence,
+    PublicRoomStore directory,
+    IOptions<PresenceOptions> presenceOptions)
+{
+    public const int DefaultEventsLimit = 100;
+    public const int MaxEventsLimit = 1000;
+    private static readonly TimeSpan BarrierTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// <c>GET /events</c>: what happened after <paramref name="from"/> (after now when absent), waiting up to the
+    /// timeout for something. Room events come in stream order, at most <paramref name="limit"/>; when there were more,
+    /// <c>end</c> stops just after the last one returned, so the next call goes on from there.
+    /// <paramref name="roomId"/> narrows it to one room, which a user outside it may follow when its history is world
+    /// readable (peeking).
+    /// </summary>
+    public async Task<JsonObject> EventsAsync(Requester requester, string? from, TimeSpan timeout, int limit, string? roomId,
+        CancellationToken ct, CancellationToken stopWaiting = default)
+    {
+        StreamToken since;
+        if (from is null)
+        {
+            await barrier.WaitAsync(StreamNames.All, BarrierTimeout, ct);
+            since = notifier.Current;
+        }
+        else since = StreamToken.Parse(from, "from");
+
+        if (roomId is not null && await store.GetMembershipAsync(roomId, requester.UserId) != "join")
+            return await PeekAsync(requester, roomId, since, timeout, limit, ct, stopWaiting);
+
+        // A timeline of one event is enough for /sync to say which rooms moved; the events themselves are read below,
+        // oldest first, which /sync (newest last, cut at the front) cannot give.
+        var filter = new JsonObject { ["room"] = new JsonObject { ["timeline"] = new JsonObject { ["limit"] = 1 } } };
+        if (roomId is not null) filter["room"]!["rooms"] = new JsonArray(roomId);
+        var response = await sync.SyncAsync(requester, new SyncRequest(since.Serialize(), timeout, filter.ToJsonString(), false, null), ct, stopWaiting);
+        var to = StreamToken.Parse(response["next_batch"]!.GetValue<string>());
+
+        var rooms = response["rooms"]!;
+        var moved = Keys(rooms["join"]).Concat(Keys(rooms["leave"])).Distinct().ToList();
+        var (events, end) = await RoomEventsAsync(requester.UserId, moved, since, to, limit);
+        var chunk = new JsonArray();
+        foreach (var e in events) chunk.Add(RoomEventFormat.ToClient(e, requester.UserId, requester.DeviceId));
+        foreach (var invited in Keys(rooms["invite"]))
+            if ((await store.GetCurrentStateAsync(invited)).Get("m.room.member", requester.UserId) is { } invite
+                && invite.StreamPosition > store.PositionIn(since, invited) && invite.StreamPosition <= store.PositionIn(to, invited))
+                chunk.Add(RoomEventFormat.ToClient(invite));
+        foreach (var (id, room) in Rooms(rooms["join"]))
+        {
+            AddWithRoom(chunk, room["ephemeral"], id);
+            AddWithRoom(chunk, room["account_data"], id);
+        }
+        AddWithRoom(chunk, response["presence"], null);
+        AddWithRoom(chunk, response["account_data"], null);
+        return new JsonObject { ["chunk"] = chunk, ["start"] = since.Serialize(), ["end"] = end.Serialize() };
+    }
+
+    /// <summary>A user outside the room following it: only world-readable rooms, only the room's events.</summary>
+    private async Task<JsonObject> PeekAsync(Requester requester, string roomId, StreamToken since, TimeSpan timeout, int limit,
+        CancellationToken ct, CancellationToken stopWaiting)
+    {
+        await visibility.RequireReadableAsync(roomId, requester.UserId);
+        await barrier.WaitAsync([StreamNames.Events], BarrierTimeout, ct);
+        using var waitEnds = CancellationTokenSource.CreateLinkedTokenSource(ct, stopWaiting);
+        var to = notifier.Current.Merge(since);
+        if (store.PositionIn(to, roomId) <= store.PositionIn(since, roomId) && timeout > TimeSpan.Zero && !waitEnds.IsCancellationRequested)
+        {
+            await notifier.WaitForChangeAsync(to, [roomId], timeout, waitEnds.Token);
+            to = notifier.Current.Merge(since);
+        }
+        var (events, end) = await RoomEventsAsync(requester.UserId, [roomId], since, to, limit);
+        var chunk = new JsonArray();
+        foreach (var e in events) chunk.Add(RoomEventFormat.ToClient(e, requester.UserId, requester.DeviceId));
+        return new JsonObject { ["chunk"] = chunk, ["start"] = since.Serialize(), ["end"] = end.Serialize() };
+    }
+
+    /// <summary>
+    /// The rooms' events the user may see in (since, to], oldest first, at most <paramref name="limit"/>, and the token
+    /// that follows the last of them. Positions come from one sequence shared by every writer, so cutting the list at
+    /// position P means: every writer at P (never behind <paramref name="since"/>, never ahead of <paramref name="to"/>).
+    /// </summary>
+    private async Task<(List<StoredEvent> Events, StreamToken End)> RoomEventsAsync(string userId, IReadOnlyList<string> roomIds,
+        StreamToken since, StreamToken to, int limit)
+    {
+        var all = new List<StoredEvent>();
+        foreach (var roomId in roomIds)
+        {
+            var events = await store.GetEventsAfterStreamAsync(roomId, store.PositionIn(since, roomId), store.PositionIn(to, roomId), limit + 1);
+            all.AddRange(await VisibleAsync(userId, roomId, events));
+        }
+        all.Sort((a, b) => a.StreamPosition.CompareTo(b.StreamPosition));
+        if (all.Count <= limit) return (all, to);
+
+        var taken = all.Take(limit).ToList();
+        var cut = taken[^1].StreamPosition;
+        var writers = new Dictionary<int, long>();
+        for (var w = 0; w < shards.Current.WriterCount; w++)
+            writers[w] = Math.Max(since.Get(StreamNames.Events, w), Math.Min(to.Get(StreamNames.Events, w), cut));
+        return (taken, to.With(StreamNames.Events, StreamPosition.FromWriters(writers)));
+    }
+
+    // As /sync: where history is shared or world readable a member sees every event; otherwise each event is checked.
+    private async Task<IReadOnlyList<StoredEvent>> VisibleAsync(string userId, string roomId, IReadOnlyList<StoredEvent> events)
+    {
+        if (events.Count == 0) return events;
+        var state = await store.GetCurrentStateAsync(roomId);
+        var hv = state.Get("m.room.history_visibility", "");
+        var value = hv is null ? "shared" : RoomEventFormat.ContentString(hv.Json, "history_visibility") ?? "shared";
+        if (value == "world_readable" || (value == "shared" && state.Membership(userId) == "join")) return events;
+        var visible = new List<StoredEvent>(events.Count);
+        foreach (var e in events)
+            if (await visibility.CanSeeAsync(userId, e)) visible.Add(e);
+        return visible;
+    }
+
+    /// <summary>
+    /// <c>GET /initialSync</c>: every room of the user with its current state and latest <paramref name="limit"/>
+    /// messages (rooms left too when <paramref name="archived"/>), presence, receipts and account data, and the token
+    /// /events goes on from.
+    /// </summary>
+    public async Task<JsonObject> InitialSyncAsync(Requester requester, int limit, bool archived, CancellationToken ct)
+    {
+        var filter = new JsonObject
+        {
+            ["room"] = new JsonObject { ["timeline"] = new JsonObject { ["limit"] = limit }, ["include_leave"] = archived },
+        };
+        var response = await sync.SyncAsync(requester, new SyncRequest(null, TimeSpan.Zero, filter.ToJsonString(), false, null), ct);
+        var end = response["next_batch"]!.GetValue<string>();
+        var rooms = new JsonArray();
+        var receipts = new JsonArray();
+        foreach (var (roomId, room) in Rooms(response["rooms"]!["join"]))
+        {
+            var entry = await RoomEntryAsync(roomId, "join", room, end, upTo: null);
+            entry["account_data"] = WithRoom(room["account_data"], roomId);
+            rooms.Add(entry);
+            foreach (var e in WithRoom(room["ephemeral"], roomId).OfType<JsonObject>())
+                if (e["type"]?.GetValue<string>() == "m.receipt") receipts.Add(e.DeepClone());
+        }
+        foreach (var (roomId, _) in Rooms(response["rooms"]!["invite"]))
+        {
+            var invite = (await store.GetCurrentStateAsync(roomId)).Get("m.room.member", requester.UserId);
+            var entry = new JsonObject { ["room_id"] = roomId, ["membership"] = "invite" };
+            if (invite is not null)
+            {
+                entry["invite"] = RoomEventFormat.ToClient(invite);
+                entry["inviter"] = invite.Sender;
+            }
+            rooms.Add(entry);
+        }
+        foreach (var (roomId, room) in Rooms(response["rooms"]!["leave"]))
+        {
+            var membership = (await store.GetCurrentStateAsync(roomId)).Get("m.room.member", requester.UserId);
+            rooms.Add(await RoomEntryAsync(roomId, membership is null ? "leave" : RoomEventFormat.ContentString(membership.Json, "membership") ?? "leave",
+                room, end, upTo: membership?.Topological));
+        }
+        return new JsonObject
+        {
+            ["end"] = end,
+            ["rooms"] = rooms,
+            ["presence"] = response["presence"]?["events"]?.DeepClone() ?? new JsonArray(),
+            ["account_data"] = response["account_data"]?["events"]?.DeepClone() ?? new JsonArray(),
+            ["receipts"] = receipts,
+        };
+    }
+
+    // One room of /initialSync from its /sync entry: the timeline as messages, the room's state (current, or as the
+    // user left it) in place of /sync's state-before-the-timeline.
+    private async Task<JsonObject> RoomEntryAsync(string roomId, string membership, JsonNode room, string end, long? upTo)
+    {
+        var timeline = room["timeline"];
+        var chunk = WithRoom(timeline, roomId);
+        var state = new JsonArray();
+        foreach (var e in await StateAsync(roomId, upTo)) state.Add(RoomEventFormat.ToClient(e));
+        return new JsonObject
+        {
+            ["room_id"] = roomId,
+            ["membership"] = membership,
+            ["messages"] = new JsonObject
+            {
+                ["chunk"] = chunk,
+                ["start"] = timeline?["prev_batch"]?.DeepClone() ?? PaginationToken.Topological(1),
+                ["end"] = end,
+            },
+            ["state"] = state,
+            ["visibility"] = await directory.IsPublishedAsync(roomId) == true ? "public" : "private",
+        };
+    }
+
+    /// <summary>
+    /// <c>GET /rooms/{roomId}/initialSync</c>: one room as a member sees it now, as a former member saw it when they
+    /// left, or as anyone sees a world-readable room; 403 otherwise.
+    /// </summary>
+    public async Task<JsonObject> RoomInitialSyncAsync(Requester requester, string roomId, int limit, CancellationToken ct)
+    {
+        await barrier.WaitAsync(StreamNames.All, BarrierTimeout, ct);
+        var upTo = await visibility.RequireReadableAsync(roomId, requester.UserId);
+        var current = await store.GetCurrentStateAsync(roomId);
+        var membership = current.Membership(requester.UserId) ?? "leave";
+        var from = (upTo ?? await store.GetMaxTopologicalAsync(roomId)) + 1;
+        var page = await store.GetEventsByTopologicalAsync(roomId, from, Direction.Backwards, limit);
+        var chunk = new JsonArray();
+        foreach (var e in page.Reverse())
+            if (await visibility.CanSeeAsync(requester.UserId, e)) chunk.Add(RoomEventFormat.ToClient(e, requester.UserId, requester.DeviceId));
+        var state = await StateAsync(roomId, upTo);
+        var stateJson = new JsonArray();
+        foreach (var e in state) stateJson.Add(RoomEventFormat.ToClient(e));
+
+        var presenceJson = new JsonArray();
+        if (presenceOptions.Value.EnablePresence)
+        {
+            var members = state.Where(e => e.Type == "m.room.member" && RoomEventFormat.ContentString(e.Json, "membership") == "join")
+                .Select(e => e.StateKey!).ToList();
+            var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            foreach (var p in await presence.GetChangesAsync(members, 0, long.MaxValue))
+                presenceJson.Add(new JsonObject { ["type"] = "m.presence", ["sender"] = p.UserId, ["content"] = PresenceSyncSection.Content(p, now) });
+        }
+        return new JsonObject
+        {
+            ["room_id"] = roomId,
+            ["membership"] = membership,
+            ["messages"] = new JsonObject
+            {
+                ["chunk"] = chunk,
+                ["start"] = PaginationToken.Topological(page.Count > 0 ? page[^1].Topological : from),
+                ["end"] = upTo is null ? notifier.Current.Serialize() : PaginationToken.Topological(from),
+            },
+            ["state"] = stateJson,
+            ["presence"] = presenceJson,
+            ["visibility"] = await directory.IsPublishedAsync(roomId) == true ? "public" : "private",
+            ["account_data"] = new JsonArray(),
+        };
+    }
+
+    private async Task<IReadOnlyList<StoredEvent>> StateAsync(string roomId, long? upTo) =>
+        upTo is null ? (await store.GetCurrentStateAsync(roomId)).Events : await store.GetStateAtTopologicalAsync(roomId, upTo.Value);
+
+    private static IEnumerable<string> Keys(JsonNode? rooms) => rooms is JsonObject o ? o.Select(kv => kv.Key) : [];
+
+    private static IEnumerable<(string Id, JsonNode Room)> Rooms(JsonNode? rooms) =>
+        rooms is JsonObject o ? o.Where(kv => kv.Value is not null).Select(kv => (kv.Key, kv.Value!)) : [];
+
+    // The events of a /sync block ({"events": [...]}), each naming its room as the legacy API does.
+    private static JsonArray WithRoom(JsonNode? block, string? roomId)
+    {
+        var result = new JsonArray();
+        AddWithRoom(result, block, roomId);
+        return result;
+    }
+
+    private static void AddWithRoom(JsonArray target, JsonNode? block, string? roomId)
+    {
+        if (block?["events"] is not JsonArray events) return;
+        foreach (var e in events.OfType<JsonObject>())
+        {
+            var copy = (JsonObject)e.DeepClone();
+            if (roomId is not null) copy["room_id"] = roomId;
+            target.Add(copy);
+        }
+    }
+}

@@ -1,0 +1,167 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Homeserver.Tests.Infrastructure;
+using static Homeserver.Tests.Infrastructure.MatrixPaths;
+
+namespace Homeserver.Tests.Http.Sync;
+
+/// <summary>The API before /sync (GET /events, /initialSync, /rooms/{id}/initialSync) on two silos.</summary>
+public sealed class LegacySyncTests(LegacySyncTests.Fixture fixture) : IClassFixture<LegacySyncTests.Fixture>
+{
+    public sealed class Fixture : TwoSiloCluster;
+
+    private HomeserverTestCluster Cluster => fixture.Cluster;
+
+    private static string[] Ids(JsonNode? chunk, string type = "m.room.message") =>
+        chunk!.AsArray().Where(e => e!["type"]!.GetValue<string>() == type).Select(e => e!["event_id"]!.GetValue<string>()).ToArray();
+
+    [Fact]
+    public async Task Events_come_in_order_across_calls_with_a_limit_and_a_long_poll_is_woken_by_a_send()
+    {
+        var alice = await MatrixTestClient.RegisterAsync(Cluster.Silos[0]);
+        var roomId = await alice.CreateRoomAsync();
+        var initial = (await alice.GetAsync($"{V3}/events?timeout=0")).EnsureSuccess();
+        Assert.NotNull(initial["start"]);
+        var token = initial["end"].GetValue<string>();
+
+        var sent = new List<string>();
+        for (var i = 0; i < 12; i++) sent.Add(await alice.SendTextAsync(roomId, $"m{i}"));
+
+        // Read on the other silo, five at a time: every message once, in order, each naming its room.
+        var onB = alice.On(Cluster.Silos[1]);
+        var seen = new List<string>();
+        for (var call = 0; call < 10 && seen.Count < sent.Count; call++)
+        {
+            var page = (await onB.GetAsync($"{V3}/events?from={Uri.EscapeDataString(token)}&limit=5&timeout=1000")).EnsureSuccess();
+            Assert.True(Ids(page["chunk"]).Length <= 5); // room events; presence and the like come on top
+            Assert.All(page["chunk"].AsArray().Where(e => e!["type"]!.GetValue<string>() == "m.room.message"), e => Assert.Equal(roomId, e!["room_id"]!.GetValue<string>()));
+            seen.AddRange(Ids(page["chunk"]));
+            token = page["end"].GetValue<string>();
+        }
+        Assert.Equal(sent, seen);
+
+        // Nothing new: a long-poll waits, and a send through the other silo ends it.
+        var clock = Stopwatch.StartNew();
+        var poll = onB.GetAsync($"{V3}/events?from={Uri.EscapeDataString(token)}&timeout=20000");
+        await Task.Delay(300);
+        Assert.False(poll.IsCompleted);
+        var late = await alice.SendTextAsync(roomId, "late");
+        var woken = (await poll).EnsureSuccess();
+        Assert.Equal([late], Ids(woken["chunk"]));
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(10));
+
+        AssertError(await alice.GetAsync($"{V3}/events?from=bogus"), 400, "M_INVALID_PARAM");
+        AssertError(await alice.GetAsync($"{V3}/events?timeout=soon"), 400, "M_INVALID_PARAM");
+        Assert.Equal(401, (await Cluster.Silos[0].Http.GetJsonAsync($"{V3}/events")).StatusCode);
+    }
+
+    [Fact]
+    public async Task Events_carry_typing_receipts_and_account_data_with_their_room()
+    {
+        var alice = await MatrixTestClient.RegisterAsync(Cluster.Silos[0]);
+        var roomId = await alice.CreateRoomAsync();
+        var message = await alice.SendTextAsync(roomId, "hi");
+        var token = (await alice.GetAsync($"{V3}/events?timeout=0")).EnsureSuccess()["end"].GetValue<string>();
+
+        (await alice.PutAsync($"{Room(roomId)}/typing/{E(alice.UserId)}", new { typing = true, timeout = 30000 })).EnsureSuccess();
+        (await alice.PostAsync($"{Room(roomId)}/receipt/m.read/{E(message)}", new JsonObject())).EnsureSuccess();
+        (await alice.PutAsync($"{V3}/user/{E(alice.UserId)}/rooms/{E(roomId)}/tags/work", new { order = 0.5 })).EnsureSuccess();
+        (await alice.PutAsync($"{V3}/user/{E(alice.UserId)}/account_data/org.example.global", new { x = 1 })).EnsureSuccess();
+
+        var types = new Dictionary<string, JsonObject>();
+        for (var call = 0; call < 10 && types.Count < 4; call++)
+        {
+            var page = (await alice.On(Cluster.Silos[1]).GetAsync($"{V3}/events?from={Uri.EscapeDataString(token)}&timeout=2000")).EnsureSuccess();
+            foreach (var e in page["chunk"].AsArray().OfType<JsonObject>()) types[e["type"]!.GetValue<string>()] = e;
+            token = page["end"].GetValue<string>();
+        }
+        Assert.Equal(roomId, types["m.typing"]["room_id"]!.GetValue<string>());
+        Assert.Equal(roomId, types["m.receipt"]["room_id"]!.GetValue<string>());
+        Assert.Equal(roomId, types["m.tag"]["room_id"]!.GetValue<string>());
+        Assert.Null(types["org.example.global"]["room_id"]);
+    }
+
+    [Fact]
+    public async Task Peeking_follows_a_world_readable_room_only()
+    {
+        var alice = await MatrixTestClient.RegisterAsync(Cluster.Silos[0]);
+        var bob = await MatrixTestClient.RegisterAsync(Cluster.Silos[1]);
+        var open = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        (await alice.PutAsync($"{Room(open)}/state/m.room.history_visibility/", new { history_visibility = "world_readable" })).EnsureSuccess();
+        var closed = await alice.CreateRoomAsync();
+
+        var token = (await bob.GetAsync($"{V3}/events?room_id={E(open)}&timeout=0")).EnsureSuccess()["end"].GetValue<string>();
+        var poll = bob.GetAsync($"{V3}/events?room_id={E(open)}&from={Uri.EscapeDataString(token)}&timeout=20000");
+        var sent = await alice.SendTextAsync(open, "for everyone");
+        var peeked = (await poll).EnsureSuccess();
+        Assert.True(Ids(peeked["chunk"]).SequenceEqual([sent]), peeked.Text);
+
+        AssertError(await bob.GetAsync($"{V3}/events?room_id={E(closed)}&timeout=0"), 403, "M_FORBIDDEN");
+    }
+
+    [Fact]
+    public async Task Initial_sync_lists_rooms_with_state_messages_receipts_and_left_rooms_when_archived()
+    {
+        var alice = await MatrixTestClient.RegisterAsync(Cluster.Silos[0]);
+        var bob = await MatrixTestClient.RegisterAsync(Cluster.Silos[1]);
+        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat", ["visibility"] = "public", ["name"] = "Lobby" });
+        var first = await alice.SendTextAsync(roomId, "one");
+        await alice.SendTextAsync(roomId, "two");
+        (await alice.PostAsync($"{Room(roomId)}/receipt/m.read/{E(first)}", new JsonObject())).EnsureSuccess();
+        var left = await bob.CreateRoomAsync();
+        (await bob.PutAsync($"{Room(left)}/state/org.example.state/", new { body = "kept" })).EnsureSuccess();
+        await bob.SendTextAsync(left, "last words");
+        (await bob.PostAsync($"{Room(left)}/leave", new JsonObject())).EnsureSuccess();
+
+        var sync = (await alice.On(Cluster.Silos[1]).GetAsync($"{V3}/initialSync?limit=1")).EnsureSuccess();
+        Assert.NotNull(sync["end"]);
+        var room = sync["rooms"].AsArray().Single(r => r!["room_id"]!.GetValue<string>() == roomId)!;
+        Assert.Equal("join", room["membership"]!.GetValue<string>());
+        Assert.Equal("public", room["visibility"]!.GetValue<string>());
+        var messages = room["messages"]!["chunk"]!.AsArray();
+        Assert.Single(messages);
+        Assert.Equal("two", messages[0]!["content"]!["body"]!.GetValue<string>());
+        Assert.Contains(room["state"]!.AsArray(), e => e!["type"]!.GetValue<string>() == "m.room.name");
+        var receipt = sync["receipts"].AsArray().Single(r => r!["room_id"]!.GetValue<string>() == roomId)!;
+        Assert.NotNull(receipt["content"]![first]!["m.read"]![alice.UserId]!["ts"]);
+
+        var bobs = (await bob.GetAsync($"{V3}/initialSync?limit=1")).EnsureSuccess();
+        Assert.DoesNotContain(bobs["rooms"].AsArray(), r => r!["room_id"]!.GetValue<string>() == left);
+        var archived = (await bob.GetAsync($"{V3}/initialSync?limit=2&archived=true")).EnsureSuccess();
+        var gone = archived["rooms"].AsArray().Single(r => r!["room_id"]!.GetValue<string>() == left)!;
+        Assert.Equal("leave", gone["membership"]!.GetValue<string>());
+        Assert.Contains(gone["state"]!.AsArray(), e => e!["type"]!.GetValue<string>() == "org.example.state");
+        Assert.Contains(gone["messages"]!["chunk"]!.AsArray(), e => e!["content"]?["body"]?.GetValue<string>() == "last words");
+    }
+
+    [Fact]
+    public async Task Room_initial_sync_answers_members_former_members_and_world_readable_rooms_only()
+    {
+        var alice = await MatrixTestClient.RegisterAsync(Cluster.Silos[0]);
+        var bob = await MatrixTestClient.RegisterAsync(Cluster.Silos[1]);
+        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        await bob.JoinAsync(roomId);
+        await alice.SendTextAsync(roomId, "before bob left");
+        (await bob.PostAsync($"{Room(roomId)}/leave", new JsonObject())).EnsureSuccess();
+        await alice.SendTextAsync(roomId, "after bob left");
+
+        var mine = (await alice.GetAsync($"{Room(roomId)}/initialSync")).EnsureSuccess();
+        Assert.Equal("join", mine["membership"].GetValue<string>());
+        Assert.Equal(roomId, mine["room_id"].GetValue<string>());
+        Assert.NotNull(mine["messages"]["start"]);
+        Assert.NotNull(mine["presence"].AsArray());
+        Assert.Contains(mine["messages"]["chunk"]!.AsArray(), e => e!["content"]?["body"]?.GetValue<string>() == "after bob left");
+
+        var bobs = (await bob.GetAsync($"{Room(roomId)}/initialSync")).EnsureSuccess();
+        Assert.Equal("leave", bobs["membership"].GetValue<string>());
+        var bodies = bobs["messages"]["chunk"]!.AsArray().Select(e => e!["content"]?["body"]?.GetValue<string>()).ToList();
+        Assert.Contains("before bob left", bodies);
+        Assert.DoesNotContain("after bob left", bodies);
+
+        var carol = await MatrixTestClient.RegisterAsync(Cluster.Silos[0]);
+        AssertError(await carol.GetAsync($"{Room(roomId)}/initialSync"), 403, "M_FORBIDDEN");
+        (await alice.PutAsync($"{Room(roomId)}/state/m.room.history_visibility/", new { history_visibility = "world_readable" })).EnsureSuccess();
+        (await carol.GetAsync($"{Room(roomId)}/initialSync")).EnsureSuccess();
+        AssertError(await carol.GetAsync($"{Room("!nope:localhost")}/initialSync"), 404, "M_NOT_FOUND");
+    }
+}
