@@ -51,7 +51,38 @@ public static class AccountEndpoints
         if (!isGuest && !settings.EnableRegistration)
             throw MatrixException.Forbidden("Registration has been disabled");
 
-        var username = isGuest ? null : JsonBody.OptionalString(body, "username");
+        if (isGuest)
+        {
+            var guest = grains.GetGrain<IUserGrain>(UserIds.Format(AccessTokens.NewLocalpart(), settings.ServerName));
+            var created = await guest.RegisterAsync(new RegisterRequest(null, true, NewDeviceId(body), NewDeviceDisplayName(body), false));
+            return Results.Json(SessionBody(created, settings.ServerName));
+        }
+
+        // The stage answered later may carry nothing but `auth`: the session remembers this request's parameters, the
+        // password hashed first so that no plaintext password is stored.
+        var auth = ParseAuth(body);
+        var parameters = WithoutAuth(body);
+        parameters.Remove(RememberedPasswordHash); // only ever the server's own
+        if (auth?.Type is null && JsonBody.OptionalString(parameters, "password") is { } toRemember)
+        {
+            CheckPasswordLength(toRemember);
+            parameters.Remove("password");
+            parameters[RememberedPasswordHash] = await PasswordHashing.HashAsync(toRemember, settings.PasswordHashCost);
+        }
+        var outcome = await uia.CheckWithParametersAsync(auth, UserInteractiveAuth.Dummy,
+            UserInteractiveAuth.Operation("POST", RegisterPath), parameters);
+        var p = outcome.Parameters;
+        var inhibitLogin = JsonBody.OptionalBool(p, "inhibit_login");
+        if (outcome.Result is { } registered)
+        {
+            // The session already registered its user: the same answer again, with a new session unless inhibited.
+            var again = inhibitLogin
+                ? new LoginResult(registered, null, null, 0)
+                : await grains.GetGrain<IUserGrain>(registered).OpenSessionAsync(NewDeviceId(p), NewDeviceDisplayName(p));
+            return Results.Json(SessionBody(again, settings.ServerName));
+        }
+
+        var username = JsonBody.OptionalString(p, "username");
         var userId = username is null
             ? UserIds.Format(AccessTokens.NewLocalpart(), settings.ServerName)
             : UserIds.ValidateNewLocalpart(username, settings.ServerName);
@@ -59,21 +90,35 @@ public static class AccountEndpoints
         // Before the challenge, as Synapse does: a client learns a name is taken without authenticating first.
         if (await user.ExistsAsync())
             throw new MatrixException(ErrorCodes.UserInUse, "User ID already taken.", 400);
+        if (outcome.Challenge is not null) return Challenge(outcome.Challenge);
 
-        string? password = null;
-        if (!isGuest)
-        {
-            var challenge = await uia.CheckAsync(ParseAuth(body), UserInteractiveAuth.Dummy, "register");
-            if (challenge is not null) return Challenge(challenge);
-            password = JsonBody.RequireString(body, "password");
-            if (password.Length > MaxPasswordLength)
-                throw MatrixException.InvalidParam($"Password too long (at most {MaxPasswordLength} characters)");
-        }
-
-        var inhibitLogin = JsonBody.OptionalBool(body, "inhibit_login");
-        var result = await user.RegisterAsync(new RegisterRequest(password, isGuest,
-            NewDeviceId(body), NewDeviceDisplayName(body), inhibitLogin));
+        var password = JsonBody.OptionalString(p, "password");
+        var passwordHash = JsonBody.OptionalString(p, RememberedPasswordHash);
+        if (password is null && passwordHash is null) throw MatrixException.MissingParam("Missing 'password'");
+        if (password is not null) CheckPasswordLength(password);
+        var result = await user.RegisterAsync(new RegisterRequest(password, false, NewDeviceId(p), NewDeviceDisplayName(p), inhibitLogin,
+            password is null ? passwordHash : null));
+        if (outcome.Session is not null) await uia.RecordResultAsync(outcome.Session, result.UserId);
         return Results.Json(SessionBody(result, settings.ServerName));
+    }
+
+    private const string RegisterPath = Prefix + "/register";
+
+    /// <summary>Where a registration session keeps the password it was opened with (a hash, never the password).</summary>
+    private const string RememberedPasswordHash = "org.homeserver.password_hash";
+
+    private static void CheckPasswordLength(string password)
+    {
+        if (password.Length > MaxPasswordLength)
+            throw MatrixException.InvalidParam($"Password too long (at most {MaxPasswordLength} characters)");
+    }
+
+    /// <summary>A user-interactive request's parameters: its body without <c>auth</c>.</summary>
+    internal static JsonObject WithoutAuth(JsonObject body)
+    {
+        var copy = (JsonObject)body.DeepClone();
+        copy.Remove("auth");
+        return copy;
     }
 
     /// <summary>The client's chosen device id (register, login): it keys devices and tokens, so it is bounded.</summary>
@@ -148,7 +193,8 @@ public static class AccountEndpoints
     {
         var requester = await RequestAuth.RequireUserAsync(context);
         var body = JsonBody.Object(context.Request);
-        var challenge = await uia.CheckAsync(ParseAuth(body), UserInteractiveAuth.Password, $"password:{requester.UserId}", requester.UserId);
+        var challenge = await uia.CheckAsync(ParseAuth(body), UserInteractiveAuth.Password,
+            UserInteractiveAuth.Operation(context.Request.Method, context.Request.Path, requester.UserId), requester.UserId);
         if (challenge is not null) return Challenge(challenge);
         var newPassword = JsonBody.RequireString(body, "new_password");
         if (newPassword.Length > MaxPasswordLength)

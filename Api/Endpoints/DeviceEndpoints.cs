@@ -72,7 +72,7 @@ public static class DeviceEndpoints
         IGrainFactory grains, UserInteractiveAuth uia, StreamNotifier notifier)
     {
         var challenge = await uia.CheckAsync(AccountEndpoints.ParseAuth(body), UserInteractiveAuth.Password,
-            $"delete_devices:{requester.UserId}", requester.UserId);
+            UserInteractiveAuth.Operation(context.Request.Method, context.Request.Path, requester.UserId), requester.UserId);
         if (challenge is not null) return AccountEndpoints.Challenge(challenge);
         var position = await grains.GetGrain<IUserGrain>(requester.UserId).DeleteDevicesAsync(deviceIds);
         await AccountEndpoints.WaitForCachesAsync(notifier, position, context.RequestAborted);

@@ -198,7 +198,7 @@ public static class KeysEndpoints
                 return Results.Json(new JsonObject());
             case SigningKeysUpload.NeedsAuth:
                 var challenge = await uia.CheckAsync(AccountEndpoints.ParseAuth(body), UserInteractiveAuth.Password,
-                    $"device_signing:{requester.UserId}", requester.UserId);
+                    UserInteractiveAuth.Operation(context.Request.Method, context.Request.Path, requester.UserId), requester.UserId);
                 if (challenge is not null) return AccountEndpoints.Challenge(challenge);
                 break;
         }

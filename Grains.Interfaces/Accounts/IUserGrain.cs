@@ -15,6 +15,10 @@ public interface IUserGrain : IGrainWithStringKey
     /// replaces that device's token.</summary>
     Task<LoginResult> LoginAsync(LoginRequest request);
 
+    /// <summary>A new device and token for an existing account whose owner the caller has already authenticated
+    /// (a re-submitted registration session); as <see cref="LoginAsync"/> after its password check.</summary>
+    Task<LoginResult> OpenSessionAsync(string? deviceId, string? initialDeviceDisplayName);
+
     [Idempotent]
     Task<bool> ExistsAsync();
 
@@ -46,7 +50,8 @@ public sealed record RegisterRequest(
     [property: Id(1)] bool IsGuest,
     [property: Id(2)] string? DeviceId,
     [property: Id(3)] string? InitialDeviceDisplayName,
-    [property: Id(4)] bool InhibitLogin);
+    [property: Id(4)] bool InhibitLogin,
+    [property: Id(5)] string? PasswordHash = null);
 
 [GenerateSerializer, Immutable]
 public sealed record LoginRequest(

@@ -43,7 +43,7 @@ public sealed class UserGrain(AccountRepository repository, IOptions<HomeserverO
     public async Task<LoginResult> RegisterAsync(RegisterRequest request)
     {
         if (_exists) throw UserInUse();
-        string? hash = null;
+        var hash = request.PasswordHash;
         if (request.Password is not null) hash = await HashAsync(request.Password);
 
         AccountRepository.NewSession? session = null;
@@ -71,9 +71,14 @@ public sealed class UserGrain(AccountRepository repository, IOptions<HomeserverO
     {
         if (!await CheckPasswordAsync(request.Password))
             throw MatrixException.Forbidden("Invalid username or password");
+        return await OpenSessionAsync(request.DeviceId, request.InitialDeviceDisplayName);
+    }
 
+    public async Task<LoginResult> OpenSessionAsync(string? requestedDeviceId, string? initialDeviceDisplayName)
+    {
+        if (!_exists) throw MatrixException.Forbidden("Invalid username or password");
         long position = 0;
-        var deviceId = string.IsNullOrEmpty(request.DeviceId) ? AccessTokens.NewDeviceId() : request.DeviceId;
+        var deviceId = string.IsNullOrEmpty(requestedDeviceId) ? AccessTokens.NewDeviceId() : requestedDeviceId;
         var exists = _devices.TryGetValue(deviceId, out var device);
         if (exists && device!.TokenHashes.Count > 0)
         {
@@ -82,7 +87,7 @@ public sealed class UserGrain(AccountRepository repository, IOptions<HomeserverO
             device.TokenHashes.Clear();
         }
         var token = AccessTokens.NewToken();
-        var session = new AccountRepository.NewSession(deviceId, exists ? device!.DisplayName : request.InitialDeviceDisplayName,
+        var session = new AccountRepository.NewSession(deviceId, exists ? device!.DisplayName : initialDeviceDisplayName,
             AccessTokens.Hash(token), exists);
         await repository.InsertSessionAsync(_userId, session);
         Remember(session);
@@ -95,12 +100,7 @@ public sealed class UserGrain(AccountRepository repository, IOptions<HomeserverO
     public async Task<bool> CheckPasswordAsync(string password)
     {
         if (!_exists || _passwordHash is null) return false;
-        var hash = _passwordHash;
-        return await Task.Run(() =>
-        {
-            try { return BCrypt.Net.BCrypt.Verify(password, hash); }
-            catch (BCrypt.Net.SaltParseException) { return false; }
-        });
+        return await PasswordHashing.VerifyAsync(password, _passwordHash);
     }
 
     public async Task<long> ChangePasswordAsync(string newPassword, bool logoutDevices, string? keepDeviceId)
@@ -152,12 +152,8 @@ public sealed class UserGrain(AccountRepository repository, IOptions<HomeserverO
         return result.LastPosition;
     }
 
-    private Task<string> HashAsync(string password)
-    {
-        var cost = Math.Clamp(options.Value.PasswordHashCost, 4, 31);
-        // BCrypt is deliberately slow: keep it off the grain scheduler's threads.
-        return Task.Run(() => BCrypt.Net.BCrypt.HashPassword(password, cost));
-    }
+    // BCrypt is deliberately slow: PasswordHashing keeps it off the grain scheduler's threads.
+    private Task<string> HashAsync(string password) => PasswordHashing.HashAsync(password, options.Value.PasswordHashCost);
 
     private MatrixException UserInUse() => new(ErrorCodes.UserInUse, "User ID already taken.", 400);
 }

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Homeserver.Errors;
 using Npgsql;
 
@@ -8,31 +9,59 @@ namespace Homeserver.Accounts;
 /// <summary>What a client put in a request's <c>auth</c> object.</summary>
 public sealed record UiaSubmission(string? Type, string? Session, string? User, string? Password);
 
+/// <summary>What the stages of a request decided: <see cref="Challenge"/> (the 401 body) when the client has more
+/// to do; otherwise the operation may run, with <see cref="Parameters"/> (the request's own, or those remembered from
+/// the request that opened the session) and, for a session that already completed once, its <see cref="Result"/>.</summary>
+public sealed record UiaOutcome(string? Challenge, string? Session, JsonObject Parameters, string? Result);
+
 /// <summary>
 /// User-interactive authentication (spec: "User-Interactive Authentication API") with single-stage flows. Sessions live
-/// in the database, so the challenge and the answer may reach different silos. A stage that completes in the request
-/// that carries it needs no session (test suites register with a bare <c>m.login.dummy</c>).
+/// in the database, so the challenge and the answer may reach different silos. A session is bound to the operation it
+/// was opened for (method, path and user: another is 403), remembers that request's parameters for the stages that
+/// follow (which may send only <c>auth</c>), and stays valid once completed, so re-submitting it repeats the operation
+/// rather than failing (registration answers with the same user). Sessions expire after a day. A stage that
+/// completes in the request that carries it needs no session (test suites register with a bare <c>m.login.dummy</c>).
 /// </summary>
 public sealed class UserInteractiveAuth(NpgsqlDataSource db, IGrainFactory grains)
 {
     public const string Dummy = "m.login.dummy";
     public const string Password = "m.login.password";
 
-    /// <summary>Null when the request is authenticated; otherwise the JSON body of the 401 challenge to answer with.
-    /// Throws for a wrong password (401 <c>M_FORBIDDEN</c> with the challenge) or a session that isn't ours.</summary>
-    /// <param name="purpose">What the session authorises, e.g. <c>"register"</c> or <c>"delete_devices:@u:hs"</c>.</param>
+    /// <summary>The operation a request asks for, to bind its session to: method, path and, if known, the user.</summary>
+    public static string Operation(string method, string path, string? userId = null) =>
+        userId is null ? $"{method} {path}" : $"{method} {path} {userId}";
+
+    /// <summary>As <see cref="CheckWithParametersAsync"/>, for operations that need nothing remembered.</summary>
+    public async Task<string?> CheckAsync(UiaSubmission? auth, string stage, string purpose, string? userId = null) =>
+        (await CheckWithParametersAsync(auth, stage, purpose, new JsonObject(), userId)).Challenge;
+
+    /// <summary>
+    /// Runs the request's stage. Throws for a wrong password (401 <c>M_FORBIDDEN</c> with the challenge), an unknown
+    /// session (400) or a session opened for another operation (403).
+    /// </summary>
+    /// <param name="purpose">What the session authorises (<see cref="Operation"/>).</param>
+    /// <param name="parameters">The request's parameters (its body without <c>auth</c>), remembered when a session is
+    /// opened; an empty object means "use the remembered ones".</param>
     /// <param name="userId">For the password stage: whose password.</param>
-    public async Task<string?> CheckAsync(UiaSubmission? auth, string stage, string purpose, string? userId = null)
+    public async Task<UiaOutcome> CheckWithParametersAsync(UiaSubmission? auth, string stage, string purpose, JsonObject parameters,
+        string? userId = null)
     {
-        if (auth is null) return Challenge(stage, await NewSessionAsync(purpose));
+        var stored = auth?.Session is { } id ? await LoadAsync(id) : null;
+        if (auth?.Session is not null)
+        {
+            if (stored is null) throw new MatrixException(ErrorCodes.Unknown, "Unknown session ID", 400);
+            if (stored.Purpose != purpose)
+                throw MatrixException.Forbidden("Requested operation has changed during the UI authentication session.");
+        }
+        var effective = parameters.Count > 0 || stored?.Params is null ? parameters : stored.Params;
+        if (stored is { Completed: true }) return new UiaOutcome(null, stored.Id, effective, stored.Result);
 
-        var session = auth.Session;
-        if (session is not null && !await SessionMatchesAsync(session, purpose))
-            throw new MatrixException(ErrorCodes.Unknown, "Unknown session ID", 400);
-        session ??= await NewSessionAsync(purpose);
-
-        if (auth.Type is null)
-            return Challenge(stage, session);
+        if (auth?.Type is null)
+        {
+            var session = stored?.Id ?? await NewSessionAsync(purpose, effective);
+            if (stored is not null && parameters.Count > 0) await RememberAsync(session, parameters);
+            return new UiaOutcome(Challenge(stage, session), session, effective, null);
+        }
         if (auth.Type != stage)
             throw new MatrixException(ErrorCodes.Unknown, $"Unsupported authentication type '{auth.Type}'", 400);
 
@@ -44,10 +73,22 @@ public sealed class UserInteractiveAuth(NpgsqlDataSource db, IGrainFactory grain
             if (auth.User is not null && auth.User != userId && auth.User != LocalpartOf(userId))
                 throw MatrixException.Forbidden("Requester does not match the user being authenticated");
             if (!await grains.GetGrain<IUserGrain>(userId).CheckPasswordAsync(auth.Password))
+            {
+                var session = stored?.Id ?? await NewSessionAsync(purpose, effective);
                 throw new MatrixException(ErrorCodes.Forbidden, "Invalid password", 401, Challenge(stage, session));
+            }
         }
-        await DeleteSessionAsync(session);
-        return null;
+        if (stored is not null) await MarkCompletedAsync(stored.Id);
+        return new UiaOutcome(null, stored?.Id, effective, null);
+    }
+
+    /// <summary>Records what the authorised operation produced, for a re-submission of the session to answer with.</summary>
+    public async Task RecordResultAsync(string session, string result)
+    {
+        await using var cmd = db.CreateCommand("UPDATE uia_sessions SET completed = true, result = $2 WHERE session_id = $1");
+        cmd.Parameters.AddWithValue(session);
+        cmd.Parameters.AddWithValue(result);
+        await cmd.ExecuteNonQueryAsync();
     }
 
     private static string LocalpartOf(string userId)
@@ -77,30 +118,45 @@ public sealed class UserInteractiveAuth(NpgsqlDataSource db, IGrainFactory grain
         return System.Text.Encoding.UTF8.GetString(buffer.ToArray());
     }
 
-    private async Task<string> NewSessionAsync(string purpose)
+    private sealed record StoredSession(string Id, string Purpose, JsonObject? Params, bool Completed, string? Result);
+
+    private async Task<string> NewSessionAsync(string purpose, JsonObject parameters)
     {
         var session = Convert.ToHexString(RandomNumberGenerator.GetBytes(16)).ToLowerInvariant();
         // Abandoned sessions are dropped as new ones are made: no separate sweeper needed.
         await using var batch = db.CreateBatch();
         batch.BatchCommands.Add(new NpgsqlBatchCommand("DELETE FROM uia_sessions WHERE created_at < now() - interval '1 day'"));
-        batch.BatchCommands.Add(new NpgsqlBatchCommand("INSERT INTO uia_sessions (session_id, purpose) VALUES ($1, $2)")
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("INSERT INTO uia_sessions (session_id, purpose, params) VALUES ($1, $2, $3::jsonb)")
         {
-            Parameters = { new() { Value = session }, new() { Value = purpose } }
+            Parameters = { new() { Value = session }, new() { Value = purpose }, new() { Value = parameters.ToJsonString() } }
         });
         await batch.ExecuteNonQueryAsync();
         return session;
     }
 
-    private async Task<bool> SessionMatchesAsync(string session, string purpose)
+    private async Task<StoredSession?> LoadAsync(string session)
     {
-        await using var cmd = db.CreateCommand("SELECT purpose FROM uia_sessions WHERE session_id = $1");
+        await using var cmd = db.CreateCommand(
+            "SELECT purpose, params::text, completed, result FROM uia_sessions WHERE session_id = $1 AND created_at >= now() - interval '1 day'");
         cmd.Parameters.AddWithValue(session);
-        return await cmd.ExecuteScalarAsync() is string stored && stored == purpose;
+        await using var reader = await cmd.ExecuteReaderAsync();
+        if (!await reader.ReadAsync()) return null;
+        var parameters = reader.IsDBNull(1) ? null : JsonNode.Parse(reader.GetString(1)) as JsonObject;
+        return new StoredSession(session, reader.GetString(0), parameters is { Count: > 0 } ? parameters : null,
+            reader.GetBoolean(2), reader.IsDBNull(3) ? null : reader.GetString(3));
     }
 
-    private async Task DeleteSessionAsync(string session)
+    private async Task RememberAsync(string session, JsonObject parameters)
     {
-        await using var cmd = db.CreateCommand("DELETE FROM uia_sessions WHERE session_id = $1");
+        await using var cmd = db.CreateCommand("UPDATE uia_sessions SET params = $2::jsonb WHERE session_id = $1");
+        cmd.Parameters.AddWithValue(session);
+        cmd.Parameters.AddWithValue(parameters.ToJsonString());
+        await cmd.ExecuteNonQueryAsync();
+    }
+
+    private async Task MarkCompletedAsync(string session)
+    {
+        await using var cmd = db.CreateCommand("UPDATE uia_sessions SET completed = true WHERE session_id = $1");
         cmd.Parameters.AddWithValue(session);
         await cmd.ExecuteNonQueryAsync();
     }

@@ -103,6 +103,23 @@ public sealed class DeviceTests(AccountsCluster fixture)
     }
 
     [Fact]
+    public async Task A_session_opened_to_delete_one_device_cannot_delete_another()
+    {
+        var phone = await MatrixTestClient.RegisterAsync(fixture.A, deviceId: "PHONE");
+        var laptop = await MatrixTestClient.LoginAsync(fixture.A, phone.UserId, phone.Password, deviceId: "LAPTOP");
+        var session = (await laptop.DeleteAsync($"{Devices}/PHONE"))["session"].GetValue<string>();
+
+        var other = await laptop.DeleteAsync($"{Devices}/LAPTOP", new JsonObject { ["auth"] = PasswordAuth(laptop, session) });
+        Assert.Equal(403, other.StatusCode);
+        Assert.Equal("M_FORBIDDEN", other.ErrCode);
+        (await laptop.GetAsync(WhoAmI)).EnsureSuccess();
+
+        // The session still does what it was opened for.
+        (await laptop.DeleteAsync($"{Devices}/PHONE", new JsonObject { ["auth"] = PasswordAuth(laptop, session) })).EnsureSuccess();
+        Assert.Equal(404, (await laptop.GetAsync($"{Devices}/PHONE")).StatusCode);
+    }
+
+    [Fact]
     public async Task Another_users_password_does_not_authorise_deleting_my_device()
     {
         var alice = await MatrixTestClient.RegisterAsync(fixture.A);

@@ -43,9 +43,50 @@ public sealed class RegistrationTests(AccountsCluster fixture)
         var me = (await fixture.A.Http.GetJsonAsync(WhoAmI, done["access_token"].GetValue<string>())).EnsureSuccess();
         Assert.Equal(done["device_id"].GetValue<string>(), me["device_id"].GetValue<string>());
 
-        // A completed session is spent.
-        var reused = await fixture.A.Http.PostJsonAsync(Register, Body(MatrixTestClient.UniqueLocalpart(), auth: Dummy(session)));
-        Assert.Equal(400, reused.StatusCode);
+        // Re-submitting the completed session repeats its answer: the same user, in a new session.
+        var again = (await fixture.A.Http.PostJsonAsync(Register, Body(localpart, auth: Dummy(session)))).EnsureSuccess();
+        Assert.Equal(done["user_id"].GetValue<string>(), again["user_id"].GetValue<string>());
+        Assert.NotEqual(done["access_token"].GetValue<string>(), again["access_token"].GetValue<string>());
+        (await fixture.B.Http.GetJsonAsync(WhoAmI, again["access_token"].GetValue<string>())).EnsureSuccess();
+
+        Assert.Equal(400, (await fixture.A.Http.PostJsonAsync(Register, Body(MatrixTestClient.UniqueLocalpart(), auth: Dummy("no-such-session")))).StatusCode);
+    }
+
+    [Fact]
+    public async Task A_session_remembers_the_first_requests_parameters_without_storing_the_password()
+    {
+        var localpart = MatrixTestClient.UniqueLocalpart("remember");
+        var first = new JsonObject
+        {
+            ["username"] = localpart, ["password"] = "übers3kr1t-pässword", ["device_id"] = "XYZZY",
+            ["initial_device_display_name"] = "display name",
+        };
+        var challenge = await fixture.A.Http.PostJsonAsync(Register, first);
+        Assert.Equal(401, challenge.StatusCode);
+        var session = challenge["session"].GetValue<string>();
+        await using (var cmd = fixture.Cluster.Database.CreateCommand("SELECT params::text FROM uia_sessions WHERE session_id = $1"))
+        {
+            cmd.Parameters.AddWithValue(session);
+            var stored = (string)(await cmd.ExecuteScalarAsync())!;
+            Assert.Contains(localpart, stored);
+            Assert.DoesNotContain("s3kr1t", stored);
+        }
+
+        // The next stage sends only `auth`, on the other silo.
+        var done = (await fixture.B.Http.PostJsonAsync(Register, new JsonObject { ["auth"] = Dummy(session) })).EnsureSuccess();
+        Assert.Equal($"@{localpart}:localhost", done["user_id"].GetValue<string>());
+        Assert.Equal("XYZZY", done["device_id"].GetValue<string>());
+        var alice = await MatrixTestClient.LoginAsync(fixture.A, localpart, "übers3kr1t-pässword");
+        var device = (await alice.GetAsync($"/_matrix/client/v3/devices/XYZZY")).EnsureSuccess();
+        Assert.Equal("display name", device["display_name"].GetValue<string>());
+
+        // A client cannot hand the server a password hash of its own.
+        var forged = await fixture.A.Http.PostJsonAsync(Register, new JsonObject
+        {
+            ["username"] = MatrixTestClient.UniqueLocalpart("forged"), ["org.homeserver.password_hash"] = "$2a$04$abc", ["auth"] = Dummy(),
+        });
+        Assert.Equal(400, forged.StatusCode);
+        Assert.Equal("M_MISSING_PARAM", forged.ErrCode);
     }
 
     [Fact]
