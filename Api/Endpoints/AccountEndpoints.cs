@@ -30,6 +30,7 @@ public static class AccountEndpoints
         app.MapPost($"{Prefix}/logout/all", LogoutAll);
         app.MapGet($"{Prefix}/account/whoami", (Delegate)GetTokenOwner);
         app.MapPost($"{Prefix}/account/password", ChangePassword);
+        app.MapPost($"{Prefix}/account/deactivate", Deactivate);
         app.MapGet($"{Prefix}/account/3pid", (Delegate)GetAccount3PIDs);
         app.MapDeviceEndpoints();
         app.MapClientInfoEndpoints();
@@ -203,6 +204,21 @@ public static class AccountEndpoints
             newPassword, JsonBody.OptionalBool(body, "logout_devices", fallback: true), requester.DeviceId);
         await WaitForCachesAsync(notifier, position, context.RequestAborted);
         return Results.Json(new JsonObject());
+    }
+
+    /// <summary>POST /account/deactivate: the password again, then the account is gone for good (see
+    /// <see cref="IUserGrain.DeactivateAsync"/>). No identity server is configured, so there is nothing to unbind.</summary>
+    private static async Task<IResult> Deactivate(HttpContext context, IGrainFactory grains, UserInteractiveAuth uia, StreamNotifier notifier)
+    {
+        var requester = await RequestAuth.RequireUserAsync(context);
+        var body = JsonBody.Object(context.Request);
+        var erase = JsonBody.OptionalBool(body, "erase");
+        var challenge = await uia.CheckAsync(ParseAuth(body), UserInteractiveAuth.Password,
+            UserInteractiveAuth.Operation(context.Request.Method, context.Request.Path, requester.UserId), requester.UserId);
+        if (challenge is not null) return Challenge(challenge);
+        var position = await grains.GetGrain<IUserGrain>(requester.UserId).DeactivateAsync(erase);
+        await WaitForCachesAsync(notifier, position, context.RequestAborted);
+        return Results.Json(new JsonObject { ["id_server_unbind_result"] = "no-support" });
     }
 
     private static async Task<IResult> GetAccount3PIDs(HttpContext context)

@@ -22,6 +22,11 @@ public interface IUserGrain : IGrainWithStringKey
     [Idempotent]
     Task<bool> ExistsAsync();
 
+    /// <summary>Deactivates the account for good: no login any more (<c>M_USER_DEACTIVATED</c>), every token revoked,
+    /// every room left and invite rejected, and with <paramref name="erase"/> the profile cleared. Returns the
+    /// <c>caches/0</c> position to wait for. Repeating it is harmless.</summary>
+    Task<long> DeactivateAsync(bool erase);
+
     Task<bool> CheckPasswordAsync(string password);
 
     /// <summary>Replaces the password; with <paramref name="logoutDevices"/>, deletes every device except

@@ -10,7 +10,7 @@ namespace Homeserver.Accounts;
 /// every write this grain makes; the database is the referee between activations (the users primary key decides
 /// registration races).
 /// </summary>
-public sealed class UserGrain(AccountRepository repository, IOptions<HomeserverOptions> options) : Grain, IUserGrain
+public sealed class UserGrain(AccountRepository repository, Rooms.RoomEventStore rooms, IOptions<HomeserverOptions> options) : Grain, IUserGrain
 {
     private sealed class Device(string id, string? displayName)
     {
@@ -23,6 +23,7 @@ public sealed class UserGrain(AccountRepository repository, IOptions<HomeserverO
     private bool _exists;
     private string? _passwordHash;
     private bool _isGuest;
+    private bool _deactivated;
     private readonly Dictionary<string, Device> _devices = new(StringComparer.Ordinal);
 
     public override async Task OnActivateAsync(CancellationToken ct)
@@ -32,6 +33,7 @@ public sealed class UserGrain(AccountRepository repository, IOptions<HomeserverO
         _exists = user is not null;
         _passwordHash = user?.PasswordHash;
         _isGuest = user?.IsGuest ?? false;
+        _deactivated = user?.Deactivated ?? false;
         foreach (var d in devices)
         {
             var device = new Device(d.DeviceId, d.DisplayName);
@@ -69,6 +71,7 @@ public sealed class UserGrain(AccountRepository repository, IOptions<HomeserverO
 
     public async Task<LoginResult> LoginAsync(LoginRequest request)
     {
+        if (_deactivated) throw new MatrixException(ErrorCodes.UserDeactivated, "This account has been deactivated", 403);
         if (!await CheckPasswordAsync(request.Password))
             throw MatrixException.Forbidden("Invalid username or password");
         return await OpenSessionAsync(request.DeviceId, request.InitialDeviceDisplayName);
@@ -76,7 +79,7 @@ public sealed class UserGrain(AccountRepository repository, IOptions<HomeserverO
 
     public async Task<LoginResult> OpenSessionAsync(string? requestedDeviceId, string? initialDeviceDisplayName)
     {
-        if (!_exists) throw MatrixException.Forbidden("Invalid username or password");
+        if (!_exists || _deactivated) throw MatrixException.Forbidden("Invalid username or password");
         long position = 0;
         var deviceId = string.IsNullOrEmpty(requestedDeviceId) ? AccessTokens.NewDeviceId() : requestedDeviceId;
         var exists = _devices.TryGetValue(deviceId, out var device);
@@ -138,6 +141,36 @@ public sealed class UserGrain(AccountRepository repository, IOptions<HomeserverO
     }
 
     public Task<long> DeleteAllDevicesAsync() => DeleteDevicesAsync(_devices.Keys.ToArray());
+
+    public async Task<long> DeactivateAsync(bool erase)
+    {
+        if (!_exists) throw MatrixException.NotFound("Unknown user");
+        // No new login from the first step on; each later step is safe to repeat, so a deactivation cut short by a
+        // failure finishes when it is asked again.
+        await repository.DeactivateAsync(_userId);
+        _deactivated = true;
+        _passwordHash = null;
+        var position = await DeleteAllDevicesAsync();
+        foreach (var membership in await rooms.GetMembershipsForUserAsync(_userId))
+        {
+            if (membership.Membership is not ("join" or "invite" or "knock")) continue;
+            try
+            {
+                await GrainFactory.GetGrain<Rooms.IRoomGrain>(membership.RoomId).SetMembershipAsync(
+                    new Rooms.MembershipCommand(_userId, _userId, Rooms.MembershipAction.Leave, "Account deactivated"));
+            }
+            catch (MatrixException)
+            {
+                // A room that refuses the leave (its state moved on meanwhile) does not stop the rest.
+            }
+        }
+        if (erase)
+        {
+            var cleared = await GrainFactory.GetGrain<Profile.IProfileGrain>(_userId).SetAsync(new Profile.ProfileUpdate(true, null, true, null));
+            position = Math.Max(position, cleared.CachesPosition);
+        }
+        return position;
+    }
 
     private void Remember(AccountRepository.NewSession session)
     {

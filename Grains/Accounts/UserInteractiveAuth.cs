@@ -112,6 +112,8 @@ public sealed class UserInteractiveAuth(NpgsqlDataSource db, IGrainFactory grain
             w.WriteEndArray();
             w.WriteStartObject("params");
             w.WriteEndObject();
+            w.WriteStartArray("completed"); // single-stage flows: nothing is completed while a challenge stands
+            w.WriteEndArray();
             w.WriteString("session", session);
             w.WriteEndObject();
         }
