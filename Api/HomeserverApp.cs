@@ -55,6 +55,7 @@ public static class HomeserverApp
         app.MapSyncEndpoints();
         app.MapRoomHistoryEndpoints();
         app.MapLegacySyncEndpoints();
+        app.MapOpenIdEndpoints();
         app.MapClientStartupEndpoints();
         app.MapUserStreamEndpoints();
         app.MapKeysProfileDirectoryEndpoints();

@@ -14,6 +14,7 @@ public static class AccountHostingExtensions
         services.AddSingleton<AccountRepository>();
         services.AddSingleton<IAccessTokenAuthenticator, AccessTokenAuthenticator>();
         services.AddSingleton<UserInteractiveAuth>();
+        services.AddSingleton<OpenIdTokens>();
         services.AddSingleton<IStreamRowPersister, DevicesDeletedPersister>();
         services.AddSingleton<IStreamRowPersister, TokensRevokedPersister>();
         return services;
