@@ -16,6 +16,21 @@ public sealed class ReceiptsSyncSection(ReceiptStore store, RoomEventStore rooms
 {
     public IEnumerable<string> WakeKeys(SyncContext context) => context.JoinedRooms;
 
+    /// <summary>One room's receipts as the <c>m.receipt</c> event clients read: event id → receipt type → user → ts.</summary>
+    public static JsonObject ReceiptEvent(IEnumerable<ReceiptRow> rows)
+    {
+        var content = new JsonObject();
+        foreach (var r in rows)
+        {
+            if (content[r.EventId] is not JsonObject byType) content[r.EventId] = byType = new JsonObject();
+            if (byType[r.ReceiptType] is not JsonObject byUser) byType[r.ReceiptType] = byUser = new JsonObject();
+            var receipt = new JsonObject { ["ts"] = r.Ts };
+            if (r.ThreadId.Length > 0) receipt["thread_id"] = r.ThreadId;
+            byUser[r.UserId] = receipt;
+        }
+        return new JsonObject { ["type"] = "m.receipt", ["content"] = content };
+    }
+
     public async Task ContributeAsync(SyncContext context, JsonObject response)
     {
         var userId = context.Requester.UserId;
@@ -30,17 +45,8 @@ public sealed class ReceiptsSyncSection(ReceiptStore store, RoomEventStore rooms
                 : await store.GetChangesAsync(joined, userId, since, to);
             foreach (var room in changes.GroupBy(r => r.RoomId))
             {
-                var content = new JsonObject();
-                foreach (var r in room)
-                {
-                    if (r.UserId == userId) ownReceipts.Add(r.RoomId);
-                    if (content[r.EventId] is not JsonObject byType) content[r.EventId] = byType = new JsonObject();
-                    if (byType[r.ReceiptType] is not JsonObject byUser) byType[r.ReceiptType] = byUser = new JsonObject();
-                    var receipt = new JsonObject { ["ts"] = r.Ts };
-                    if (r.ThreadId.Length > 0) receipt["thread_id"] = r.ThreadId;
-                    byUser[r.UserId] = receipt;
-                }
-                UserStreamSync.Events(context.JoinedRoom(room.Key), "ephemeral").Add(new JsonObject { ["type"] = "m.receipt", ["content"] = content });
+                if (room.Any(r => r.UserId == userId)) ownReceipts.Add(room.Key);
+                UserStreamSync.Events(context.JoinedRoom(room.Key), "ephemeral").Add(ReceiptEvent(room));
                 context.HasChanges = true;
             }
         }

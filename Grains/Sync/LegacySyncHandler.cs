@@ -1,6 +1,8 @@
 using System.Text.Json.Nodes;
 using Homeserver.Accounts;
+using Homeserver.AccountData;
 using Homeserver.Presence;
+using Homeserver.Receipts;
 using Homeserver.Rooms;
 using Homeserver.RoomDirectory;
 using Homeserver.Streams;
@@ -22,6 +24,7 @@ public sealed class LegacySyncHandler(
     StreamNotifier notifier,
     ReplicationBarrier barrier,
     PresenceStore presence,
+    ReceiptStore receipts,
     PublicRoomStore directory,
     IOptions<PresenceOptions> presenceOptions)
 {
@@ -61,11 +64,11 @@ public sealed class LegacySyncHandler(
         var moved = Keys(rooms["join"]).Concat(Keys(rooms["leave"])).Distinct().ToList();
         var (events, end) = await RoomEventsAsync(requester.UserId, moved, since, to, limit);
         var chunk = new JsonArray();
-        foreach (var e in events) chunk.Add(RoomEventFormat.ToClient(e, requester.UserId, requester.DeviceId));
+        foreach (var e in events) chunk.Add(V1(RoomEventFormat.ToClient(e, requester.UserId, requester.DeviceId)));
         foreach (var invited in Keys(rooms["invite"]))
             if ((await store.GetCurrentStateAsync(invited)).Get("m.room.member", requester.UserId) is { } invite
                 && invite.StreamPosition > store.PositionIn(since, invited) && invite.StreamPosition <= store.PositionIn(to, invited))
-                chunk.Add(RoomEventFormat.ToClient(invite));
+                chunk.Add(V1(RoomEventFormat.ToClient(invite)));
         foreach (var (id, room) in Rooms(rooms["join"]))
         {
             AddWithRoom(chunk, room["ephemeral"], id);
@@ -76,23 +79,65 @@ public sealed class LegacySyncHandler(
         return new JsonObject { ["chunk"] = chunk, ["start"] = since.Serialize(), ["end"] = end.Serialize() };
     }
 
-    /// <summary>A user outside the room following it: only world-readable rooms, only the room's events.</summary>
+    /// <summary>
+    /// A user outside the room following it (only world-readable rooms): the room's events, its receipts and the
+    /// presence of its members, as a member would get them.
+    /// </summary>
     private async Task<JsonObject> PeekAsync(Requester requester, string roomId, StreamToken since, TimeSpan timeout, int limit,
         CancellationToken ct, CancellationToken stopWaiting)
     {
         await visibility.RequireReadableAsync(roomId, requester.UserId);
-        await barrier.WaitAsync([StreamNames.Events], BarrierTimeout, ct);
+        await barrier.WaitAsync(StreamNames.All, BarrierTimeout, ct);
+        var members = JoinedMembers(await store.GetCurrentStateAsync(roomId));
+        var keys = new List<string> { roomId };
+        if (presenceOptions.Value.EnablePresence) keys.AddRange(members.Select(PresenceStore.Key));
         using var waitEnds = CancellationTokenSource.CreateLinkedTokenSource(ct, stopWaiting);
+        if (!notifier.ChangedSince(since, keys) && timeout > TimeSpan.Zero && !waitEnds.IsCancellationRequested)
+            await notifier.WaitForChangeAsync(since, keys, timeout, waitEnds.Token);
         var to = notifier.Current.Merge(since);
-        if (store.PositionIn(to, roomId) <= store.PositionIn(since, roomId) && timeout > TimeSpan.Zero && !waitEnds.IsCancellationRequested)
-        {
-            await notifier.WaitForChangeAsync(to, [roomId], timeout, waitEnds.Token);
-            to = notifier.Current.Merge(since);
-        }
+
         var (events, end) = await RoomEventsAsync(requester.UserId, [roomId], since, to, limit);
         var chunk = new JsonArray();
-        foreach (var e in events) chunk.Add(RoomEventFormat.ToClient(e, requester.UserId, requester.DeviceId));
+        foreach (var e in events) chunk.Add(V1(RoomEventFormat.ToClient(e, requester.UserId, requester.DeviceId)));
+        var changed = await receipts.GetChangesAsync([roomId], requester.UserId,
+            since.Get(StreamNames.Receipts, UserStreamSync.Writer), to.Get(StreamNames.Receipts, UserStreamSync.Writer));
+        if (changed.Count > 0)
+        {
+            var receipt = ReceiptsSyncSection.ReceiptEvent(changed);
+            receipt["room_id"] = roomId;
+            chunk.Add(receipt);
+        }
+        foreach (var p in await PresenceAsync(members, since.Get(StreamNames.Presence, UserStreamSync.Writer), to.Get(StreamNames.Presence, UserStreamSync.Writer)))
+            chunk.Add(p);
         return new JsonObject { ["chunk"] = chunk, ["start"] = since.Serialize(), ["end"] = end.Serialize() };
+    }
+
+    private static List<string> JoinedMembers(CurrentRoomState state) =>
+        state.Members.Where(e => RoomEventFormat.ContentString(e.Json, "membership") == "join").Select(e => e.StateKey!).ToList();
+
+    /// <summary>The users' presence changed in (from, to], as legacy <c>m.presence</c> events; none when presence is off.</summary>
+    private async Task<List<JsonObject>> PresenceAsync(IReadOnlyCollection<string> users, long from, long to)
+    {
+        var result = new List<JsonObject>();
+        if (!presenceOptions.Value.EnablePresence || users.Count == 0) return result;
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        foreach (var p in await presence.GetChangesAsync(users, from, to))
+            result.Add(V1(new JsonObject { ["type"] = "m.presence", ["sender"] = p.UserId, ["content"] = PresenceSyncSection.Content(p, now) }));
+        return result;
+    }
+
+    /// <summary>
+    /// An event as the legacy API gave it: the sender also as <c>user_id</c>, and a presence event's user inside its
+    /// content, where clients of that API look for them.
+    /// </summary>
+    private static JsonObject V1(JsonObject e)
+    {
+        if (e["sender"] is JsonValue sender && sender.TryGetValue<string>(out var userId))
+        {
+            e["user_id"] ??= userId;
+            if (e["type"]?.GetValue<string>() == "m.presence" && e["content"] is JsonObject content) content["user_id"] ??= userId;
+        }
+        return e;
     }
 
     /// <summary>
@@ -163,7 +208,7 @@ public sealed class LegacySyncHandler(
             var entry = new JsonObject { ["room_id"] = roomId, ["membership"] = "invite" };
             if (invite is not null)
             {
-                entry["invite"] = RoomEventFormat.ToClient(invite);
+                entry["invite"] = V1(RoomEventFormat.ToClient(invite));
                 entry["inviter"] = invite.Sender;
             }
             rooms.Add(entry);
@@ -178,7 +223,7 @@ public sealed class LegacySyncHandler(
         {
             ["end"] = end,
             ["rooms"] = rooms,
-            ["presence"] = response["presence"]?["events"]?.DeepClone() ?? new JsonArray(),
+            ["presence"] = WithRoom(response["presence"], null),
             ["account_data"] = response["account_data"]?["events"]?.DeepClone() ?? new JsonArray(),
             ["receipts"] = receipts,
         };
@@ -191,7 +236,7 @@ public sealed class LegacySyncHandler(
         var timeline = room["timeline"];
         var chunk = WithRoom(timeline, roomId);
         var state = new JsonArray();
-        foreach (var e in await StateAsync(roomId, upTo)) state.Add(RoomEventFormat.ToClient(e));
+        foreach (var e in await StateAsync(roomId, upTo)) state.Add(V1(RoomEventFormat.ToClient(e)));
         return new JsonObject
         {
             ["room_id"] = roomId,
@@ -221,19 +266,24 @@ public sealed class LegacySyncHandler(
         var page = await store.GetEventsByTopologicalAsync(roomId, from, Direction.Backwards, limit);
         var chunk = new JsonArray();
         foreach (var e in page.Reverse())
-            if (await visibility.CanSeeAsync(requester.UserId, e)) chunk.Add(RoomEventFormat.ToClient(e, requester.UserId, requester.DeviceId));
+            if (await visibility.CanSeeAsync(requester.UserId, e)) chunk.Add(V1(RoomEventFormat.ToClient(e, requester.UserId, requester.DeviceId)));
         var state = await StateAsync(roomId, upTo);
         var stateJson = new JsonArray();
-        foreach (var e in state) stateJson.Add(RoomEventFormat.ToClient(e));
+        foreach (var e in state) stateJson.Add(V1(RoomEventFormat.ToClient(e)));
 
+        // Presence and receipts as of now: only for whoever may read the room now, not for a former member.
         var presenceJson = new JsonArray();
-        if (presenceOptions.Value.EnablePresence)
+        var receiptsJson = new JsonArray();
+        if (upTo is null)
         {
-            var members = state.Where(e => e.Type == "m.room.member" && RoomEventFormat.ContentString(e.Json, "membership") == "join")
-                .Select(e => e.StateKey!).ToList();
-            var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-            foreach (var p in await presence.GetChangesAsync(members, 0, long.MaxValue))
-                presenceJson.Add(new JsonObject { ["type"] = "m.presence", ["sender"] = p.UserId, ["content"] = PresenceSyncSection.Content(p, now) });
+            foreach (var p in await PresenceAsync(JoinedMembers(current), 0, long.MaxValue)) presenceJson.Add(p);
+            var rows = await receipts.GetChangesAsync([roomId], requester.UserId, 0, long.MaxValue);
+            if (rows.Count > 0)
+            {
+                var receipt = ReceiptsSyncSection.ReceiptEvent(rows);
+                receipt["room_id"] = roomId;
+                receiptsJson.Add(receipt);
+            }
         }
         return new JsonObject
         {
@@ -247,6 +297,7 @@ public sealed class LegacySyncHandler(
             },
             ["state"] = stateJson,
             ["presence"] = presenceJson,
+            ["receipts"] = receiptsJson,
             ["visibility"] = await directory.IsPublishedAsync(roomId) == true ? "public" : "private",
             ["account_data"] = new JsonArray(),
         };
@@ -275,7 +326,7 @@ public sealed class LegacySyncHandler(
         {
             var copy = (JsonObject)e.DeepClone();
             if (roomId is not null) copy["room_id"] = roomId;
-            target.Add(copy);
+            target.Add(V1(copy));
         }
     }
 }

@@ -95,6 +95,22 @@ public sealed class LegacySyncTests(LegacySyncTests.Fixture fixture) : IClassFix
         var sent = await alice.SendTextAsync(open, "for everyone");
         var peeked = (await poll).EnsureSuccess();
         Assert.True(Ids(peeked["chunk"]).SequenceEqual([sent]), peeked.Text);
+        // Events as the legacy API gave them: the sender also as user_id.
+        Assert.Equal(alice.UserId, peeked["chunk"].AsArray().First(e => e!["type"]!.GetValue<string>() == "m.room.message")!["user_id"]!.GetValue<string>());
+
+        // The room's receipts reach whoever follows it.
+        token = peeked["end"].GetValue<string>();
+        (await alice.PostAsync($"{Room(open)}/receipt/m.read/{E(sent)}", new JsonObject())).EnsureSuccess();
+        JsonObject? receipt = null;
+        for (var call = 0; call < 5 && receipt is null; call++)
+        {
+            var page = (await bob.GetAsync($"{V3}/events?room_id={E(open)}&from={Uri.EscapeDataString(token)}&timeout=5000")).EnsureSuccess();
+            receipt = page["chunk"].AsArray().OfType<JsonObject>().FirstOrDefault(e => e["type"]!.GetValue<string>() == "m.receipt");
+            token = page["end"].GetValue<string>();
+        }
+        Assert.NotNull(receipt);
+        Assert.Equal(open, receipt!["room_id"]!.GetValue<string>());
+        Assert.NotNull(receipt["content"]![sent]!["m.read"]![alice.UserId]);
 
         AssertError(await bob.GetAsync($"{V3}/events?room_id={E(closed)}&timeout=0"), 403, "M_FORBIDDEN");
     }
