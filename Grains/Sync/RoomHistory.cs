@@ -20,7 +20,8 @@ public sealed class RoomHistory(RoomEventStore store, RoomVisibility visibility,
     {
         await barrier.WaitAsync([StreamNames.Events], TimeSpan.FromSeconds(5), ct);
         var readableUpTo = await visibility.RequireReadableAsync(request.RoomId, requester.UserId);
-        var filter = request.Filter is null ? new EventFilter() : (await sync.ResolveFilterAsync(requester.UserId, WrapRoomFilter(request.Filter))).Timeline;
+        var roomFilter = request.Filter is null ? SyncFilter.Default : await sync.ResolveFilterAsync(requester.UserId, WrapRoomFilter(request.Filter));
+        var filter = roomFilter.Timeline;
 
         var max = await store.GetMaxTopologicalAsync(request.RoomId);
         var cap = readableUpTo ?? max;   // a departed member reads up to their leave
@@ -51,11 +52,26 @@ public sealed class RoomHistory(RoomEventStore store, RoomVisibility visibility,
         // 'end' comes with every page that has events, as Synapse answers (SyTest and clients page on until a page
         // comes back empty, which has none): only an empty page says there is nothing further.
         if (page.Count > 0) response["end"] = PaginationToken.Topological(page[^1].Topological);
+        // Lazy-loaded members: the member events of the page's senders, as the room's state stood at the page.
+        if (roomFilter.LazyLoadMembers && page.Count > 0)
+        {
+            var senders = page.Select(e => e.Sender).ToHashSet(StringComparer.Ordinal);
+            var oldest = request.Backwards ? page[^1] : page[0];
+            var state = new JsonArray();
+            foreach (var e in await store.GetStateAtTopologicalAsync(request.RoomId, oldest.Topological))
+                if (e.Type == "m.room.member" && e.StateKey is not null && senders.Contains(e.StateKey))
+                    state.Add(RoomEventFormat.ToClient(e));
+            response["state"] = state;
+        }
         return response;
     }
 
+    // A RoomEventFilter as the room part of a sync filter: its event criteria for the timeline, its lazy-loading flags
+    // where a sync filter keeps them (under state).
     private static string WrapRoomFilter(string filter) =>
-        filter.TrimStart().StartsWith('{') ? $"{{\"room\":{{\"timeline\":{filter}}}}}" : throw MatrixException.InvalidParam("'filter' must be a JSON RoomEventFilter");
+        filter.TrimStart().StartsWith('{')
+            ? $"{{\"room\":{{\"timeline\":{filter},\"state\":{filter}}}}}"
+            : throw MatrixException.InvalidParam("'filter' must be a JSON RoomEventFilter");
 
     /// <summary>A pagination token (<c>t{n}</c>) or a sync token (through the room's position in it) as an exclusive
     /// topological bound in the direction of travel.</summary>

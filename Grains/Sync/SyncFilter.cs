@@ -19,6 +19,8 @@ public sealed class SyncFilter
     public HashSet<string> NotRooms { get; private init; } = [];
     public bool IncludeLeave { get; private init; }
     public bool LazyLoadMembers { get; private init; }
+    /// <summary>With lazy loading: send the timeline senders' members even when the device was sent them before.</summary>
+    public bool IncludeRedundantMembers { get; private init; }
 
     public static readonly SyncFilter Default = new();
 
@@ -47,8 +49,18 @@ public sealed class SyncFilter
             Rooms = StringSet(room?["rooms"], "room.rooms"),
             NotRooms = StringSet(room?["not_rooms"], "room.not_rooms") ?? [],
             IncludeLeave = room?["include_leave"] is JsonValue il && il.TryGetValue<bool>(out var b) && b,
-            LazyLoadMembers = state?["lazy_load_members"] is JsonValue ll && ll.TryGetValue<bool>(out var lz) && lz,
+            LazyLoadMembers = StrictBool(state, "lazy_load_members"),
+            IncludeRedundantMembers = StrictBool(state, "include_redundant_members"),
         };
+    }
+
+    // The spec's booleans are JSON booleans: "true" or 1 is a client bug worth a 400, not a silent false.
+    private static bool StrictBool(JsonObject? parent, string name)
+    {
+        if (parent?[name] is not { } node) return false;
+        return node is JsonValue v && v.TryGetValue<bool>(out var value)
+            ? value
+            : throw MatrixException.BadJson($"'{name}' must be a boolean");
     }
 
     internal static HashSet<string>? StringSet(JsonNode? node, string name)

@@ -24,6 +24,7 @@ public sealed class SyncHandler(
     StreamNotifier notifier,
     ReplicationBarrier barrier,
     FilterStore filters,
+    LazyLoadedMembers lazyMembers,
     IEnumerable<ISyncSection> sections)
 {
     private static readonly TimeSpan BarrierTimeout = TimeSpan.FromSeconds(5);
@@ -252,6 +253,8 @@ public sealed class SyncHandler(
             if (context.Filter.Timeline.Matches(e)) eventsJson.Add(RoomEventFormat.ToClient(e, context.Requester.UserId, context.Requester.DeviceId, includeRoomId: false));
         timelineJson["limited"] = limited;
         timelineJson["prev_batch"] = PaginationToken.Topological(timeline.Count > 0 ? timeline[0].Topological : await store.GetMaxTopologicalAsync(roomId) + 1);
+        if (context.Filter.LazyLoadMembers)
+            state = await LazyStateAsync(context, roomId, state, timeline, full, limited, fromPosition);
         var stateJson = (JsonArray)((JsonObject)room["state"]!)["events"]!;
         foreach (var e in state)
             if (context.Filter.State.Matches(e)) stateJson.Add(RoomEventFormat.ToClient(e, includeRoomId: false));
@@ -259,6 +262,45 @@ public sealed class SyncHandler(
             room["summary"] = await SummaryAsync(roomId, context.Requester.UserId);
         context.HasChanges = true;
         return room;
+    }
+
+    /// <summary>
+    /// The state of a room for a client that lazy-loads members: every other state event as usual, and of the member
+    /// events only those the timeline needs (its senders', the user's own in a sync from scratch) that this device does
+    /// not hold yet, plus, after a gap, every membership that changed in it. Member events the timeline itself carries
+    /// are not repeated. What is sent is remembered per device (<see cref="LazyLoadedMembers"/>).
+    /// </summary>
+    private async Task<IReadOnlyList<StoredEvent>> LazyStateAsync(SyncContext context, string roomId, IReadOnlyList<StoredEvent> state,
+        IReadOnlyList<StoredEvent> timeline, bool full, bool limited, long fromPosition)
+    {
+        var (userId, deviceId) = (context.Requester.UserId, context.Requester.DeviceId);
+        if (full) lazyMembers.Reset(userId, deviceId, roomId);
+        var inTimeline = timeline.Where(e => e.Type == "m.room.member" && e.StateKey is not null).Select(e => e.StateKey!).ToHashSet(StringComparer.Ordinal);
+        var needed = timeline.Select(e => e.Sender).ToHashSet(StringComparer.Ordinal);
+        if (full) needed.Add(userId);
+        needed.ExceptWith(inTimeline);
+        if (!context.Filter.IncludeRedundantMembers)
+            needed.RemoveWhere(m => lazyMembers.WasSent(userId, deviceId, roomId, m));
+
+        // Without a gap there is no state block; the needed members come from the state where the timeline starts.
+        if (!full && !limited && needed.Count > 0)
+            state = timeline.Count > 0
+                ? await store.GetStateAtTopologicalAsync(roomId, timeline[0].Topological - 1)
+                : await store.GetStateAtStreamAsync(roomId, store.PositionIn(context.To, roomId));
+        var result = new List<StoredEvent>();
+        foreach (var e in state)
+        {
+            if (e.Type != "m.room.member")
+            {
+                if (full || limited) result.Add(e);
+                continue;
+            }
+            var member = e.StateKey!;
+            if (inTimeline.Contains(member)) continue;
+            if (needed.Contains(member) || (limited && !full && e.StreamPosition > fromPosition)) result.Add(e);
+        }
+        lazyMembers.Record(userId, deviceId, roomId, result.Where(e => e.Type == "m.room.member").Select(e => e.StateKey!).Concat(inTimeline));
+        return result;
     }
 
     /// <summary>A join in the window that was not a join before it (a display name change is join → join).</summary>

@@ -11,6 +11,7 @@ public static class SyncHostingExtensions
     {
         services.AddSingleton<ReplicationBarrier>();
         services.AddSingleton<FilterStore>();
+        services.AddSingleton<LazyLoadedMembers>();
         services.AddSingleton<SyncHandler>();
         services.AddSingleton<LegacySyncHandler>();
         services.AddSingleton<RoomHistory>();
