@@ -22,6 +22,8 @@ public static class UserStreamsHostingExtensions
         services.AddSingleton<IStreamRowHandler, PushRulesCacheHandler>();
         services.AddSingleton<ISyncSection, PushRulesSyncSection>();
         services.AddSingleton<AccountDataStore>();
+        services.AddSingleton<IgnoredUsers>();
+        services.AddSingleton<IStreamRowHandler>(sp => sp.GetRequiredService<IgnoredUsers>());
         services.AddSingleton<IStreamRowPersister, AccountDataPersister>();
         services.AddSingleton<ISyncSection, AccountDataSyncSection>();
         services.AddSingleton<ToDeviceStore>();

@@ -25,6 +25,7 @@ public sealed class SyncHandler(
     ReplicationBarrier barrier,
     FilterStore filters,
     LazyLoadedMembers lazyMembers,
+    AccountData.IgnoredUsers ignoredUsers,
     IEnumerable<ISyncSection> sections)
 {
     private static readonly TimeSpan BarrierTimeout = TimeSpan.FromSeconds(5);
@@ -116,7 +117,7 @@ public sealed class SyncHandler(
         return (context, memberships);
     }
 
-    private readonly record struct MembershipAt(string Membership, long StreamPosition, long Topological, bool Forgotten);
+    private readonly record struct MembershipAt(string Membership, long StreamPosition, long Topological, bool Forgotten, string Sender);
 
     /// <summary>The user's membership of every room as of <paramref name="to"/>: the current one where it is not
     /// newer than <paramref name="to"/>, otherwise the last change at or before it.</summary>
@@ -127,14 +128,14 @@ public sealed class SyncHandler(
         foreach (var m in await store.GetMembershipsForUserAsync(userId))
         {
             if (m.StreamPosition <= to.Get(StreamNames.Events, m.StreamWriter))
-                result[m.RoomId] = new MembershipAt(m.Membership, m.StreamPosition, m.Topological, m.Forgotten);
+                result[m.RoomId] = new MembershipAt(m.Membership, m.StreamPosition, m.Topological, m.Forgotten, m.Sender);
             else newer = true;
         }
         if (newer)
         {
             foreach (var change in await store.GetMembershipChangesAsync(userId, StreamToken.Zero, to))
                 if (!result.TryGetValue(change.RoomId, out var known) || known.StreamPosition <= change.StreamPosition)
-                    result[change.RoomId] = new MembershipAt(change.Membership, change.StreamPosition, change.Topological, false);
+                    result[change.RoomId] = new MembershipAt(change.Membership, change.StreamPosition, change.Topological, false, change.Sender);
         }
         return result;
     }
@@ -153,6 +154,7 @@ public sealed class SyncHandler(
             : (await store.GetMembershipChangesAsync(context.Requester.UserId, context.Since, context.To))
                 .GroupBy(c => c.RoomId).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
 
+        var ignored = await ignoredUsers.GetAsync(userId);
         // Rooms a filter leaves out are not read, so their membership changes cannot be seen: assume some.
         if (context.Filter.Rooms is not null || context.Filter.NotRooms.Count > 0)
             context.MembershipChanged = context.StreamMoved(StreamNames.Events);
@@ -164,14 +166,14 @@ public sealed class SyncHandler(
             switch (membership.Membership)
             {
                 case "join":
-                    var joined = await JoinedRoomAsync(context, roomId, roomChanges);
+                    var joined = await JoinedRoomAsync(context, roomId, roomChanges, ignored);
                     if (joined is not null)
                     {
                         join[roomId] = joined;
                         context.JoinedRoomResponses[roomId] = joined;
                     }
                     break;
-                case "invite" when context.Since is null || roomChanges is not null:
+                case "invite" when (context.Since is null || roomChanges is not null) && !ignored.Contains(membership.Sender):
                     invite[roomId] = new JsonObject { ["invite_state"] = new JsonObject { ["events"] = await StrippedStateAsync(roomId, context.Requester.UserId, membership.Topological) } };
                     context.HasChanges = true;
                     break;
@@ -216,7 +218,7 @@ public sealed class SyncHandler(
         ["summary"] = new JsonObject(),
     };
 
-    private async Task<JsonObject?> JoinedRoomAsync(SyncContext context, string roomId, List<MembershipChange>? changes)
+    private async Task<JsonObject?> JoinedRoomAsync(SyncContext context, string roomId, List<MembershipChange>? changes, IReadOnlySet<string> ignored)
     {
         var toPosition = store.PositionIn(context.To, roomId);
         var newlyJoined = context.Since is null || await JoinedInWindowAsync(context.Requester.UserId, roomId, changes);
@@ -237,6 +239,12 @@ public sealed class SyncHandler(
         if (full || limited || events.Any(e => e.Type == "m.room.member")) context.MembershipChanged = true;
         if (!full && events.Count == 0) return null;
         var timeline = await VisibleTimelineAsync(context.Requester.UserId, roomId, events);
+        // What ignored users say is not shown (their state changes are: the room must stay consistent).
+        if (ignored.Count > 0)
+        {
+            timeline = timeline.Where(e => e.StateKey is not null || !ignored.Contains(e.Sender)).ToList();
+            if (!full && !limited && timeline.Count == 0) return null;
+        }
 
         IReadOnlyList<StoredEvent> state = [];
         if (full || limited)
