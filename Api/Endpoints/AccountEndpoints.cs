@@ -38,7 +38,7 @@ public static class AccountEndpoints
     }
 
     private static async Task<IResult> Register(HttpContext context, IGrainFactory grains, UserInteractiveAuth uia,
-        StreamNotifier notifier, IOptions<HomeserverOptions> options)
+        IAccessTokenAuthenticator authenticator, StreamNotifier notifier, IOptions<HomeserverOptions> options)
     {
         var body = JsonBody.Object(context.Request);
         var settings = options.Value;
@@ -54,8 +54,8 @@ public static class AccountEndpoints
 
         if (isGuest)
         {
-            var guest = grains.GetGrain<IUserGrain>(UserIds.Format(AccessTokens.NewLocalpart(), settings.ServerName));
-            var created = await guest.RegisterAsync(new RegisterRequest(null, true, NewDeviceId(body), NewDeviceDisplayName(body), false));
+            var newGuest = grains.GetGrain<IUserGrain>(UserIds.Format(AccessTokens.NewLocalpart(), settings.ServerName));
+            var created = await newGuest.RegisterAsync(new RegisterRequest(null, true, NewDeviceId(body), NewDeviceDisplayName(body), false));
             return Results.Json(SessionBody(created, settings.ServerName));
         }
 
@@ -64,6 +64,13 @@ public static class AccountEndpoints
         var auth = ParseAuth(body);
         var parameters = WithoutAuth(body);
         parameters.Remove(RememberedPasswordHash); // only ever the server's own
+        parameters.Remove(RememberedGuest);
+        if (auth?.Type is null && JsonBody.OptionalString(parameters, "guest_access_token") is { } guestTokenToRemember)
+        {
+            // Checked now, remembered as the guest's user id: no access token is stored with the session.
+            parameters[RememberedGuest] = (await GuestAsync(authenticator, guestTokenToRemember)).UserId;
+            parameters.Remove("guest_access_token");
+        }
         if (auth?.Type is null && JsonBody.OptionalString(parameters, "password") is { } toRemember)
         {
             CheckPasswordLength(toRemember);
@@ -84,12 +91,26 @@ public static class AccountEndpoints
         }
 
         var username = JsonBody.OptionalString(p, "username");
-        var userId = username is null
-            ? UserIds.Format(AccessTokens.NewLocalpart(), settings.ServerName)
-            : UserIds.ValidateNewLocalpart(username, settings.ServerName);
+        // A guest registering with its own token keeps its user id and becomes a full account (spec "Guest access").
+        var guest = JsonBody.OptionalString(p, "guest_access_token") is { } guestToken
+            ? (await GuestAsync(authenticator, guestToken)).UserId
+            : JsonBody.OptionalString(p, RememberedGuest);
+        string userId;
+        if (guest is not null)
+        {
+            userId = guest;
+            if (username is not null && UserIds.Format(username.ToLowerInvariant(), settings.ServerName) != userId)
+                throw MatrixException.Forbidden("A guest can only upgrade its own account");
+        }
+        else
+        {
+            userId = username is null
+                ? UserIds.Format(AccessTokens.NewLocalpart(), settings.ServerName)
+                : UserIds.ValidateNewLocalpart(username, settings.ServerName);
+        }
         var user = grains.GetGrain<IUserGrain>(userId);
         // Before the challenge, as Synapse does: a client learns a name is taken without authenticating first.
-        if (await user.ExistsAsync())
+        if (guest is null && await user.ExistsAsync())
             throw new MatrixException(ErrorCodes.UserInUse, "User ID already taken.", 400);
         if (outcome.Challenge is not null) return Challenge(outcome.Challenge);
 
@@ -97,13 +118,24 @@ public static class AccountEndpoints
         var passwordHash = JsonBody.OptionalString(p, RememberedPasswordHash);
         if (password is null && passwordHash is null) throw MatrixException.MissingParam("Missing 'password'");
         if (password is not null) CheckPasswordLength(password);
-        var result = await user.RegisterAsync(new RegisterRequest(password, false, NewDeviceId(p), NewDeviceDisplayName(p), inhibitLogin,
-            password is null ? passwordHash : null));
+        var request = new RegisterRequest(password, false, NewDeviceId(p), NewDeviceDisplayName(p), inhibitLogin,
+            password is null ? passwordHash : null);
+        var result = guest is not null ? await user.UpgradeGuestAsync(request) : await user.RegisterAsync(request);
+        await WaitForCachesAsync(notifier, result.CachesPosition, context.RequestAborted);
         if (outcome.Session is not null) await uia.RecordResultAsync(outcome.Session, result.UserId);
         return Results.Json(SessionBody(result, settings.ServerName));
     }
 
     private const string RegisterPath = Prefix + "/register";
+
+    /// <summary>The guest a <c>guest_access_token</c> belongs to; 403 for a token that is unknown or no guest's.</summary>
+    private static async Task<Requester> GuestAsync(IAccessTokenAuthenticator authenticator, string token) =>
+        await authenticator.AuthenticateAsync(token) is { IsGuest: true } guest
+            ? guest
+            : throw MatrixException.Forbidden("'guest_access_token' is not a guest's access token");
+
+    /// <summary>Where a registration session keeps the guest it upgrades (its user id, never its token).</summary>
+    private const string RememberedGuest = "org.homeserver.guest_user_id";
 
     /// <summary>Where a registration session keeps the password it was opened with (a hash, never the password).</summary>
     private const string RememberedPasswordHash = "org.homeserver.password_hash";

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using Homeserver.Accounts;
 using Homeserver.Api.Http;
 using Homeserver.Errors;
 using Homeserver.Rooms;
@@ -41,21 +42,21 @@ public static class MembershipEndpoints
         }
         else if (target.StartsWith('!')) roomId = RoomWrites.RoomId(target);
         else throw MatrixException.InvalidParam($"'{Quote.Short(target)}' is neither a room id nor a room alias");
-        return await JoinAsync(context, requester.UserId, roomId, grains, notifier);
+        return await JoinAsync(context, requester, roomId, grains, notifier);
     }
 
     private static async Task<IResult> JoinRoomById(HttpContext context, string roomId, IGrainFactory grains, StreamNotifier notifier)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        return await JoinAsync(context, requester.UserId, RoomWrites.RoomId(roomId), grains, notifier);
+        return await JoinAsync(context, requester, RoomWrites.RoomId(roomId), grains, notifier);
     }
 
-    private static async Task<IResult> JoinAsync(HttpContext context, string userId, string roomId, IGrainFactory grains, StreamNotifier notifier)
+    private static async Task<IResult> JoinAsync(HttpContext context, Requester requester, string roomId, IGrainFactory grains, StreamNotifier notifier)
     {
         var body = JsonBody.Object(context.Request, allowEmpty: true);
         await ChangeAsync(context, grains, notifier, roomId,
-            new MembershipCommand(userId, userId, MembershipAction.Join, JsonBody.OptionalString(body, "reason"),
-                ExtraContentJson: ExtraContent(body)));
+            new MembershipCommand(requester.UserId, requester.UserId, MembershipAction.Join, JsonBody.OptionalString(body, "reason"),
+                ExtraContentJson: ExtraContent(body), SenderIsGuest: requester.IsGuest));
         return Results.Json(new JsonObject { ["room_id"] = roomId });
     }
 

@@ -15,6 +15,10 @@ public interface IUserGrain : IGrainWithStringKey
     /// replaces that device's token.</summary>
     Task<LoginResult> LoginAsync(LoginRequest request);
 
+    /// <summary>A guest account becomes a full one with the request's password: the guest's tokens are revoked and a
+    /// new session opened (unless inhibited). 403 for an account that is no guest.</summary>
+    Task<LoginResult> UpgradeGuestAsync(RegisterRequest request);
+
     /// <summary>A new device and token for an existing account whose owner the caller has already authenticated
     /// (a re-submitted registration session); as <see cref="LoginAsync"/> after its password check.</summary>
     Task<LoginResult> OpenSessionAsync(string? deviceId, string? initialDeviceDisplayName);

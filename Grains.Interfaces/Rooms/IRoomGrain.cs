@@ -80,7 +80,9 @@ public sealed record MembershipCommand(
     [property: Id(3)] string? Reason,
     [property: Id(4)] bool IsDirect = false,
     // Further keys the client put in the request body, kept in the event's content (a JSON object as text).
-    [property: Id(5)] string? ExtraContentJson = null);
+    [property: Id(5)] string? ExtraContentJson = null,
+    // A guest joins only rooms whose m.room.guest_access is can_join (spec "Guest access").
+    [property: Id(6)] bool SenderIsGuest = false);
 
 [GenerateSerializer, Immutable]
 public sealed record RedactCommand(

@@ -102,6 +102,16 @@ public sealed class AccountRepository(NpgsqlDataSource db)
         await cmd.ExecuteNonQueryAsync();
     }
 
+    /// <summary>A guest becomes a full account (spec "Guest access": registering with <c>guest_access_token</c>);
+    /// false when the user is not (or no longer) a guest.</summary>
+    public async Task<bool> UpgradeGuestAsync(string userId, string passwordHash)
+    {
+        await using var cmd = db.CreateCommand("UPDATE users SET password_hash = $2, is_guest = false WHERE user_id = $1 AND is_guest");
+        cmd.Parameters.AddWithValue(userId);
+        cmd.Parameters.AddWithValue(passwordHash);
+        return await cmd.ExecuteNonQueryAsync() == 1;
+    }
+
     /// <summary>No login from now on: the flag and the removal of the password hash in one statement.</summary>
     public async Task DeactivateAsync(string userId)
     {

@@ -69,6 +69,22 @@ public sealed class UserGrain(AccountRepository repository, Rooms.RoomEventStore
         return new LoginResult(_userId, session?.DeviceId, token, 0);
     }
 
+    public async Task<LoginResult> UpgradeGuestAsync(RegisterRequest request)
+    {
+        if (!_exists || !_isGuest || _deactivated) throw MatrixException.Forbidden("Only a guest account can be upgraded");
+        var hash = request.PasswordHash;
+        if (request.Password is not null) hash = await HashAsync(request.Password);
+        if (hash is null) throw MatrixException.MissingParam("Missing 'password'");
+        if (!await repository.UpgradeGuestAsync(_userId, hash)) throw MatrixException.Forbidden("Only a guest account can be upgraded");
+        _isGuest = false;
+        _passwordHash = hash;
+        // The guest's tokens are cached everywhere as a guest's: they go, and the full account starts a new session.
+        var revoked = await DeleteAllDevicesAsync();
+        if (request.InhibitLogin) return new LoginResult(_userId, null, null, revoked);
+        var session = await OpenSessionAsync(request.DeviceId, request.InitialDeviceDisplayName);
+        return session with { CachesPosition = Math.Max(revoked, session.CachesPosition) };
+    }
+
     public async Task<LoginResult> LoginAsync(LoginRequest request)
     {
         if (_deactivated) throw new MatrixException(ErrorCodes.UserDeactivated, "This account has been deactivated", 403);

@@ -114,7 +114,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
             await aliases.ValidateCanonicalAliasAsync(_roomId, content, _state.Get("m.room.canonical_alias", "")?["content"] as JsonObject);
         // A plain message changes no state, so it can share an append with the messages queued beside it.
         var batchKey = command.StateKey is null ? $"{command.Sender}|{command.DeviceId}|{command.TxnId}" : null;
-        return await SubmitAsync(null, batchKey, async p =>
+        var result = await SubmitAsync(null, batchKey, async p =>
         {
             if (await FindTransactionAsync(command.Sender, command.DeviceId, command.TxnId) is { } done) return done;
             // Re-sending the state a room already has changes nothing (Synapse answers with the existing event).
@@ -128,6 +128,27 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
             Adopt(p, ev, Row(ev, json) with { DeviceId = command.DeviceId, TxnId = command.DeviceId is null ? null : command.TxnId });
             return null;
         });
+        if (command.Type == "m.room.guest_access" && command.StateKey == "" && RoomState.GetString(content, "guest_access") != "can_join")
+            await RemoveGuestsAsync();
+        return result;
+    }
+
+    /// <summary>Guest access revoked: every guest still joined leaves (spec "Guest access"), as Synapse makes them.</summary>
+    private async Task RemoveGuestsAsync()
+    {
+        var joined = _state.Members().ToList();
+        if (joined.Count == 0) return;
+        foreach (var guest in await store.GuestsAmongAsync(joined))
+        {
+            try
+            {
+                await SetMembershipAsync(new MembershipCommand(guest, guest, MembershipAction.Leave, "Guest access revoked"));
+            }
+            catch (MatrixException e)
+            {
+                logger.LogWarning("Guest {Guest} could not be removed from {Room} after guest access was revoked: {Error}", guest, _roomId, e.Message);
+            }
+        }
     }
 
     public async Task<RoomWriteResult> SetMembershipAsync(MembershipCommand command)
@@ -143,6 +164,9 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
             {
                 case MembershipAction.Join:
                     if (command.Sender != command.Target) throw MatrixException.Forbidden("Cannot join on behalf of another user");
+                    if (command.SenderIsGuest && (p.State.Get("m.room.guest_access", "") is not { } ga
+                                                  || ga["content"] is not JsonObject gac || RoomState.GetString(gac, "guest_access") != "can_join"))
+                        throw new MatrixException(ErrorCodes.GuestAccessForbidden, "Guest access is not allowed in this room", 403);
                     if (current == "join" && p.State.Get("m.room.member", command.Target) is { } joined)
                         return Task.FromResult<RoomWriteResult?>(new RoomWriteResult(RoomState.GetString(joined, "event_id"), WriterIndex, 0));
                     membership = "join";

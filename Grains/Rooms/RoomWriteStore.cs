@@ -35,6 +35,17 @@ public sealed class RoomWriteStore(NpgsqlDataSource db)
     }
 
     /// <summary>The event a transaction id produced within <paramref name="lifetime"/>, with its stream position, or null.</summary>
+    /// <summary>Which of the users are guest accounts.</summary>
+    public async Task<IReadOnlyList<string>> GuestsAmongAsync(IReadOnlyCollection<string> userIds)
+    {
+        await using var cmd = db.CreateCommand("SELECT user_id FROM users WHERE is_guest AND user_id = ANY($1)");
+        cmd.Parameters.AddWithValue(userIds.ToArray());
+        var guests = new List<string>();
+        await using var reader = await cmd.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) guests.Add(reader.GetString(0));
+        return guests;
+    }
+
     public async Task<(string EventId, long Position)?> FindTransactionAsync(string userId, string deviceId, string roomId, string txnId, TimeSpan lifetime)
     {
         await using var cmd = db.CreateCommand(
