@@ -173,7 +173,12 @@ public static class RoomEndpoints
             && (!int.TryParse(limitText, NumberStyles.None, CultureInfo.InvariantCulture, out limit)))
             throw MatrixException.InvalidParam("'limit' must be a non-negative integer");
         limit = Math.Min(limit, MaxContextLimit);
+        var lazyMembers = QueryParameters.Optional(context, "filter") is { } filterText
+                          && ClientJson.Parse(filterText) is JsonObject filter && filter["lazy_load_members"] is JsonValue ll
+                          && (ll.TryGetValue<bool>(out var lazy) ? lazy : throw MatrixException.BadJson("'lazy_load_members' must be a boolean"));
 
+        // Someone who may not read the room is told so (403), not that the event is missing.
+        await visibility.RequireReadableAsync(roomId, requester.UserId);
         var ev = await VisibleEventAsync(store, visibility, requester.UserId, roomId, RoomWrites.Segment(eventId));
         var beforeLimit = limit / 2;
         var before = new List<StoredEvent>();
@@ -182,7 +187,13 @@ public static class RoomEndpoints
         var after = new List<StoredEvent>();
         foreach (var e in await store.GetEventsByTopologicalAsync(roomId, ev.Topological, Direction.Forwards, limit - beforeLimit))
             if (await visibility.CanSeeAsync(requester.UserId, e)) after.Add(e);
-        var state = await store.GetStateAtTopologicalAsync(roomId, ev.Topological);
+        IEnumerable<StoredEvent> state = await store.GetStateAtTopologicalAsync(roomId, ev.Topological);
+        if (lazyMembers)
+        {
+            // Lazy-loaded members: of the member events, only those of the senders shown.
+            var senders = before.Concat(after).Append(ev).Select(e => e.Sender).ToHashSet(StringComparer.Ordinal);
+            state = state.Where(e => e.Type != "m.room.member" || (e.StateKey is not null && senders.Contains(e.StateKey)));
+        }
 
         var start = before.Count > 0 ? before[^1].Topological : ev.Topological;
         var end = after.Count > 0 ? after[^1].Topological : ev.Topological;
@@ -191,7 +202,7 @@ public static class RoomEndpoints
             ["event"] = RoomEventFormat.ToClient(ev, requester.UserId, requester.DeviceId),
             ["events_before"] = RoomEventFormat.ToClientArray(before, requester.UserId, requester.DeviceId),
             ["events_after"] = RoomEventFormat.ToClientArray(after, requester.UserId, requester.DeviceId),
-            ["state"] = RoomEventFormat.ToClientArray(state, requester.UserId, requester.DeviceId),
+            ["state"] = RoomEventFormat.ToClientArray(state.ToList(), requester.UserId, requester.DeviceId),
             ["start"] = $"t{start}",
             ["end"] = $"t{end}",
         });

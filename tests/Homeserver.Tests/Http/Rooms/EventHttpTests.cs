@@ -143,7 +143,8 @@ public sealed class EventHttpTests(RoomsHttpCluster fx)
         var wrongRoom = await alice.GetAsync(Event(otherRoom, message));
         Assert.Equal((404, "M_NOT_FOUND"), (wrongRoom.StatusCode, wrongRoom.ErrCode));
         Assert.Equal(404, (await alice.GetAsync(Event(roomId, "$nope"))).StatusCode);
-        Assert.Equal(404, (await eve.GetAsync($"{Room(roomId)}/context/{MatrixTestClient.Escape(message)}")).StatusCode);
+        // /context tells someone who may not read the room so (403), as Synapse does.
+        Assert.Equal(403, (await eve.GetAsync($"{Room(roomId)}/context/{MatrixTestClient.Escape(message)}")).StatusCode);
     }
 
     [Fact]
@@ -164,5 +165,25 @@ public sealed class EventHttpTests(RoomsHttpCluster fx)
         Assert.StartsWith("t", r["end"]!.GetValue<string>());
         var badLimit = await alice.GetAsync($"{Room(roomId)}/context/{MatrixTestClient.Escape(sent[3])}?limit=-1");
         Assert.Equal((400, "M_INVALID_PARAM"), (badLimit.StatusCode, badLimit.ErrCode));
+    }
+
+    [Fact]
+    public async Task Context_with_lazy_loading_carries_only_the_shown_senders_members()
+    {
+        var alice = await fx.UserAsync("alice");
+        var bob = await fx.UserAsync("bob");
+        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        await bob.JoinAsync(roomId);
+        await alice.SendTextAsync(roomId, "only alice speaks");
+        var message = await alice.SendTextAsync(roomId, "still alice");
+        await alice.SendTextAsync(roomId, "again");
+        await fx.SettleAsync();
+
+        var filter = Uri.EscapeDataString("{\"lazy_load_members\":true}");
+        var lazy = (await alice.GetAsync($"{Room(roomId)}/context/{MatrixTestClient.Escape(message)}?limit=2&filter={filter}")).EnsureSuccess();
+        var members = lazy["state"]!.AsArray().Where(e => e!["type"]!.GetValue<string>() == "m.room.member").Select(e => e!["state_key"]!.GetValue<string>());
+        Assert.Equal([alice.UserId], members);
+        var full = (await alice.GetAsync($"{Room(roomId)}/context/{MatrixTestClient.Escape(message)}?limit=2")).EnsureSuccess();
+        Assert.Contains(full["state"]!.AsArray(), e => e!["state_key"]?.GetValue<string>() == bob.UserId);
     }
 }
