@@ -67,7 +67,8 @@ public static class RoomCreationPlan
         }
         Preset("m.room.join_rules", new JsonObject { ["join_rule"] = publicChat ? "public" : "invite" });
         Preset("m.room.history_visibility", new JsonObject { ["history_visibility"] = "shared" });
-        Preset("m.room.guest_access", new JsonObject { ["guest_access"] = publicChat ? "forbidden" : "can_join" });
+        // A public chat's "forbidden" is what a room without the event means: like Synapse, only can_join is written.
+        if (!publicChat) Preset("m.room.guest_access", new JsonObject { ["guest_access"] = "can_join" });
 
         drafts.AddRange(initialState);
 
