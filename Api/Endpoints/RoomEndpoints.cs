@@ -28,6 +28,7 @@ public static class RoomEndpoints
         app.MapGet($"{Prefix}/rooms/{{roomId}}/joined_members", GetJoinedMembersByRoom);
         app.MapGet($"{Prefix}/rooms/{{roomId}}/event/{{eventId}}", GetOneRoomEvent);
         app.MapGet($"{Prefix}/rooms/{{roomId}}/context/{{eventId}}", GetEventContext);
+        app.MapPost($"{Prefix}/rooms/{{roomId}}/upgrade", UpgradeRoom);
         app.MapMembershipEndpoints();
         app.MapEventEndpoints();
         return app;
@@ -76,6 +77,22 @@ public static class RoomEndpoints
         var result = await grains.GetGrain<IRoomGrain>(roomId).CreateAsync(command);
         await RoomWrites.WaitAsync(notifier, result, context.RequestAborted);
         return Results.Json(new JsonObject { ["room_id"] = roomId });
+    }
+
+    /// <summary>POST /rooms/{roomId}/upgrade (spec "Room Upgrades"): the old room's grain does the whole upgrade.</summary>
+    private static async Task<IResult> UpgradeRoom(HttpContext context, string roomId, IGrainFactory grains, StreamNotifier notifier,
+        IOptions<HomeserverOptions> options)
+    {
+        var requester = await RequestAuth.RequireUserAsync(context);
+        if (requester.IsGuest) throw new MatrixException(ErrorCodes.GuestAccessForbidden, "Guests cannot upgrade rooms", 403);
+        var body = JsonBody.Object(context.Request);
+        var version = JsonBody.RequireString(body, "new_version");
+        if (!RoomVersions.IsKnown(version))
+            throw new MatrixException(ErrorCodes.UnsupportedRoomVersion, $"Unsupported room version '{Quote.Short(version)}'", 400);
+        var result = await grains.GetGrain<IRoomGrain>(RoomWrites.RoomId(roomId)).UpgradeAsync(
+            new RoomUpgradeCommand(requester.UserId, requester.DeviceId, version, Identifiers.NewRoomId(options.Value.ServerName)));
+        foreach (var write in result.Writes) await RoomWrites.WaitAsync(notifier, write, context.RequestAborted);
+        return Results.Json(new JsonObject { ["replacement_room"] = result.ReplacementRoom });
     }
 
     private static async Task<IResult> GetRoomState(HttpContext context, string roomId, RoomEventStore store, RoomVisibility visibility)

@@ -25,6 +25,14 @@ public interface IRoomGrain : IGrainWithStringKey
 
     /// <summary>Hides the room from the user's archive; only allowed when they are no longer joined.</summary>
     Task<RoomWriteResult> ForgetAsync(string userId);
+
+    /// <summary>
+    /// Replaces this room with a new one of another version (spec "Room Upgrades"): a tombstone here, the new room
+    /// with the important state, power levels and bans copied and a <c>predecessor</c> link, the local aliases and the
+    /// directory listing moved, and this room's power levels raised so that ordinary members can no longer talk or
+    /// invite. 403 for a user who may not send the tombstone, 400 <c>M_UNSUPPORTED_ROOM_VERSION</c>.
+    /// </summary>
+    Task<RoomUpgradeResult> UpgradeAsync(RoomUpgradeCommand command);
 }
 
 /// <summary>What a write produced: the event (null for writes without one, e.g. forget) and the events stream
@@ -34,6 +42,19 @@ public sealed record RoomWriteResult(
     [property: Id(0)] string? EventId,
     [property: Id(1)] int Writer,
     [property: Id(2)] long Position);
+
+[GenerateSerializer, Immutable]
+public sealed record RoomUpgradeCommand(
+    [property: Id(0)] string Sender,
+    [property: Id(1)] string? DeviceId,
+    [property: Id(2)] string NewVersion,
+    [property: Id(3)] string NewRoomId);
+
+/// <summary>The replacement room and every write the upgrade made (to wait for before answering).</summary>
+[GenerateSerializer, Immutable]
+public sealed record RoomUpgradeResult(
+    [property: Id(0)] string ReplacementRoom,
+    [property: Id(1)] RoomWriteResult[] Writes);
 
 /// <summary>A parsed <c>createRoom</c> body. JSON-valued fields are JSON text (objects), as sent by the client.</summary>
 [GenerateSerializer, Immutable]

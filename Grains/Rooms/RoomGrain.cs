@@ -20,7 +20,7 @@ namespace Homeserver.Rooms;
 /// </summary>
 [Orleans.Concurrency.Reentrant]
 public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> options, ILogger<RoomGrain> logger,
-    Profile.ProfileStore profiles, RoomDirectory.AliasStore aliases, EventShards shards)
+    Profile.ProfileStore profiles, RoomDirectory.AliasStore aliases, RoomDirectory.PublicRoomStore directory, EventShards shards)
     : Grain, IRoomGrain
 {
     /// <summary>Spec: "The complete event MUST NOT be larger than 65536 bytes, when formatted with the federation
@@ -110,6 +110,8 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
     public async Task<RoomWriteResult> SendAsync(SendEventCommand command)
     {
         var content = CanonicalJson.ParseObject(command.ContentJson);
+        if (command.Type == "m.room.tombstone" && command.StateKey == "" && RoomState.GetString(content, "replacement_room") == _roomId)
+            throw MatrixException.BadJson("A tombstone cannot point to the room it ends");
         if (command.Type == "m.room.canonical_alias" && command.StateKey == "")
             await aliases.ValidateCanonicalAliasAsync(_roomId, content, _state.Get("m.room.canonical_alias", "")?["content"] as JsonObject);
         // A plain message changes no state, so it can share an append with the messages queued beside it.
@@ -131,6 +133,79 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
         if (command.Type == "m.room.guest_access" && command.StateKey == "" && RoomState.GetString(content, "guest_access") != "can_join")
             await RemoveGuestsAsync();
         return result;
+    }
+
+    /// <summary>State a room upgrade carries over (Synapse's list): how the room is joined, read and shown.</summary>
+    private static readonly string[] UpgradedStateTypes =
+    [
+        "m.room.join_rules", "m.room.history_visibility", "m.room.guest_access", "m.room.name", "m.room.topic",
+        "m.room.avatar", "m.room.encryption", "m.room.server_acl", "m.room.related_groups",
+    ];
+
+    public async Task<RoomUpgradeResult> UpgradeAsync(RoomUpgradeCommand command)
+    {
+        if (_version is null) throw MatrixException.NotFound("Unknown room");
+        if (!RoomVersions.IsKnown(command.NewVersion))
+            throw new MatrixException(ErrorCodes.UnsupportedRoomVersion, $"Unsupported room version '{command.NewVersion}'", 400);
+        if (_state.Membership(command.Sender) != "join") throw MatrixException.Forbidden("You are not in the room");
+        var levels = _state.PowerLevels;
+        if (levels.GetUserLevel(command.Sender) < levels.GetEventLevel("m.room.tombstone", isState: true))
+            throw MatrixException.Forbidden("You do not have the power to upgrade this room");
+
+        var writes = new List<RoomWriteResult>();
+        // The tombstone first: the new room's predecessor names it.
+        var tombstone = await SendAsync(new SendEventCommand(command.Sender, command.DeviceId, null, "m.room.tombstone", "",
+            new JsonObject { ["body"] = "This room has been replaced", ["replacement_room"] = command.NewRoomId }.ToJsonString()));
+        writes.Add(tombstone);
+
+        var copied = new List<string>();
+        foreach (var type in UpgradedStateTypes)
+            if (_state.Get(type, "") is { } ev && ev["content"] is JsonObject c)
+                copied.Add(new JsonObject { ["type"] = type, ["state_key"] = "", ["content"] = c.DeepClone() }.ToJsonString());
+        var creation = new JsonObject { ["predecessor"] = new JsonObject { ["room_id"] = _roomId, ["event_id"] = tombstone.EventId } };
+        if (_state.CreateEvent?["content"] is JsonObject oldCreate && oldCreate["m.federate"] is { } federate) creation["m.federate"] = federate.DeepClone();
+        var powerLevels = _state.Get("m.room.power_levels", "")?["content"] as JsonObject;
+        var published = await directory.IsPublishedAsync(_roomId) == true;
+        var joinRule = _state.JoinRule;
+        var newRoom = GrainFactory.GetGrain<IRoomGrain>(command.NewRoomId);
+        writes.Add(await newRoom.CreateAsync(new CreateRoomCommand(
+            command.Sender, command.DeviceId, command.NewVersion, joinRule == "public" ? "public_chat" : "private_chat", published,
+            null, null, null, [], false, creation.ToJsonString(), powerLevels?.ToJsonString(), copied.ToArray())));
+
+        foreach (var banned in _state.Members("ban"))
+            writes.Add(await newRoom.SetMembershipAsync(new MembershipCommand(command.Sender, banned, MembershipAction.Ban, null)));
+
+        // Local aliases now lead to the new room, and so does the canonical one.
+        foreach (var alias in await aliases.GetAliasesForRoomAsync(_roomId))
+        {
+            var owner = (await aliases.GetAsync(alias))?.Creator ?? command.Sender;
+            if (await aliases.DeleteAsync(alias, _roomId)) await aliases.CreateAsync(alias, command.NewRoomId, owner);
+        }
+        if (_state.Get("m.room.canonical_alias", "")?["content"] is JsonObject canonical && canonical.Count > 0)
+        {
+            writes.Add(await newRoom.SendAsync(new SendEventCommand(command.Sender, command.DeviceId, null, "m.room.canonical_alias", "",
+                canonical.ToJsonString())));
+            writes.Add(await SendAsync(new SendEventCommand(command.Sender, command.DeviceId, null, "m.room.canonical_alias", "", "{}")));
+        }
+        if (published)
+        {
+            await directory.SetPublishedAsync(command.NewRoomId, true);
+            await directory.SetPublishedAsync(_roomId, false);
+        }
+
+        // The old room: ordinary members can no longer talk or invite (Synapse's rule: at least 50, and above users_default).
+        var restricted = (JsonObject?)powerLevels?.DeepClone() ?? new JsonObject();
+        var needed = Math.Max(50, levels.UsersDefault + 1);
+        var changed = false;
+        foreach (var key in new[] { "events_default", "invite" })
+        {
+            if (levels.GetNamedLevel(key) >= needed) continue;
+            restricted[key] = needed;
+            changed = true;
+        }
+        if (changed)
+            writes.Add(await SendAsync(new SendEventCommand(command.Sender, command.DeviceId, null, "m.room.power_levels", "", restricted.ToJsonString())));
+        return new RoomUpgradeResult(command.NewRoomId, writes.ToArray());
     }
 
     /// <summary>Guest access revoked: every guest still joined leaves (spec "Guest access"), as Synapse makes them.</summary>
