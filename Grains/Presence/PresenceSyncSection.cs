@@ -39,12 +39,21 @@ public sealed class PresenceSyncSection(PresenceStore store, RoomEventStore room
     {
         if (!options.Value.EnablePresence) return;
         var userId = context.Requester.UserId;
-        if (!context.StreamMoved(StreamNames.Presence)) return;
+        // Someone who newly shares a room with the user (the user joined it, or they joined it) brings their current
+        // presence, changed in the window or not: the client has never been told it.
+        var newlyShared = context.Since is null ? [] : await NewlySharedUsersAsync(context);
+        if (!context.StreamMoved(StreamNames.Presence) && newlyShared.Count == 0) return;
 
-        var users = new HashSet<string>(StringComparer.Ordinal) { userId };
-        foreach (var roomId in context.JoinedRooms) users.UnionWith(Joined(await rooms.GetCurrentStateAsync(roomId)));
-        var changes = await store.GetChangesAsync(users,
-            UserStreamSync.Since(context, StreamNames.Presence), UserStreamSync.To(context, StreamNames.Presence));
+        var (since, to) = (UserStreamSync.Since(context, StreamNames.Presence), UserStreamSync.To(context, StreamNames.Presence));
+        var changes = new List<PresenceRow>();
+        if (context.StreamMoved(StreamNames.Presence))
+        {
+            var users = new HashSet<string>(StringComparer.Ordinal) { userId };
+            foreach (var roomId in context.JoinedRooms) users.UnionWith(Joined(await rooms.GetCurrentStateAsync(roomId)));
+            changes.AddRange(await store.GetChangesAsync(users, since, to));
+        }
+        newlyShared.ExceptWith(changes.Select(c => c.UserId));
+        if (newlyShared.Count > 0) changes.AddRange(await store.GetChangesAsync(newlyShared, 0, to));
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         foreach (var p in changes)
         {
@@ -57,6 +66,28 @@ public sealed class PresenceSyncSection(PresenceStore store, RoomEventStore room
             });
             if (p.UserId != userId) context.HasChanges = true;
         }
+    }
+
+    /// <summary>Users the response's timelines show joining a room with the user: every member of a room the user
+    /// joined, and whoever joined one of the user's rooms.</summary>
+    private async Task<HashSet<string>> NewlySharedUsersAsync(SyncContext context)
+    {
+        var userId = context.Requester.UserId;
+        var result = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (roomId, room) in context.JoinedRoomResponses)
+        {
+            if (room["timeline"]?["events"] is not JsonArray timeline) continue;
+            foreach (var e in timeline.OfType<JsonObject>())
+            {
+                if (e["type"]?.GetValue<string>() != "m.room.member" || e["content"]?["membership"]?.GetValue<string>() != "join") continue;
+                var member = e["state_key"]?.GetValue<string>();
+                if (member is null) continue;
+                if (member != userId) result.Add(member);
+                else result.UnionWith(Joined(await rooms.GetCurrentStateAsync(roomId)));
+            }
+        }
+        result.Remove(userId);
+        return result;
     }
 
     public static JsonObject Content(PresenceRow p, long now)

@@ -50,6 +50,32 @@ public sealed class PresenceHttpTests(UserStreamsHttpCluster fx)
     }
 
     [Fact]
+    public async Task Whoever_newly_shares_a_room_brings_their_presence_into_an_incremental_sync()
+    {
+        var alice = await fx.UserAsync("alice");
+        var bob = await fx.UserAsync("bob");
+        var carol = await fx.UserAsync("carol");
+        (await alice.PutAsync(Status(alice.UserId), new { presence = "online", status_msg = "here" })).EnsureSuccess();
+        (await carol.PutAsync(Status(carol.UserId), new { presence = "unavailable" })).EnsureSuccess();
+        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        await fx.SettleAsync();
+        var bobOnB = bob.On(fx.B);
+        var since = (await bobOnB.SyncAsync(extra: "&set_presence=offline")).NextBatch();
+
+        // Bob joins Alice's room: Alice's presence, set before, comes with the room.
+        (await bob.PostAsync($"{Room(roomId)}/join")).EnsureSuccess();
+        await fx.SettleAsync();
+        var joined = await bobOnB.SyncAsync(since, timeoutMs: 5_000, extra: "&set_presence=offline");
+        Assert.Equal("here", PresenceOf(joined, alice.UserId)?["status_msg"]?.GetValue<string>());
+
+        // Carol joins it later: hers comes with her join.
+        (await carol.PostAsync($"{Room(roomId)}/join")).EnsureSuccess();
+        await fx.SettleAsync();
+        var next = await bobOnB.SyncAsync(joined.NextBatch(), timeoutMs: 5_000, extra: "&set_presence=offline");
+        Assert.Equal("unavailable", PresenceOf(next, carol.UserId)?["presence"]?.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Presence_errors()
     {
         var alice = await fx.UserAsync("alice");
