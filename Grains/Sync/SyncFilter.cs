@@ -115,6 +115,9 @@ public sealed class EventFilter
 
     public bool Matches(StoredEvent ev) => Matches(ev.Type, ev.Sender);
 
+    /// <summary>Whether the filter leaves any event out (so a page of events may hold fewer matches than its size).</summary>
+    public bool Restricts => Types is not null || NotTypes.Length > 0 || Senders is not null || NotSenders.Count > 0;
+
     private static bool Glob(string pattern, string value)
     {
         if (!pattern.Contains('*')) return pattern == value;

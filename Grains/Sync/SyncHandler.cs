@@ -232,11 +232,14 @@ public sealed class SyncHandler(
         var limit = context.Filter.TimelineLimit;
 
         // An incremental window is usually a few events this silo just applied: read them from memory.
-        var (events, limited) = !full && notifier.Tracks(StreamNames.Events, context.Since!)
-                                && recent.TryGet(roomId, fromPosition, toPosition, limit, out var recentEvents, out var recentLimited)
-            ? (recentEvents, recentLimited)
-            : await store.GetEventsByStreamAsync(roomId, fromPosition, toPosition, limit);
-        if (full || limited || events.Any(e => e.Type == "m.room.member")) context.MembershipChanged = true;
+        var (events, limited) = context.Filter.Timeline.Restricts
+            ? await FilteredWindowAsync(roomId, fromPosition, toPosition, limit, context.Filter.Timeline)
+            : !full && notifier.Tracks(StreamNames.Events, context.Since!)
+              && recent.TryGet(roomId, fromPosition, toPosition, limit, out var recentEvents, out var recentLimited)
+                ? (recentEvents, recentLimited)
+                : await store.GetEventsByStreamAsync(roomId, fromPosition, toPosition, limit);
+        // A filtered timeline may hide membership changes: assume there were some.
+        if (full || limited || context.Filter.Timeline.Restricts || events.Any(e => e.Type == "m.room.member")) context.MembershipChanged = true;
         if (!full && events.Count == 0) return null;
         var timeline = await VisibleTimelineAsync(context.Requester.UserId, roomId, events);
         // What ignored users say is not shown (their state changes are: the room must stay consistent).
@@ -310,6 +313,31 @@ public sealed class SyncHandler(
         lazyMembers.Record(userId, deviceId, roomId, result.Where(e => e.Type == "m.room.member").Select(e => e.StateKey!).Concat(inTimeline));
         return result;
     }
+
+    /// <summary>
+    /// The latest <paramref name="limit"/> events of the window that the timeline filter keeps, read backwards a page
+    /// at a time (a filter for messages must not come back with one message among a hundred other events);
+    /// <c>Limited</c> when more matching ones were left out. Bounded: past <see cref="MaxFilteredPages"/> pages the
+    /// window counts as limited.
+    /// </summary>
+    private async Task<(IReadOnlyList<StoredEvent> Events, bool Limited)> FilteredWindowAsync(string roomId, long fromPosition,
+        long toPosition, int limit, EventFilter filter)
+    {
+        var matching = new List<StoredEvent>();
+        var upper = toPosition;
+        for (var page = 0; page < MaxFilteredPages; page++)
+        {
+            var (events, more) = await store.GetEventsByStreamAsync(roomId, fromPosition, upper, FilteredPageSize);
+            matching.InsertRange(0, events.Where(filter.Matches));
+            if (matching.Count > limit) return (matching.Skip(matching.Count - limit).ToList(), true);
+            if (!more || events.Count == 0) return (matching, false);
+            upper = events[0].StreamPosition - 1;
+        }
+        return (matching, true);
+    }
+
+    private const int FilteredPageSize = 100;
+    private const int MaxFilteredPages = 10;
 
     /// <summary>A join in the window that was not a join before it (a display name change is join → join).</summary>
     private async Task<bool> JoinedInWindowAsync(string userId, string roomId, List<MembershipChange>? changes)

@@ -220,4 +220,25 @@ public sealed class SyncTests(SyncTests.Fixture fixture) : IClassFixture<SyncTes
         Assert.Empty((await alice.GetAsync($"{V3}/pushers")).EnsureSuccess()["pushers"].AsArray());
         Assert.Empty((await alice.GetAsync($"{V3}/notifications")).EnsureSuccess()["notifications"].AsArray());
     }
+
+    [Fact]
+    public async Task A_filtered_timeline_fills_its_limit_with_matching_events()
+    {
+        var (alice, _, roomId) = await RoomWithTwoMembersAsync();
+        (await SendAsync(alice, roomId, "the message")).EnsureSuccess();
+        for (var i = 0; i < 12; i++)
+            (await alice.PutAsync($"{V3}/rooms/{MatrixTestClient.Escape(roomId)}/send/org.example.filler/f{i}", new JsonObject { ["n"] = i })).EnsureSuccess();
+        var filter = Uri.EscapeDataString("{\"room\":{\"timeline\":{\"limit\":1,\"types\":[\"m.room.message\"]}}}");
+
+        var sync = (await alice.On(Cluster.Silos[1]).GetAsync($"{V3}/sync?filter={filter}")).EnsureSuccess();
+        var timeline = sync["rooms"]["join"]![roomId]!["timeline"]!;
+        Assert.Equal(["the message"], Bodies(timeline["events"]!.AsArray()));
+        Assert.False(timeline["limited"]!.GetValue<bool>());
+
+        (await SendAsync(alice, roomId, "the second")).EnsureSuccess();
+        var again = (await alice.GetAsync($"{V3}/sync?filter={filter}")).EnsureSuccess();
+        var second = again["rooms"]["join"]![roomId]!["timeline"]!;
+        Assert.Equal(["the second"], Bodies(second["events"]!.AsArray()));
+        Assert.True(second["limited"]!.GetValue<bool>());
+    }
 }
