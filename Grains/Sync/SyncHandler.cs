@@ -373,14 +373,22 @@ public sealed class SyncHandler(
             if (m == "join") joined.Add(member.StateKey!);
             else if (m == "invite") invited.Add(member.StateKey!);
         }
-        var heroes = new JsonArray();
-        foreach (var hero in joined.Concat(invited).Where(u => u != userId).Order(StringComparer.Ordinal).Take(5)) heroes.Add(hero);
-        return new JsonObject
+        var summary = new JsonObject
         {
-            ["m.heroes"] = heroes,
             ["m.joined_member_count"] = joined.Count,
             ["m.invited_member_count"] = invited.Count,
         };
+        // Heroes are for naming a room that has no name (spec "Calculating the display name for a room"): a room with a
+        // name or a canonical alias gets none, as in Synapse.
+        var named = state.Get("m.room.name", "") is { } name && RoomEventFormat.ContentString(name.Json, "name") is { Length: > 0 };
+        var aliased = state.Get("m.room.canonical_alias", "") is { } alias && RoomEventFormat.ContentString(alias.Json, "alias") is { Length: > 0 };
+        if (!named && !aliased)
+        {
+            var heroes = new JsonArray();
+            foreach (var hero in joined.Concat(invited).Where(u => u != userId).Order(StringComparer.Ordinal).Take(5)) heroes.Add(hero);
+            summary["m.heroes"] = heroes;
+        }
+        return summary;
     }
 
     /// <summary>The invite's stripped state: the room's identifying state and the invitee's own member event, not

@@ -241,4 +241,19 @@ public sealed class SyncTests(SyncTests.Fixture fixture) : IClassFixture<SyncTes
         Assert.Equal(["the second"], Bodies(second["events"]!.AsArray()));
         Assert.True(second["limited"]!.GetValue<bool>());
     }
+
+    [Fact]
+    public async Task The_summary_names_heroes_only_for_a_room_without_a_name()
+    {
+        var (alice, bob, roomId) = await RoomWithTwoMembersAsync();
+        var unnamed = (await alice.GetAsync($"{V3}/sync")).EnsureSuccess()["rooms"]["join"]![roomId]!["summary"]!;
+        Assert.Equal([bob.UserId], unnamed["m.heroes"]!.AsArray().Select(h => h!.GetValue<string>()));
+        Assert.Equal(2, unnamed["m.joined_member_count"]!.GetValue<int>());
+
+        (await alice.PutAsync($"{V3}/rooms/{MatrixTestClient.Escape(roomId)}/state/m.room.name/", new JsonObject { ["name"] = "Named" })).EnsureSuccess();
+        var named = (await alice.GetAsync($"{V3}/sync")).EnsureSuccess()["rooms"]["join"]![roomId]!["summary"]!;
+        Assert.Null(named["m.heroes"]);
+        Assert.Equal(2, named["m.joined_member_count"]!.GetValue<int>());
+        Assert.Equal(0, named["m.invited_member_count"]!.GetValue<int>());
+    }
 }
