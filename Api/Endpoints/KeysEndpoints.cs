@@ -88,11 +88,9 @@ public static class KeysEndpoints
             if (wanted[d.UserId] is { } only && !only.Contains(d.DeviceId)) continue;
             var key = (JsonObject)JsonNode.Parse(d.KeyJson)!;
             AddSignatures(key, d.UserId, d.DeviceId);
-            if (d.DisplayName is not null)
-            {
-                if (key["unsigned"] is not JsonObject unsigned) key["unsigned"] = unsigned = new JsonObject();
-                unsigned["device_display_name"] = d.DisplayName;
-            }
+            // Always an unsigned object (clients look for it), with the device's name when it has one.
+            if (key["unsigned"] is not JsonObject unsigned) key["unsigned"] = unsigned = new JsonObject();
+            if (d.DisplayName is not null) unsigned["device_display_name"] = d.DisplayName;
             deviceKeys[d.UserId]![d.DeviceId] = key;
         }
 

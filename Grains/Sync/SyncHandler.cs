@@ -44,6 +44,9 @@ public sealed class SyncHandler(
         var deadline = DateTime.UtcNow + request.Timeout;
 
         var started = Task.WhenAll(_sections.Select(s => s.RequestStartedAsync(requester, request)));
+        // A sync from scratch shows what its own start wrote (the user's presence, set online by syncing), so that
+        // comes before the barrier; an incremental one overlaps the two.
+        if (since is null) await started;
         // Read-your-writes: whatever any writer acknowledged before this request is applied here before we read.
         await barrier.WaitAsync(StreamNames.All, BarrierTimeout, ct);
         await started;

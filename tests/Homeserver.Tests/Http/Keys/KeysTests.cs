@@ -80,6 +80,19 @@ public sealed class KeysTests(KeysCluster fx)
     }
 
     [Fact]
+    public async Task A_device_without_a_name_is_served_with_an_empty_unsigned_object()
+    {
+        var carol = await fx.UserAsync("carol");
+        (await carol.PostAsync($"{V3}/keys/upload", new JsonObject { ["device_keys"] = DeviceKeys(carol, out _) })).EnsureSuccess();
+        var query = (await carol.PostAsync($"{V3}/keys/query", new JsonObject
+        {
+            ["device_keys"] = new JsonObject { [carol.UserId] = new JsonArray() },
+        })).EnsureSuccess();
+        var unsigned = query["device_keys"][carol.UserId]![carol.DeviceId]!["unsigned"]!.AsObject();
+        Assert.False(unsigned.ContainsKey("device_display_name"));
+    }
+
+    [Fact]
     public async Task Invalid_uploads_and_queries_are_client_errors()
     {
         var alice = await fx.UserAsync("alice");

@@ -76,6 +76,14 @@ public sealed class PresenceHttpTests(UserStreamsHttpCluster fx)
     }
 
     [Fact]
+    public async Task A_new_users_first_sync_shows_its_own_presence()
+    {
+        var dave = await fx.UserAsync("dave");
+        var sync = await dave.On(fx.B).SyncAsync();
+        Assert.Equal("online", PresenceOf(sync, dave.UserId)?["presence"]?.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Presence_errors()
     {
         var alice = await fx.UserAsync("alice");

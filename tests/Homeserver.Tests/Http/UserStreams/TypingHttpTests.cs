@@ -53,7 +53,7 @@ public sealed class TypingHttpTests(UserStreamsHttpCluster fx)
     public async Task Typing_expires_after_its_timeout_and_the_expiry_reaches_sync()
     {
         var (alice, bob, roomId) = await RoomAsync();
-        (await alice.PutAsync(Typing(roomId, alice.UserId), new { typing = true, timeout = 500 })).EnsureSuccess();
+        (await alice.PutAsync(Typing(roomId, alice.UserId), new { typing = true, timeout = 2000 })).EnsureSuccess();
         await fx.SettleAsync();
         var started = await bob.SyncAsync();
         Assert.Equal(alice.UserId, TypingUsers(started, roomId));
