@@ -56,6 +56,7 @@ public static class HomeserverApp
         app.MapRoomHistoryEndpoints();
         app.MapLegacySyncEndpoints();
         app.MapOpenIdEndpoints();
+        app.MapThirdPartyIdEndpoints();
         app.MapClientStartupEndpoints();
         app.MapUserStreamEndpoints();
         app.MapKeysProfileDirectoryEndpoints();

@@ -31,7 +31,6 @@ public static class AccountEndpoints
         app.MapGet($"{Prefix}/account/whoami", (Delegate)GetTokenOwner);
         app.MapPost($"{Prefix}/account/password", ChangePassword);
         app.MapPost($"{Prefix}/account/deactivate", Deactivate);
-        app.MapGet($"{Prefix}/account/3pid", (Delegate)GetAccount3PIDs);
         app.MapDeviceEndpoints();
         app.MapClientInfoEndpoints();
         return app;
@@ -251,12 +250,6 @@ public static class AccountEndpoints
         var position = await grains.GetGrain<IUserGrain>(requester.UserId).DeactivateAsync(erase);
         await WaitForCachesAsync(notifier, position, context.RequestAborted);
         return Results.Json(new JsonObject { ["id_server_unbind_result"] = "no-support" });
-    }
-
-    private static async Task<IResult> GetAccount3PIDs(HttpContext context)
-    {
-        await RequestAuth.RequireUserAsync(context);
-        return Results.Json(new JsonObject { ["threepids"] = new JsonArray() });
     }
 
     /// <summary>The <c>auth</c> object of a user-interactive request, or null when there is none.</summary>

@@ -56,6 +56,9 @@ public static class ErrorCodes
     public const string ResourceLimitExceeded = "M_RESOURCE_LIMIT_EXCEEDED";
     public const string CannotLeaveServerNoticeRoom = "M_CANNOT_LEAVE_SERVER_NOTICE_ROOM";
     public const string ThreepidNotFound = "M_THREEPID_NOT_FOUND";
+    public const string ThreepidMediumNotSupported = "M_THREEPID_MEDIUM_NOT_SUPPORTED";
+    public const string ThreepidAuthFailed = "M_THREEPID_AUTH_FAILED";
+    public const string ServerNotTrusted = "M_SERVER_NOT_TRUSTED";
     public const string WeakPassword = "M_WEAK_PASSWORD";
     public const string WrongRoomKeysVersion = "M_WRONG_ROOM_KEYS_VERSION";
 }
