@@ -29,23 +29,24 @@ public sealed class SyncFilter
     /// <summary>Parses filter JSON; malformed filters are 400 <c>M_BAD_JSON</c>/<c>M_INVALID_PARAM</c>, never 500.</summary>
     public static SyncFilter Parse(JsonObject filter)
     {
-        var room = filter["room"] as JsonObject;
-        if (filter["room"] is not null && room is null) throw MatrixException.BadJson("'room' must be an object");
-        var timeline = room?["timeline"] as JsonObject;
+        var room = Section(filter, "room", "room");
+        var timeline = Section(room, "timeline", "room.timeline");
+        Section(room, "ephemeral", "room.ephemeral");
+        Section(room, "account_data", "room.account_data");
         var limit = DefaultTimelineLimit;
         if (timeline?["limit"] is JsonValue lv)
         {
             if (!lv.TryGetValue<int>(out limit) || limit < 0) throw MatrixException.BadJson("'room.timeline.limit' must be a non-negative integer");
             limit = Math.Min(limit, MaxTimelineLimit);
         }
-        var state = room?["state"] as JsonObject;
+        var state = Section(room, "state", "room.state");
         return new SyncFilter
         {
             TimelineLimit = limit,
             Timeline = EventFilter.Parse(timeline),
             State = EventFilter.Parse(state),
-            AccountData = EventFilter.Parse(filter["account_data"] as JsonObject),
-            Presence = EventFilter.Parse(filter["presence"] as JsonObject),
+            AccountData = EventFilter.Parse(Section(filter, "account_data", "account_data")),
+            Presence = EventFilter.Parse(Section(filter, "presence", "presence")),
             Rooms = StringSet(room?["rooms"], "room.rooms"),
             NotRooms = StringSet(room?["not_rooms"], "room.not_rooms") ?? [],
             IncludeLeave = room?["include_leave"] is JsonValue il && il.TryGetValue<bool>(out var b) && b,
@@ -53,6 +54,15 @@ public sealed class SyncFilter
             IncludeRedundantMembers = StrictBool(state, "include_redundant_members"),
         };
     }
+
+    /// <summary>A part of the filter that must be an object when present (a string there is a client bug: 400).</summary>
+    private static JsonObject? Section(JsonObject? parent, string name, string path) =>
+        parent?[name] switch
+        {
+            null => null,
+            JsonObject o => o,
+            _ => throw MatrixException.BadJson($"'{path}' must be an object"),
+        };
 
     // The spec's booleans are JSON booleans: "true" or 1 is a client bug worth a 400, not a silent false.
     private static bool StrictBool(JsonObject? parent, string name)
@@ -95,6 +105,13 @@ public sealed class EventFilter
             if (!lv.TryGetValue<int>(out var l) || l < 0) throw MatrixException.BadJson("'limit' must be a non-negative integer");
             limit = l;
         }
+        // Rooms and senders are ids: anything else can match nothing and is a client bug.
+        foreach (var name in new[] { "rooms", "not_rooms" })
+            if (SyncFilter.StringSet(node[name], name) is { } rooms && rooms.FirstOrDefault(r => !Matrix.Identifiers.IsValidRoomId(r)) is { } badRoom)
+                throw MatrixException.InvalidParam($"'{name}' holds '{Quote.Short(badRoom)}', which is no room id");
+        foreach (var name in new[] { "senders", "not_senders" })
+            if (SyncFilter.StringSet(node[name], name) is { } users && users.FirstOrDefault(u => !Matrix.Identifiers.IsValidUserId(u)) is { } badUser)
+                throw MatrixException.InvalidParam($"'{name}' holds '{Quote.Short(badUser)}', which is no user id");
         return new EventFilter
         {
             Types = SyncFilter.StringSet(node["types"], "types")?.ToArray(),

@@ -256,4 +256,24 @@ public sealed class SyncTests(SyncTests.Fixture fixture) : IClassFixture<SyncTes
         Assert.Equal(2, named["m.joined_member_count"]!.GetValue<int>());
         Assert.Equal(0, named["m.invited_member_count"]!.GetValue<int>());
     }
+
+    [Fact]
+    public async Task Filters_with_parts_of_the_wrong_shape_are_refused()
+    {
+        var alice = await MatrixTestClient.RegisterAsync(Cluster.Silos[0]);
+        var invalid = new[]
+        {
+            "{\"presence\":\"not_an_object\"}", "{\"account_data\":[]}", "{\"room\":{\"timeline\":\"x\"}}", "{\"room\":{\"state\":\"x\"}}",
+            "{\"room\":{\"ephemeral\":\"x\"}}", "{\"room\":{\"account_data\":\"x\"}}", "{\"room\":{\"timeline\":{\"rooms\":\"x\"}}}",
+            "{\"room\":{\"timeline\":{\"not_senders\":\"x\"}}}", "{\"room\":{\"timeline\":{\"types\":[0]}}}",
+            "{\"room\":{\"timeline\":{\"rooms\":[\"not_a_room_id\"]}}}", "{\"room\":{\"timeline\":{\"senders\":[\"not_a_sender_id\"]}}}",
+        };
+        foreach (var filter in invalid)
+        {
+            var r = await alice.PostAsync($"{V3}/user/{MatrixTestClient.Escape(alice.UserId)}/filter", filter);
+            Assert.True(r.StatusCode == 400, $"{filter}: {r.StatusCode} {r.Text}");
+        }
+        (await alice.PostAsync($"{V3}/user/{MatrixTestClient.Escape(alice.UserId)}/filter",
+            "{\"room\":{\"timeline\":{\"rooms\":[\"!a:localhost\"],\"senders\":[\"@b:localhost\"]}}}")).EnsureSuccess();
+    }
 }
