@@ -241,6 +241,9 @@ public sealed class SyncHandler(
               && recent.TryGet(roomId, fromPosition, toPosition, limit, out var recentEvents, out var recentLimited)
                 ? (recentEvents, recentLimited)
                 : await store.GetEventsByStreamAsync(roomId, fromPosition, toPosition, limit);
+        // A room joined since the last sync has history before the join the client never saw: its timeline counts as
+        // limited (as Synapse marks it), so the client knows there is more behind prev_batch.
+        if (newlyJoined && context.Since is not null) limited = true;
         // A filtered timeline may hide membership changes: assume there were some.
         if (full || limited || context.Filter.Timeline.Restricts || events.Any(e => e.Type == "m.room.member")) context.MembershipChanged = true;
         if (!full && events.Count == 0) return null;
