@@ -1,4 +1,5 @@
 using Homeserver.Api.Http;
+using Homeserver.Errors;
 using Homeserver.Sync;
 
 namespace Homeserver.Api.Endpoints;
@@ -24,6 +25,9 @@ public static class LegacySyncEndpoints
         var timeout = QueryParameters.Timeout(context, SyncEndpoints.MaxTimeout);
         var limit = Math.Clamp(QueryParameters.NonNegativeInt(context, "limit", LegacySyncHandler.DefaultEventsLimit), 1, LegacySyncHandler.MaxEventsLimit);
         var roomId = QueryParameters.Optional(context, "room_id") is { } room ? RoomWrites.RoomId(room) : null;
+        // Guests follow single rooms (peeking, spec "Guest access"), not the whole event stream.
+        if (requester.IsGuest && roomId is null)
+            throw new MatrixException(ErrorCodes.GuestAccessForbidden, "Guests may only follow one room's events (room_id)", 403);
         var response = await handler.EventsAsync(requester, QueryParameters.Optional(context, "from"), timeout, limit, roomId,
             context.RequestAborted, lifetime.ApplicationStopping);
         return Results.Content(response.ToJsonString(), "application/json");

@@ -39,6 +39,9 @@ public sealed class GuestTests : IAsyncLifetime
         Assert.Equal("join", await MembershipAsync(alice, roomId, guestId));
         var sync = (await http.GetJsonAsync($"{V3}/sync", token)).EnsureSuccess();
         Assert.NotNull(sync["rooms"]["join"]![roomId]);
+        // The legacy event stream: one room at a time for a guest.
+        AssertError(await http.GetJsonAsync($"{V3}/events?timeout=0", token), 403, "M_GUEST_ACCESS_FORBIDDEN");
+        (await http.GetJsonAsync($"{V3}/events?timeout=0&room_id={E(roomId)}", token)).EnsureSuccess();
 
         // Revoked: the guest is out, and cannot come back; a full member stays.
         var bob = await MatrixTestClient.RegisterAsync(_cluster.Silos[1]);
