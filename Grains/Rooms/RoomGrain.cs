@@ -162,6 +162,10 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
         foreach (var type in UpgradedStateTypes)
             if (_state.Get(type, "") is { } ev && ev["content"] is JsonObject c)
                 copied.Add(new JsonObject { ["type"] = type, ["state_key"] = "", ["content"] = c.DeepClone() }.ToJsonString());
+        // A room without guest access written has it forbidden; the new room says so explicitly, so that no preset of
+        // its creation can open it to guests.
+        if (_state.Get("m.room.guest_access", "") is null)
+            copied.Add(new JsonObject { ["type"] = "m.room.guest_access", ["state_key"] = "", ["content"] = new JsonObject { ["guest_access"] = "forbidden" } }.ToJsonString());
         var creation = new JsonObject { ["predecessor"] = new JsonObject { ["room_id"] = _roomId, ["event_id"] = tombstone.EventId } };
         if (_state.CreateEvent?["content"] is JsonObject oldCreate && oldCreate["m.federate"] is { } federate) creation["m.federate"] = federate.DeepClone();
         var powerLevels = _state.Get("m.room.power_levels", "")?["content"] as JsonObject;

@@ -43,6 +43,7 @@ public sealed class RoomUpgradeTests(RoomsHttpCluster fx)
         Assert.Equal("Before", (await StateAsync(onB, newRoom, "m.room.name"))!["name"]!.GetValue<string>());
         Assert.Equal("Talk", (await StateAsync(onB, newRoom, "m.room.topic"))!["topic"]!.GetValue<string>());
         Assert.Equal("public", (await StateAsync(onB, newRoom, "m.room.join_rules"))!["join_rule"]!.GetValue<string>());
+        Assert.Equal("forbidden", (await StateAsync(onB, newRoom, "m.room.guest_access"))!["guest_access"]!.GetValue<string>());
         var levels = (await StateAsync(onB, newRoom, "m.room.power_levels"))!;
         Assert.Equal(42, levels["users"]![bob.UserId]!.GetValue<int>());
         Assert.Equal(100, levels["users"]![alice.UserId]!.GetValue<int>());
