@@ -22,8 +22,20 @@ public sealed class GuestTests : IAsyncLifetime
         return (guest["user_id"].GetValue<string>(), guest["access_token"].GetValue<string>());
     }
 
-    private async Task<string> MembershipAsync(MatrixTestClient reader, string roomId, string userId) =>
-        (await reader.GetAsync($"{Room(roomId)}/state/m.room.member/{E(userId)}")).EnsureSuccess()["membership"].GetValue<string>();
+    /// <summary>The user's membership as the reader's silo sees it, once that silo has applied it: writes made through
+    /// the other silo (or by the room grain after the request's own write) reach this one's reader a moment later.
+    /// Bounded: 10 s.</summary>
+    private static async Task<string> MembershipAsync(MatrixTestClient reader, string roomId, string userId, string expected)
+    {
+        var seen = "";
+        for (var i = 0; i < 100; i++)
+        {
+            seen = (await reader.GetAsync($"{Room(roomId)}/state/m.room.member/{E(userId)}")).EnsureSuccess()["membership"].GetValue<string>();
+            if (seen == expected) break;
+            await Task.Delay(100);
+        }
+        return seen;
+    }
 
     [Fact]
     public async Task Guests_join_only_guest_access_rooms_and_leave_when_it_is_revoked()
@@ -36,7 +48,7 @@ public sealed class GuestTests : IAsyncLifetime
         AssertError(await http.PostJsonAsync($"{V3}/join/{E(roomId)}", new JsonObject(), token), 403, "M_GUEST_ACCESS_FORBIDDEN");
         (await alice.PutAsync($"{Room(roomId)}/state/m.room.guest_access/", new { guest_access = "can_join" })).EnsureSuccess();
         (await http.PostJsonAsync($"{V3}/join/{E(roomId)}", new JsonObject(), token)).EnsureSuccess();
-        Assert.Equal("join", await MembershipAsync(alice, roomId, guestId));
+        Assert.Equal("join", await MembershipAsync(alice, roomId, guestId, "join"));
         var sync = (await http.GetJsonAsync($"{V3}/sync", token)).EnsureSuccess();
         Assert.NotNull(sync["rooms"]["join"]![roomId]);
         // The legacy event stream: one room at a time for a guest.
@@ -47,8 +59,8 @@ public sealed class GuestTests : IAsyncLifetime
         var bob = await MatrixTestClient.RegisterAsync(_cluster.Silos[1]);
         await bob.JoinAsync(roomId);
         (await alice.PutAsync($"{Room(roomId)}/state/m.room.guest_access/", new { guest_access = "forbidden" })).EnsureSuccess();
-        Assert.Equal("leave", await MembershipAsync(alice, roomId, guestId));
-        Assert.Equal("join", await MembershipAsync(alice, roomId, bob.UserId));
+        Assert.Equal("leave", await MembershipAsync(alice, roomId, guestId, "leave"));
+        Assert.Equal("join", await MembershipAsync(alice, roomId, bob.UserId, "join"));
         AssertError(await http.PostJsonAsync($"{V3}/join/{E(roomId)}", new JsonObject(), token), 403, "M_GUEST_ACCESS_FORBIDDEN");
     }
 
@@ -82,6 +94,10 @@ public sealed class GuestTests : IAsyncLifetime
 
         var me = (await http.GetJsonAsync($"{V3}/account/whoami", upgraded["access_token"].GetValue<string>())).EnsureSuccess();
         Assert.False(me["is_guest"].GetValue<bool>());
+        // The guest's token is revoked: at once where the upgrade was served, and on the other silo once its reader
+        // has applied the revocation (the token was cached there by the challenge request).
+        Assert.Equal(401, (await _cluster.Silos[1].Http.GetJsonAsync($"{V3}/account/whoami", token)).StatusCode);
+        await CrossSilo.WaitForAsync(_cluster.Silos[1], _cluster.Silos[0]);
         Assert.Equal(401, (await http.GetJsonAsync($"{V3}/account/whoami", token)).StatusCode);
         await MatrixTestClient.LoginAsync(_cluster.Silos[1], localpart, "SIR_Arthur_David");
 
