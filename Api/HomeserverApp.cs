@@ -58,6 +58,7 @@ public static class HomeserverApp
         app.MapOpenIdEndpoints();
         app.MapThirdPartyIdEndpoints();
         app.MapClientStartupEndpoints();
+        app.MapNotificationEndpoints();
         app.MapUserStreamEndpoints();
         app.MapKeysProfileDirectoryEndpoints();
         app.MapAdminEndpoints();

@@ -116,8 +116,9 @@ public static class KeyBackupEndpoints
     private static (string Algorithm, string AuthData) VersionBody(JsonObject body)
     {
         var algorithm = JsonBody.RequireString(body, "algorithm");
+        // auth_data belongs to the algorithm, not to the server: like Synapse, any JSON value is kept and handed back as
+        // it came (the spec's clients send an object; older ones and SyTest an opaque string).
         if (!body.TryGetPropertyValue("auth_data", out var authData) || authData is null) throw MatrixException.MissingParam("Missing 'auth_data'");
-        if (authData is not JsonObject) throw MatrixException.BadJson("'auth_data' must be an object");
         return (algorithm, authData.ToJsonString());
     }
 

@@ -251,8 +251,11 @@ internal static class RoomWrites
     /// <summary>Waits (bounded) until this silo's reader has applied the write, so the client's next read sees it.</summary>
     public static async Task WaitAsync(StreamNotifier notifier, RoomWriteResult result, CancellationToken ct)
     {
-        if (result.Position <= 0) return;
-        await notifier.WaitForTokenAsync(notifier.Current.Advance(StreamNames.Events, result.Writer, result.Position), ReadYourWritesTimeout, ct);
+        var target = notifier.Current;
+        if (result.Position > 0) target = target.Advance(StreamNames.Events, result.Writer, result.Position);
+        if (result.PushRulesPosition > 0) target = target.Advance(StreamNames.PushRules, 0, result.PushRulesPosition);
+        if (result.Position <= 0 && result.PushRulesPosition <= 0) return;
+        await notifier.WaitForTokenAsync(target, ReadYourWritesTimeout, ct);
     }
 
     /// <summary>Routing decodes everything but <c>%2F</c>; ids and state keys may contain slashes.</summary>

@@ -19,4 +19,9 @@ public interface IPushRulesGrain : IGrainWithStringKey
 
     /// <summary><paramref name="actionsJson"/> is a JSON array of actions.</summary>
     Task<long> SetActionsAsync(string kind, string ruleId, string actionsJson);
+
+    /// <summary>Copies the user's rules that name <paramref name="fromRoomId"/> (a room rule, or a condition on its id) to
+    /// <paramref name="toRoomId"/>, its successor after an upgrade, as Synapse does on the join of an upgraded room. Rules
+    /// already there are kept. Returns 0 when nothing was copied.</summary>
+    Task<long> CopyRoomRulesAsync(string fromRoomId, string toRoomId);
 }

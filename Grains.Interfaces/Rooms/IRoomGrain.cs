@@ -41,7 +41,10 @@ public interface IRoomGrain : IGrainWithStringKey
 public sealed record RoomWriteResult(
     [property: Id(0)] string? EventId,
     [property: Id(1)] int Writer,
-    [property: Id(2)] long Position);
+    [property: Id(2)] long Position,
+    // A write made for the caller beside the event (a join of an upgraded room copies the user's push rules for the
+    // old room): the push_rules position the caller waits for too, 0 for none.
+    [property: Id(3)] long PushRulesPosition = 0);
 
 [GenerateSerializer, Immutable]
 public sealed record RoomUpgradeCommand(

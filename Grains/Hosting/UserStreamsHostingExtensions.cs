@@ -18,6 +18,7 @@ public static class UserStreamsHostingExtensions
     public static IServiceCollection AddHomeserverUserStreams(this IServiceCollection services)
     {
         services.AddSingleton<PushRulesStore>();
+        services.AddSingleton<NotificationList>();
         services.AddSingleton<IStreamRowPersister, PushRulesPersister>();
         services.AddSingleton<IStreamRowHandler, PushRulesCacheHandler>();
         services.AddSingleton<ISyncSection, PushRulesSyncSection>();

@@ -95,6 +95,39 @@ public sealed class PushRuleDocument
         rules.Insert(index, rule);
     }
 
+    /// <summary>Copies every user rule naming <paramref name="fromRoomId"/> (the room rule with its id, or a rule with an
+    /// <c>event_match</c> on <c>room_id</c>) to <paramref name="toRoomId"/>, right before the original, the room's id
+    /// replaced in the rule's id too; as in Synapse, a rule whose id does not name the room moves to the new room, and
+    /// one whose new id is taken is left alone. True when a rule was copied.</summary>
+    public bool CopyRoomRules(string fromRoomId, string toRoomId)
+    {
+        var copied = false;
+        foreach (var kind in Kinds)
+        {
+            var rules = UserRules(kind);
+            for (var i = 0; i < rules.Count; i++)
+            {
+                if (rules[i] is not JsonObject rule || rule["conditions"] is not JsonArray conditions) continue;
+                bool NamesRoom(JsonNode? c) => c is JsonObject o && Text(o["kind"]) == "event_match" && Text(o["key"]) == "room_id"
+                                                && Text(o["pattern"]) == fromRoomId;
+                if (!conditions.Any(NamesRoom)) continue;
+                var oldId = rule["rule_id"]!.GetValue<string>();
+                var ruleId = oldId.Replace(fromRoomId, toRoomId, StringComparison.Ordinal);
+                if (ruleId != oldId && IndexOf(rules, ruleId) >= 0) continue;
+                var copy = rule.DeepClone().AsObject();
+                copy["rule_id"] = ruleId;
+                foreach (var c in copy["conditions"]!.AsArray())
+                    if (NamesRoom(c)) c!["pattern"] = toRoomId;
+                if (ruleId == oldId) rules[i] = copy; // an id that does not name the room: the rule moves with it
+                else rules.Insert(i++, copy);
+                copied = true;
+            }
+        }
+        return copied;
+    }
+
+    private static string? Text(JsonNode? node) => node is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
+
     /// <summary>Deletes a user rule. Server-default rules are not the user's to delete: like Synapse, 404.</summary>
     public void Delete(string kind, string ruleId)
     {

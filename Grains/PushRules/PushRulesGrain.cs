@@ -35,10 +35,18 @@ public sealed class PushRulesGrain(PushRulesStore store) : Grain, IPushRulesGrai
     public Task<long> SetActionsAsync(string kind, string ruleId, string actionsJson) =>
         ChangeAsync(doc => doc.SetActions(kind, ruleId, JsonNode.Parse(actionsJson)));
 
-    private async Task<long> ChangeAsync(Action<PushRuleDocument> change)
+    public async Task<long> CopyRoomRulesAsync(string fromRoomId, string toRoomId)
+    {
+        var copied = false;
+        var position = await ChangeAsync(doc => copied = doc.CopyRoomRules(fromRoomId, toRoomId), onlyIfChanged: () => copied);
+        return copied ? position : 0;
+    }
+
+    private async Task<long> ChangeAsync(Action<PushRuleDocument> change, Func<bool>? onlyIfChanged = null)
     {
         var doc = PushRuleDocument.Parse(_rules);
         change(doc);
+        if (onlyIfChanged is not null && !onlyIfChanged()) return 0;
         var rules = doc.Serialize();
         var position = await UserStreamSync.AppendAsync(GrainFactory, StreamNames.PushRules,
             [UserStreamSync.Row(PushRulesPersister.KindName, _userId, new PushRulesRow(_userId, rules))]);

@@ -35,6 +35,12 @@ public sealed class PushRulesStore(NpgsqlDataSource db, CacheRegistry caches)
     /// <summary>The ruleset clients see (the value of <c>global</c>).</summary>
     public async Task<JsonObject> GetRulesetAsync(string userId) =>
         PushRuleDocument.Parse((await GetAsync(userId)).Rules).Merge(userId);
+
+    /// <summary>The same ruleset compiled for evaluation, cached beside the document and dropped with it.</summary>
+    public async Task<CompiledPushRules> GetCompiledAsync(string userId) =>
+        await caches.Get<CompiledPushRules>(CompiledCache).GetOrLoadAsync(userId, async id => CompiledPushRules.Compile(id, await GetRulesetAsync(id)));
+
+    public const string CompiledCache = "push_rules.compiled_by_user";
 }
 
 public sealed class PushRulesPersister : IStreamRowPersister
@@ -62,6 +68,8 @@ public sealed class PushRulesCacheHandler(CacheRegistry caches) : IStreamRowHand
 
     public void Handle(StreamEntry entry)
     {
-        if (entry.Key is not null) caches.Invalidate(PushRulesStore.Cache, entry.Key);
+        if (entry.Key is null) return;
+        caches.Invalidate(PushRulesStore.Cache, entry.Key);
+        caches.Invalidate(PushRulesStore.CompiledCache, entry.Key);
     }
 }

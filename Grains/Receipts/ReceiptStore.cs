@@ -44,32 +44,40 @@ public sealed class ReceiptStore(NpgsqlDataSource db)
     }
 
     /// <summary>
-    /// Unread counts of one room for a user, approximating the default push rules: messages from others after the
-    /// later of the user's read receipt, own last message and join; highlights mention the user's id or display name.
+    /// Where a user's unread stretch in a room starts: the stream position of the later of their read receipt
+    /// (public or private), their own last message and their membership. Only events after it can count as unread.
     /// </summary>
-    public async Task<(long Notifications, long Highlights)> GetUnreadAsync(string roomId, string userId, string? displayName, long toPosition)
+    public async Task<long> GetUnreadSinceAsync(string roomId, string userId)
     {
         await using var cmd = db.CreateCommand(
             """
-            WITH since AS (
-                SELECT GREATEST(
-                    COALESCE((SELECT max(e.stream_position) FROM receipts r JOIN events e ON e.event_id = r.event_id
-                               WHERE r.room_id = $1 AND r.user_id = $2 AND r.receipt_type IN ('m.read', 'm.read.private')), 0),
-                    COALESCE((SELECT max(stream_position) FROM events WHERE room_id = $1 AND sender = $2 AND state_key IS NULL), 0),
-                    COALESCE((SELECT stream_position FROM room_memberships WHERE room_id = $1 AND user_id = $2), 0)) AS p)
-            SELECT count(*),
-                   count(*) FILTER (WHERE strpos(lower(body), lower($2)) > 0 OR ($3 <> '' AND strpos(lower(body), lower($3)) > 0))
-              FROM (SELECT COALESCE(client_jsonb(json) -> 'content' ->> 'body', '') AS body FROM events, since
-                     WHERE room_id = $1 AND state_key IS NULL AND sender <> $2 AND type IN ('m.room.message', 'm.room.encrypted')
-                       AND redacted_because IS NULL AND stream_position > since.p AND stream_position <= $4) AS unread
+            SELECT GREATEST(
+                COALESCE((SELECT max(e.stream_position) FROM receipts r JOIN events e ON e.event_id = r.event_id
+                           WHERE r.room_id = $1 AND r.user_id = $2 AND r.receipt_type IN ('m.read', 'm.read.private')), 0),
+                COALESCE((SELECT max(stream_position) FROM events WHERE room_id = $1 AND sender = $2 AND state_key IS NULL), 0),
+                COALESCE((SELECT stream_position FROM room_memberships WHERE room_id = $1 AND user_id = $2), 0))
             """);
         cmd.Parameters.AddWithValue(roomId);
         cmd.Parameters.AddWithValue(userId);
-        cmd.Parameters.AddWithValue(displayName ?? "");
-        cmd.Parameters.AddWithValue(toPosition);
+        return (long)(await cmd.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>The stream position up to which the user has read each of the rooms (their latest public or private
+    /// read receipt); rooms without one are absent.</summary>
+    public async Task<IReadOnlyDictionary<string, long>> GetReadUpToAsync(string userId, IReadOnlyList<string> roomIds)
+    {
+        await using var cmd = db.CreateCommand(
+            """
+            SELECT r.room_id, max(e.stream_position) FROM receipts r JOIN events e ON e.event_id = r.event_id
+             WHERE r.user_id = $1 AND r.room_id = ANY($2) AND r.receipt_type IN ('m.read', 'm.read.private')
+             GROUP BY r.room_id
+            """);
+        cmd.Parameters.AddWithValue(userId);
+        cmd.Parameters.AddWithValue(roomIds.ToArray());
+        var read = new Dictionary<string, long>(StringComparer.Ordinal);
         await using var reader = await cmd.ExecuteReaderAsync();
-        await reader.ReadAsync();
-        return (reader.GetInt64(0), reader.GetInt64(1));
+        while (await reader.ReadAsync()) read[reader.GetString(0)] = reader.GetInt64(1);
+        return read;
     }
 }
 

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Homeserver.AccountData;
+using Homeserver.PushRules;
 using Homeserver.Rooms;
 using Homeserver.Streams;
 using Homeserver.Sync;
@@ -58,9 +59,10 @@ public sealed class ReceiptsSyncSection(ReceiptStore store, RoomEventStore rooms
             // Someone else's receipt or typing changes nothing in this user's counts.
             var newEvents = roomJson["timeline"]?["events"] is JsonArray { Count: > 0 };
             if (context.Since is not null && !newEvents && !ownReceipts.Contains(roomId)) continue;
-            var me = (await rooms.GetCurrentStateAsync(roomId)).Get("m.room.member", userId);
+            var state = await rooms.GetCurrentStateAsync(roomId);
+            var me = state.Get("m.room.member", userId);
             var displayName = me is null ? null : RoomEventFormat.ContentString(me.Json, "displayname");
-            var (notifications, highlights) = await unread.GetAsync(roomId, userId, displayName,
+            var (notifications, highlights) = await unread.GetAsync(roomId, userId, displayName, PushRoomContext.Of(state),
                 rooms.PositionIn(context.To, roomId), fresh: ownReceipts.Contains(roomId));
             roomJson["unread_notifications"] = new JsonObject { ["notification_count"] = notifications, ["highlight_count"] = highlights };
         }

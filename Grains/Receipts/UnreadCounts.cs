@@ -1,26 +1,33 @@
 using System.Collections.Concurrent;
-using System.Runtime.CompilerServices;
-using System.Text.Json;
 using Homeserver.AccountData;
+using Homeserver.PushRules;
 using Homeserver.Rooms;
 using Homeserver.Streams;
 
 namespace Homeserver.Receipts;
 
 /// <summary>
-/// Unread counts per (room, user) on this silo, kept as of an events position so that a sync woken by a new message
-/// adds what the new events change instead of asking the database to count the whole unread stretch again (which
-/// grows with every message the user has not read, for every member a message wakes). The new events come from
-/// <see cref="RecentRoomEvents"/>; whenever they could move the point counting starts from (the user's own message or
-/// membership), or take back a counted event (a redaction), or memory does not hold them, the database counts afresh.
-/// A receipt of the user's in the room drops the entry when the reader applies it; a count taken while an
-/// invalidation ran is not kept.
+/// Unread counts per (room, user) on this silo: the events after the user's unread point
+/// (<see cref="ReceiptStore.GetUnreadSinceAsync"/>) that the user's push rules say notify, and of those the ones that
+/// highlight. Rules are evaluated when the counts are read, for the one user whose sync asks, so a send costs nothing
+/// per member and a change of rules counts from the next sync on.
+/// <para>Counts are kept as of an events position so that a sync woken by a new message evaluates only the new events
+/// instead of the whole unread stretch again (which grows with every message the user has not read, for every member a
+/// message wakes). The new events come from <see cref="RecentRoomEvents"/>; whenever they could move the unread point
+/// (the user's own message or membership), or take back a counted event (a redaction), or memory does not hold them,
+/// or the rules changed, the stretch is counted afresh from the database. A receipt of the user's in the room drops the
+/// entry when the reader applies it; a count taken while an invalidation ran is not kept.</para>
 /// </summary>
-public sealed class UnreadCounts(ReceiptStore store, RecentRoomEvents recent, StreamNotifier notifier, EventShards shards) : IStreamRowHandler
+public sealed class UnreadCounts(ReceiptStore store, RoomEventStore rooms, PushRulesStore pushRules, RecentRoomEvents recent,
+    StreamNotifier notifier, EventShards shards) : IStreamRowHandler
 {
     private const int MaxEntries = 200_000;
 
-    private sealed record Entry(long AsOf, string? DisplayName, long Notifications, long Highlights);
+    /// <summary>A fresh count reads at most this many of the latest unread events: past it a client shows "99+" anyway,
+    /// and a room nobody read for months must not cost its whole history on every cold sync.</summary>
+    public const int MaxCounted = 1_000;
+
+    private sealed record Entry(long AsOf, string? DisplayName, CompiledPushRules Rules, long Notifications, long Highlights);
 
     private readonly ConcurrentDictionary<(string Room, string User), Entry> _entries = new();
     private long _invalidations;
@@ -38,11 +45,12 @@ public sealed class UnreadCounts(ReceiptStore store, RecentRoomEvents recent, St
     /// <summary>The user's (notifications, highlights) in the room counting events up to <paramref name="toPosition"/>
     /// of the room (<see cref="EventShardMap.PositionIn"/>); <paramref name="fresh"/> forces a count from the database (the user's receipts moved).</summary>
     public async Task<(long Notifications, long Highlights)> GetAsync(string roomId, string userId, string? displayName,
-        long toPosition, bool fresh)
+        PushRoomContext room, long toPosition, bool fresh)
     {
+        var rules = await pushRules.GetCompiledAsync(userId);
         var key = (roomId, userId);
-        if (!fresh && _entries.TryGetValue(key, out var known) && known.DisplayName == displayName && known.AsOf <= toPosition
-            && Added(roomId, userId, displayName, known.AsOf, toPosition) is { } added)
+        if (!fresh && _entries.TryGetValue(key, out var known) && known.DisplayName == displayName && ReferenceEquals(known.Rules, rules)
+            && known.AsOf <= toPosition && Added(roomId, userId, displayName, rules, room, known.AsOf, toPosition) is { } added)
         {
             var counted = known with { AsOf = toPosition, Notifications = known.Notifications + added.Notifications, Highlights = known.Highlights + added.Highlights };
             _entries.TryUpdate(key, counted, known);
@@ -50,53 +58,45 @@ public sealed class UnreadCounts(ReceiptStore store, RecentRoomEvents recent, St
         }
 
         var generation = Interlocked.Read(ref _invalidations);
-        var (notifications, highlights) = await store.GetUnreadAsync(roomId, userId, displayName, toPosition);
+        var since = await store.GetUnreadSinceAsync(roomId, userId);
+        var (unread, _) = since >= toPosition ? ([], false) : await rooms.GetEventsByStreamAsync(roomId, since, toPosition, MaxCounted);
+        var (notifications, highlights) = Count(unread, rules, room, displayName);
         if (Interlocked.Read(ref _invalidations) == generation)
         {
             if (_entries.Count >= MaxEntries) _entries.Clear();
-            _entries[key] = new Entry(toPosition, displayName, notifications, highlights);
+            _entries[key] = new Entry(toPosition, displayName, rules, notifications, highlights);
         }
         return (notifications, highlights);
     }
 
     /// <summary>What the room's events in (from, to] add to the user's counts, or null when they could change more than
-    /// that (or are not in memory): the same rules as <see cref="ReceiptStore.GetUnreadAsync"/>.</summary>
-    private (long Notifications, long Highlights)? Added(string roomId, string userId, string? displayName, long from, long to)
+    /// that (or are not in memory).</summary>
+    private (long Notifications, long Highlights)? Added(string roomId, string userId, string? displayName, CompiledPushRules rules,
+        PushRoomContext room, long from, long to)
     {
         if (from == to) return (0, 0);
         // Only what this silo's reader has applied is in memory.
         if (shards.Current.PositionIn(notifier.Current, roomId) < to) return null;
         if (!recent.TryGet(roomId, from, to, int.MaxValue, out var events, out _)) return null;
-        long notifications = 0, highlights = 0;
         foreach (var e in events)
         {
             if (e.Type == "m.room.redaction") return null;
             if (e.Type == "m.room.member" && e.StateKey == userId) return null;
-            if (e.StateKey is not null) continue;
-            if (e.Sender == userId) return null;
-            if (e.Redacted || e.Type is not ("m.room.message" or "m.room.encrypted")) continue;
-            notifications++;
-            if (Highlights(Body(e), userId, displayName)) highlights++;
+            if (e.Sender == userId && e.StateKey is null) return null;
         }
-        return (notifications, highlights);
+        return Count(events, rules, room, displayName);
     }
 
-    private static bool Highlights(string body, string userId, string? displayName) =>
-        body.Contains(userId, StringComparison.OrdinalIgnoreCase)
-        || (!string.IsNullOrEmpty(displayName) && body.Contains(displayName, StringComparison.OrdinalIgnoreCase));
-
-    // One message wakes every member's sync, and each counts it: the body is read from its JSON once per event (the
-    // events come from RecentRoomEvents, which hands every sync the same instances).
-    private static readonly ConditionalWeakTable<StoredEvent, string> Bodies = new();
-
-    private static string Body(StoredEvent e) => Bodies.GetValue(e, static e => ReadBody(e.Json));
-
-    private static string ReadBody(string json)
+    private static (long Notifications, long Highlights) Count(IEnumerable<StoredEvent> events, CompiledPushRules rules,
+        PushRoomContext room, string? displayName)
     {
-        using var doc = JsonDocument.Parse(json);
-        return doc.RootElement.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.Object
-               && content.TryGetProperty("body", out var body) && body.ValueKind == JsonValueKind.String
-            ? body.GetString()!
-            : "";
+        long notifications = 0, highlights = 0;
+        foreach (var e in events)
+        {
+            if (e.Redacted || rules.Evaluate(e, room, displayName) is not { Notify: true } actions) continue;
+            notifications++;
+            if (actions.Highlight) highlights++;
+        }
+        return (notifications, highlights);
     }
 }

@@ -1,3 +1,5 @@
+using System.Text.Json.Nodes;
+using Homeserver.Matrix;
 using Homeserver.Caches;
 using Homeserver.Streams;
 
@@ -69,4 +71,15 @@ public sealed class CurrentRoomState(IReadOnlyList<StoredEvent> events)
         Get("m.room.member", userId) is { } e ? RoomEventFormat.ContentString(e.Json, "membership") : null;
 
     public IEnumerable<StoredEvent> Members => Events.Where(e => e.Type == "m.room.member");
+
+    // Computed once per cached state: push rule evaluation reads both for every member an event wakes.
+    private int? _joinedMemberCount;
+    private PowerLevels? _powerLevels;
+
+    public int JoinedMemberCount => _joinedMemberCount ??= Members.Count(m => RoomEventFormat.ContentString(m.Json, "membership") == "join");
+
+    /// <summary>The room's power levels (spec defaults without a power levels event), as the auth rules read them.</summary>
+    public PowerLevels PowerLevels => _powerLevels ??= new RoomState(
+        Events.Where(e => e.Type is "m.room.power_levels" or "m.room.create" && e.StateKey == "")
+              .Select(e => JsonNode.Parse(e.Json)!.AsObject())).PowerLevels;
 }

@@ -178,6 +178,26 @@ public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, Ev
     }
 
     /// <summary>
+    /// Events of the rooms the user is joined to, sent by others since the user joined, with stream position below
+    /// <paramref name="beforeExclusive"/>: the latest <paramref name="limit"/> of them, newest first (GET /notifications
+    /// reads backwards across rooms).
+    /// </summary>
+    public async Task<IReadOnlyList<StoredEvent>> GetJoinedRoomsEventsBeforeAsync(string userId, long beforeExclusive, int limit)
+    {
+        await using var cmd = db.CreateCommand(
+            $"""
+             SELECT {Prefixed("e")} FROM events e JOIN room_memberships m ON m.room_id = e.room_id
+              WHERE m.user_id = $1 AND m.membership = 'join' AND e.stream_position > m.stream_position
+                AND e.stream_position < $2 AND e.sender <> $1 AND e.redacted_because IS NULL
+              ORDER BY e.stream_position DESC LIMIT $3
+             """);
+        cmd.Parameters.AddWithValue(userId);
+        cmd.Parameters.AddWithValue(beforeExclusive);
+        cmd.Parameters.AddWithValue(limit);
+        return await ReadEventsAsync(cmd);
+    }
+
+    /// <summary>
     /// A page of the room's history by topological position, for /messages and /context: backwards, events with
     /// topological &lt; <paramref name="fromExclusive"/> newest first; forwards, events with topological &gt;
     /// <paramref name="fromExclusive"/> oldest first. <paramref name="toExclusive"/> bounds the other end.

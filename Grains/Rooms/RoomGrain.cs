@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Homeserver.Errors;
 using Homeserver.Matrix;
+using Homeserver.PushRules;
 using Homeserver.Streams;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -235,6 +236,32 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
         var profile = new JsonObject();
         if (command.Action is MembershipAction.Join or MembershipAction.Invite && IsLocal(command.Target))
             await profiles.AddToMembershipAsync(profile, command.Target);
+        var result = await WriteMembershipAsync(command, profile);
+        return command.Action == MembershipAction.Join && result.Position > 0 && IsLocal(command.Target)
+            ? result with { PushRulesPosition = await CopyPredecessorPushRulesAsync(command.Target) }
+            : result;
+    }
+
+    /// <summary>A user joining an upgraded room keeps the push rules they had for its predecessor (as in Synapse). The
+    /// join has committed: a failure here is logged, not the join's.</summary>
+    private async Task<long> CopyPredecessorPushRulesAsync(string userId)
+    {
+        if (_state.CreateEvent?["content"]?["predecessor"] is not JsonObject predecessor
+            || RoomState.GetString(predecessor, "room_id") is not { } oldRoomId)
+            return 0;
+        try
+        {
+            return await GrainFactory.GetGrain<IPushRulesGrain>(userId).CopyRoomRulesAsync(oldRoomId, _roomId);
+        }
+        catch (Exception e) when (e is MatrixException or StreamUnavailableException)
+        {
+            logger.LogWarning("Push rules of {User} for {OldRoom} were not copied to {Room}: {Error}", userId, oldRoomId, _roomId, e.Message);
+            return 0;
+        }
+    }
+
+    private async Task<RoomWriteResult> WriteMembershipAsync(MembershipCommand command, JsonObject profile)
+    {
         return await SubmitAsync(null, null, p =>
         {
             var current = p.State.Membership(command.Target);

@@ -12,6 +12,35 @@ public sealed class RoomUpgradeTests(RoomsHttpCluster fx)
         (await reader.GetAsync($"{Room(roomId)}/state/{type}/{E(stateKey)}")).EnsureSuccess().Body;
 
     [Fact]
+    public async Task Joining_the_upgraded_room_copies_the_users_push_rules_for_the_old_one()
+    {
+        var alice = await fx.UserAsync("alice");
+        var bob = await fx.UserAsync("bob");
+        var oldRoom = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        await bob.JoinAsync(oldRoom);
+        (await bob.PutAsync($"{V3}/pushrules/global/room/{E(oldRoom)}", new JsonObject { ["actions"] = new JsonArray("dont_notify") })).EnsureSuccess();
+        (await bob.PutAsync($"{V3}/pushrules/global/override/keyword-here", new JsonObject
+        {
+            ["conditions"] = new JsonArray(
+                new JsonObject { ["kind"] = "event_match", ["key"] = "room_id", ["pattern"] = oldRoom },
+                new JsonObject { ["kind"] = "event_match", ["key"] = "content.body", ["pattern"] = "deploy" }),
+            ["actions"] = new JsonArray("notify"),
+        })).EnsureSuccess();
+
+        var newRoom = (await alice.PostAsync($"{Room(oldRoom)}/upgrade", new JsonObject { ["new_version"] = "9" })).EnsureSuccess()["replacement_room"].GetValue<string>();
+        await bob.On(fx.B).JoinAsync(newRoom);
+
+        // Read on the silo that served the join, right after it: the copy is part of what the join waited for.
+        var rules = (await bob.On(fx.B).GetAsync($"{V3}/pushrules/")).EnsureSuccess()["global"];
+        var roomRule = rules["room"]!.AsArray().Single(r => r!["rule_id"]!.GetValue<string>() == newRoom)!;
+        Assert.Equal("dont_notify", roomRule["actions"]![0]!.GetValue<string>());
+        Assert.Contains(rules["room"]!.AsArray(), r => r!["rule_id"]!.GetValue<string>() == oldRoom);
+        // A rule whose id does not name the room follows it to the new room.
+        var keyword = rules["override"]!.AsArray().Single(r => r!["rule_id"]!.GetValue<string>() == "keyword-here")!;
+        Assert.Equal(newRoom, keyword["conditions"]![0]!["pattern"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task An_upgrade_tombstones_the_room_and_carries_state_bans_aliases_and_the_listing_over()
     {
         var alice = await fx.UserAsync("alice");
