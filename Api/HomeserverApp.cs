@@ -58,7 +58,7 @@ public static class HomeserverApp
         app.MapOpenIdEndpoints();
         app.MapThirdPartyIdEndpoints();
         app.MapClientStartupEndpoints();
-        app.MapNotificationEndpoints();
+        app.MapPushEndpoints();
         app.MapUserStreamEndpoints();
         app.MapKeysProfileDirectoryEndpoints();
         app.MapAdminEndpoints();

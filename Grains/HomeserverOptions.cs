@@ -79,6 +79,29 @@ public sealed class HomeserverOptions
 
     /// <summary>BCrypt work factor for password hashes (tests lower it).</summary>
     public int PasswordHashCost { get; set; } = 12;
+
+    /// <summary>Delivery to push gateways (<c>Homeserver:Push</c>).</summary>
+    public PushOptions Push { get; set; } = new();
+}
+
+/// <summary>See <see cref="HomeserverOptions.Push"/>.</summary>
+public sealed class PushOptions
+{
+    /// <summary>
+    /// Networks (CIDR, e.g. <c>127.0.0.0/8</c>) a push gateway may be in although they are private, loopback or
+    /// link-local. Pusher URLs are chosen by users, so by default the server connects only to public addresses (as
+    /// Synapse's <c>ip_range_blacklist</c> does): a user cannot make it call into the operator's own network.
+    /// </summary>
+    public string[] AllowedNetworks { get; set; } = [];
+
+    /// <summary>
+    /// Accept any TLS certificate from push gateways. For test rigs only (SyTest's gateway has a self-signed
+    /// certificate; Synapse's equivalent is <c>use_insecure_ssl_client_just_for_testing_do_not_use</c>); logged loudly.
+    /// </summary>
+    public bool InsecureSkipCertificateValidationForTesting { get; set; }
+
+    /// <summary>How long one request to a gateway may take before it counts as failed and is retried later.</summary>
+    public TimeSpan GatewayTimeout { get; set; } = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>See <see cref="HomeserverOptions.Role"/>.</summary>

@@ -4,7 +4,7 @@ namespace Homeserver.Api.Endpoints;
 
 /// <summary>
 /// Endpoints clients call at start-up for features this homeserver does not offer yet: each answers with the valid,
-/// empty shape the spec defines (TURN servers, third-party protocols, pushers).
+/// empty shape the spec defines (TURN servers, third-party protocols).
 /// </summary>
 public static class ClientStartupEndpoints
 {
@@ -13,7 +13,6 @@ public static class ClientStartupEndpoints
         var v3 = app.MapGroup(RoomEndpoints.Prefix);
         v3.MapGet("/voip/turnServer", async (HttpContext c) => { await RequestAuth.RequireUserAsync(c); return Results.Json(new { }); });
         v3.MapGet("/thirdparty/protocols", async (HttpContext c) => { await RequestAuth.RequireUserAsync(c); return Results.Json(new { }); });
-        v3.MapGet("/pushers", async (HttpContext c) => { await RequestAuth.RequireUserAsync(c); return Results.Json(new { pushers = Array.Empty<object>() }); });
         return app;
     }
 }

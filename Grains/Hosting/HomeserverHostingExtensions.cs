@@ -231,6 +231,7 @@ public static class HomeserverHostingExtensions
         services.AddHomeserverSync();
         services.AddHomeserverUserStreams();
         services.AddHomeserverKeysProfileDirectory();
+        services.AddHomeserverPushers();
         return services;
     }
 

@@ -8,9 +8,11 @@ using Homeserver.Streams;
 namespace Homeserver.Receipts;
 
 /// <summary>One room's receipt writer (see <see cref="IReceiptsGrain"/>).</summary>
-public sealed class ReceiptsGrain(RoomEventStore rooms, ReceiptStore store) : Grain, IReceiptsGrain
+public sealed class ReceiptsGrain(RoomEventStore rooms, ReceiptStore store, Pushers.PusherDirectory pushers) : Grain, IReceiptsGrain
 {
     private string RoomId => this.GetPrimaryKeyString();
+
+    public override Task OnActivateAsync(CancellationToken ct) => Storage.StorageOutage.DuringActivationAsync(pushers.EnsureLoadedAsync);
 
     public async Task<ReadMarkersResult> SetReceiptAsync(string userId, string receiptType, string eventId, string? threadId)
     {
@@ -18,6 +20,7 @@ public sealed class ReceiptsGrain(RoomEventStore rooms, ReceiptStore store) : Gr
         var row = await ReceiptRowAsync(userId, receiptType, eventId, threadId ?? "");
         var position = row is null ? 0 : await UserStreamSync.AppendAsync(GrainFactory, StreamNames.Receipts,
             [UserStreamSync.Row(ReceiptPersister.KindName, RoomId, row)]);
+        if (row is not null && receiptType is "m.read" or "m.read.private") WakeBadge(userId);
         return new ReadMarkersResult(position, 0);
     }
 
@@ -30,9 +33,16 @@ public sealed class ReceiptsGrain(RoomEventStore rooms, ReceiptStore store) : Gr
             if (eventId is not null && await ReceiptRowAsync(userId, type, eventId, "") is { } row)
                 rows.Add(UserStreamSync.Row(ReceiptPersister.KindName, RoomId, row));
         var receipts = await UserStreamSync.AppendAsync(GrainFactory, StreamNames.Receipts, rows.ToArray());
+        if (rows.Count > 0) WakeBadge(userId);
         var accountData = fullyRead is null ? 0 : await GrainFactory.GetGrain<IAccountDataGrain>(userId)
             .SetAsync(RoomId, "m.fully_read", new JsonObject { ["event_id"] = fullyRead }.ToJsonString());
         return new ReadMarkersResult(receipts, accountData);
+    }
+
+    /// <summary>A read receipt can lower the user's badge: their pushers tell their devices (one-way, after the commit).</summary>
+    private void WakeBadge(string userId)
+    {
+        if (pushers.WithPushers([userId]).Count > 0) _ = GrainFactory.GetGrain<Pushers.IPushersGrain>(userId).ReceiptMovedAsync(RoomId);
     }
 
     /// <summary>The row to append, or null when the user already has a receipt at or after that event (receipts

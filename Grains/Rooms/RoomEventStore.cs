@@ -198,6 +198,31 @@ public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, Ev
     }
 
     /// <summary>
+    /// What may concern a pusher of the user, oldest first: events in (<paramref name="afterExclusive"/>,
+    /// <paramref name="upToInclusive"/>] of the rooms the user is joined to, sent by others since the user joined,
+    /// and the user's invites.
+    /// </summary>
+    public async Task<IReadOnlyList<StoredEvent>> GetPushCandidatesAsync(string userId, long afterExclusive, long upToInclusive, int limit)
+    {
+        await using var cmd = db.CreateCommand(
+            $"""
+             SELECT * FROM (
+                 SELECT {Prefixed("e")} FROM events e JOIN room_memberships m ON m.room_id = e.room_id
+                  WHERE m.user_id = $1 AND m.membership = 'join' AND e.stream_position > m.stream_position
+                    AND e.stream_position > $2 AND e.stream_position <= $3 AND e.sender <> $1 AND e.redacted_because IS NULL
+                 UNION ALL
+                 SELECT {Prefixed("e")} FROM room_memberships m JOIN events e ON e.event_id = m.event_id
+                  WHERE m.user_id = $1 AND m.membership = 'invite' AND m.stream_position > $2 AND m.stream_position <= $3
+             ) candidates ORDER BY stream_position LIMIT $4
+             """);
+        cmd.Parameters.AddWithValue(userId);
+        cmd.Parameters.AddWithValue(afterExclusive);
+        cmd.Parameters.AddWithValue(upToInclusive);
+        cmd.Parameters.AddWithValue(limit);
+        return await ReadEventsAsync(cmd);
+    }
+
+    /// <summary>
     /// A page of the room's history by topological position, for /messages and /context: backwards, events with
     /// topological &lt; <paramref name="fromExclusive"/> newest first; forwards, events with topological &gt;
     /// <paramref name="fromExclusive"/> oldest first. <paramref name="toExclusive"/> bounds the other end.

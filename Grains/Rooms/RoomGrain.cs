@@ -21,7 +21,8 @@ namespace Homeserver.Rooms;
 /// </summary>
 [Orleans.Concurrency.Reentrant]
 public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> options, ILogger<RoomGrain> logger,
-    Profile.ProfileStore profiles, RoomDirectory.AliasStore aliases, RoomDirectory.PublicRoomStore directory, EventShards shards)
+    Profile.ProfileStore profiles, RoomDirectory.AliasStore aliases, RoomDirectory.PublicRoomStore directory, EventShards shards,
+    Pushers.PusherDirectory pushers)
     : Grain, IRoomGrain
 {
     /// <summary>Spec: "The complete event MUST NOT be larger than 65536 bytes, when formatted with the federation
@@ -64,6 +65,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
         _transactions = new RoomTransactions(store, _roomId, options.Value.TransactionIdLifetime, TimeProvider.System);
         await shards.EnsureLoadedAsync();
         await StorageOutage.DuringActivationAsync(ReloadAsync);
+        await StorageOutage.DuringActivationAsync(pushers.EnsureLoadedAsync);
     }
 
     public async Task<RoomWriteResult> CreateAsync(CreateRoomCommand command)
@@ -496,6 +498,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
             try
             {
                 var result = await AppendToRoomWriterAsync(pending.Rows.ToArray());
+                var stateBefore = _state;
                 _version = version;
                 _state = pending.State;
                 _last = pending.Last;
@@ -504,6 +507,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
                     _transactions.Committed(user, device, txnId, eventId, result.Positions[row]);
                 foreach (var (write, eventId, lastRow) in built)
                     write.Done.TrySetResult(new RoomWriteResult(eventId, result.Writer, result.Positions[lastRow]));
+                WakePushers(stateBefore, result.Positions.Max());
                 return;
             }
             catch (Exception e) when (e is not MatrixException)
@@ -539,6 +543,25 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
                 return;
             }
         }
+    }
+
+    /// <summary>
+    /// After a commit: the members with pushers (and anyone just invited) may have something to be pushed. Their
+    /// grains are woken one-way; each reads what is new for it from its own position, so a lost wake-up only waits
+    /// for the next one or for the sweep (<see cref="Pushers.PusherSweep"/>).
+    /// </summary>
+    private void WakePushers(RoomState before, long position)
+    {
+        if (!pushers.AnyPushers) return;
+        var after = _state;
+        bool Concerned(string userId) => after.Membership(userId) switch
+        {
+            "join" => true,
+            "invite" => before.Membership(userId) != "invite",
+            _ => false,
+        };
+        foreach (var userId in pushers.Select(Concerned, after.Members().Concat(after.Members("invite")), after.Count))
+            _ = GrainFactory.GetGrain<Pushers.IPushersGrain>(userId).WakeAsync(position);
     }
 
     /// <summary>

@@ -1,0 +1,57 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace Homeserver.Pushers;
+
+/// <summary>
+/// Which addresses the server may connect to on a user's say-so (a pusher's gateway URL): public ones, and of the
+/// private, loopback, link-local and reserved ranges only those the operator allowed. Checked on the address actually
+/// connected to, after name resolution, so a name that resolves to an internal address is refused too.
+/// </summary>
+public sealed class OutboundAddressPolicy
+{
+    private static readonly IPNetwork[] Refused =
+    [
+        .. new[]
+        {
+            "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12", "192.0.0.0/24",
+            "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24",
+            "224.0.0.0/4", "240.0.0.0/4", "::/128", "::1/128", "fe80::/10", "fc00::/7", "fec0::/10", "ff00::/8", "2001:db8::/32",
+        }.Select(IPNetwork.Parse),
+    ];
+
+    private readonly IPNetwork[] _allowed;
+
+    public OutboundAddressPolicy(IEnumerable<string> allowedNetworks) =>
+        _allowed = allowedNetworks.Select(n => IPNetwork.TryParse(n, out var network)
+            ? network
+            : throw new ArgumentException($"'{n}' is not a network in CIDR notation (Homeserver:Push:AllowedNetworks)")).ToArray();
+
+    public bool IsAllowed(IPAddress address)
+    {
+        if (address.IsIPv4MappedToIPv6) address = address.MapToIPv4();
+        if (_allowed.Any(n => n.Contains(address))) return true;
+        return !Refused.Any(n => n.Contains(address));
+    }
+
+    /// <summary>A <see cref="SocketsHttpHandler.ConnectCallback"/> that connects only to allowed addresses.</summary>
+    public async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, CancellationToken ct)
+    {
+        var host = context.DnsEndPoint.Host;
+        var addresses = IPAddress.TryParse(host.Trim('[', ']'), out var literal) ? [literal] : await Dns.GetHostAddressesAsync(host, ct);
+        var permitted = addresses.Where(IsAllowed).ToArray();
+        if (permitted.Length == 0)
+            throw new HttpRequestException($"Refusing to connect to {host}: its addresses are in a private or reserved network");
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            await socket.ConnectAsync(permitted, context.DnsEndPoint.Port, ct);
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+}

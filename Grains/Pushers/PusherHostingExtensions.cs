@@ -1,0 +1,49 @@
+using System.Net;
+using System.Net.Security;
+using Homeserver.Pushers;
+using Homeserver.Streams;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+// In the hosting namespace so AddHomeserverServices needs no extra using.
+namespace Homeserver.Hosting;
+
+public static class PusherHostingExtensions
+{
+    /// <summary>Push delivery on one process: the pushers table, the directory of users with pushers (kept by this
+    /// process's reader), the gateway client behind the outbound address policy, and the sweep.</summary>
+    public static IServiceCollection AddHomeserverPushers(this IServiceCollection services)
+    {
+        services.AddSingleton<PusherStore>();
+        services.AddSingleton<PusherDirectory>();
+        services.AddSingleton<IStreamRowHandler>(sp => sp.GetRequiredService<PusherDirectory>());
+        services.AddSingleton<IStreamRowPersister, PushersChangedPersister>();
+        services.AddSingleton(sp => new OutboundAddressPolicy(sp.GetRequiredService<IOptions<HomeserverOptions>>().Value.Push.AllowedNetworks));
+        services.AddSingleton<PushGatewayClient>();
+        services.AddHttpClient(PushGatewayClient.HttpClientName, client =>
+            {
+                client.MaxResponseContentBufferSize = 64 * 1024;
+                client.DefaultRequestHeaders.UserAgent.ParseAdd("Homeserver-Pusher");
+            })
+            .ConfigurePrimaryHttpMessageHandler(sp =>
+            {
+                var handler = new SocketsHttpHandler
+                {
+                    ConnectCallback = sp.GetRequiredService<OutboundAddressPolicy>().ConnectAsync,
+                    AllowAutoRedirect = false, // a redirect could point inside; gateways do not redirect
+                    PooledConnectionLifetime = TimeSpan.FromMinutes(5),
+                    AutomaticDecompression = DecompressionMethods.None,
+                };
+                if (sp.GetRequiredService<IOptions<HomeserverOptions>>().Value.Push.InsecureSkipCertificateValidationForTesting)
+                {
+                    sp.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(PushGatewayClient))
+                        .LogWarning("Push gateways' TLS certificates are NOT checked (Homeserver:Push:InsecureSkipCertificateValidationForTesting): for test rigs only");
+                    handler.SslOptions = new SslClientAuthenticationOptions { RemoteCertificateValidationCallback = (_, _, _, _) => true };
+                }
+                return handler;
+            });
+        services.AddHostedService<PusherSweep>();
+        return services;
+    }
+}
