@@ -99,17 +99,23 @@ public sealed class LegacySyncHandler(
         var (events, end) = await RoomEventsAsync(requester.UserId, [roomId], since, to, limit);
         var chunk = new JsonArray();
         foreach (var e in events) chunk.Add(V1(RoomEventFormat.ToClient(e, requester.UserId, requester.DeviceId)));
-        var changed = await receipts.GetChangesAsync([roomId], requester.UserId,
-            since.Get(StreamNames.Receipts, UserStreamSync.Writer), to.Get(StreamNames.Receipts, UserStreamSync.Writer));
-        if (changed.Count > 0)
-        {
-            var receipt = ReceiptsSyncSection.ReceiptEvent(changed);
-            receipt["room_id"] = roomId;
+        if (await ReceiptEventAsync(roomId, requester.UserId,
+                since.Get(StreamNames.Receipts, UserStreamSync.Writer), to.Get(StreamNames.Receipts, UserStreamSync.Writer)) is { } receipt)
             chunk.Add(receipt);
-        }
         foreach (var p in await PresenceAsync(members, since.Get(StreamNames.Presence, UserStreamSync.Writer), to.Get(StreamNames.Presence, UserStreamSync.Writer)))
             chunk.Add(p);
         return new JsonObject { ["chunk"] = chunk, ["start"] = since.Serialize(), ["end"] = end.Serialize() };
+    }
+
+    /// <summary>The room's receipts that changed in (from, to], as the one legacy <c>m.receipt</c> event naming its room;
+    /// null when none did.</summary>
+    private async Task<JsonObject?> ReceiptEventAsync(string roomId, string userId, long from, long to)
+    {
+        var changed = await receipts.GetChangesAsync([roomId], userId, from, to);
+        if (changed.Count == 0) return null;
+        var receipt = ReceiptsSyncSection.ReceiptEvent(changed);
+        receipt["room_id"] = roomId;
+        return receipt;
     }
 
     private static List<string> JoinedMembers(CurrentRoomState state) =>
@@ -277,13 +283,7 @@ public sealed class LegacySyncHandler(
         if (upTo is null)
         {
             foreach (var p in await PresenceAsync(JoinedMembers(current), 0, long.MaxValue)) presenceJson.Add(p);
-            var rows = await receipts.GetChangesAsync([roomId], requester.UserId, 0, long.MaxValue);
-            if (rows.Count > 0)
-            {
-                var receipt = ReceiptsSyncSection.ReceiptEvent(rows);
-                receipt["room_id"] = roomId;
-                receiptsJson.Add(receipt);
-            }
+            if (await ReceiptEventAsync(roomId, requester.UserId, 0, long.MaxValue) is { } receipt) receiptsJson.Add(receipt);
         }
         return new JsonObject
         {
