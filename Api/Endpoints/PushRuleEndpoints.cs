@@ -1,7 +1,6 @@
 using System.Text.Json.Nodes;
 using Homeserver.Api.Http;
 using Homeserver.Errors;
-using Homeserver.Matrix;
 using Homeserver.PushRules;
 using Homeserver.Streams;
 
