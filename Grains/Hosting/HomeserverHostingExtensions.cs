@@ -58,7 +58,7 @@ public static class HomeserverHostingExtensions
             // Grain state that is a small document (the events shard map) in OrleansStorage (migration 0010).
             silo.AddAdoNetGrainStorage(EventShardMapGrain.Storage, o =>
             {
-                o.Invariant = "Npgsql";
+                o.Invariant = PostgresInvariant;
                 o.ConnectionString = connectionString;
             });
             silo.AddHomeserverGrains(options);
@@ -73,17 +73,8 @@ public static class HomeserverHostingExtensions
     /// </summary>
     public static ISiloBuilder UseHomeserverClustering(this ISiloBuilder silo, ClusterOptions cluster, string connectionString)
     {
-        silo.Configure<Orleans.Configuration.ClusterOptions>(o =>
-        {
-            o.ClusterId = cluster.ClusterId;
-            o.ServiceId = ServiceId;
-        });
-        // The provider's SQL is in OrleansQuery (migration 0009), which DatabaseStartup applies before the silo starts.
-        silo.UseAdoNetClustering(o =>
-        {
-            o.Invariant = "Npgsql";
-            o.ConnectionString = connectionString;
-        });
+        silo.Services.JoinClusterOf(cluster);
+        silo.UseAdoNetClustering(o => (o.Invariant, o.ConnectionString) = MembershipTable(connectionString));
         silo.ConfigureEndpoints(cluster.Address(), cluster.SiloPort, cluster.GatewayPort, listenOnAnyHostAddress: false);
         // Failure detection by default: a silo that misses three one-second probes is suspected and voted dead,
         // a few seconds after a kill -9 (Orleans' defaults take about a minute). A GC pause or a busy machine
@@ -130,16 +121,8 @@ public static class HomeserverHostingExtensions
 
         builder.UseOrleansClient(client =>
         {
-            client.Configure<Orleans.Configuration.ClusterOptions>(o =>
-            {
-                o.ClusterId = cluster.ClusterId;
-                o.ServiceId = ServiceId;
-            });
-            client.UseAdoNetClustering(o =>
-            {
-                o.Invariant = "Npgsql";
-                o.ConnectionString = connectionString;
-            });
+            client.Services.JoinClusterOf(cluster);
+            client.UseAdoNetClustering(o => (o.Invariant, o.ConnectionString) = MembershipTable(connectionString));
             // A gateway that dies is dropped at once (its connection breaks); one that joins is learned at the next
             // read of the membership table, which Orleans does every minute unless told otherwise.
             client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = GatewayListRefreshPeriod);
@@ -172,6 +155,27 @@ public static class HomeserverHostingExtensions
     public static readonly TimeSpan GatewayListRefreshPeriod = TimeSpan.FromSeconds(5);
 
     private const string ServiceId = "homeserver";
+
+    /// <summary>The ADO.NET provider name Orleans' database providers load Npgsql by.</summary>
+    private const string PostgresInvariant = "Npgsql";
+
+    /// <summary>What every silo and front end of one cluster shares: its cluster id and the service id. With
+    /// <see cref="MembershipTable"/>, this is all a process needs to find the others.</summary>
+    private static void JoinClusterOf(this IServiceCollection services, ClusterOptions cluster) =>
+        services.Configure<Orleans.Configuration.ClusterOptions>(o =>
+        {
+            o.ClusterId = cluster.ClusterId;
+            o.ServiceId = ServiceId;
+        });
+
+    /// <summary>
+    /// Where membership lives, the same for silos (which write their rows) and front ends (which read the gateways):
+    /// <c>OrleansMembershipTable</c> in the cluster's PostgreSQL. The provider's SQL is in OrleansQuery (migration 0009),
+    /// which DatabaseStartup applies before Orleans starts. Returned as a pair because the provider's silo and client
+    /// options are two types with no common base.
+    /// </summary>
+    private static (string Invariant, string ConnectionString) MembershipTable(string connectionString) =>
+        (PostgresInvariant, connectionString);
 
     private static HomeserverOptions ReadHomeserverOptions(this IHostApplicationBuilder builder)
     {
