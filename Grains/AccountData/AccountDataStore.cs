@@ -25,6 +25,20 @@ public sealed class AccountDataStore(NpgsqlDataSource db)
         return await cmd.ExecuteScalarAsync() as string;
     }
 
+    /// <summary>Everything the user keeps on one room (its tags among it, as <c>m.tag</c>), oldest change first.</summary>
+    public async Task<IReadOnlyList<AccountDataItem>> GetRoomAsync(string userId, string roomId)
+    {
+        await using var cmd = db.CreateCommand(
+            "SELECT room_id, type, content, stream_position FROM account_data WHERE user_id = $1 AND room_id = $2 ORDER BY stream_position");
+        cmd.Parameters.AddWithValue(userId);
+        cmd.Parameters.AddWithValue(roomId);
+        var items = new List<AccountDataItem>();
+        await using var reader = await cmd.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+            items.Add(new AccountDataItem(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetInt64(3)));
+        return items;
+    }
+
     /// <summary>Everything of the user that changed in (<paramref name="from"/>, <paramref name="to"/>] (from 0: all).</summary>
     public async Task<IReadOnlyList<AccountDataItem>> GetChangesAsync(string userId, long from, long to)
     {

@@ -25,6 +25,7 @@ public sealed class LegacySyncHandler(
     ReplicationBarrier barrier,
     PresenceStore presence,
     ReceiptStore receipts,
+    AccountDataStore accountData,
     PublicRoomStore directory,
     IOptions<PresenceOptions> presenceOptions)
 {
@@ -195,6 +196,8 @@ public sealed class LegacySyncHandler(
         var filter = new JsonObject
         {
             ["room"] = new JsonObject { ["timeline"] = new JsonObject { ["limit"] = limit }, ["include_leave"] = archived },
+            // As Synapse: push rules are no account data of this API (its clients read them from /pushrules).
+            ["account_data"] = new JsonObject { ["not_types"] = new JsonArray(PushRulesType) },
         };
         var response = await sync.SyncAsync(requester, new SyncRequest(null, TimeSpan.Zero, filter.ToJsonString(), false, null), ct);
         var end = response["next_batch"]!.GetValue<string>();
@@ -203,7 +206,7 @@ public sealed class LegacySyncHandler(
         foreach (var (roomId, room) in Rooms(response["rooms"]!["join"]))
         {
             var entry = await RoomEntryAsync(roomId, "join", room, end, upTo: null);
-            entry["account_data"] = WithRoom(room["account_data"], roomId);
+            entry["account_data"] = RoomAccountData(EventsOf(room["account_data"]));
             rooms.Add(entry);
             foreach (var e in WithRoom(room["ephemeral"], roomId).OfType<JsonObject>())
                 if (e["type"]?.GetValue<string>() == "m.receipt") receipts.Add(e.DeepClone());
@@ -299,9 +302,28 @@ public sealed class LegacySyncHandler(
             ["presence"] = presenceJson,
             ["receipts"] = receiptsJson,
             ["visibility"] = await directory.IsPublishedAsync(roomId) == true ? "public" : "private",
-            ["account_data"] = new JsonArray(),
+            ["account_data"] = RoomAccountData((await accountData.GetRoomAsync(requester.UserId, roomId)).Select(item =>
+                new JsonObject { ["type"] = item.Type, ["content"] = UserStreamSync.ParseJson(item.Content) })),
         };
     }
+
+    private const string PushRulesType = "m.push_rules";
+
+    /// <summary>
+    /// A room's account data as Synapse's initialSync lists it: <c>m.tag</c> first, then the rest, one event per type
+    /// (the store keeps only the latest content of each), and without <c>room_id</c>: the room entry holding them
+    /// says which room they belong to (unlike /events, where each event names its room).
+    /// </summary>
+    private static JsonArray RoomAccountData(IEnumerable<JsonObject> events)
+    {
+        var result = new JsonArray();
+        foreach (var e in events.OrderBy(e => e["type"]?.GetValue<string>() == AccountDataGrain.TagType ? 0 : 1))
+            result.Add(e);
+        return result;
+    }
+
+    private static IEnumerable<JsonObject> EventsOf(JsonNode? block) =>
+        block?["events"] is JsonArray events ? events.OfType<JsonObject>().Select(e => (JsonObject)e.DeepClone()) : [];
 
     private async Task<IReadOnlyList<StoredEvent>> StateAsync(string roomId, long? upTo) =>
         upTo is null ? (await store.GetCurrentStateAsync(roomId)).Events : await store.GetStateAtTopologicalAsync(roomId, upTo.Value);

@@ -180,4 +180,52 @@ public sealed class LegacySyncTests(LegacySyncTests.Fixture fixture) : IClassFix
         (await carol.GetAsync($"{Room(roomId)}/initialSync")).EnsureSuccess();
         AssertError(await carol.GetAsync($"{Room("!nope:localhost")}/initialSync"), 404, "M_NOT_FOUND");
     }
+    // As SyTest's "Latest account data comes down in /initialSync" sets it up: each type written twice, the later wins.
+    private static async Task<string> RoomWithAccountDataAsync(MatrixTestClient alice)
+    {
+        var roomId = await alice.CreateRoomAsync();
+        var global = $"{V3}/user/{E(alice.UserId)}/account_data/my.test.type";
+        var inRoom = $"{V3}/user/{E(alice.UserId)}/rooms/{E(roomId)}/account_data/my.test.type";
+        (await alice.PutAsync(global, new { cats_or_rats = "frogs" })).EnsureSuccess();
+        (await alice.PutAsync(inRoom, new { cats_or_rats = "dogs" })).EnsureSuccess();
+        (await alice.PutAsync(global, new { cats_or_rats = "cats" })).EnsureSuccess();
+        (await alice.PutAsync(inRoom, new { cats_or_rats = "rats" })).EnsureSuccess();
+        (await alice.PutAsync($"{V3}/user/{E(alice.UserId)}/rooms/{E(roomId)}/tags/test_tag", new { order = 1 })).EnsureSuccess();
+        return roomId;
+    }
+
+    // A room's account data in either initialSync: the tag first, then the latest of each other type, none naming the room.
+    private static void AssertRoomAccountData(JsonNode? accountData)
+    {
+        var events = accountData!.AsArray().Select(e => e!.AsObject()).ToList();
+        Assert.Equal(["m.tag", "my.test.type"], events.Select(e => e["type"]!.GetValue<string>()));
+        Assert.All(events, e => Assert.False(e.ContainsKey("room_id"), e.ToJsonString()));
+        Assert.Equal(1, events[0]["content"]!["tags"]!["test_tag"]!["order"]!.GetValue<double>());
+        Assert.Equal("rats", events[1]["content"]!["cats_or_rats"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Initial_sync_gives_the_latest_account_data_without_push_rules_and_room_account_data_without_room_id()
+    {
+        var alice = await MatrixTestClient.RegisterAsync(Cluster.Silos[0]);
+        var roomId = await RoomWithAccountDataAsync(alice);
+
+        var sync = (await alice.On(Cluster.Silos[1]).GetAsync($"{V3}/initialSync?limit=1")).EnsureSuccess();
+        var global = Assert.Single(sync["account_data"].AsArray())!;
+        Assert.Equal("my.test.type", global["type"]!.GetValue<string>());
+        Assert.Equal("cats", global["content"]!["cats_or_rats"]!.GetValue<string>());
+        AssertRoomAccountData(sync["rooms"].AsArray().Single(r => r!["room_id"]!.GetValue<string>() == roomId)!["account_data"]);
+    }
+
+    [Fact]
+    public async Task Room_initial_sync_gives_the_rooms_latest_account_data_and_tags_without_room_id()
+    {
+        var alice = await MatrixTestClient.RegisterAsync(Cluster.Silos[0]);
+        var roomId = await RoomWithAccountDataAsync(alice);
+
+        AssertRoomAccountData((await alice.On(Cluster.Silos[1]).GetAsync($"{Room(roomId)}/initialSync")).EnsureSuccess()["account_data"]);
+        // Another room of hers has none.
+        var other = await alice.CreateRoomAsync();
+        Assert.Empty((await alice.GetAsync($"{Room(other)}/initialSync")).EnsureSuccess()["account_data"].AsArray());
+    }
 }
