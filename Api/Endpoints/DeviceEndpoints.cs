@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Homeserver.Matrix;
 using Homeserver.Accounts;
 using Homeserver.Api.Http;
+using Homeserver.Caches;
 using Homeserver.Errors;
 using Homeserver.Streams;
 
@@ -71,11 +72,11 @@ public static class DeviceEndpoints
     private static async Task<IResult> DeleteAsync(HttpContext context, Requester requester, string[] deviceIds, JsonObject body,
         IGrainFactory grains, UserInteractiveAuth uia, StreamNotifier notifier)
     {
-        var challenge = await uia.CheckAsync(AccountEndpoints.ParseAuth(body), UserInteractiveAuth.Password,
+        var challenge = await uia.CheckAsync(UiaSubmission.Parse(body), UserInteractiveAuth.Password,
             UserInteractiveAuth.Operation(context.Request.Method, context.Request.Path, requester.UserId), requester.UserId);
         if (challenge is not null) return AccountEndpoints.Challenge(challenge);
         var position = await grains.GetGrain<IUserGrain>(requester.UserId).DeleteDevicesAsync(deviceIds);
-        await AccountEndpoints.WaitForCachesAsync(notifier, position, context.RequestAborted);
+        await CacheInvalidator.WaitAppliedAsync(notifier, position, context.RequestAborted);
         return Results.Json(new JsonObject());
     }
 

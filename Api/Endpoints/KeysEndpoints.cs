@@ -195,7 +195,7 @@ public static class KeysEndpoints
             case SigningKeysUpload.Unchanged:
                 return Results.Json(new JsonObject());
             case SigningKeysUpload.NeedsAuth:
-                var challenge = await uia.CheckAsync(AccountEndpoints.ParseAuth(body), UserInteractiveAuth.Password,
+                var challenge = await uia.CheckAsync(UiaSubmission.Parse(body), UserInteractiveAuth.Password,
                     UserInteractiveAuth.Operation(context.Request.Method, context.Request.Path, requester.UserId), requester.UserId);
                 if (challenge is not null) return AccountEndpoints.Challenge(challenge);
                 break;

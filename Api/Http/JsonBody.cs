@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Homeserver.Errors;
+using Homeserver.Matrix;
 
 namespace Homeserver.Api.Http;
 
@@ -30,28 +31,10 @@ public static class JsonBody
         ?? throw new InvalidOperationException(
             $"{request.Path}: the endpoint's ClientBodyPolicy says the boundary does not read its body, yet it asks for it");
 
-    public static string RequireString(JsonObject body, string name)
-    {
-        if (!body.TryGetPropertyValue(name, out var v) || v is null)
-            throw new MatrixException(ErrorCodes.MissingParam, $"Missing '{name}'", 400);
-        return v is JsonValue jv && jv.TryGetValue<string>(out var s)
-            ? s
-            : throw new MatrixException(ErrorCodes.BadJson, $"'{name}' must be a string", 400);
-    }
+    // The field readers are the grains' too (a registration reads the parameters its session remembered).
+    public static string RequireString(JsonObject body, string name) => ClientJson.RequireString(body, name);
 
-    public static string? OptionalString(JsonObject body, string name)
-    {
-        if (!body.TryGetPropertyValue(name, out var v) || v is null) return null;
-        return v is JsonValue jv && jv.TryGetValue<string>(out var s)
-            ? s
-            : throw new MatrixException(ErrorCodes.BadJson, $"'{name}' must be a string", 400);
-    }
+    public static string? OptionalString(JsonObject body, string name) => ClientJson.OptionalString(body, name);
 
-    public static bool OptionalBool(JsonObject body, string name, bool fallback = false)
-    {
-        if (!body.TryGetPropertyValue(name, out var v) || v is null) return fallback;
-        return v is JsonValue jv && jv.TryGetValue<bool>(out var b)
-            ? b
-            : throw new MatrixException(ErrorCodes.BadJson, $"'{name}' must be a boolean", 400);
-    }
+    public static bool OptionalBool(JsonObject body, string name, bool fallback = false) => ClientJson.OptionalBool(body, name, fallback);
 }

@@ -7,13 +7,14 @@ namespace Homeserver.Hosting;
 
 public static class AccountHostingExtensions
 {
-    /// <summary>Accounts on one silo: the token authenticator (with its cache), UIA sessions and the persisters of
+    /// <summary>Accounts on one silo: the token authenticator (with its cache), UIA sessions, registration and the persisters of
     /// credential revocations.</summary>
     public static IServiceCollection AddHomeserverAccounts(this IServiceCollection services)
     {
         services.AddSingleton<AccountRepository>();
         services.AddSingleton<IAccessTokenAuthenticator, AccessTokenAuthenticator>();
         services.AddSingleton<UserInteractiveAuth>();
+        services.AddSingleton<Registration>();
         services.AddSingleton<OpenIdTokens>();
         services.AddSingleton<IStreamRowPersister, DevicesDeletedPersister>();
         services.AddSingleton<IStreamRowPersister, TokensRevokedPersister>();

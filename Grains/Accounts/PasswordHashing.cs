@@ -1,3 +1,5 @@
+using Homeserver.Errors;
+
 namespace Homeserver.Accounts;
 
 /// <summary>
@@ -7,6 +9,15 @@ namespace Homeserver.Accounts;
 /// </summary>
 public static class PasswordHashing
 {
+    public const int MaxPasswordLength = 512;
+
+    /// <summary>400 <c>M_INVALID_PARAM</c> for a password longer than <see cref="MaxPasswordLength"/>.</summary>
+    public static void CheckLength(string password)
+    {
+        if (password.Length > MaxPasswordLength)
+            throw MatrixException.InvalidParam($"Password too long (at most {MaxPasswordLength} characters)");
+    }
+
     public static Task<string> HashAsync(string password, int cost) =>
         Task.Run(() => BCrypt.Net.BCrypt.HashPassword(password, Math.Clamp(cost, 4, 31)));
 

@@ -2,12 +2,40 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Homeserver.Errors;
+using Homeserver.Matrix;
 using Npgsql;
 
 namespace Homeserver.Accounts;
 
 /// <summary>What a client put in a request's <c>auth</c> object.</summary>
-public sealed record UiaSubmission(string? Type, string? Session, string? User, string? Password);
+public sealed record UiaSubmission(string? Type, string? Session, string? User, string? Password)
+{
+    /// <summary>The <c>auth</c> object of a user-interactive request, or null when there is none.</summary>
+    public static UiaSubmission? Parse(JsonObject body)
+    {
+        if (!body.TryGetPropertyValue("auth", out var node) || node is null) return null;
+        if (node is not JsonObject auth) throw MatrixException.BadJson("'auth' must be an object");
+        return new UiaSubmission(
+            ClientJson.OptionalString(auth, "type"),
+            ClientJson.OptionalString(auth, "session"),
+            IdentifiedUser(auth),
+            ClientJson.OptionalString(auth, "password"));
+    }
+
+    /// <summary>The user named by an <c>identifier</c> of type <c>m.id.user</c>, or by the deprecated top-level
+    /// <c>user</c>: how both <c>POST /login</c> and the password stage name the user.</summary>
+    public static string? IdentifiedUser(JsonObject body)
+    {
+        if (body.TryGetPropertyValue("identifier", out var node) && node is not null)
+        {
+            if (node is not JsonObject identifier) throw MatrixException.BadJson("'identifier' must be an object");
+            var type = ClientJson.RequireString(identifier, "type");
+            if (type != "m.id.user") throw new MatrixException(ErrorCodes.Unknown, $"Unknown login identifier type '{Quote.Short(type)}'", 400);
+            return ClientJson.RequireString(identifier, "user");
+        }
+        return ClientJson.OptionalString(body, "user");
+    }
+}
 
 /// <summary>What the stages of a request decided: <see cref="Challenge"/> (the 401 body) when the client has more
 /// to do; otherwise the operation may run, with <see cref="Parameters"/> (the request's own, or those remembered from

@@ -27,6 +27,16 @@ public sealed class CacheInvalidator(IGrainFactory grains)
     public static StreamRow Row(string cache, params string[] keys) =>
         new(CacheInvalidation.Kind, null, JsonSerializer.Serialize(new CacheInvalidation(cache, keys), Json));
 
+    private static readonly TimeSpan ReadYourWritesTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>Read-your-writes for invalidations (revoked tokens among them): once this returns, this silo has applied
+    /// the <c>caches</c> stream up to <paramref name="position"/> and no longer serves what it invalidated. 0: nothing to wait for.</summary>
+    public static async Task WaitAppliedAsync(StreamNotifier notifier, long position, CancellationToken ct)
+    {
+        if (position <= 0) return;
+        await notifier.WaitForTokenAsync(notifier.Current.Advance(StreamNames.Caches, 0, position), ReadYourWritesTimeout, ct);
+    }
+
     /// <summary>Returns once the invalidation is committed; every silo applies it before its position passes it.</summary>
     public Task<AppendResult> InvalidateAsync(string cache, params string[] keys) =>
         grains.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(StreamNames.Caches, 0)).AppendAsync([Row(cache, keys)]);

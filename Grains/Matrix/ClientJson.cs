@@ -22,6 +22,36 @@ public static class ClientJson
     /// </summary>
     public const int MaxDepth = 32;
 
+    /// <summary>A required string field of a client's object: 400 <c>M_MISSING_PARAM</c> when absent or null,
+    /// <c>M_BAD_JSON</c> when not a string.</summary>
+    public static string RequireString(JsonObject body, string name)
+    {
+        if (!body.TryGetPropertyValue(name, out var v) || v is null)
+            throw new MatrixException(ErrorCodes.MissingParam, $"Missing '{name}'", 400);
+        return v is JsonValue jv && jv.TryGetValue<string>(out var s)
+            ? s
+            : throw new MatrixException(ErrorCodes.BadJson, $"'{name}' must be a string", 400);
+    }
+
+    /// <summary>An optional string field: null when absent or null, 400 <c>M_BAD_JSON</c> when not a string.</summary>
+    public static string? OptionalString(JsonObject body, string name)
+    {
+        if (!body.TryGetPropertyValue(name, out var v) || v is null) return null;
+        return v is JsonValue jv && jv.TryGetValue<string>(out var s)
+            ? s
+            : throw new MatrixException(ErrorCodes.BadJson, $"'{name}' must be a string", 400);
+    }
+
+    /// <summary>An optional boolean field: <paramref name="fallback"/> when absent or null, 400 <c>M_BAD_JSON</c> when
+    /// not a JSON boolean.</summary>
+    public static bool OptionalBool(JsonObject body, string name, bool fallback = false)
+    {
+        if (!body.TryGetPropertyValue(name, out var v) || v is null) return fallback;
+        return v is JsonValue jv && jv.TryGetValue<bool>(out var b)
+            ? b
+            : throw new MatrixException(ErrorCodes.BadJson, $"'{name}' must be a boolean", 400);
+    }
+
     /// <summary>Parses a client's JSON object (see the class summary for what is refused and how).</summary>
     public static JsonObject ParseObject(ReadOnlyMemory<byte> utf8) =>
         Parse(utf8) as JsonObject ?? throw MatrixException.BadJson("Content must be a JSON object");
