@@ -59,7 +59,8 @@ public static class KeyBackupEndpoints
         var requester = await RequestAuth.RequireUserAsync(context);
         var body = JsonBody.Object(context.Request);
         var (algorithm, authData) = VersionBody(body);
-        if (body["version"] is { } named && (named is not JsonValue v || !v.TryGetValue<string>(out var s) || s != version))
+        // Clients send the version as the string the server gave them; some (SyTest, older ones) as a number.
+        if (body["version"] is { } named && (named is not JsonValue v || VersionText(v) != version))
             throw MatrixException.InvalidParam("The version in the body does not match the one in the path");
         await grains.GetGrain<IKeyBackupGrain>(requester.UserId).UpdateVersionAsync(version, algorithm, authData);
         return Results.Json(new JsonObject());
@@ -148,8 +149,13 @@ public static class KeyBackupEndpoints
     private static long NonNegative(JsonObject key, string name) =>
         key[name] is JsonValue v && v.TryGetValue<long>(out var n) && n >= 0 ? n : throw MatrixException.BadJson($"'{name}' must be a non-negative integer");
 
+    private static string? VersionText(JsonValue v) =>
+        v.TryGetValue<string>(out var s) ? s : v.TryGetValue<long>(out var n) ? n.ToString(System.Globalization.CultureInfo.InvariantCulture) : null;
+
+    // The keys name rooms the client knows of; the server never resolves them, so any id is kept as given (as Synapse
+    // does), bounded like every identifier.
     private static string ValidRoom(string roomId) =>
-        Identifiers.IsValidRoomId(roomId) ? roomId : throw MatrixException.InvalidParam($"Invalid room id '{Quote.Short(roomId)}'");
+        roomId.Length > 0 ? InputLimits.Identifier(roomId, "A room id") : throw MatrixException.InvalidParam("Invalid room id");
 
     private static string ValidSession(string sessionId) =>
         sessionId.Length > 0 ? InputLimits.Identifier(sessionId, "A session id") : throw MatrixException.InvalidParam("Invalid session id");

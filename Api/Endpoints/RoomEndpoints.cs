@@ -254,7 +254,8 @@ internal static class RoomWrites
         var target = notifier.Current;
         if (result.Position > 0) target = target.Advance(StreamNames.Events, result.Writer, result.Position);
         if (result.PushRulesPosition > 0) target = target.Advance(StreamNames.PushRules, 0, result.PushRulesPosition);
-        if (result.Position <= 0 && result.PushRulesPosition <= 0) return;
+        if (result.AccountDataPosition > 0) target = target.Advance(StreamNames.AccountData, 0, result.AccountDataPosition);
+        if (result.Position <= 0 && result.PushRulesPosition <= 0 && result.AccountDataPosition <= 0) return;
         await notifier.WaitForTokenAsync(target, ReadYourWritesTimeout, ct);
     }
 

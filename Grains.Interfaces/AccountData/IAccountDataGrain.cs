@@ -19,4 +19,9 @@ public interface IAccountDataGrain : IGrainWithStringKey
     /// <summary>Removes one tag from the room's <c>m.tag</c> (0 when it was not there).</summary>
     [Idempotent]
     Task<long> RemoveTagAsync(string roomId, string tag);
+
+    /// <summary>After a room upgrade, as Synapse does: the old room's tags become the new room's (unless it has its own)
+    /// and every <c>m.direct</c> list naming the old room names the new one too. 0 when nothing changed.</summary>
+    [Idempotent]
+    Task<long> CopyRoomStateAsync(string oldRoomId, string newRoomId);
 }

@@ -42,9 +42,10 @@ public sealed record RoomWriteResult(
     [property: Id(0)] string? EventId,
     [property: Id(1)] int Writer,
     [property: Id(2)] long Position,
-    // A write made for the caller beside the event (a join of an upgraded room copies the user's push rules for the
-    // old room): the push_rules position the caller waits for too, 0 for none.
-    [property: Id(3)] long PushRulesPosition = 0);
+    // Writes made for the caller beside the event (a join of an upgraded room copies the user's push rules, tags and
+    // m.direct for the old room): the push_rules and account_data positions the caller waits for too, 0 for none.
+    [property: Id(3)] long PushRulesPosition = 0,
+    [property: Id(4)] long AccountDataPosition = 0);
 
 [GenerateSerializer, Immutable]
 public sealed record RoomUpgradeCommand(

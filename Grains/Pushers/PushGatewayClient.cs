@@ -30,7 +30,10 @@ public sealed class PushGatewayClient(IHttpClientFactory clients, IOptions<Homes
             var client = clients.CreateClient(HttpClientName);
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
             timeout.CancelAfter(options.Value.Push.GatewayTimeout);
-            using var response = await client.PostAsJsonAsync(url, body, timeout.Token);
+            // Exactly application/json: gateways (SyTest's among them) read the media type without parameters.
+            using var content = new StringContent(body.ToJsonString(), System.Text.Encoding.UTF8);
+            content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+            using var response = await client.PostAsync(url, content, timeout.Token);
             if (!response.IsSuccessStatusCode)
             {
                 logger.LogInformation("Push gateway {Url} answered {Status}", url, (int)response.StatusCode);

@@ -212,6 +212,8 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
         }
         if (changed)
             writes.Add(await SendAsync(new SendEventCommand(command.Sender, command.DeviceId, null, "m.room.power_levels", "", restricted.ToJsonString())));
+        var (pushRules, accountData) = await CopyUserStateAsync(command.Sender, _roomId, command.NewRoomId);
+        writes.Add(new RoomWriteResult(null, WriterIndex, 0, pushRules, accountData));
         return new RoomUpgradeResult(command.NewRoomId, writes.ToArray());
     }
 
@@ -239,26 +241,29 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
         if (command.Action is MembershipAction.Join or MembershipAction.Invite && IsLocal(command.Target))
             await profiles.AddToMembershipAsync(profile, command.Target);
         var result = await WriteMembershipAsync(command, profile);
-        return command.Action == MembershipAction.Join && result.Position > 0 && IsLocal(command.Target)
-            ? result with { PushRulesPosition = await CopyPredecessorPushRulesAsync(command.Target) }
-            : result;
-    }
-
-    /// <summary>A user joining an upgraded room keeps the push rules they had for its predecessor (as in Synapse). The
-    /// join has committed: a failure here is logged, not the join's.</summary>
-    private async Task<long> CopyPredecessorPushRulesAsync(string userId)
-    {
+        if (command.Action != MembershipAction.Join || result.Position <= 0 || !IsLocal(command.Target)) return result;
         if (_state.CreateEvent?["content"]?["predecessor"] is not JsonObject predecessor
             || RoomState.GetString(predecessor, "room_id") is not { } oldRoomId)
-            return 0;
+            return result;
+        var (pushRules, accountData) = await CopyUserStateAsync(command.Target, oldRoomId, _roomId);
+        return result with { PushRulesPosition = pushRules, AccountDataPosition = accountData };
+    }
+
+    /// <summary>What a user had for a room follows it through an upgrade (as in Synapse: for the upgrader at once, for
+    /// everyone else when they join): push rules naming the room, its tags, its place in <c>m.direct</c>. The upgrade
+    /// or join has committed: a failure here is logged, not the caller's.</summary>
+    private async Task<(long PushRules, long AccountData)> CopyUserStateAsync(string userId, string oldRoomId, string newRoomId)
+    {
         try
         {
-            return await GrainFactory.GetGrain<IPushRulesGrain>(userId).CopyRoomRulesAsync(oldRoomId, _roomId);
+            var pushRules = GrainFactory.GetGrain<IPushRulesGrain>(userId).CopyRoomRulesAsync(oldRoomId, newRoomId);
+            var accountData = GrainFactory.GetGrain<AccountData.IAccountDataGrain>(userId).CopyRoomStateAsync(oldRoomId, newRoomId);
+            return (await pushRules, await accountData);
         }
         catch (Exception e) when (e is MatrixException or StreamUnavailableException)
         {
-            logger.LogWarning("Push rules of {User} for {OldRoom} were not copied to {Room}: {Error}", userId, oldRoomId, _roomId, e.Message);
-            return 0;
+            logger.LogWarning("State of {User} for {OldRoom} was not copied to {Room}: {Error}", userId, oldRoomId, newRoomId, e.Message);
+            return (0, 0);
         }
     }
 

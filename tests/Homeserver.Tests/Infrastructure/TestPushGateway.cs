@@ -33,6 +33,8 @@ public sealed class TestPushGateway : IAsyncDisposable
         TestPushGateway? gateway = null;
         app.MapPost("/_matrix/push/v1/notify", async (HttpContext context) =>
         {
+            // As strict as SyTest's gateway: the media type exactly, no parameters.
+            if (context.Request.ContentType != "application/json") return Results.StatusCode(415);
             var body = (await JsonNode.ParseAsync(context.Request.Body))!.AsObject();
             if (Interlocked.Decrement(ref gateway!._failNext) >= 0) return Results.StatusCode(503);
             gateway._received.Writer.TryWrite(body);

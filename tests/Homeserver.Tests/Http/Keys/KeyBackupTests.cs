@@ -34,6 +34,16 @@ public sealed class KeyBackupTests : IAsyncLifetime
             .EnsureSuccess()["version"].GetValue<string>();
         var read = (await alice.On(_cluster.Silos[1]).GetAsync($"{MatrixPaths.V3}/room_keys/version/{version}")).EnsureSuccess();
         Assert.Equal("an opaque string", read["auth_data"].GetValue<string>());
+        // The version in an update's body may come as a number; the keys may name any room id the client has.
+        (await alice.PutAsync($"{MatrixPaths.V3}/room_keys/version/{version}", new JsonObject
+        {
+            ["algorithm"] = Algorithm, ["auth_data"] = "another", ["version"] = long.Parse(version),
+        })).EnsureSuccess();
+        (await alice.PutAsync(Keys(version, "!abcd", "1234"), new JsonObject
+        {
+            ["first_message_index"] = 0, ["forwarded_count"] = 0, ["is_verified"] = false, ["session_data"] = new JsonObject { ["k"] = "v" },
+        })).EnsureSuccess();
+        Assert.Equal("v", (await alice.GetAsync(Keys(version, "!abcd", "1234"))).EnsureSuccess()["session_data"]["k"]!.GetValue<string>());
     }
 
     [Fact]

@@ -12,12 +12,14 @@ public sealed class RoomUpgradeTests(RoomsHttpCluster fx)
         (await reader.GetAsync($"{Room(roomId)}/state/{type}/{E(stateKey)}")).EnsureSuccess().Body;
 
     [Fact]
-    public async Task Joining_the_upgraded_room_copies_the_users_push_rules_for_the_old_one()
+    public async Task Joining_the_upgraded_room_copies_the_users_push_rules_tags_and_direct_marks_for_the_old_one()
     {
         var alice = await fx.UserAsync("alice");
         var bob = await fx.UserAsync("bob");
         var oldRoom = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
         await bob.JoinAsync(oldRoom);
+        (await alice.PutAsync($"{V3}/user/{E(alice.UserId)}/account_data/m.direct", new JsonObject { [bob.UserId] = new JsonArray(oldRoom) })).EnsureSuccess();
+        (await bob.PutAsync($"{V3}/user/{E(bob.UserId)}/rooms/{E(oldRoom)}/tags/u.work", new JsonObject { ["order"] = 0.5 })).EnsureSuccess();
         (await bob.PutAsync($"{V3}/pushrules/global/room/{E(oldRoom)}", new JsonObject { ["actions"] = new JsonArray("dont_notify") })).EnsureSuccess();
         (await bob.PutAsync($"{V3}/pushrules/global/override/keyword-here", new JsonObject
         {
@@ -28,7 +30,12 @@ public sealed class RoomUpgradeTests(RoomsHttpCluster fx)
         })).EnsureSuccess();
 
         var newRoom = (await alice.PostAsync($"{Room(oldRoom)}/upgrade", new JsonObject { ["new_version"] = "9" })).EnsureSuccess()["replacement_room"].GetValue<string>();
+        // The upgrader's at once: the room stays a direct room.
+        var direct = (await alice.GetAsync($"{V3}/user/{E(alice.UserId)}/account_data/m.direct")).EnsureSuccess()[bob.UserId]!.AsArray();
+        Assert.Equal([oldRoom, newRoom], direct.Select(r => r!.GetValue<string>()).ToArray());
         await bob.On(fx.B).JoinAsync(newRoom);
+        var tags = (await bob.On(fx.B).GetAsync($"{V3}/user/{E(bob.UserId)}/rooms/{E(newRoom)}/tags")).EnsureSuccess()["tags"]!;
+        Assert.Equal(0.5, tags["u.work"]!["order"]!.GetValue<double>());
 
         // Read on the silo that served the join, right after it: the copy is part of what the join waited for.
         var rules = (await bob.On(fx.B).GetAsync($"{V3}/pushrules/")).EnsureSuccess()["global"];
