@@ -74,6 +74,11 @@ public sealed class HomeserverOptions
     /// </summary>
     public int MaxRequestBodyBytes { get; set; } = 1 << 20;
 
+    /// <summary>How often each process writes the client connections it recorded (ip, user agent, last seen per
+    /// device) to the database in one batch; Synapse writes its <c>user_ips</c> every 5 seconds. Other processes see a
+    /// connection within this period, the process that served it at once.</summary>
+    public TimeSpan ClientIpFlushPeriod { get; set; } = TimeSpan.FromSeconds(5);
+
     public bool EnableRegistration { get; set; } = true;
     public bool EnableGuestAccess { get; set; }
 

@@ -1,15 +1,18 @@
 using System.Text.Json.Nodes;
+using Homeserver.Accounts;
 using Homeserver.Api.Http;
 using Homeserver.Errors;
+using Homeserver.Matrix;
 using Homeserver.Streams;
 using Microsoft.Extensions.Options;
 
 namespace Homeserver.Api.Endpoints;
 
 /// <summary>
-/// The homeserver's own operator calls, under <c>/_homeserver/admin/v1</c> (Synapse's admin API lives under
-/// <c>/_synapse/admin</c>; what has no Synapse equivalent gets a prefix of its own). Only the users named in
-/// <c>Homeserver:AdminUsers</c> may call them.
+/// Server administration: the spec's (Client-Server API, "Server Administration": whois, which Synapse also serves
+/// from its admin module) and the homeserver's own operator calls under <c>/_homeserver/admin/v1</c> (Synapse's admin
+/// API lives under <c>/_synapse/admin</c>; what has no Synapse equivalent gets a prefix of its own). Only the users
+/// named in <c>Homeserver:AdminUsers</c> may call them (whois also about oneself).
 /// </summary>
 public static class AdminEndpoints
 {
@@ -17,9 +20,38 @@ public static class AdminEndpoints
 
     public static IEndpointRouteBuilder MapAdminEndpoints(this IEndpointRouteBuilder app)
     {
+        app.MapGet($"{RoomEndpoints.Prefix}/admin/whois/{{userId}}", GetWhoIs);
         app.MapGet($"{Prefix}/event_writers", GetEventWriters);
         app.MapPut($"{Prefix}/event_writers", SetEventWriters);
         return app;
+    }
+
+    /// <summary>GET whois: every device of the user with the connections its clients made (ip, user agent, last
+    /// seen), as Synapse answers it: one session per device.</summary>
+    private static async Task<IResult> GetWhoIs(HttpContext context, string userId, DeviceConnections connections,
+        IOptions<HomeserverOptions> options)
+    {
+        var requester = await RequestAuth.RequireUserAsync(context);
+        userId = RoomWrites.Segment(userId);
+        if (!Identifiers.IsValidUserId(userId)) throw MatrixException.InvalidParam($"Invalid user id '{Quote.Short(userId)}'");
+        if (userId != requester.UserId && !IsAdmin(options.Value, requester.UserId))
+            throw MatrixException.Forbidden("You are not a server admin");
+        var devices = await connections.WhoisAsync(userId) ?? throw MatrixException.NotFound("Unknown user");
+        var body = new JsonObject();
+        foreach (var device in devices)
+            body[device.Device.DeviceId] = new JsonObject
+            {
+                ["sessions"] = new JsonArray(new JsonObject
+                {
+                    ["connections"] = new JsonArray(device.Connections.Select(c => (JsonNode)new JsonObject
+                    {
+                        ["ip"] = c.Ip,
+                        ["last_seen"] = c.LastSeen,
+                        ["user_agent"] = c.UserAgent,
+                    }).ToArray()),
+                }),
+            };
+        return Results.Json(new JsonObject { ["user_id"] = userId, ["devices"] = body });
     }
 
     /// <summary>GET: the <c>events</c> shard map.</summary>
@@ -45,9 +77,10 @@ public static class AdminEndpoints
     private static async Task RequireAdminAsync(HttpContext context, HomeserverOptions options)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        if (!options.AdminUsers.Contains(requester.UserId, StringComparer.Ordinal))
-            throw MatrixException.Forbidden("You are not a server admin");
+        if (!IsAdmin(options, requester.UserId)) throw MatrixException.Forbidden("You are not a server admin");
     }
+
+    private static bool IsAdmin(HomeserverOptions options, string userId) => options.AdminUsers.Contains(userId, StringComparer.Ordinal);
 
     private static JsonObject ToJson(EventShardMap map) => new()
     {

@@ -23,17 +23,17 @@ public static class DeviceEndpoints
         return app;
     }
 
-    private static async Task<IResult> GetDevices(HttpContext context, IGrainFactory grains)
+    private static async Task<IResult> GetDevices(HttpContext context, DeviceConnections connections)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        var devices = await grains.GetGrain<IUserGrain>(requester.UserId).GetDevicesAsync();
+        var devices = await connections.GetDevicesAsync(requester.UserId);
         return Results.Json(new JsonObject { ["devices"] = new JsonArray(devices.Select(d => (JsonNode)DeviceBody(d)).ToArray()) });
     }
 
-    private static async Task<IResult> GetDevice(HttpContext context, string deviceId, IGrainFactory grains)
+    private static async Task<IResult> GetDevice(HttpContext context, string deviceId, DeviceConnections connections)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
-        var device = await grains.GetGrain<IUserGrain>(requester.UserId).GetDeviceAsync(deviceId)
+        var device = await connections.GetDeviceAsync(requester.UserId, deviceId)
             ?? throw MatrixException.NotFound("Unknown device");
         return Results.Json(DeviceBody(device));
     }
@@ -80,10 +80,17 @@ public static class DeviceEndpoints
         return Results.Json(new JsonObject());
     }
 
-    private static JsonObject DeviceBody(DeviceInfo device)
+    /// <summary>The spec's device: <c>last_seen_ip</c> and <c>last_seen_ts</c> from its latest recorded connection, left
+    /// out (they are optional) for a device that has made no authenticated request yet.</summary>
+    private static JsonObject DeviceBody(DeviceWithConnections device)
     {
-        var body = new JsonObject { ["device_id"] = device.DeviceId };
-        if (device.DisplayName is not null) body["display_name"] = device.DisplayName;
+        var body = new JsonObject { ["device_id"] = device.Device.DeviceId };
+        if (device.Device.DisplayName is not null) body["display_name"] = device.Device.DisplayName;
+        if (device.LastSeen is { } seen)
+        {
+            body["last_seen_ip"] = seen.Ip;
+            body["last_seen_ts"] = seen.LastSeen;
+        }
         return body;
     }
 }

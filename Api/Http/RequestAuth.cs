@@ -14,13 +14,19 @@ public static class RequestAuth
         return string.IsNullOrEmpty(query) ? null : query;
     }
 
-    /// <summary>The requester, or 401 <c>M_MISSING_TOKEN</c> / <c>M_UNKNOWN_TOKEN</c>.</summary>
+    /// <summary>The requester, or 401 <c>M_MISSING_TOKEN</c> / <c>M_UNKNOWN_TOKEN</c>. Records where the requester's
+    /// client connected from (in memory; see <see cref="ClientIpBatch"/>).</summary>
     public static async ValueTask<Requester> RequireUserAsync(HttpContext context)
     {
         var token = AccessToken(context.Request)
             ?? throw new MatrixException(ErrorCodes.MissingToken, "Missing access token", 401);
         var authenticator = context.RequestServices.GetRequiredService<IAccessTokenAuthenticator>();
-        return await authenticator.AuthenticateAsync(token)
+        var requester = await authenticator.AuthenticateAsync(token)
             ?? throw new MatrixException(ErrorCodes.UnknownToken, "Unrecognised access token", 401, """{"soft_logout":false}""");
+        // The connection's own address: no forwarded-headers handling is configured, and trusting X-Forwarded-For
+        // from anyone would let clients write what they like here.
+        context.RequestServices.GetRequiredService<ClientIpBatch>().Record(requester.UserId, requester.DeviceId,
+            context.Connection.RemoteIpAddress, context.Request.Headers.UserAgent);
+        return requester;
     }
 }

@@ -7,8 +7,8 @@ namespace Homeserver.Hosting;
 
 public static class AccountHostingExtensions
 {
-    /// <summary>Accounts on one silo: the token authenticator (with its cache), UIA sessions, registration and the persisters of
-    /// credential revocations.</summary>
+    /// <summary>Accounts on one silo: the token authenticator (with its cache), UIA sessions, registration, the persisters of
+    /// credential revocations, and the client connections recorded per request (batch, flusher, reader).</summary>
     public static IServiceCollection AddHomeserverAccounts(this IServiceCollection services)
     {
         services.AddSingleton<AccountRepository>();
@@ -18,6 +18,9 @@ public static class AccountHostingExtensions
         services.AddSingleton<OpenIdTokens>();
         services.AddSingleton<IStreamRowPersister, DevicesDeletedPersister>();
         services.AddSingleton<IStreamRowPersister, TokensRevokedPersister>();
+        services.AddSingleton<ClientIpBatch>();
+        services.AddSingleton<DeviceConnections>();
+        services.AddHostedService<ClientIpFlusher>();
         return services;
     }
 }

@@ -74,11 +74,19 @@ public sealed class AccountRepository(NpgsqlDataSource db)
     private static void AddSessionCommands(NpgsqlBatch batch, string userId, NewSession session)
     {
         if (!session.DeviceExists)
+        {
             batch.BatchCommands.Add(new NpgsqlBatchCommand(
                 "INSERT INTO devices (user_id, device_id, display_name) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             {
                 Parameters = { new() { Value = userId }, new() { Value = session.DeviceId }, new() { Value = (object?)session.DisplayName ?? DBNull.Value } }
             });
+            // A flush that raced the deletion of an earlier device with this id may have left its rows behind; a new
+            // device starts with none.
+            batch.BatchCommands.Add(new NpgsqlBatchCommand("DELETE FROM client_ips WHERE user_id = $1 AND device_id = $2")
+            {
+                Parameters = { new() { Value = userId }, new() { Value = session.DeviceId } }
+            });
+        }
         batch.BatchCommands.Add(new NpgsqlBatchCommand("INSERT INTO access_tokens (token_hash, user_id, device_id) VALUES ($1, $2, $3)")
         {
             Parameters = { new() { Value = session.TokenHash }, new() { Value = userId }, new() { Value = session.DeviceId } }

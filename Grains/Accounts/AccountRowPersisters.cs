@@ -55,6 +55,11 @@ public sealed class DevicesDeletedPersister : IStreamRowPersister
         {
             Parameters = { new() { Value = row.UserId }, new() { Value = row.DeviceIds } }
         });
+        // Where the device connected from goes with it (whois lists current devices only).
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("DELETE FROM client_ips WHERE user_id = $1 AND device_id = ANY($2)")
+        {
+            Parameters = { new() { Value = row.UserId }, new() { Value = row.DeviceIds } }
+        });
         // A pusher belongs to the access token (device) that set it up, as in Synapse: it goes with the device.
         batch.BatchCommands.Add(new NpgsqlBatchCommand("DELETE FROM pushers WHERE user_id = $1 AND device_id = ANY($2)")
         {
