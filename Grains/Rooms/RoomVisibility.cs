@@ -33,6 +33,13 @@ public sealed class RoomVisibility(RoomEventStore store)
     public async Task<bool> CanSeeAsync(string userId, StoredEvent ev)
     {
         var visibility = await HistoryVisibilityAtAsync(ev.RoomId, ev.Topological);
+        // A change of history visibility is seen by whoever could see the room on either side of it (as in Synapse):
+        // the more permissive of the old and the new value decides, so the boundary itself is never hidden.
+        if (ev.Type == "m.room.history_visibility" && ev.StateKey == "")
+        {
+            var before = await HistoryVisibilityAtAsync(ev.RoomId, ev.Topological - 1);
+            if (Permissiveness(before) < Permissiveness(visibility)) visibility = before;
+        }
         if (visibility == "world_readable") return true;
         var membershipAt = await store.GetMembershipAtAsync(ev.RoomId, userId, ev.Topological);
         if (membershipAt == "join") return true;
@@ -40,6 +47,15 @@ public sealed class RoomVisibility(RoomEventStore store)
         if (visibility == "shared") return await store.GetMembershipAsync(ev.RoomId, userId) == "join";
         return false;
     }
+
+    // Most permissive first: world_readable, shared, invited, joined; an unknown value counts as shared.
+    private static int Permissiveness(string visibility) => visibility switch
+    {
+        "world_readable" => 0,
+        "invited" => 2,
+        "joined" => 3,
+        _ => 1,
+    };
 
     private async Task<string> HistoryVisibilityAtAsync(string roomId, long topological)
     {

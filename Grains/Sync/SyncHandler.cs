@@ -261,6 +261,8 @@ public sealed class SyncHandler(
             state = timeline.Count > 0
                 ? await store.GetStateAtTopologicalAsync(roomId, timeline[0].Topological - 1)
                 : await store.GetStateAtStreamAsync(roomId, toPosition);
+            // After a gap the client holds the state as of its token: only what changed in the gap is news.
+            if (!full && !context.Filter.LazyLoadMembers) state = state.Where(e => e.StreamPosition > fromPosition).ToList();
         }
 
         var room = EmptyJoinedRoom();
@@ -309,7 +311,7 @@ public sealed class SyncHandler(
         {
             if (e.Type != "m.room.member")
             {
-                if (full || limited) result.Add(e);
+                if (full || (limited && e.StreamPosition > fromPosition)) result.Add(e);
                 continue;
             }
             var member = e.StateKey!;
@@ -361,10 +363,18 @@ public sealed class SyncHandler(
         if (events.Count == 0) return events;
         var hv = (await store.GetCurrentStateAsync(roomId)).Get("m.room.history_visibility", "");
         var value = hv is null ? "shared" : RoomEventFormat.ContentString(hv.Json, "history_visibility") ?? "shared";
-        if (value is "shared" or "world_readable") return events;
+        // Everything after the latest change of visibility is open to a member when that change opened the room; what
+        // came before it (and the change itself) is decided event by event.
+        var openSince = value is "shared" or "world_readable" ? hv?.Topological ?? -1 : long.MaxValue;
+        if (events.All(e => e.Topological > openSince)) return events;
+        // State the room still has is shown even where history was hidden (as Synapse does): a client that rejoins
+        // must see how the room came to be as it is, e.g. who joined while it was away.
+        var current = await store.GetCurrentStateAsync(roomId);
         var visible = new List<StoredEvent>(events.Count);
         foreach (var e in events)
-            if (await visibility.CanSeeAsync(userId, e)) visible.Add(e);
+            if (e.Topological > openSince || (e.StateKey is not null && current.Get(e.Type, e.StateKey)?.EventId == e.EventId)
+                || await visibility.CanSeeAsync(userId, e))
+                visible.Add(e);
         return visible;
     }
 

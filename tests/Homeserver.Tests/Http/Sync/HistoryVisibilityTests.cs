@@ -1,0 +1,93 @@
+using System.Text.Json.Nodes;
+using Homeserver.Tests.Infrastructure;
+using static Homeserver.Tests.Infrastructure.MatrixPaths;
+
+namespace Homeserver.Tests.Http.Sync;
+
+/// <summary>What /sync shows across history visibility changes and gaps (spec "History visibility"; Synapse's rules).</summary>
+public sealed class HistoryVisibilityTests(HistoryVisibilityTests.Fixture fx) : IClassFixture<HistoryVisibilityTests.Fixture>
+{
+    public sealed class Fixture : TwoSiloCluster;
+
+    private static string Filter(JsonObject filter) => Uri.EscapeDataString(filter.ToJsonString());
+
+    private static async Task SetVisibilityAsync(MatrixTestClient c, string roomId, string value) =>
+        (await c.PutAsync($"{Room(roomId)}/state/m.room.history_visibility", new JsonObject { ["history_visibility"] = value })).EnsureSuccess();
+
+    private static string[] Shapes(JsonArray events) => events.Select(e => e!["type"]!.GetValue<string>() switch
+    {
+        "m.room.history_visibility" => "hv:" + e["content"]!["history_visibility"]!.GetValue<string>(),
+        "m.room.message" => "msg:" + e["content"]!["body"]!.GetValue<string>(),
+        var type => type,
+    }).ToArray();
+
+    [Fact]
+    public async Task A_history_visibility_change_is_seen_by_whoever_could_see_either_side_of_it()
+    {
+        var alice = await fx.UserAsync("alice");
+        var bob = await fx.UserAsync("bob", fx.B);
+        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        await SetVisibilityAsync(alice, roomId, "joined");
+        await alice.SendTextAsync(roomId, "1");
+        await SetVisibilityAsync(alice, roomId, "invited");
+        await alice.SendTextAsync(roomId, "2");
+        await SetVisibilityAsync(alice, roomId, "shared");
+        await alice.SendTextAsync(roomId, "3");
+        await bob.JoinAsync(roomId);
+
+        var timeline = (await bob.SyncAsync()).RoomEvents(roomId, "timeline");
+        Assert.Equal(["hv:joined", "hv:shared", "msg:3", "m.room.member"], Shapes(timeline)[^4..]);
+    }
+
+    [Fact]
+    public async Task State_set_while_a_member_could_not_see_the_room_is_in_their_timeline_after_they_rejoin()
+    {
+        var alice = await fx.UserAsync("alice");
+        var bob = await fx.UserAsync("bob", fx.B);
+        var carol = await fx.UserAsync("carol");
+        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        await bob.JoinAsync(roomId);
+        await SetVisibilityAsync(alice, roomId, "joined");
+        (await alice.PostAsync($"{Room(roomId)}/invite", new JsonObject { ["user_id"] = carol.UserId })).EnsureSuccess();
+        var since = (await bob.SyncAsync()).NextBatch();
+        (await bob.PostAsync($"{Room(roomId)}/leave")).EnsureSuccess();
+        await carol.JoinAsync(roomId);
+        await alice.SendTextAsync(roomId, "while bob was away");
+        await bob.JoinAsync(roomId);
+        await fx.SettleAsync();
+
+        var timeline = (await bob.SyncAsync(since)).RoomEvents(roomId, "timeline");
+        Assert.Contains(timeline, e => e!["type"]!.GetValue<string>() == "m.room.member" && e["state_key"]!.GetValue<string>() == carol.UserId
+                                       && e["content"]!["membership"]!.GetValue<string>() == "join");
+        // What was said meanwhile stays hidden.
+        Assert.DoesNotContain(timeline, e => e!["content"]?["body"]?.GetValue<string>() == "while bob was away");
+    }
+
+    [Fact]
+    public async Task A_gapped_incremental_sync_carries_only_the_state_that_changed_in_the_gap()
+    {
+        var alice = await fx.UserAsync("alice");
+        var roomId = await alice.CreateRoomAsync();
+        var filter = Filter(new JsonObject
+        {
+            ["room"] = new JsonObject
+            {
+                ["timeline"] = new JsonObject { ["limit"] = 1 },
+                ["state"] = new JsonObject { ["types"] = new JsonArray("org.example.state") },
+            },
+        });
+        (await alice.PutAsync($"{Room(roomId)}/state/org.example.state/changes", new JsonObject { ["v"] = 1 })).EnsureSuccess();
+        (await alice.PutAsync($"{Room(roomId)}/state/org.example.state/stays", new JsonObject { ["v"] = 1 })).EnsureSuccess();
+        await alice.SendTextAsync(roomId, "the one event of the first timeline");
+        var first = await alice.SyncAsync(extra: $"&filter={filter}");
+        Assert.Equal(2, first.RoomEvents(roomId, "state").Count);
+
+        (await alice.PutAsync($"{Room(roomId)}/state/org.example.state/changes", new JsonObject { ["v"] = 2 })).EnsureSuccess();
+        for (var i = 0; i < 5; i++) await alice.SendTextAsync(roomId, $"filler {i}");
+        var gapped = await alice.On(fx.B).SyncAsync(first.NextBatch(), extra: $"&filter={filter}");
+        Assert.True(gapped["rooms"]["join"]![roomId]!["timeline"]!["limited"]!.GetValue<bool>());
+        var state = Assert.Single(gapped.RoomEvents(roomId, "state"))!;
+        Assert.Equal("changes", state["state_key"]!.GetValue<string>());
+        Assert.Equal(2, state["content"]!["v"]!.GetValue<int>());
+    }
+}
