@@ -181,7 +181,7 @@ public sealed class SyncHandler(
                     context.HasChanges = true;
                     break;
                 case "leave" or "ban" when !membership.Forgotten && (roomChanges is not null || (context.Since is null && context.Filter.IncludeLeave)):
-                    leave[roomId] = await LeftRoomAsync(context, roomId, membership);
+                    leave[roomId] = await LeftRoomAsync(context, roomId, membership, roomChanges);
                     context.HasChanges = true;
                     break;
             }
@@ -428,21 +428,39 @@ public sealed class SyncHandler(
         return array;
     }
 
-    private async Task<JsonObject> LeftRoomAsync(SyncContext context, string roomId, MembershipAt membership)
+    /// <summary>
+    /// A room the user left (or was banned from): its timeline up to the leave, through the timeline filter, and the
+    /// state where that timeline starts, through the state filter: all of it when the room is new to this client (a
+    /// sync from scratch, full_state, or joined and left within the window), else what changed since the token.
+    /// </summary>
+    private async Task<JsonObject> LeftRoomAsync(SyncContext context, string roomId, MembershipAt membership, List<MembershipChange>? changes)
     {
-        var fromPosition = context.Since is null ? 0 : store.PositionIn(context.Since, roomId);
-        var (events, limited) = await store.GetEventsByStreamAsync(roomId, fromPosition, membership.StreamPosition, context.Filter.TimelineLimit);
+        var userId = context.Requester.UserId;
+        var full = context.Since is null || context.FullState || await JoinedInWindowAsync(userId, roomId, changes);
+        var fromPosition = full ? 0 : store.PositionIn(context.Since!, roomId);
+        var limit = context.Filter.TimelineLimit;
+        var (events, limited) = context.Filter.Timeline.Restricts
+            ? await FilteredWindowAsync(roomId, fromPosition, membership.StreamPosition, limit, context.Filter.Timeline)
+            : await store.GetEventsByStreamAsync(roomId, fromPosition, membership.StreamPosition, limit);
+        var visible = await VisibleTimelineAsync(userId, roomId, events);
+        var state = await store.GetStateAtTopologicalAsync(roomId, visible.Count > 0 ? visible[0].Topological - 1 : membership.Topological);
+        if (!full) state = state.Where(e => e.StreamPosition > fromPosition).ToList();
+
         var timeline = new JsonArray();
-        foreach (var e in events) timeline.Add(RoomEventFormat.ToClient(e, context.Requester.UserId, context.Requester.DeviceId, includeRoomId: false));
+        foreach (var e in visible)
+            if (context.Filter.Timeline.Matches(e)) timeline.Add(RoomEventFormat.ToClient(e, userId, context.Requester.DeviceId, includeRoomId: false));
+        var stateJson = new JsonArray();
+        foreach (var e in state)
+            if (context.Filter.State.Matches(e)) stateJson.Add(RoomEventFormat.ToClient(e, includeRoomId: false));
         return new JsonObject
         {
             ["timeline"] = new JsonObject
             {
                 ["events"] = timeline,
                 ["limited"] = limited,
-                ["prev_batch"] = PaginationToken.Topological(events.Count > 0 ? events[0].Topological : membership.Topological),
+                ["prev_batch"] = PaginationToken.Topological(visible.Count > 0 ? visible[0].Topological : membership.Topological),
             },
-            ["state"] = new JsonObject { ["events"] = new JsonArray() },
+            ["state"] = new JsonObject { ["events"] = stateJson },
             ["account_data"] = new JsonObject { ["events"] = new JsonArray() },
         };
     }

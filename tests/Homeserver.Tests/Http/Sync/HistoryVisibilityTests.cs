@@ -64,6 +64,42 @@ public sealed class HistoryVisibilityTests(HistoryVisibilityTests.Fixture fx) : 
     }
 
     [Fact]
+    public async Task A_left_room_shows_its_filtered_history_up_to_the_leave_and_its_state_when_new_to_the_client()
+    {
+        var alice = await fx.UserAsync("alice");
+        var bob = await fx.UserAsync("bob", fx.B);
+        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        (await alice.PutAsync($"{Room(roomId)}/state/org.example.state", new JsonObject { ["v"] = "set before bob came" })).EnsureSuccess();
+        var filter = Filter(new JsonObject
+        {
+            ["room"] = new JsonObject
+            {
+                ["timeline"] = new JsonObject { ["types"] = new JsonArray("m.room.message", "org.example.state"), ["limit"] = 2 },
+                ["state"] = new JsonObject { ["types"] = new JsonArray("org.example.state") },
+                ["include_leave"] = true,
+            },
+        });
+        var since = (await bob.SyncAsync(extra: $"&filter={filter}")).NextBatch();
+        // Joined and left within one window: the client never saw the room, so it gets its state.
+        await bob.JoinAsync(roomId);
+        await alice.SendTextAsync(roomId, "before");
+        (await alice.PutAsync($"{Room(roomId)}/state/org.example.state", new JsonObject { ["v"] = "before" })).EnsureSuccess();
+        (await bob.PostAsync($"{Room(roomId)}/leave")).EnsureSuccess();
+        await alice.SendTextAsync(roomId, "after");
+        (await alice.PutAsync($"{Room(roomId)}/state/org.example.state", new JsonObject { ["v"] = "after" })).EnsureSuccess();
+        await fx.SettleAsync();
+
+        var left = (await bob.SyncAsync(since, extra: $"&filter={filter}"))["rooms"]["leave"]![roomId]!;
+        Assert.Equal(["msg:before", "org.example.state"], Shapes(left["timeline"]!["events"]!.AsArray()));
+        Assert.Equal("set before bob came", Assert.Single(left["state"]!["events"]!.AsArray())!["content"]!["v"]!.GetValue<string>());
+
+        var fromScratch = (await bob.SyncAsync(extra: $"&filter={filter}"))["rooms"]["leave"]![roomId]!;
+        Assert.Equal(["msg:before", "org.example.state"], Shapes(fromScratch["timeline"]!["events"]!.AsArray()));
+        Assert.Equal("before", fromScratch["timeline"]!["events"]![1]!["content"]!["v"]!.GetValue<string>());
+        Assert.Equal("set before bob came", Assert.Single(fromScratch["state"]!["events"]!.AsArray())!["content"]!["v"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task A_gapped_incremental_sync_carries_only_the_state_that_changed_in_the_gap()
     {
         var alice = await fx.UserAsync("alice");
