@@ -26,6 +26,9 @@ public static class PusherHostingExtensions
                 client.MaxResponseContentBufferSize = 64 * 1024;
                 client.DefaultRequestHeaders.UserAgent.ParseAdd("Homeserver-Pusher");
             })
+            // The client's own request logs would put every push (and a stack trace per refused one) in the log at
+            // Information; PushGatewayClient logs what an operator needs.
+            .RemoveAllLoggers()
             .ConfigurePrimaryHttpMessageHandler(sp =>
             {
                 var handler = new SocketsHttpHandler

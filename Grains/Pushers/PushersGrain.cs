@@ -72,8 +72,9 @@ public sealed class PushersGrain(
             throw MatrixException.InvalidParam("'data.url' must be an absolute http or https URL");
         if (uri.AbsolutePath != HttpPushPath) throw MatrixException.InvalidParam($"'data.url' must have the path {HttpPushPath}");
         var previous = existing.FirstOrDefault(p => p.AppId == s.AppId && p.PushKey == s.PushKey);
-        // A new pusher starts at what has been persisted now: it pushes what happens from here on.
-        var position = previous?.Position ?? notifier.Current.Min(StreamNames.Events);
+        // A new pusher pushes what happens from here on: it starts at the newest event this process has seen (the
+        // stream's minimum can lag behind it by a shard's idle tick, which would push an event from before the pusher).
+        var position = previous?.Position ?? notifier.Current[StreamNames.Events].Max;
         return new PusherInfo("http", s.AppId, s.PushKey, appDisplayName, deviceDisplayName, s.ProfileTag, lang, data.ToJsonString(), s.DeviceId,
             DateTimeOffset.UtcNow.ToUnixTimeSeconds(), position);
     }
