@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Homeserver.Streams;
 using Microsoft.Extensions.Options;
 using Npgsql;
@@ -6,7 +7,8 @@ namespace Homeserver.Rooms;
 
 /// <summary>
 /// Writes an event's domain rows in the events writer's transaction: the event, the room's current state, the
-/// membership tables, the transaction id, the room itself (create events) and the in-place redaction of a target.
+/// membership tables, the transaction id, the room itself (create events; its join rule and history visibility on
+/// each change of them) and the in-place redaction of a target.
 /// </summary>
 public sealed class RoomEventPersister(IOptions<HomeserverOptions> options) : IStreamRowPersister
 {
@@ -69,6 +71,15 @@ public sealed class RoomEventPersister(IOptions<HomeserverOptions> options) : IS
                 """,
                 row.RoomId, row.Type, row.StateKey, row.EventId));
 
+        // The user directory finds the rooms anyone may join or read from these columns (migration 0018). A redaction
+        // keeps both keys, so only a new state event changes them.
+        if (row.StateKey == "" && row.Type == "m.room.join_rules")
+            batch.BatchCommands.Add(Command(
+                "UPDATE rooms SET join_rule = $2::text WHERE room_id = $1", row.RoomId, ContentString(row.Json, "join_rule")));
+        if (row.StateKey == "" && row.Type == "m.room.history_visibility")
+            batch.BatchCommands.Add(Command(
+                "UPDATE rooms SET history_visibility = $2::text WHERE room_id = $1", row.RoomId, ContentString(row.Json, "history_visibility")));
+
         if (row.Membership is not null && row.StateKey is not null)
         {
             batch.BatchCommands.Add(Command(
@@ -95,6 +106,10 @@ public sealed class RoomEventPersister(IOptions<HomeserverOptions> options) : IS
                 "UPDATE events SET json = $2, redacted_because = $3 WHERE event_id = $1 AND room_id = $4 AND redacted_because IS NULL",
                 row.Redacts, row.RedactedJson, row.RedactedBecause ?? row.EventId, row.RoomId));
     }
+
+    private static string? ContentString(string eventJson, string field) =>
+        JsonNode.Parse(eventJson) is JsonObject ev && ev["content"] is JsonObject content
+        && content[field] is JsonValue value && value.TryGetValue<string>(out var text) ? text : null;
 
     internal static NpgsqlBatchCommand Command(string sql, params object?[] values)
     {

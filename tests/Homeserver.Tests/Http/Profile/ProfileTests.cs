@@ -6,7 +6,7 @@ using static Homeserver.Tests.Infrastructure.MatrixPaths;
 
 namespace Homeserver.Tests.Http.Profile;
 
-/// <summary>Profiles and the user directory over two silos.</summary>
+/// <summary>Profiles over two silos (the user directory has its own class).</summary>
 [Collection(KeysCollection.Name)]
 public sealed class ProfileTests(KeysCluster fx)
 {
@@ -90,36 +90,5 @@ public sealed class ProfileTests(KeysCluster fx)
         var timeline = sync["rooms"]["join"]![room1]!["timeline"]!["events"]!.AsArray();
         Assert.Contains(timeline, e => e!["type"]!.GetValue<string>() == "m.room.member" && e["state_key"]!.GetValue<string>() == bob.UserId
                                         && e["content"]!["displayname"]?.GetValue<string>() == "Robert");
-    }
-
-    [Fact]
-    public async Task The_user_directory_finds_room_mates_and_public_room_members_only()
-    {
-        var marker = Guid.NewGuid().ToString("N")[..8];
-        var alice = await fx.UserAsync("alice");
-        var mate = await fx.UserAsync($"mate{marker}");
-        var publicUser = await fx.UserAsync("pub");
-        var hidden = await fx.UserAsync($"hidden{marker}");
-        await SharedRoomAsync(alice, mate);
-        (await publicUser.PutAsync($"{ProfilePath(publicUser.UserId)}/displayname", new JsonObject { ["displayname"] = $"Public {marker.ToUpperInvariant()}" })).EnsureSuccess();
-        await publicUser.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
-        await hidden.CreateRoomAsync(new JsonObject { ["preset"] = "private_chat" });
-
-        var search = (await alice.On(fx.B).PostAsync($"{V3}/user_directory/search", new JsonObject { ["search_term"] = marker })).EnsureSuccess();
-        var found = search["results"].AsArray().Select(r => r!["user_id"]!.GetValue<string>()).ToList();
-        Assert.Contains(mate.UserId, found);
-        Assert.Contains(publicUser.UserId, found);
-        Assert.DoesNotContain(hidden.UserId, found);
-        Assert.False(search["limited"].GetValue<bool>());
-        var pub = search["results"].AsArray().Single(r => r!["user_id"]!.GetValue<string>() == publicUser.UserId)!;
-        Assert.Equal($"Public {marker.ToUpperInvariant()}", pub["display_name"]!.GetValue<string>());
-
-        var limited = (await alice.PostAsync($"{V3}/user_directory/search", new JsonObject { ["search_term"] = marker, ["limit"] = 1 })).EnsureSuccess();
-        Assert.Single(limited["results"].AsArray());
-        Assert.True(limited["limited"].GetValue<bool>());
-
-        AssertError(await alice.PostAsync($"{V3}/user_directory/search", new JsonObject()), 400, "M_MISSING_PARAM");
-        AssertError(await alice.PostAsync($"{V3}/user_directory/search", new JsonObject { ["search_term"] = "x", ["limit"] = "many" }), 400, "M_INVALID_PARAM");
-        AssertError(await fx.A.Http.PostJsonAsync($"{V3}/user_directory/search", new JsonObject { ["search_term"] = "x" }), 401, "M_MISSING_TOKEN");
     }
 }
