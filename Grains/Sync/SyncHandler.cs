@@ -248,6 +248,11 @@ public sealed class SyncHandler(
         if (full || limited || context.Filter.Timeline.Restricts || events.Any(e => e.Type == "m.room.member")) context.MembershipChanged = true;
         if (!full && events.Count == 0) return null;
         var timeline = await VisibleTimelineAsync(context.Requester.UserId, roomId, events);
+        if (limited && timeline.Count < Math.Min(limit, events.Count) && !context.Filter.Timeline.Restricts)
+        {
+            (timeline, limited) = await FillVisibleAsync(context.Requester.UserId, roomId, fromPosition, timeline, events[0].StreamPosition, limit);
+            if (newlyJoined && context.Since is not null) limited = true;
+        }
         // What ignored users say is not shown (their state changes are: the room must stay consistent).
         if (ignored.Count > 0)
         {
@@ -354,6 +359,28 @@ public sealed class SyncHandler(
         var firstJoin = changes.FirstOrDefault(c => c.Membership == "join");
         if (firstJoin is null) return false;
         return await store.GetMembershipAtAsync(roomId, userId, firstJoin.Topological - 1) != "join";
+    }
+
+    private const int MaxVisibilityPages = 5;
+
+    /// <summary>
+    /// History hidden from the user must not crowd what they can see out of the window: pages further back (at most
+    /// <see cref="MaxVisibilityPages"/> of three windows each, as Synapse bounds it) until the window is full of visible
+    /// events or the gap is read. Returns the window and whether older events were left out.
+    /// </summary>
+    private async Task<(IReadOnlyList<StoredEvent> Events, bool Limited)> FillVisibleAsync(string userId, string roomId, long fromPosition,
+        IReadOnlyList<StoredEvent> visible, long oldestRead, int limit)
+    {
+        var collected = new List<StoredEvent>(visible);
+        for (var page = 0; page < MaxVisibilityPages && collected.Count < limit; page++)
+        {
+            var (older, more) = await store.GetEventsByStreamAsync(roomId, fromPosition, oldestRead - 1, limit * 3);
+            if (older.Count == 0) return (collected, false);
+            oldestRead = older[0].StreamPosition;
+            collected.InsertRange(0, await VisibleTimelineAsync(userId, roomId, older));
+            if (!more && collected.Count <= limit) return (collected, false);
+        }
+        return collected.Count > limit ? (collected.GetRange(collected.Count - limit, limit), true) : (collected, true);
     }
 
     // Rooms whose history is only visible from the user's join (visibility "joined"/"invited") must not leak

@@ -100,6 +100,28 @@ public sealed class HistoryVisibilityTests(HistoryVisibilityTests.Fixture fx) : 
     }
 
     [Fact]
+    public async Task Hidden_history_does_not_crowd_the_visible_events_out_of_a_rejoining_members_window()
+    {
+        var alice = await fx.UserAsync("alice");
+        var bob = await fx.UserAsync("bob", fx.B);
+        var carol = await fx.UserAsync("carol");
+        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        await bob.JoinAsync(roomId);
+        await SetVisibilityAsync(alice, roomId, "joined");
+        var since = (await bob.SyncAsync()).NextBatch();
+        (await bob.PostAsync($"{Room(roomId)}/leave")).EnsureSuccess();
+        await carol.JoinAsync(roomId);
+        for (var i = 0; i < 25; i++) await alice.SendTextAsync(roomId, $"hidden {i}");
+        await bob.JoinAsync(roomId);
+        await fx.SettleAsync();
+
+        var room = (await bob.SyncAsync(since, extra: $"&filter={Filter(new JsonObject { ["room"] = new JsonObject { ["timeline"] = new JsonObject { ["limit"] = 5 } } })}"))["rooms"]["join"]![roomId]!;
+        var timeline = room["timeline"]!["events"]!.AsArray();
+        Assert.Contains(timeline, e => e!["type"]!.GetValue<string>() == "m.room.member" && e["state_key"]!.GetValue<string>() == carol.UserId);
+        Assert.DoesNotContain(timeline, e => e!["content"]?["body"]?.GetValue<string>()?.StartsWith("hidden") == true);
+    }
+
+    [Fact]
     public async Task A_gapped_incremental_sync_carries_only_the_state_that_changed_in_the_gap()
     {
         var alice = await fx.UserAsync("alice");
