@@ -27,6 +27,7 @@ public sealed class LegacySyncHandler(
     ReceiptStore receipts,
     AccountDataStore accountData,
     PublicRoomStore directory,
+    Typing.TypingState typing,
     IOptions<PresenceOptions> presenceOptions)
 {
     public const int DefaultEventsLimit = 100;
@@ -81,8 +82,8 @@ public sealed class LegacySyncHandler(
     }
 
     /// <summary>
-    /// A user outside the room following it (only world-readable rooms): the room's events, its receipts and the
-    /// presence of its members, as a member would get them.
+    /// A user outside the room following it (only world-readable rooms): the room's events, its receipts, who types
+    /// in it and the presence of its members, as a member would get them.
     /// </summary>
     private async Task<JsonObject> PeekAsync(Requester requester, string roomId, StreamToken since, TimeSpan timeout, int limit,
         CancellationToken ct, CancellationToken stopWaiting)
@@ -103,6 +104,14 @@ public sealed class LegacySyncHandler(
         if (await ReceiptEventAsync(roomId, requester.UserId,
                 since.Get(StreamNames.Receipts, UserStreamSync.Writer), to.Get(StreamNames.Receipts, UserStreamSync.Writer)) is { } receipt)
             chunk.Add(receipt);
+        if (typing.Get(roomId) is { } typingNow && typingNow.Position > since.Get(StreamNames.Typing, UserStreamSync.Writer)
+            && typingNow.Position <= to.Get(StreamNames.Typing, UserStreamSync.Writer))
+            chunk.Add(new JsonObject
+            {
+                ["type"] = "m.typing",
+                ["room_id"] = roomId,
+                ["content"] = new JsonObject { ["user_ids"] = new JsonArray(typingNow.UserIds.Select(u => (JsonNode)u).ToArray()) },
+            });
         foreach (var p in await PresenceAsync(members, since.Get(StreamNames.Presence, UserStreamSync.Writer), to.Get(StreamNames.Presence, UserStreamSync.Writer)))
             chunk.Add(p);
         return new JsonObject { ["chunk"] = chunk, ["start"] = since.Serialize(), ["end"] = end.Serialize() };

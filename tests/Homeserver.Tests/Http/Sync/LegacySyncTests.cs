@@ -112,6 +112,19 @@ public sealed class LegacySyncTests(LegacySyncTests.Fixture fixture) : IClassFix
         Assert.Equal(open, receipt!["room_id"]!.GetValue<string>());
         Assert.NotNull(receipt["content"]![sent]!["m.read"]![alice.UserId]);
 
+        // And so does who is typing in it.
+        (await alice.PutAsync($"{Room(open)}/typing/{E(alice.UserId)}", new JsonObject { ["typing"] = true, ["timeout"] = 10_000 })).EnsureSuccess();
+        JsonObject? typing = null;
+        for (var call = 0; call < 5 && typing is null; call++)
+        {
+            var page = (await bob.GetAsync($"{V3}/events?room_id={E(open)}&from={Uri.EscapeDataString(token)}&timeout=5000")).EnsureSuccess();
+            typing = page["chunk"].AsArray().OfType<JsonObject>().FirstOrDefault(e => e["type"]!.GetValue<string>() == "m.typing");
+            token = page["end"].GetValue<string>();
+        }
+        Assert.NotNull(typing);
+        Assert.Equal(open, typing!["room_id"]!.GetValue<string>());
+        Assert.Equal([alice.UserId], typing["content"]!["user_ids"]!.AsArray().Select(u => u!.GetValue<string>()).ToArray());
+
         AssertError(await bob.GetAsync($"{V3}/events?room_id={E(closed)}&timeout=0"), 403, "M_FORBIDDEN");
     }
 
