@@ -53,6 +53,7 @@ public static class HomeserverApp
         app.MapAccountEndpoints();
         app.MapRoomEndpoints();
         app.MapSyncEndpoints();
+        app.MapPeekingEndpoints();
         app.MapRoomHistoryEndpoints();
         app.MapLegacySyncEndpoints();
         app.MapOpenIdEndpoints();

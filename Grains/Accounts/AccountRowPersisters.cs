@@ -65,6 +65,11 @@ public sealed class DevicesDeletedPersister : IStreamRowPersister
         {
             Parameters = { new() { Value = row.UserId }, new() { Value = row.DeviceIds } }
         });
+        // Peeks are per device (MSC2753): a deleted device peeks no more.
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("DELETE FROM room_peeks WHERE user_id = $1 AND device_id = ANY($2)")
+        {
+            Parameters = { new() { Value = row.UserId }, new() { Value = row.DeviceIds } }
+        });
     }
 }
 

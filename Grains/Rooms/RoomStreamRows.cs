@@ -6,8 +6,9 @@ namespace Homeserver.Rooms;
 /// <summary>
 /// The rows rooms append to the <c>events</c> stream. <see cref="RoomEventRow"/> (kind <c>room_event</c>, key: the
 /// room id) carries a whole event and what its persister writes with it; <see cref="MemberNoticeRow"/> (kind
-/// <c>room_member_notice</c>, key: the target user id, no domain rows) follows every membership event so that a
-/// user's waiters wake on invites and joins to rooms they are not yet in; <see cref="ForgetRow"/> (kind
+/// <c>room_member_notice</c>, key: the target user id; of the domain rows only a join's end of the user's room peeks,
+/// <c>Sync.RoomPeeksEndedByJoinPersister</c>) follows every membership event so that a user's waiters wake on invites
+/// and joins to rooms they are not yet in; <see cref="ForgetRow"/> (kind
 /// <c>room_forget</c>, key: the user id) hides a left room from the user.
 /// </summary>
 public static class RoomStreamRows

@@ -36,6 +36,8 @@ public sealed class SyncContext
     public string? SetPresence { get; init; }
     /// <summary>Rooms the user is joined to as of <see cref="To"/>.</summary>
     public required IReadOnlyList<string> JoinedRooms { get; init; }
+    /// <summary>Rooms this device peeks into (MSC2753) as of <see cref="To"/>; shown under <c>rooms.peek</c> unless joined.</summary>
+    public IReadOnlyList<RoomPeek> PeekedRooms { get; init; } = [];
     /// <summary>Per joined room in the response: the room's object under <c>rooms.join</c> (sections add
     /// <c>ephemeral</c>, <c>account_data</c>, <c>unread_notifications</c>).</summary>
     public Dictionary<string, JsonObject> JoinedRoomResponses { get; } = new(StringComparer.Ordinal);

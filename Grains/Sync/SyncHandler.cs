@@ -26,6 +26,7 @@ public sealed class SyncHandler(
     FilterStore filters,
     LazyLoadedMembers lazyMembers,
     AccountData.IgnoredUsers ignoredUsers,
+    RoomPeekStore peeks,
     IEnumerable<ISyncSection> sections)
 {
     private static readonly TimeSpan BarrierTimeout = TimeSpan.FromSeconds(5);
@@ -84,11 +85,12 @@ public sealed class SyncHandler(
         }
     }
 
-    /// <summary>The keys whose rows wake this user's long-poll: the user, their joined rooms, and what sections name.</summary>
+    /// <summary>The keys whose rows wake this user's long-poll: the user, their joined and peeked rooms, and what sections name.</summary>
     private HashSet<string> WakeKeys(SyncContext context)
     {
         var keys = new HashSet<string>(StringComparer.Ordinal) { context.Requester.UserId };
         keys.UnionWith(context.JoinedRooms);
+        keys.UnionWith(context.PeekedRooms.Select(p => p.RoomId));
         foreach (var section in _sections) keys.UnionWith(section.WakeKeys(context));
         return keys;
     }
@@ -116,6 +118,7 @@ public sealed class SyncHandler(
             FullState = request.FullState,
             SetPresence = request.SetPresence,
             JoinedRooms = memberships.Where(m => m.Value.Membership == "join").Select(m => m.Key).ToList(),
+            PeekedRooms = await peeks.GetAsync(requester.UserId, requester.DeviceId, to),
         };
         return (context, memberships);
     }
@@ -187,6 +190,13 @@ public sealed class SyncHandler(
             }
         }
 
+        var peek = new JsonObject();
+        foreach (var peeked in context.PeekedRooms)
+        {
+            if (memberships.GetValueOrDefault(peeked.RoomId).Membership == "join" || !context.Filter.IncludesRoom(peeked.RoomId)) continue;
+            if (await PeekedRoomAsync(context, peeked, ignored) is { } room) peek[peeked.RoomId] = room;
+        }
+
         context.JoinedRoom = roomId =>
         {
             if (context.JoinedRoomResponses.TryGetValue(roomId, out var existing)) return existing;
@@ -207,6 +217,7 @@ public sealed class SyncHandler(
             ["device_one_time_keys_count"] = new JsonObject(),
             ["device_unused_fallback_key_types"] = new JsonArray(),
         };
+        if (peek.Count > 0) response["rooms"]!["peek"] = peek;
         foreach (var section in _sections) await section.ContributeAsync(context, response);
         return response;
     }
@@ -221,10 +232,21 @@ public sealed class SyncHandler(
         ["summary"] = new JsonObject(),
     };
 
-    private async Task<JsonObject?> JoinedRoomAsync(SyncContext context, string roomId, List<MembershipChange>? changes, IReadOnlySet<string> ignored)
+    private async Task<JsonObject?> JoinedRoomAsync(SyncContext context, string roomId, List<MembershipChange>? changes, IReadOnlySet<string> ignored) =>
+        await RoomAsync(context, roomId, context.Since is null || await JoinedInWindowAsync(context.Requester.UserId, roomId, changes), ignored);
+
+    /// <summary>A peeked room reads as a joined one (MSC2753): in full in the first sync after the peek started, then
+    /// only when it has new events; nothing while its history is not world readable.</summary>
+    private async Task<JsonObject?> PeekedRoomAsync(SyncContext context, RoomPeek peek, IReadOnlySet<string> ignored) =>
+        RoomPeekStore.IsWorldReadable(await store.GetCurrentStateAsync(peek.RoomId))
+            ? await RoomAsync(context, peek.RoomId, peek.StartedIn(context), ignored)
+            : null;
+
+    /// <summary>A room's object under <c>rooms.join</c> (or <c>rooms.peek</c>), null when there is nothing new;
+    /// <paramref name="newlyJoined"/>: the client has not seen the room yet, so it gets the whole window and its state.</summary>
+    private async Task<JsonObject?> RoomAsync(SyncContext context, string roomId, bool newlyJoined, IReadOnlySet<string> ignored)
     {
         var toPosition = store.PositionIn(context.To, roomId);
-        var newlyJoined = context.Since is null || await JoinedInWindowAsync(context.Requester.UserId, roomId, changes);
         var full = newlyJoined || context.FullState;
         var fromPosition = full ? 0 : store.PositionIn(context.Since!, roomId);
         // Most wake-ups concern one room: skip the others without a query when their writer did not move, or when
