@@ -142,7 +142,8 @@ public static class KeyBackupEndpoints
         var forwarded = NonNegative(key, "forwarded_count");
         if (key["is_verified"] is not JsonValue verified || !verified.TryGetValue<bool>(out var isVerified))
             throw MatrixException.BadJson("'is_verified' must be a boolean");
-        if (key["session_data"] is not JsonObject sessionData) throw MatrixException.BadJson("'session_data' must be an object");
+        // The encrypted session is the algorithm's business (an object for m.megolm_backup.v1): kept as given, as Synapse does.
+        if (key["session_data"] is not { } sessionData) throw MatrixException.BadJson("'session_data' is required");
         return new BackupKey(roomId, sessionId, first, forwarded, isVerified, sessionData.ToJsonString());
     }
 

@@ -28,6 +28,15 @@ public static class RoomEventFormat
         return json;
     }
 
+    /// <summary>The federation format (a filter's <c>event_format: federation</c>): the event as stored and signed, with
+    /// the same <c>unsigned</c> a client gets.</summary>
+    public static JsonObject ToFederation(StoredEvent ev, string? userId = null, string? deviceId = null)
+    {
+        var json = JsonNode.Parse(ev.Json) as JsonObject ?? new JsonObject();
+        json["unsigned"] = ToClient(ev, userId, deviceId)["unsigned"]!.DeepClone();
+        return json;
+    }
+
     /// <summary>The client format of an event being built (no age: it is new), e.g. for <c>redacted_because</c>.</summary>
     public static JsonObject ToClient(JsonObject ev)
     {

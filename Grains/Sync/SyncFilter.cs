@@ -21,6 +21,8 @@ public sealed class SyncFilter
     public bool LazyLoadMembers { get; private init; }
     /// <summary>With lazy loading: send the timeline senders' members even when the device was sent them before.</summary>
     public bool IncludeRedundantMembers { get; private init; }
+    /// <summary><c>event_format: federation</c>: room events as the server stores and signs them, not the client shape.</summary>
+    public bool FederationFormat { get; private init; }
 
     public static readonly SyncFilter Default = new();
 
@@ -52,6 +54,12 @@ public sealed class SyncFilter
             IncludeLeave = room?["include_leave"] is JsonValue il && il.TryGetValue<bool>(out var b) && b,
             LazyLoadMembers = StrictBool(state, "lazy_load_members"),
             IncludeRedundantMembers = StrictBool(state, "include_redundant_members"),
+            FederationFormat = filter["event_format"] switch
+            {
+                null => false,
+                JsonValue f when f.TryGetValue<string>(out var format) && format is "client" or "federation" => format == "federation",
+                _ => throw MatrixException.BadJson("'event_format' must be \"client\" or \"federation\""),
+            },
         };
     }
 

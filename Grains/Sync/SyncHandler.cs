@@ -296,14 +296,14 @@ public sealed class SyncHandler(
         var timelineJson = (JsonObject)room["timeline"]!;
         var eventsJson = (JsonArray)timelineJson["events"]!;
         foreach (var e in timeline)
-            if (context.Filter.Timeline.Matches(e)) eventsJson.Add(RoomEventFormat.ToClient(e, context.Requester.UserId, context.Requester.DeviceId, includeRoomId: false));
+            if (context.Filter.Timeline.Matches(e)) eventsJson.Add(Render(context, e, forRequester: true));
         timelineJson["limited"] = limited;
         timelineJson["prev_batch"] = PaginationToken.Topological(timeline.Count > 0 ? timeline[0].Topological : await store.GetMaxTopologicalAsync(roomId) + 1);
         if (context.Filter.LazyLoadMembers)
             state = await LazyStateAsync(context, roomId, state, timeline, full, limited, fromPosition);
         var stateJson = (JsonArray)((JsonObject)room["state"]!)["events"]!;
         foreach (var e in state)
-            if (context.Filter.State.Matches(e)) stateJson.Add(RoomEventFormat.ToClient(e, includeRoomId: false));
+            if (context.Filter.State.Matches(e)) stateJson.Add(Render(context, e, forRequester: false));
         if (full || timeline.Any(e => e.Type == "m.room.member"))
             room["summary"] = await SummaryAsync(roomId, context.Requester.UserId);
         context.HasChanges = true;
@@ -381,6 +381,16 @@ public sealed class SyncHandler(
         var firstJoin = changes.FirstOrDefault(c => c.Membership == "join");
         if (firstJoin is null) return false;
         return await store.GetMembershipAtAsync(roomId, userId, firstJoin.Topological - 1) != "join";
+    }
+
+    /// <summary>A room event as the filter asks for it; <paramref name="forRequester"/> adds the requester's transaction id
+    /// to their own timeline events.</summary>
+    private static JsonObject Render(SyncContext context, StoredEvent e, bool forRequester)
+    {
+        var (userId, deviceId) = forRequester ? (context.Requester.UserId, context.Requester.DeviceId) : (null, null);
+        return context.Filter.FederationFormat
+            ? RoomEventFormat.ToFederation(e, userId, deviceId)
+            : RoomEventFormat.ToClient(e, userId, deviceId, includeRoomId: false);
     }
 
     private const int MaxVisibilityPages = 5;
@@ -497,10 +507,10 @@ public sealed class SyncHandler(
 
         var timeline = new JsonArray();
         foreach (var e in visible)
-            if (context.Filter.Timeline.Matches(e)) timeline.Add(RoomEventFormat.ToClient(e, userId, context.Requester.DeviceId, includeRoomId: false));
+            if (context.Filter.Timeline.Matches(e)) timeline.Add(Render(context, e, forRequester: true));
         var stateJson = new JsonArray();
         foreach (var e in state)
-            if (context.Filter.State.Matches(e)) stateJson.Add(RoomEventFormat.ToClient(e, includeRoomId: false));
+            if (context.Filter.State.Matches(e)) stateJson.Add(Render(context, e, forRequester: false));
         return new JsonObject
         {
             ["timeline"] = new JsonObject

@@ -44,6 +44,11 @@ public sealed class KeyBackupTests : IAsyncLifetime
             ["first_message_index"] = 0, ["forwarded_count"] = 0, ["is_verified"] = false, ["session_data"] = new JsonObject { ["k"] = "v" },
         })).EnsureSuccess();
         Assert.Equal("v", (await alice.GetAsync(Keys(version, "!abcd", "1234"))).EnsureSuccess()["session_data"]["k"]!.GetValue<string>());
+        (await alice.PutAsync(Keys(version, "!abcd", "5678"), new JsonObject
+        {
+            ["first_message_index"] = 0, ["forwarded_count"] = 0, ["is_verified"] = false, ["session_data"] = "opaque",
+        })).EnsureSuccess();
+        Assert.Equal("opaque", (await alice.GetAsync(Keys(version, "!abcd", "5678"))).EnsureSuccess()["session_data"].GetValue<string>());
     }
 
     [Fact]

@@ -122,6 +122,23 @@ public sealed class HistoryVisibilityTests(HistoryVisibilityTests.Fixture fx) : 
     }
 
     [Fact]
+    public async Task The_federation_event_format_gives_events_as_stored_and_a_bad_format_is_refused()
+    {
+        var alice = await fx.UserAsync("alice");
+        var roomId = await alice.CreateRoomAsync();
+        var eventId = await alice.SendTextAsync(roomId, "as signed");
+        var sync = await alice.On(fx.B).SyncAsync(extra: $"&filter={Filter(new JsonObject { ["event_format"] = "federation" })}");
+        var ev = sync.RoomEvents(roomId, "timeline").Single(e => e!["event_id"]?.GetValue<string>() == eventId)!;
+        Assert.Equal(roomId, ev["room_id"]!.GetValue<string>());
+        Assert.NotNull(ev["hashes"]);
+        Assert.NotNull(ev["depth"]);
+        var client = await alice.SyncAsync();
+        Assert.Null(client.RoomEvents(roomId, "timeline").Single(e => e!["event_id"]?.GetValue<string>() == eventId)!["hashes"]);
+        var bad = await alice.GetAsync($"{V3}/sync?filter={Filter(new JsonObject { ["event_format"] = "xml" })}");
+        Assert.Equal(400, bad.StatusCode);
+    }
+
+    [Fact]
     public async Task A_gapped_incremental_sync_carries_only_the_state_that_changed_in_the_gap()
     {
         var alice = await fx.UserAsync("alice");
