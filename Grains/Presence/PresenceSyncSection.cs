@@ -53,7 +53,14 @@ public sealed class PresenceSyncSection(PresenceStore store, RoomEventStore room
             changes.AddRange(await store.GetChangesAsync(users, since, to));
         }
         newlyShared.ExceptWith(changes.Select(c => c.UserId));
-        if (newlyShared.Count > 0) changes.AddRange(await store.GetChangesAsync(newlyShared, 0, to));
+        if (newlyShared.Count > 0)
+        {
+            var known = await store.GetChangesAsync(newlyShared, 0, to);
+            changes.AddRange(known);
+            // Someone who was never online has presence too: offline, as Synapse tells it.
+            newlyShared.ExceptWith(known.Select(k => k.UserId));
+            changes.AddRange(newlyShared.Order(StringComparer.Ordinal).Select(u => new PresenceRow(u, "offline", null, 0, false)));
+        }
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         foreach (var p in changes)
         {

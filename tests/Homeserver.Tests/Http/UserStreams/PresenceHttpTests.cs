@@ -73,6 +73,13 @@ public sealed class PresenceHttpTests(UserStreamsHttpCluster fx)
         await fx.SettleAsync();
         var next = await bobOnB.SyncAsync(joined.NextBatch(), timeoutMs: 5_000, extra: "&set_presence=offline");
         Assert.Equal("unavailable", PresenceOf(next, carol.UserId)?["presence"]?.GetValue<string>());
+
+        // Someone who was never online (every sync of theirs said offline) is offline, not absent.
+        var dan = await fx.UserAsync("dan");
+        (await dan.PostAsync($"{Room(roomId)}/join")).EnsureSuccess();
+        await fx.SettleAsync();
+        var last = await bobOnB.SyncAsync(next.NextBatch(), timeoutMs: 5_000, extra: "&set_presence=offline");
+        Assert.Equal("offline", PresenceOf(last, dan.UserId)?["presence"]?.GetValue<string>());
     }
 
     [Fact]
