@@ -143,6 +143,9 @@ public sealed class UserGrain(AccountRepository repository, Rooms.RoomEventStore
         if (!_devices.TryGetValue(deviceId, out var device)) return false;
         await repository.UpdateDisplayNameAsync(_userId, deviceId, displayName);
         device.DisplayName = displayName;
+        // The display name is part of what /keys/query shows: those who share a room with the user hear of the change
+        // through device_lists.changed (as in Synapse), and query again.
+        await GrainFactory.GetGrain<Keys.IDeviceKeysGrain>(_userId).DevicesChangedAsync([deviceId], deleted: false);
         return true;
     }
 

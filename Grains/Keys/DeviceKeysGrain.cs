@@ -92,7 +92,10 @@ public sealed class DeviceKeysGrain(KeyRepository keys, KeyCountCache keyCounts)
             updates[type] = CanonicalJson.Encode(key);
         }
         if (updates.Count == 0) return 0;
-        return await AppendAsync(new DeviceListChange(UserId, [UserId], CrossSigningKeys: updates));
+        // A user-signing key is the user's own business (it signs whom they trust): as in Synapse, only a new master or
+        // self-signing key tells those who share a room with the user.
+        var onlyForUser = updates.Keys.All(type => type == "user_signing");
+        return await AppendAsync(new DeviceListChange(UserId, [UserId], OnlyFor: onlyForUser ? UserId : null, CrossSigningKeys: updates));
     }
 
     public async Task<SignaturesUploadResult> UploadSignaturesAsync(string signaturesJson)

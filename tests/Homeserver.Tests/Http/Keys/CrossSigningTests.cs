@@ -110,6 +110,25 @@ public sealed class CrossSigningTests(KeysCluster fx)
     }
 
     [Fact]
+    public async Task A_new_user_signing_key_is_announced_to_its_owner_only()
+    {
+        var alice = await fx.UserAsync("alice");
+        var bob = await fx.UserAsync("bob");
+        await SharedRoomAsync(alice, bob);
+        var master = NewKey(alice.UserId, "master");
+        (await alice.PostAsync($"{V3}/keys/device_signing/upload", Upload(master, NewKey(alice.UserId, "self_signing", master), null))).EnsureSuccess();
+        var (bobSince, aliceSince) = (await bob.SyncTokenAsync(), await alice.SyncTokenAsync());
+
+        var challenge = await alice.PostAsync($"{V3}/keys/device_signing/upload", Upload(null, null, NewKey(alice.UserId, "user_signing", master)));
+        (await alice.PostAsync($"{V3}/keys/device_signing/upload", Upload(null, null, NewKey(alice.UserId, "user_signing", master),
+            PasswordAuth(alice, challenge["session"].GetValue<string>())))).EnsureSuccess();
+        var own = (await alice.On(fx.B).GetAsync($"{V3}/sync?timeout=10000&since={aliceSince}")).EnsureSuccess();
+        Assert.Contains(alice.UserId, Strings(own["device_lists"]["changed"]));
+        var theirs = (await bob.On(fx.B).GetAsync($"{V3}/sync?timeout=1000&since={bobSince}")).EnsureSuccess();
+        Assert.DoesNotContain(alice.UserId, Strings(theirs.Body?["device_lists"]?["changed"]));
+    }
+
+    [Fact]
     public async Task Signatures_are_verified_stored_and_served_in_queries()
     {
         var alice = await fx.UserAsync("alice");

@@ -191,6 +191,12 @@ public sealed class KeysTests(KeysCluster fx)
         Assert.Contains(bob.UserId, Strings(sync["device_lists"]["changed"]));
         since = sync["next_batch"].GetValue<string>();
 
+        // Renaming a device changes what /keys/query shows of it: announced too.
+        (await bob.PutAsync($"{V3}/devices/{bob.DeviceId}", new JsonObject { ["display_name"] = "renamed" })).EnsureSuccess();
+        sync = (await alice.On(fx.B).GetAsync($"{V3}/sync?timeout=10000&since={since}")).EnsureSuccess();
+        Assert.Contains(bob.UserId, Strings(sync["device_lists"]["changed"]));
+        since = sync["next_batch"].GetValue<string>();
+
         // Its keys go when it is deleted, and the deletion is announced too.
         (await phone.PostAsync($"{V3}/keys/upload", new JsonObject { ["device_keys"] = DeviceKeys(phone, out _) })).EnsureSuccess();
         sync = (await alice.GetAsync($"{V3}/sync?timeout=10000&since={since}")).EnsureSuccess();
