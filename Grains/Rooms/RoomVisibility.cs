@@ -32,6 +32,8 @@ public sealed class RoomVisibility(RoomEventStore store)
     /// </summary>
     public async Task<bool> CanSeeAsync(string userId, StoredEvent ev)
     {
+        // Users always see their own membership changes (as in Synapse): a member who left sees their leave.
+        if (ev.Type == "m.room.member" && ev.StateKey == userId) return true;
         var visibility = await HistoryVisibilityAtAsync(ev.RoomId, ev.Topological);
         // A change of history visibility is seen by whoever could see the room on either side of it (as in Synapse):
         // the more permissive of the old and the new value decides, so the boundary itself is never hidden.

@@ -139,6 +139,25 @@ public sealed class HistoryVisibilityTests(HistoryVisibilityTests.Fixture fx) : 
     }
 
     [Fact]
+    public async Task A_departed_member_pages_back_from_their_own_leave()
+    {
+        var alice = await fx.UserAsync("alice");
+        var bob = await fx.UserAsync("bob", fx.B);
+        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        await bob.JoinAsync(roomId);
+        await alice.SendTextAsync(roomId, "before bob left");
+        (await bob.PostAsync($"{Room(roomId)}/leave")).EnsureSuccess();
+        await alice.SendTextAsync(roomId, "after bob left");
+        await fx.SettleAsync();
+
+        var page = (await bob.GetAsync($"{Room(roomId)}/messages?dir=b&limit=2")).EnsureSuccess()["chunk"]!.AsArray();
+        Assert.Equal("m.room.member", page[0]!["type"]!.GetValue<string>());
+        Assert.Equal(bob.UserId, page[0]!["state_key"]!.GetValue<string>());
+        Assert.Equal("leave", page[0]!["content"]!["membership"]!.GetValue<string>());
+        Assert.Equal("msg:before bob left", Shapes(new JsonArray(page[1]!.DeepClone()))[0]);
+    }
+
+    [Fact]
     public async Task A_gapped_incremental_sync_carries_only_the_state_that_changed_in_the_gap()
     {
         var alice = await fx.UserAsync("alice");
