@@ -98,29 +98,26 @@ public sealed class LegacySyncTests(LegacySyncTests.Fixture fixture) : IClassFix
         // Events as the legacy API gave them: the sender also as user_id.
         Assert.Equal(alice.UserId, peeked["chunk"].AsArray().First(e => e!["type"]!.GetValue<string>() == "m.room.message")!["user_id"]!.GetValue<string>());
 
-        // The room's receipts reach whoever follows it.
+        // The room's receipts reach whoever follows it, and so does who is typing in it.
         token = peeked["end"].GetValue<string>();
-        (await alice.PostAsync($"{Room(open)}/receipt/m.read/{E(sent)}", new JsonObject())).EnsureSuccess();
-        JsonObject? receipt = null;
-        for (var call = 0; call < 5 && receipt is null; call++)
+        async Task<JsonObject?> FollowUntilAsync(string type)
         {
-            var page = (await bob.GetAsync($"{V3}/events?room_id={E(open)}&from={Uri.EscapeDataString(token)}&timeout=5000")).EnsureSuccess();
-            receipt = page["chunk"].AsArray().OfType<JsonObject>().FirstOrDefault(e => e["type"]!.GetValue<string>() == "m.receipt");
-            token = page["end"].GetValue<string>();
+            for (var call = 0; call < 5; call++)
+            {
+                var page = (await bob.GetAsync($"{V3}/events?room_id={E(open)}&from={Uri.EscapeDataString(token)}&timeout=5000")).EnsureSuccess();
+                token = page["end"].GetValue<string>();
+                if (page["chunk"].AsArray().OfType<JsonObject>().FirstOrDefault(e => e["type"]!.GetValue<string>() == type) is { } found) return found;
+            }
+            return null;
         }
+        (await alice.PostAsync($"{Room(open)}/receipt/m.read/{E(sent)}", new JsonObject())).EnsureSuccess();
+        var receipt = await FollowUntilAsync("m.receipt");
         Assert.NotNull(receipt);
         Assert.Equal(open, receipt!["room_id"]!.GetValue<string>());
         Assert.NotNull(receipt["content"]![sent]!["m.read"]![alice.UserId]);
 
-        // And so does who is typing in it.
         (await alice.PutAsync($"{Room(open)}/typing/{E(alice.UserId)}", new JsonObject { ["typing"] = true, ["timeout"] = 10_000 })).EnsureSuccess();
-        JsonObject? typing = null;
-        for (var call = 0; call < 5 && typing is null; call++)
-        {
-            var page = (await bob.GetAsync($"{V3}/events?room_id={E(open)}&from={Uri.EscapeDataString(token)}&timeout=5000")).EnsureSuccess();
-            typing = page["chunk"].AsArray().OfType<JsonObject>().FirstOrDefault(e => e["type"]!.GetValue<string>() == "m.typing");
-            token = page["end"].GetValue<string>();
-        }
+        var typing = await FollowUntilAsync("m.typing");
         Assert.NotNull(typing);
         Assert.Equal(open, typing!["room_id"]!.GetValue<string>());
         Assert.Equal([alice.UserId], typing["content"]!["user_ids"]!.AsArray().Select(u => u!.GetValue<string>()).ToArray());

@@ -8,14 +8,7 @@ namespace Homeserver.Tests.Http.UserStreams;
 [Collection(UserStreamsHttpCollection.Name)]
 public sealed class NotificationHttpTests(UserStreamsHttpCluster fx)
 {
-    private async Task<(MatrixTestClient Alice, MatrixTestClient Bob, string RoomId)> RoomAsync()
-    {
-        var alice = await fx.UserAsync("alice");
-        var bob = await fx.UserAsync("bob");
-        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
-        (await bob.PostAsync($"{Room(roomId)}/join")).EnsureSuccess();
-        return (alice, bob, roomId);
-    }
+    private Task<(MatrixTestClient Alice, MatrixTestClient Bob, string RoomId)> RoomAsync() => fx.PublicRoomWithTwoAsync();
 
     private static JsonNode Counts(MatrixResponse sync, string roomId) => sync["rooms"]["join"]![roomId]!["unread_notifications"]!;
 

@@ -10,14 +10,7 @@ public sealed class ReceiptHttpTests(UserStreamsHttpCluster fx)
     private static JsonObject? Receipts(MatrixResponse sync, string roomId) =>
         sync.RoomEvents(roomId, "ephemeral").FirstOrDefault(e => e!["type"]!.GetValue<string>() == "m.receipt")?["content"]?.AsObject();
 
-    private async Task<(MatrixTestClient Alice, MatrixTestClient Bob, string RoomId)> RoomAsync()
-    {
-        var alice = await fx.UserAsync("alice");
-        var bob = await fx.UserAsync("bob");
-        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
-        (await bob.PostAsync($"{Room(roomId)}/join")).EnsureSuccess();
-        return (alice, bob, roomId);
-    }
+    private Task<(MatrixTestClient Alice, MatrixTestClient Bob, string RoomId)> RoomAsync() => fx.PublicRoomWithTwoAsync();
 
     [Fact]
     public async Task A_read_receipt_posted_on_one_silo_reaches_the_senders_long_poll_on_the_other()
