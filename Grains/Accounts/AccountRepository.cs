@@ -120,12 +120,22 @@ public sealed class AccountRepository(NpgsqlDataSource db)
         return await cmd.ExecuteNonQueryAsync() == 1;
     }
 
-    /// <summary>No login from now on: the flag and the removal of the password hash in one statement.</summary>
-    public async Task DeactivateAsync(string userId)
+    /// <summary>No login from now on: the flag and the removal of the password hash in one statement; with
+    /// <paramref name="erase"/>, the user is marked erased too (never unmarked).</summary>
+    public async Task DeactivateAsync(string userId, bool erase)
     {
-        await using var cmd = db.CreateCommand("UPDATE users SET deactivated = true, password_hash = NULL WHERE user_id = $1");
+        await using var cmd = db.CreateCommand("UPDATE users SET deactivated = true, erased = erased OR $2, password_hash = NULL WHERE user_id = $1");
         cmd.Parameters.AddWithValue(userId);
+        cmd.Parameters.AddWithValue(erase);
         await cmd.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>Whether the user deactivated with erase.</summary>
+    public async Task<bool> IsErasedAsync(string userId)
+    {
+        await using var cmd = db.CreateCommand("SELECT erased FROM users WHERE user_id = $1");
+        cmd.Parameters.AddWithValue(userId);
+        return await cmd.ExecuteScalarAsync() is true;
     }
 
     public async Task<bool> UserExistsAsync(string userId)

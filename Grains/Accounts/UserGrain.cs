@@ -1,3 +1,4 @@
+using Homeserver.Caches;
 using Homeserver.Storage;
 using Homeserver.Errors;
 using Homeserver.Streams;
@@ -166,7 +167,7 @@ public sealed class UserGrain(AccountRepository repository, Rooms.RoomEventStore
         if (!_exists) throw MatrixException.NotFound("Unknown user");
         // No new login from the first step on; each later step is safe to repeat, so a deactivation cut short by a
         // failure finishes when it is asked again.
-        await repository.DeactivateAsync(_userId);
+        await repository.DeactivateAsync(_userId, erase);
         _deactivated = true;
         _passwordHash = null;
         var position = await DeleteAllDevicesAsync();
@@ -187,6 +188,9 @@ public sealed class UserGrain(AccountRepository repository, Rooms.RoomEventStore
         {
             var cleared = await GrainFactory.GetGrain<Profile.IProfileGrain>(_userId).SetAsync(new Profile.ProfileUpdate(true, null, true, null));
             position = Math.Max(position, cleared.CachesPosition);
+            var invalidated = await GrainFactory.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(StreamNames.Caches, 0))
+                .AppendAsync([CacheInvalidator.Row(Rooms.ErasedSenders.Cache, _userId)]);
+            position = Math.Max(position, invalidated.LastPosition);
         }
         return position;
     }

@@ -17,6 +17,7 @@ public static class RoomsHostingExtensions
         services.AddSingleton<RoomWriteStore>();
         services.AddSingleton<RoomEventStore>();
         services.AddSingleton<RoomVisibility>();
+        services.AddSingleton<ErasedSenders>();
         return services;
     }
 }

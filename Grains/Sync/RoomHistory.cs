@@ -12,7 +12,7 @@ public sealed record MessagesRequest(string RoomId, string? From, string? To, bo
 /// <c>GET /rooms/{roomId}/messages</c>: pages of a room's history by topological position, within what the user may
 /// see (history visibility, and nothing after they left).
 /// </summary>
-public sealed class RoomHistory(RoomEventStore store, RoomVisibility visibility, ReplicationBarrier barrier, SyncHandler sync)
+public sealed class RoomHistory(RoomEventStore store, RoomVisibility visibility, ReplicationBarrier barrier, SyncHandler sync, ErasedSenders erased)
 {
     public const int MaxLimit = 1000;
 
@@ -37,7 +37,7 @@ public sealed class RoomHistory(RoomEventStore store, RoomVisibility visibility,
             request.RoomId, from, request.Backwards ? Direction.Backwards : Direction.Forwards, limit, to);
 
         var chunk = new JsonArray();
-        foreach (var e in page)
+        foreach (var e in await erased.ForViewerAsync(requester.UserId, request.RoomId, page))
         {
             if (!filter.Matches(e)) continue;
             if (!await visibility.CanSeeAsync(requester.UserId, e)) continue;

@@ -27,6 +27,7 @@ public sealed class SyncHandler(
     LazyLoadedMembers lazyMembers,
     AccountData.IgnoredUsers ignoredUsers,
     RoomPeekStore peeks,
+    ErasedSenders erased,
     IEnumerable<ISyncSection> sections)
 {
     private static readonly TimeSpan BarrierTimeout = TimeSpan.FromSeconds(5);
@@ -275,6 +276,7 @@ public sealed class SyncHandler(
             (timeline, limited) = await FillVisibleAsync(context.Requester.UserId, roomId, fromPosition, timeline, events[0].StreamPosition, limit);
             if (newlyJoined && context.Since is not null) limited = true;
         }
+        timeline = await erased.ForViewerAsync(context.Requester.UserId, roomId, timeline);
         // What ignored users say is not shown (their state changes are: the room must stay consistent).
         if (ignored.Count > 0)
         {
@@ -501,7 +503,7 @@ public sealed class SyncHandler(
         var (events, limited) = context.Filter.Timeline.Restricts
             ? await FilteredWindowAsync(roomId, fromPosition, membership.StreamPosition, limit, context.Filter.Timeline)
             : await store.GetEventsByStreamAsync(roomId, fromPosition, membership.StreamPosition, limit);
-        var visible = await VisibleTimelineAsync(userId, roomId, events);
+        var visible = await erased.ForViewerAsync(userId, roomId, await VisibleTimelineAsync(userId, roomId, events));
         var state = await store.GetStateAtTopologicalAsync(roomId, visible.Count > 0 ? visible[0].Topological - 1 : membership.Topological);
         if (!full) state = state.Where(e => e.StreamPosition > fromPosition).ToList();
 

@@ -18,6 +18,33 @@ public sealed class DeactivationTests(AccountsCluster fixture)
     };
 
     [Fact]
+    public async Task An_erased_users_messages_stay_for_those_who_were_there_and_come_pruned_to_later_members()
+    {
+        var creator = await MatrixTestClient.RegisterAsync(fixture.A);
+        var member = await MatrixTestClient.RegisterAsync(fixture.B);
+        var joiner = await MatrixTestClient.RegisterAsync(fixture.B);
+        var roomId = await creator.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        await member.JoinAsync(roomId);
+        var message = await creator.SendTextAsync(roomId, "said before the erasure");
+        await joiner.JoinAsync(roomId);
+        JsonNode? Find(MatrixResponse sync) =>
+            sync.RoomEvents(roomId, "timeline").FirstOrDefault(e => e!["event_id"]!.GetValue<string>() == message);
+        Assert.Equal("said before the erasure", Find(await joiner.SyncAsync())!["content"]!["body"]!.GetValue<string>());
+
+        (await creator.PostAsync(Deactivate, new JsonObject { ["auth"] = PasswordAuth(creator, creator.Password), ["erase"] = true })).EnsureSuccess();
+        await CrossSilo.WaitForAsync(fixture.A, fixture.B);
+
+        Assert.Equal("said before the erasure", Find(await member.SyncAsync())!["content"]!["body"]!.GetValue<string>());
+        var pruned = Find(await joiner.SyncAsync())!;
+        Assert.Equal("m.room.message", pruned["type"]!.GetValue<string>());
+        Assert.Empty(pruned["content"]!.AsObject());
+        var history = (await joiner.GetAsync($"{Room(roomId)}/messages?dir=b&limit=20")).EnsureSuccess()["chunk"]!.AsArray();
+        Assert.Empty(history.Single(e => e!["event_id"]!.GetValue<string>() == message)!["content"]!.AsObject());
+        var memberHistory = (await member.GetAsync($"{Room(roomId)}/messages?dir=b&limit=20")).EnsureSuccess()["chunk"]!.AsArray();
+        Assert.Equal("said before the erasure", memberHistory.Single(e => e!["event_id"]!.GetValue<string>() == message)!["content"]!["body"]!.GetValue<string>());
+    }
+
+    [Fact]
     public async Task Deactivation_needs_the_password_then_revokes_tokens_leaves_rooms_and_erases_the_profile()
     {
         var alice = await MatrixTestClient.RegisterAsync(fixture.A);
