@@ -25,7 +25,7 @@ public sealed class PresenceSyncSection(PresenceStore store, RoomEventStore room
         var keys = new HashSet<string>(StringComparer.Ordinal);
         var cache = caches.Get<CurrentRoomState>(RoomCaches.CurrentState);
         foreach (var roomId in context.JoinedRooms)
-            if (cache.TryGet(roomId, out var state)) keys.UnionWith(Joined(state));
+            if (cache.TryGet(roomId, out var state)) keys.UnionWith(state.JoinedMembers);
         keys.Remove(context.Requester.UserId);
         return keys.Select(PresenceStore.Key);
     }
@@ -49,7 +49,7 @@ public sealed class PresenceSyncSection(PresenceStore store, RoomEventStore room
         if (context.StreamMoved(StreamNames.Presence))
         {
             var users = new HashSet<string>(StringComparer.Ordinal) { userId };
-            foreach (var roomId in context.JoinedRooms) users.UnionWith(Joined(await rooms.GetCurrentStateAsync(roomId)));
+            foreach (var roomId in context.JoinedRooms) users.UnionWith((await rooms.GetCurrentStateAsync(roomId)).JoinedMembers);
             changes.AddRange(await store.GetChangesAsync(users, since, to));
         }
         newlyShared.ExceptWith(changes.Select(c => c.UserId));
@@ -90,7 +90,7 @@ public sealed class PresenceSyncSection(PresenceStore store, RoomEventStore room
                 var member = e["state_key"]?.GetValue<string>();
                 if (member is null) continue;
                 if (member != userId) result.Add(member);
-                else result.UnionWith(Joined(await rooms.GetCurrentStateAsync(roomId)));
+                else result.UnionWith((await rooms.GetCurrentStateAsync(roomId)).JoinedMembers);
             }
         }
         result.Remove(userId);
@@ -105,6 +105,4 @@ public sealed class PresenceSyncSection(PresenceStore store, RoomEventStore room
         return content;
     }
 
-    private static IEnumerable<string> Joined(CurrentRoomState state) =>
-        state.Members.Where(m => RoomEventFormat.ContentString(m.Json, "membership") == "join").Select(m => m.StateKey!);
 }

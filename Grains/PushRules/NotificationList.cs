@@ -34,10 +34,7 @@ public sealed class NotificationList(RoomEventStore rooms, PushRulesStore pushRu
             {
                 before = ev.StreamPosition;
                 scanned++;
-                var state = await rooms.GetCurrentStateAsync(ev.RoomId);
-                var me = state.Get("m.room.member", userId);
-                var displayName = me is null ? null : RoomEventFormat.ContentString(me.Json, "displayname");
-                if (rules.Evaluate(ev, PushRoomContext.Of(state), displayName) is { Notify: true } actions
+                if (rules.Evaluate(ev, await rooms.GetCurrentStateAsync(ev.RoomId)) is { Notify: true } actions
                     && (!onlyHighlights || actions.Highlight))
                 {
                     found.Add((ev, actions));

@@ -108,8 +108,8 @@ public sealed class PushRuleDocument
             for (var i = 0; i < rules.Count; i++)
             {
                 if (rules[i] is not JsonObject rule || rule["conditions"] is not JsonArray conditions) continue;
-                bool NamesRoom(JsonNode? c) => c is JsonObject o && Text(o["kind"]) == "event_match" && Text(o["key"]) == "room_id"
-                                                && Text(o["pattern"]) == fromRoomId;
+                bool NamesRoom(JsonNode? c) => c is JsonObject o && RoomState.GetString(o, "kind") == "event_match"
+                                                && RoomState.GetString(o, "key") == "room_id" && RoomState.GetString(o, "pattern") == fromRoomId;
                 if (!conditions.Any(NamesRoom)) continue;
                 var oldId = rule["rule_id"]!.GetValue<string>();
                 var ruleId = oldId.Replace(fromRoomId, toRoomId, StringComparison.Ordinal);
@@ -125,8 +125,6 @@ public sealed class PushRuleDocument
         }
         return copied;
     }
-
-    private static string? Text(JsonNode? node) => node is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
 
     /// <summary>Deletes a user rule. Server-default rules are not the user's to delete: like Synapse, 404.</summary>
     public void Delete(string kind, string ruleId)

@@ -57,6 +57,11 @@ public sealed class CompiledPushRules
         return new CompiledPushRules(userId, rules.ToArray());
     }
 
+    /// <summary>The actions for <paramref name="ev"/> in a room as it is now (its member count and power levels, the
+    /// user's display name there).</summary>
+    public PushActions? Evaluate(StoredEvent ev, CurrentRoomState room) =>
+        Evaluate(ev, PushRoomContext.Of(room), room.DisplayName(_userId));
+
     /// <summary>The actions for <paramref name="ev"/>, or null when no rule matches (nothing to do). The user's own events are
     /// never evaluated: nobody is notified of what they sent.</summary>
     public PushActions? Evaluate(StoredEvent ev, PushRoomContext room, string? displayName)
@@ -82,7 +87,7 @@ public sealed class CompiledPushRules
 
     private static Condition ParseCondition(JsonObject? c)
     {
-        string? Str(string name) => c?[name] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
+        string? Str(string name) => c is null ? null : RoomState.GetString(c, name);
         return Str("kind") switch
         {
             "event_match" when Str("key") is { } key && Str("pattern") is { } pattern => new EventMatch(key, pattern),

@@ -218,14 +218,10 @@ public sealed class PusherDirectory(PusherStore store) : IStreamRowHandler
         get { lock (_lock) return _users is { Count: > 0 }; }
     }
 
-    /// <summary>Those of <paramref name="candidates"/> with pushers (none before the first load finished).</summary>
-    public List<string> WithPushers(IEnumerable<string> candidates)
+    /// <summary>Whether the user has pushers (false before the first load finished).</summary>
+    public bool HasPushers(string userId)
     {
-        lock (_lock)
-        {
-            if (_users is not { Count: > 0 } users) return [];
-            return candidates.Where(users.Contains).ToList();
-        }
+        lock (_lock) return _users?.Contains(userId) == true;
     }
 
     /// <summary>The users with pushers for whom <paramref name="concerned"/> holds, where every such user is among

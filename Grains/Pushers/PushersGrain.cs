@@ -124,13 +124,14 @@ public sealed class PushersGrain(
         if (pushers.Length == 0)
         {
             // Woken through a directory that still names us (the pushers went with a deleted device): correct it once.
-            if (directory.WithPushers([_userId]).Count > 0)
+            if (directory.HasPushers(_userId))
                 await AppendAsync(new PusherRows.PushersChanged(_userId, "", "", null, [], false));
             return;
         }
         var bound = await PersistedBoundAsync(_wanted);
+        var badges = new Dictionary<long, long>();
         foreach (var pusher in pushers.Where(p => p.Kind == "http"))
-            await DeliverAsync(pusher, bound);
+            await DeliverAsync(pusher, bound, badges);
     }
 
     /// <summary>The events position below which everything has committed and this silo's reader applied it, waiting
@@ -147,7 +148,9 @@ public sealed class PushersGrain(
         return min;
     }
 
-    private async Task DeliverAsync(PusherInfo pusher, long bound)
+    /// <param name="badges">The badge as of each event pushed in this delivery, shared by the user's pushers: it counts
+    /// every room of the user.</param>
+    private async Task DeliverAsync(PusherInfo pusher, long bound, Dictionary<long, long> badges)
     {
         var key = (pusher.AppId, pusher.PushKey);
         var position = pusher.Position;
@@ -160,11 +163,9 @@ public sealed class PushersGrain(
             foreach (var ev in events)
             {
                 var state = await rooms.GetCurrentStateAsync(ev.RoomId);
-                var me = state.Get("m.room.member", _userId);
-                var displayName = me is null ? null : RoomEventFormat.ContentString(me.Json, "displayname");
-                if (rules.Evaluate(ev, PushRoomContext.Of(state), displayName) is { Notify: true } actions)
+                if (rules.Evaluate(ev, state) is { Notify: true } actions)
                 {
-                    var body = await NotificationAsync(pusher, data, ev, state, actions);
+                    var body = await NotificationAsync(pusher, data, ev, state, actions, badges);
                     var outcome = await gateway.NotifyAsync(url, pusher.PushKey, body, CancellationToken.None);
                     if (outcome == GatewayOutcome.Rejected)
                     {
@@ -219,8 +220,10 @@ public sealed class PushersGrain(
         }, new GrainTimerCreationOptions(delay, Timeout.InfiniteTimeSpan));
     }
 
-    private async Task<JsonObject> NotificationAsync(PusherInfo pusher, JsonObject data, StoredEvent ev, CurrentRoomState state, PushActions actions)
+    private async Task<JsonObject> NotificationAsync(PusherInfo pusher, JsonObject data, StoredEvent ev, CurrentRoomState state, PushActions actions,
+        Dictionary<long, long> badges)
     {
+        if (!badges.TryGetValue(ev.StreamPosition, out var badge)) badges[ev.StreamPosition] = badge = await BadgeAsync(freshRoom: null);
         var tweaks = new JsonObject();
         foreach (var action in JsonNode.Parse(actions.ActionsJson)!.AsArray())
             if (action is JsonObject t && t["set_tweak"] is JsonValue tweakName && tweakName.TryGetValue<string>(out var tweak))
@@ -231,7 +234,7 @@ public sealed class PushersGrain(
             ["event_id"] = ev.EventId,
             ["room_id"] = ev.RoomId,
             ["prio"] = high ? "high" : "low",
-            ["counts"] = new JsonObject { ["unread"] = await BadgeAsync(freshRoom: null) },
+            ["counts"] = new JsonObject { ["unread"] = badge },
             ["devices"] = new JsonArray(Device(pusher, data, tweaks)),
         };
         if (RoomState.GetString(data, "format") == "event_id_only") return new JsonObject { ["notification"] = notification };
@@ -246,8 +249,7 @@ public sealed class PushersGrain(
             notification["membership"] = RoomEventFormat.ContentString(ev.Json, "membership");
             notification["user_is_target"] = ev.StateKey == _userId;
         }
-        if (state.Get("m.room.member", ev.Sender) is { } senderMember && RoomEventFormat.ContentString(senderMember.Json, "displayname") is { } senderName)
-            notification["sender_display_name"] = senderName;
+        if (state.DisplayName(ev.Sender) is { } senderName) notification["sender_display_name"] = senderName;
         var alias = state.Get("m.room.canonical_alias", "") is { } a ? RoomEventFormat.ContentString(a.Json, "alias") : null;
         var name = state.Get("m.room.name", "") is { } n ? RoomEventFormat.ContentString(n.Json, "name") : null;
         if (!string.IsNullOrEmpty(name ?? alias)) notification["room_name"] = name ?? alias;
@@ -279,10 +281,7 @@ public sealed class PushersGrain(
         long badge = 0;
         foreach (var roomId in await rooms.GetJoinedRoomsAsync(_userId))
         {
-            var state = await rooms.GetCurrentStateAsync(roomId);
-            var me = state.Get("m.room.member", _userId);
-            var displayName = me is null ? null : RoomEventFormat.ContentString(me.Json, "displayname");
-            var (notifications, _) = await unread.GetAsync(roomId, _userId, displayName, PushRoomContext.Of(state),
+            var (notifications, _) = await unread.GetAsync(roomId, _userId, await rooms.GetCurrentStateAsync(roomId),
                 rooms.PositionIn(notifier.Current, roomId), fresh: roomId == freshRoom);
             if (notifications > 0) badge++;
         }

@@ -42,7 +42,7 @@ public sealed class ReceiptsGrain(RoomEventStore rooms, ReceiptStore store, Push
     /// <summary>A read receipt can lower the user's badge: their pushers tell their devices (one-way, after the commit).</summary>
     private void WakeBadge(string userId)
     {
-        if (pushers.WithPushers([userId]).Count > 0) _ = GrainFactory.GetGrain<Pushers.IPushersGrain>(userId).ReceiptMovedAsync(RoomId);
+        if (pushers.HasPushers(userId)) _ = GrainFactory.GetGrain<Pushers.IPushersGrain>(userId).ReceiptMovedAsync(RoomId);
     }
 
     /// <summary>The row to append, or null when the user already has a receipt at or after that event (receipts

@@ -59,10 +59,7 @@ public sealed class ReceiptsSyncSection(ReceiptStore store, RoomEventStore rooms
             // Someone else's receipt or typing changes nothing in this user's counts.
             var newEvents = roomJson["timeline"]?["events"] is JsonArray { Count: > 0 };
             if (context.Since is not null && !newEvents && !ownReceipts.Contains(roomId)) continue;
-            var state = await rooms.GetCurrentStateAsync(roomId);
-            var me = state.Get("m.room.member", userId);
-            var displayName = me is null ? null : RoomEventFormat.ContentString(me.Json, "displayname");
-            var (notifications, highlights) = await unread.GetAsync(roomId, userId, displayName, PushRoomContext.Of(state),
+            var (notifications, highlights) = await unread.GetAsync(roomId, userId, await rooms.GetCurrentStateAsync(roomId),
                 rooms.PositionIn(context.To, roomId), fresh: ownReceipts.Contains(roomId));
             roomJson["unread_notifications"] = new JsonObject { ["notification_count"] = notifications, ["highlight_count"] = highlights };
         }

@@ -42,12 +42,15 @@ public sealed class UnreadCounts(ReceiptStore store, RoomEventStore rooms, PushR
         _entries.TryRemove((row.RoomId, row.UserId), out _);
     }
 
-    /// <summary>The user's (notifications, highlights) in the room counting events up to <paramref name="toPosition"/>
-    /// of the room (<see cref="EventShardMap.PositionIn"/>); <paramref name="fresh"/> forces a count from the database (the user's receipts moved).</summary>
-    public async Task<(long Notifications, long Highlights)> GetAsync(string roomId, string userId, string? displayName,
-        PushRoomContext room, long toPosition, bool fresh)
+    /// <summary>The user's (notifications, highlights) in the room, whose current state is <paramref name="state"/>,
+    /// counting events up to <paramref name="toPosition"/> of the room (<see cref="EventShardMap.PositionIn"/>);
+    /// <paramref name="fresh"/> forces a count from the database (the user's receipts moved).</summary>
+    public async Task<(long Notifications, long Highlights)> GetAsync(string roomId, string userId, CurrentRoomState state,
+        long toPosition, bool fresh)
     {
         var rules = await pushRules.GetCompiledAsync(userId);
+        var displayName = state.DisplayName(userId);
+        var room = PushRoomContext.Of(state);
         var key = (roomId, userId);
         if (!fresh && _entries.TryGetValue(key, out var known) && known.DisplayName == displayName && ReferenceEquals(known.Rules, rules)
             && known.AsOf <= toPosition && Added(roomId, userId, displayName, rules, room, known.AsOf, toPosition) is { } added)

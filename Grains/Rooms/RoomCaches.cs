@@ -72,11 +72,19 @@ public sealed class CurrentRoomState(IReadOnlyList<StoredEvent> events)
 
     public IEnumerable<StoredEvent> Members => Events.Where(e => e.Type == "m.room.member");
 
-    // Computed once per cached state: push rule evaluation reads both for every member an event wakes.
-    private int? _joinedMemberCount;
+    /// <summary>The display name the user has in the room (their member event's), or null.</summary>
+    public string? DisplayName(string userId) =>
+        Get("m.room.member", userId) is { } member ? RoomEventFormat.ContentString(member.Json, "displayname") : null;
+
+    // Computed once per cached state: presence and push rule evaluation read them for every member a row wakes.
+    private IReadOnlyList<string>? _joinedMembers;
     private PowerLevels? _powerLevels;
 
-    public int JoinedMemberCount => _joinedMemberCount ??= Members.Count(m => RoomEventFormat.ContentString(m.Json, "membership") == "join");
+    /// <summary>The user ids whose membership is join.</summary>
+    public IReadOnlyList<string> JoinedMembers => _joinedMembers ??=
+        Members.Where(m => RoomEventFormat.ContentString(m.Json, "membership") == "join").Select(m => m.StateKey!).ToList();
+
+    public int JoinedMemberCount => JoinedMembers.Count;
 
     /// <summary>The room's power levels (spec defaults without a power levels event), as the auth rules read them.</summary>
     public PowerLevels PowerLevels => _powerLevels ??= new RoomState(

@@ -27,6 +27,29 @@ public sealed class RoomVisibility(RoomEventStore store)
     }
 
     /// <summary>
+    /// The events of a room the user reads as a member or a peeker (/sync, /events) that they may see. Everything after
+    /// the latest change of visibility is open when that change opened the room (shared or world readable); what came
+    /// before it, and the change itself, is decided event by event (<see cref="CanSeeAsync"/>). State the room still has
+    /// is shown even where history was hidden (as Synapse does): a member who rejoins must see how the room came to be
+    /// as it is, e.g. who joined while they were away.
+    /// </summary>
+    public async Task<IReadOnlyList<StoredEvent>> VisibleToMemberAsync(string userId, string roomId, IReadOnlyList<StoredEvent> events)
+    {
+        if (events.Count == 0) return events;
+        var current = await store.GetCurrentStateAsync(roomId);
+        var hv = current.Get("m.room.history_visibility", "");
+        var value = hv is null ? "shared" : RoomEventFormat.ContentString(hv.Json, "history_visibility") ?? "shared";
+        var openSince = value is "shared" or "world_readable" ? hv?.Topological ?? -1 : long.MaxValue;
+        if (events.All(e => e.Topological > openSince)) return events;
+        var visible = new List<StoredEvent>(events.Count);
+        foreach (var e in events)
+            if (e.Topological > openSince || (e.StateKey is not null && current.Get(e.Type, e.StateKey)?.EventId == e.EventId)
+                || await CanSeeAsync(userId, e))
+                visible.Add(e);
+        return visible;
+    }
+
+    /// <summary>
     /// Whether the user may see <paramref name="ev"/>: a world-readable history, their membership just after the
     /// event was join (or invite for "invited"), or "shared" history and they are joined now.
     /// </summary>

@@ -90,7 +90,7 @@ public sealed class LegacySyncHandler(
     {
         await visibility.RequireReadableAsync(roomId, requester.UserId);
         await barrier.WaitAsync(StreamNames.All, BarrierTimeout, ct);
-        var members = JoinedMembers(await store.GetCurrentStateAsync(roomId));
+        var members = (await store.GetCurrentStateAsync(roomId)).JoinedMembers;
         var keys = new List<string> { roomId };
         if (presenceOptions.Value.EnablePresence) keys.AddRange(members.Select(PresenceStore.Key));
         using var waitEnds = CancellationTokenSource.CreateLinkedTokenSource(ct, stopWaiting);
@@ -128,8 +128,6 @@ public sealed class LegacySyncHandler(
         return receipt;
     }
 
-    private static List<string> JoinedMembers(CurrentRoomState state) =>
-        state.Members.Where(e => RoomEventFormat.ContentString(e.Json, "membership") == "join").Select(e => e.StateKey!).ToList();
 
     /// <summary>The users' presence changed in (from, to], as legacy <c>m.presence</c> events; none when presence is off.</summary>
     private async Task<List<JsonObject>> PresenceAsync(IReadOnlyCollection<string> users, long from, long to)
@@ -168,7 +166,7 @@ public sealed class LegacySyncHandler(
         foreach (var roomId in roomIds)
         {
             var events = await store.GetEventsAfterStreamAsync(roomId, store.PositionIn(since, roomId), store.PositionIn(to, roomId), limit + 1);
-            all.AddRange(await VisibleAsync(userId, roomId, events));
+            all.AddRange(await visibility.VisibleToMemberAsync(userId, roomId, events));
         }
         all.Sort((a, b) => a.StreamPosition.CompareTo(b.StreamPosition));
         if (all.Count <= limit) return (all, to);
@@ -179,20 +177,6 @@ public sealed class LegacySyncHandler(
         for (var w = 0; w < shards.Current.WriterCount; w++)
             writers[w] = Math.Max(since.Get(StreamNames.Events, w), Math.Min(to.Get(StreamNames.Events, w), cut));
         return (taken, to.With(StreamNames.Events, StreamPosition.FromWriters(writers)));
-    }
-
-    // As /sync: where history is shared or world readable a member sees every event; otherwise each event is checked.
-    private async Task<IReadOnlyList<StoredEvent>> VisibleAsync(string userId, string roomId, IReadOnlyList<StoredEvent> events)
-    {
-        if (events.Count == 0) return events;
-        var state = await store.GetCurrentStateAsync(roomId);
-        var hv = state.Get("m.room.history_visibility", "");
-        var value = hv is null ? "shared" : RoomEventFormat.ContentString(hv.Json, "history_visibility") ?? "shared";
-        if (value == "world_readable" || (value == "shared" && state.Membership(userId) == "join")) return events;
-        var visible = new List<StoredEvent>(events.Count);
-        foreach (var e in events)
-            if (await visibility.CanSeeAsync(userId, e)) visible.Add(e);
-        return visible;
     }
 
     /// <summary>
@@ -294,7 +278,7 @@ public sealed class LegacySyncHandler(
         var receiptsJson = new JsonArray();
         if (upTo is null)
         {
-            foreach (var p in await PresenceAsync(JoinedMembers(current), 0, long.MaxValue)) presenceJson.Add(p);
+            foreach (var p in await PresenceAsync(current.JoinedMembers, 0, long.MaxValue)) presenceJson.Add(p);
             if (await ReceiptEventAsync(roomId, requester.UserId, 0, long.MaxValue) is { } receipt) receiptsJson.Add(receipt);
         }
         return new JsonObject

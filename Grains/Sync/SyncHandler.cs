@@ -264,18 +264,15 @@ public sealed class SyncHandler(
               && recent.TryGet(roomId, fromPosition, toPosition, limit, out var recentEvents, out var recentLimited)
                 ? (recentEvents, recentLimited)
                 : await store.GetEventsByStreamAsync(roomId, fromPosition, toPosition, limit);
-        // A room joined since the last sync has history before the join the client never saw: its timeline counts as
-        // limited (as Synapse marks it), so the client knows there is more behind prev_batch.
-        if (newlyJoined && context.Since is not null) limited = true;
         // A filtered timeline may hide membership changes: assume there were some.
         if (full || limited || context.Filter.Timeline.Restricts || events.Any(e => e.Type == "m.room.member")) context.MembershipChanged = true;
         if (!full && events.Count == 0) return null;
-        var timeline = await VisibleTimelineAsync(context.Requester.UserId, roomId, events);
+        var timeline = await visibility.VisibleToMemberAsync(context.Requester.UserId, roomId, events);
         if (limited && timeline.Count < Math.Min(limit, events.Count) && !context.Filter.Timeline.Restricts)
-        {
             (timeline, limited) = await FillVisibleAsync(context.Requester.UserId, roomId, fromPosition, timeline, events[0].StreamPosition, limit);
-            if (newlyJoined && context.Since is not null) limited = true;
-        }
+        // A room joined since the last sync has history before the join the client never saw: its timeline counts as
+        // limited (as Synapse marks it), so the client knows there is more behind prev_batch.
+        if (newlyJoined && context.Since is not null) limited = true;
         timeline = await erased.ForViewerAsync(context.Requester.UserId, roomId, timeline);
         // What ignored users say is not shown (their state changes are: the room must stay consistent).
         if (ignored.Count > 0)
@@ -411,32 +408,10 @@ public sealed class SyncHandler(
             var (older, more) = await store.GetEventsByStreamAsync(roomId, fromPosition, oldestRead - 1, limit * 3);
             if (older.Count == 0) return (collected, false);
             oldestRead = older[0].StreamPosition;
-            collected.InsertRange(0, await VisibleTimelineAsync(userId, roomId, older));
+            collected.InsertRange(0, await visibility.VisibleToMemberAsync(userId, roomId, older));
             if (!more && collected.Count <= limit) return (collected, false);
         }
         return collected.Count > limit ? (collected.GetRange(collected.Count - limit, limit), true) : (collected, true);
-    }
-
-    // Rooms whose history is only visible from the user's join (visibility "joined"/"invited") must not leak
-    // earlier events into a timeline.
-    private async Task<IReadOnlyList<StoredEvent>> VisibleTimelineAsync(string userId, string roomId, IReadOnlyList<StoredEvent> events)
-    {
-        if (events.Count == 0) return events;
-        var hv = (await store.GetCurrentStateAsync(roomId)).Get("m.room.history_visibility", "");
-        var value = hv is null ? "shared" : RoomEventFormat.ContentString(hv.Json, "history_visibility") ?? "shared";
-        // Everything after the latest change of visibility is open to a member when that change opened the room; what
-        // came before it (and the change itself) is decided event by event.
-        var openSince = value is "shared" or "world_readable" ? hv?.Topological ?? -1 : long.MaxValue;
-        if (events.All(e => e.Topological > openSince)) return events;
-        // State the room still has is shown even where history was hidden (as Synapse does): a client that rejoins
-        // must see how the room came to be as it is, e.g. who joined while it was away.
-        var current = await store.GetCurrentStateAsync(roomId);
-        var visible = new List<StoredEvent>(events.Count);
-        foreach (var e in events)
-            if (e.Topological > openSince || (e.StateKey is not null && current.Get(e.Type, e.StateKey)?.EventId == e.EventId)
-                || await visibility.CanSeeAsync(userId, e))
-                visible.Add(e);
-        return visible;
     }
 
     private async Task<JsonObject> SummaryAsync(string roomId, string userId)
@@ -503,7 +478,7 @@ public sealed class SyncHandler(
         var (events, limited) = context.Filter.Timeline.Restricts
             ? await FilteredWindowAsync(roomId, fromPosition, membership.StreamPosition, limit, context.Filter.Timeline)
             : await store.GetEventsByStreamAsync(roomId, fromPosition, membership.StreamPosition, limit);
-        var visible = await erased.ForViewerAsync(userId, roomId, await VisibleTimelineAsync(userId, roomId, events));
+        var visible = await erased.ForViewerAsync(userId, roomId, await visibility.VisibleToMemberAsync(userId, roomId, events));
         var state = await store.GetStateAtTopologicalAsync(roomId, visible.Count > 0 ? visible[0].Topological - 1 : membership.Topological);
         if (!full) state = state.Where(e => e.StreamPosition > fromPosition).ToList();
 
