@@ -19,9 +19,7 @@ public sealed class RoomVisibility(RoomEventStore store)
         var membership = state.Get("m.room.member", userId);
         var value = state.Membership(userId);
         if (value == "join") return null;
-        if (state.Get("m.room.history_visibility", "") is { } hv
-            && RoomEventFormat.ContentString(hv.Json, "history_visibility") == "world_readable")
-            return null;
+        if (state.IsWorldReadable) return null;
         if (value is "leave" or "ban" && membership is not null) return membership.Topological;
         throw MatrixException.Forbidden($"User {userId} not in room {roomId}");
     }
@@ -37,9 +35,9 @@ public sealed class RoomVisibility(RoomEventStore store)
     {
         if (events.Count == 0) return events;
         var current = await store.GetCurrentStateAsync(roomId);
-        var hv = current.Get("m.room.history_visibility", "");
-        var value = hv is null ? "shared" : RoomEventFormat.ContentString(hv.Json, "history_visibility") ?? "shared";
-        var openSince = value is "shared" or "world_readable" ? hv?.Topological ?? -1 : long.MaxValue;
+        var openSince = current.HistoryVisibility is "shared" or "world_readable"
+            ? current.Get("m.room.history_visibility", "")?.Topological ?? -1
+            : long.MaxValue;
         if (events.All(e => e.Topological > openSince)) return events;
         var visible = new List<StoredEvent>(events.Count);
         foreach (var e in events)

@@ -20,7 +20,7 @@ public sealed class RoomPeekGrain(RoomEventStore rooms) : Grain, IRoomPeekGrain
         if (!state.Exists) throw MatrixException.NotFound("Unknown room");
         // A member reads the room as a member; a stored peek would only come back once they leave, which a join ends.
         if (state.Membership(UserId) == "join") return new RoomPeekStarted(roomId, 0);
-        if (!RoomPeekStore.IsWorldReadable(state))
+        if (!state.IsWorldReadable)
             throw MatrixException.Forbidden("Only rooms whose history is world readable can be peeked into");
         var position = await UserStreamSync.AppendAsync(GrainFactory, StreamNames.AccountData,
             [UserStreamSync.Row(RoomPeekRows.StartKind, UserId, new RoomPeekRow(UserId, deviceId, roomId))]);

@@ -56,10 +56,6 @@ public sealed class RoomPeekStore(NpgsqlDataSource db, CacheRegistry caches)
         while (await reader.ReadAsync()) peeks.Add(new RoomPeek(reader.GetString(0), reader.GetString(1), reader.GetInt64(2)));
         return peeks;
     }
-
-    public static bool IsWorldReadable(CurrentRoomState state) =>
-        state.Get("m.room.history_visibility", "") is { } hv
-        && RoomEventFormat.ContentString(hv.Json, "history_visibility") == "world_readable";
 }
 
 /// <summary>A peek starts; peeking again keeps the position of the first peek, so the room is not sent in full twice.</summary>

@@ -239,7 +239,7 @@ public sealed class SyncHandler(
     /// <summary>A peeked room reads as a joined one (MSC2753): in full in the first sync after the peek started, then
     /// only when it has new events; nothing while its history is not world readable.</summary>
     private async Task<JsonObject?> PeekedRoomAsync(SyncContext context, RoomPeek peek, IReadOnlySet<string> ignored) =>
-        RoomPeekStore.IsWorldReadable(await store.GetCurrentStateAsync(peek.RoomId))
+        (await store.GetCurrentStateAsync(peek.RoomId)).IsWorldReadable
             ? await RoomAsync(context, peek.RoomId, peek.StartedIn(context), ignored)
             : null;
 
