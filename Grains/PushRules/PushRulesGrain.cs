@@ -37,16 +37,19 @@ public sealed class PushRulesGrain(PushRulesStore store) : Grain, IPushRulesGrai
 
     public async Task<long> CopyRoomRulesAsync(string fromRoomId, string toRoomId)
     {
-        var copied = false;
-        var position = await ChangeAsync(doc => copied = doc.CopyRoomRules(fromRoomId, toRoomId), onlyIfChanged: () => copied);
-        return copied ? position : 0;
+        var doc = PushRuleDocument.Parse(_rules);
+        return doc.CopyRoomRules(fromRoomId, toRoomId) ? await WriteAsync(doc) : 0;
     }
 
-    private async Task<long> ChangeAsync(Action<PushRuleDocument> change, Func<bool>? onlyIfChanged = null)
+    private Task<long> ChangeAsync(Action<PushRuleDocument> change)
     {
         var doc = PushRuleDocument.Parse(_rules);
         change(doc);
-        if (onlyIfChanged is not null && !onlyIfChanged()) return 0;
+        return WriteAsync(doc);
+    }
+
+    private async Task<long> WriteAsync(PushRuleDocument doc)
+    {
         var rules = doc.Serialize();
         var position = await UserStreamSync.AppendAsync(GrainFactory, StreamNames.PushRules,
             [UserStreamSync.Row(PushRulesPersister.KindName, _userId, new PushRulesRow(_userId, rules))]);
