@@ -12,7 +12,7 @@ namespace Homeserver.Api.Endpoints;
 /// Server administration: the spec's (Client-Server API, "Server Administration": whois, which Synapse also serves
 /// from its admin module) and the homeserver's own operator calls under <c>/_homeserver/admin/v1</c> (Synapse's admin
 /// API lives under <c>/_synapse/admin</c>; what has no Synapse equivalent gets a prefix of its own). Only the users
-/// named in <c>Homeserver:AdminUsers</c> may call them (whois also about oneself).
+/// named in <c>Homeserver:AdminUsers</c> and accounts with the admin flag may call them (whois also about oneself).
 /// </summary>
 public static class AdminEndpoints
 {
@@ -28,13 +28,12 @@ public static class AdminEndpoints
 
     /// <summary>GET whois: every device of the user with the connections its clients made (ip, user agent, last
     /// seen), as Synapse answers it: one session per device.</summary>
-    private static async Task<IResult> GetWhoIs(HttpContext context, string userId, DeviceConnections connections,
-        IOptions<HomeserverOptions> options)
+    private static async Task<IResult> GetWhoIs(HttpContext context, string userId, DeviceConnections connections)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
         userId = RoomWrites.Segment(userId);
         if (!Identifiers.IsValidUserId(userId)) throw MatrixException.InvalidParam($"Invalid user id '{Quote.Short(userId)}'");
-        if (userId != requester.UserId && !IsAdmin(options.Value, requester.UserId))
+        if (userId != requester.UserId && !await RequestAuth.IsAdminAsync(context, requester.UserId))
             throw MatrixException.Forbidden("You are not a server admin");
         var devices = await connections.WhoisAsync(userId) ?? throw MatrixException.NotFound("Unknown user");
         var body = new JsonObject();
@@ -55,17 +54,17 @@ public static class AdminEndpoints
     }
 
     /// <summary>GET: the <c>events</c> shard map.</summary>
-    private static async Task<IResult> GetEventWriters(HttpContext context, IGrainFactory grains, IOptions<HomeserverOptions> options)
+    private static async Task<IResult> GetEventWriters(HttpContext context, IGrainFactory grains)
     {
-        await RequireAdminAsync(context, options.Value);
+        await RequestAuth.RequireAdminAsync(context);
         return Results.Json(ToJson(await grains.GetGrain<IEventShardMapGrain>(0).GetAsync()));
     }
 
     /// <summary>PUT <c>{"writers": n}</c>: reshards the <c>events</c> stream live and answers the new map.</summary>
-    private static async Task<IResult> SetEventWriters(HttpContext context, IGrainFactory grains, IOptions<HomeserverOptions> options,
+    private static async Task<IResult> SetEventWriters(HttpContext context, IGrainFactory grains,
         EventShards shards)
     {
-        await RequireAdminAsync(context, options.Value);
+        await RequestAuth.RequireAdminAsync(context);
         var body = JsonBody.Object(context.Request);
         if (body["writers"] is not JsonValue v || !v.TryGetValue<int>(out var writers) || writers < 1 || writers > EventShardMapGrain.MaxWriters)
             throw MatrixException.InvalidParam($"'writers' must be an integer from 1 to {EventShardMapGrain.MaxWriters}");
@@ -74,13 +73,6 @@ public static class AdminEndpoints
         return Results.Json(ToJson(map));
     }
 
-    private static async Task RequireAdminAsync(HttpContext context, HomeserverOptions options)
-    {
-        var requester = await RequestAuth.RequireUserAsync(context);
-        if (!IsAdmin(options, requester.UserId)) throw MatrixException.Forbidden("You are not a server admin");
-    }
-
-    private static bool IsAdmin(HomeserverOptions options, string userId) => options.AdminUsers.Contains(userId, StringComparer.Ordinal);
 
     private static JsonObject ToJson(EventShardMap map) => new()
     {

@@ -1,5 +1,6 @@
 using Homeserver.Accounts;
 using Homeserver.Errors;
+using Microsoft.Extensions.Options;
 
 namespace Homeserver.Api.Http;
 
@@ -28,5 +29,22 @@ public static class RequestAuth
         context.RequestServices.GetRequiredService<ClientIpBatch>().Record(requester.UserId, requester.DeviceId,
             context.Connection.RemoteIpAddress, context.Request.Headers.UserAgent);
         return requester;
+    }
+
+    /// <summary>The requester if they are a server admin (named in <c>Homeserver:AdminUsers</c>, or an account with the
+    /// admin flag); 401 without a valid token, 403 <c>M_FORBIDDEN</c> for anyone else, as Synapse's admin API answers.</summary>
+    public static async ValueTask<Requester> RequireAdminAsync(HttpContext context)
+    {
+        var requester = await RequireUserAsync(context);
+        if (!await IsAdminAsync(context, requester.UserId)) throw MatrixException.Forbidden("You are not a server admin");
+        return requester;
+    }
+
+    /// <summary>Whether <paramref name="userId"/> is a server admin (configuration or account flag).</summary>
+    public static async ValueTask<bool> IsAdminAsync(HttpContext context, string userId)
+    {
+        var options = context.RequestServices.GetRequiredService<IOptions<HomeserverOptions>>().Value;
+        if (options.AdminUsers.Contains(userId, StringComparer.Ordinal)) return true;
+        return await context.RequestServices.GetRequiredService<IGrainFactory>().GetGrain<IUserGrain>(userId).IsAdminAsync();
     }
 }

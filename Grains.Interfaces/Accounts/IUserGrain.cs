@@ -26,6 +26,14 @@ public interface IUserGrain : IGrainWithStringKey
     [Idempotent]
     Task<bool> ExistsAsync();
 
+    /// <summary>Whether the account is a server admin (its <c>admin</c> flag; a deactivated account never is).
+    /// <c>Homeserver:AdminUsers</c> names admins too: the front end's <c>RequestAuth.IsAdminAsync</c> asks both.</summary>
+    [Idempotent]
+    Task<bool> IsAdminAsync();
+
+    /// <summary>Sets the account's admin flag; 404 for an unknown user.</summary>
+    Task SetAdminAsync(bool admin);
+
     /// <summary>Deactivates the account for good: no login any more (<c>M_USER_DEACTIVATED</c>), every token revoked,
     /// every room left and invite rejected, and with <paramref name="erase"/> the profile cleared. Returns the
     /// <c>caches/0</c> position to wait for. Repeating it is harmless.</summary>

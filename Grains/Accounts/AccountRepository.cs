@@ -5,7 +5,7 @@ namespace Homeserver.Accounts;
 /// <summary>The <c>users</c>, <c>devices</c> and <c>access_tokens</c> tables.</summary>
 public sealed class AccountRepository(NpgsqlDataSource db)
 {
-    public sealed record StoredUser(string? PasswordHash, bool IsGuest, bool Deactivated);
+    public sealed record StoredUser(string? PasswordHash, bool IsGuest, bool Deactivated, bool Admin);
 
     public sealed record StoredDevice(string DeviceId, string? DisplayName, List<byte[]> TokenHashes);
 
@@ -14,7 +14,7 @@ public sealed class AccountRepository(NpgsqlDataSource db)
     public async Task<(StoredUser? User, List<StoredDevice> Devices)> LoadAsync(string userId)
     {
         await using var batch = db.CreateBatch();
-        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT password_hash, is_guest, deactivated FROM users WHERE user_id = $1")
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("SELECT password_hash, is_guest, deactivated, admin FROM users WHERE user_id = $1")
         {
             Parameters = { new() { Value = userId } }
         });
@@ -28,7 +28,7 @@ public sealed class AccountRepository(NpgsqlDataSource db)
         });
         await using var reader = await batch.ExecuteReaderAsync();
         StoredUser? user = null;
-        if (await reader.ReadAsync()) user = new StoredUser(reader.IsDBNull(0) ? null : reader.GetString(0), reader.GetBoolean(1), reader.GetBoolean(2));
+        if (await reader.ReadAsync()) user = new StoredUser(reader.IsDBNull(0) ? null : reader.GetString(0), reader.GetBoolean(1), reader.GetBoolean(2), reader.GetBoolean(3));
         await reader.NextResultAsync();
         var devices = new Dictionary<string, StoredDevice>(StringComparer.Ordinal);
         while (await reader.ReadAsync())
@@ -107,6 +107,15 @@ public sealed class AccountRepository(NpgsqlDataSource db)
         await using var cmd = db.CreateCommand("UPDATE users SET password_hash = $2 WHERE user_id = $1");
         cmd.Parameters.AddWithValue(userId);
         cmd.Parameters.AddWithValue(passwordHash);
+        await cmd.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>Makes the user a server admin, or no longer one.</summary>
+    public async Task SetAdminAsync(string userId, bool admin)
+    {
+        await using var cmd = db.CreateCommand("UPDATE users SET admin = $2 WHERE user_id = $1");
+        cmd.Parameters.AddWithValue(userId);
+        cmd.Parameters.AddWithValue(admin);
         await cmd.ExecuteNonQueryAsync();
     }
 

@@ -25,6 +25,7 @@ public sealed class UserGrain(AccountRepository repository, Rooms.RoomEventStore
     private string? _passwordHash;
     private bool _isGuest;
     private bool _deactivated;
+    private bool _admin;
     private readonly Dictionary<string, Device> _devices = new(StringComparer.Ordinal);
 
     public override async Task OnActivateAsync(CancellationToken ct)
@@ -35,6 +36,7 @@ public sealed class UserGrain(AccountRepository repository, Rooms.RoomEventStore
         _passwordHash = user?.PasswordHash;
         _isGuest = user?.IsGuest ?? false;
         _deactivated = user?.Deactivated ?? false;
+        _admin = user?.Admin ?? false;
         foreach (var d in devices)
         {
             var device = new Device(d.DeviceId, d.DisplayName);
@@ -116,6 +118,15 @@ public sealed class UserGrain(AccountRepository repository, Rooms.RoomEventStore
     }
 
     public Task<bool> ExistsAsync() => Task.FromResult(_exists);
+
+    public Task<bool> IsAdminAsync() => Task.FromResult(_exists && !_deactivated && _admin);
+
+    public async Task SetAdminAsync(bool admin)
+    {
+        if (!_exists) throw MatrixException.NotFound("Unknown user");
+        await repository.SetAdminAsync(_userId, admin);
+        _admin = admin;
+    }
 
     public async Task<bool> CheckPasswordAsync(string password)
     {
