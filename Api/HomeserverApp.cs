@@ -62,6 +62,7 @@ public static class HomeserverApp
         app.MapPushEndpoints();
         app.MapUserStreamEndpoints();
         app.MapKeysProfileDirectoryEndpoints();
+        app.MapMediaEndpoints();
         app.MapAdminEndpoints();
         app.MapFallbackEndpoints();
         return app;

@@ -87,6 +87,45 @@ public sealed class HomeserverOptions
 
     /// <summary>Delivery to push gateways (<c>Homeserver:Push</c>).</summary>
     public PushOptions Push { get; set; } = new();
+
+    /// <summary>The media repository (<c>Homeserver:Media</c>).</summary>
+    public MediaOptions Media { get; set; } = new();
+}
+
+/// <summary>See <see cref="HomeserverOptions.Media"/>.</summary>
+public sealed class MediaOptions
+{
+    /// <summary>Largest upload accepted (413 <c>M_TOO_LARGE</c> beyond); Synapse's default <c>max_upload_size</c>.</summary>
+    public long MaxUploadBytes { get; set; } = 50L * 1024 * 1024;
+
+    /// <summary>Images with more pixels than this are not thumbnailed (their header is read, never their pixels), as
+    /// Synapse's <c>max_image_pixels</c>: a small file can declare a huge image.</summary>
+    public long MaxImagePixels { get; set; } = 32_000_000;
+
+    /// <summary>Ids reserved by <c>POST /media/v1/create</c> a user may have waiting for content at once.</summary>
+    public int MaxPendingUploads { get; set; } = 5;
+
+    /// <summary>How long a reserved id waits for its content before it is given up.</summary>
+    public TimeSpan PendingUploadLifetime { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>URL previews (<c>GET .../preview_url</c>): the server fetches pages on users' behalf.</summary>
+    public bool EnableUrlPreviews { get; set; } = true;
+
+    /// <summary>
+    /// Networks (CIDR) a previewed URL may resolve into although they are private, loopback or link-local. By default
+    /// only public addresses are fetched (Synapse's <c>url_preview_ip_range_blacklist</c>): a user cannot make the
+    /// server read the operator's own network.
+    /// </summary>
+    public string[] PreviewAllowedNetworks { get; set; } = [];
+
+    /// <summary>Most bytes of a page (or image) read for a preview; Synapse's <c>max_spider_size</c>.</summary>
+    public int MaxPreviewBytes { get; set; } = 10 * 1024 * 1024;
+
+    /// <summary>How long fetching a page for a preview may take.</summary>
+    public TimeSpan PreviewTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long a URL's preview is reused before the page is fetched again (Synapse caches an hour).</summary>
+    public TimeSpan PreviewCacheLifetime { get; set; } = TimeSpan.FromHours(1);
 }
 
 /// <summary>See <see cref="HomeserverOptions.Push"/>.</summary>

@@ -3,7 +3,7 @@ namespace Homeserver.Api.Http;
 /// <summary>
 /// Older paths clients still call, served by the current endpoints (runs before routing). Every endpoint that existed
 /// under <c>/_matrix/client/r0/</c> answers there as under <c>v3</c>, as Synapse does (matrix-nio, and many bots and
-/// bridges on it, calls nothing else); so do the <c>unstable</c> paths of the cross-signing uploads. A path that
+/// bridges on it, calls nothing else), and the media repository's <c>/_matrix/media/r0/</c> as its <c>v3</c>; so do the <c>unstable</c> paths of the cross-signing uploads. A path that
 /// never existed under <c>v3</c> gets the same 404 <c>M_UNRECOGNIZED</c> either way.
 /// </summary>
 public sealed class LegacyClientPaths(RequestDelegate next)
@@ -11,6 +11,8 @@ public sealed class LegacyClientPaths(RequestDelegate next)
     private const string R0 = "/_matrix/client/r0/";
     private const string V3 = "/_matrix/client/v3/";
     private const string Unstable = "/_matrix/client/unstable/";
+    private const string MediaR0 = "/_matrix/media/r0/";
+    private const string MediaV3 = "/_matrix/media/v3/";
     private static readonly string[] UnstableAliases = ["keys/device_signing/upload", "keys/signatures/upload"];
 
     public Task InvokeAsync(HttpContext context)
@@ -20,6 +22,8 @@ public sealed class LegacyClientPaths(RequestDelegate next)
         {
             if (path.StartsWith(R0, StringComparison.Ordinal))
                 context.Request.Path = new PathString(V3 + path[R0.Length..]);
+            else if (path.StartsWith(MediaR0, StringComparison.Ordinal))
+                context.Request.Path = new PathString(MediaV3 + path[MediaR0.Length..]);
             else if (path.StartsWith(Unstable, StringComparison.Ordinal) && UnstableAliases.Contains(path[Unstable.Length..], StringComparer.Ordinal))
                 context.Request.Path = new PathString(V3 + path[Unstable.Length..]);
         }

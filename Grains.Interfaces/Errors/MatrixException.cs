@@ -61,4 +61,6 @@ public static class ErrorCodes
     public const string ServerNotTrusted = "M_SERVER_NOT_TRUSTED";
     public const string WeakPassword = "M_WEAK_PASSWORD";
     public const string WrongRoomKeysVersion = "M_WRONG_ROOM_KEYS_VERSION";
+    public const string CannotOverwriteMedia = "M_CANNOT_OVERWRITE_MEDIA";
+    public const string NotYetUploaded = "M_NOT_YET_UPLOADED";
 }

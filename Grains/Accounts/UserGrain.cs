@@ -11,7 +11,8 @@ namespace Homeserver.Accounts;
 /// every write this grain makes; the database is the referee between activations (the users primary key decides
 /// registration races).
 /// </summary>
-public sealed class UserGrain(AccountRepository repository, Rooms.RoomEventStore rooms, IOptions<HomeserverOptions> options) : Grain, IUserGrain
+public sealed class UserGrain(AccountRepository repository, Rooms.RoomEventStore rooms, Media.MediaStore media, IOptions<HomeserverOptions> options)
+    : Grain, IUserGrain
 {
     private sealed class Device(string id, string? displayName)
     {
@@ -202,6 +203,8 @@ public sealed class UserGrain(AccountRepository repository, Rooms.RoomEventStore
             var invalidated = await GrainFactory.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(StreamNames.Caches, 0))
                 .AppendAsync([CacheInvalidator.Row(Rooms.ErasedSenders.Cache, _userId)]);
             position = Math.Max(position, invalidated.LastPosition);
+            // Their uploads go too, as their messages' content does (avatars and files are personal data).
+            await media.DeleteUploadsOfAsync(_userId);
         }
         return position;
     }

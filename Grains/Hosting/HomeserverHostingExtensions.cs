@@ -236,6 +236,7 @@ public static class HomeserverHostingExtensions
         services.AddHomeserverUserStreams();
         services.AddHomeserverKeysProfileDirectory();
         services.AddHomeserverPushers();
+        services.AddHomeserverMedia();
         return services;
     }
 

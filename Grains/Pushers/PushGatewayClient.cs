@@ -1,5 +1,6 @@
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using Homeserver.Outbound;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Security;
+using Homeserver.Outbound;
 using Homeserver.Pushers;
 using Homeserver.Streams;
 using Microsoft.Extensions.DependencyInjection;

@@ -1,4 +1,5 @@
 using System.Net;
+using Homeserver.Outbound;
 using Homeserver.Pushers;
 
 namespace Homeserver.Tests.Unit;

@@ -1,10 +1,10 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace Homeserver.Pushers;
+namespace Homeserver.Outbound;
 
 /// <summary>
-/// Which addresses the server may connect to on a user's say-so (a pusher's gateway URL): public ones, and of the
+/// Which addresses the server may connect to on a user's say-so (a pusher's gateway URL, a previewed link): public ones, and of the
 /// private, loopback, link-local and reserved ranges only those the operator allowed. Checked on the address actually
 /// connected to, after name resolution, so a name that resolves to an internal address is refused too.
 /// </summary>
@@ -22,10 +22,12 @@ public sealed class OutboundAddressPolicy
 
     private readonly IPNetwork[] _allowed;
 
-    public OutboundAddressPolicy(IEnumerable<string> allowedNetworks) =>
+    /// <param name="allowedNetworks">Private networks the operator allowed, in CIDR notation.</param>
+    /// <param name="setting">The configuration key they came from, named when one is not a network.</param>
+    public OutboundAddressPolicy(IEnumerable<string> allowedNetworks, string setting = "Homeserver:Push:AllowedNetworks") =>
         _allowed = allowedNetworks.Select(n => IPNetwork.TryParse(n, out var network)
             ? network
-            : throw new ArgumentException($"'{n}' is not a network in CIDR notation (Homeserver:Push:AllowedNetworks)")).ToArray();
+            : throw new ArgumentException($"'{n}' is not a network in CIDR notation ({setting})")).ToArray();
 
     public bool IsAllowed(IPAddress address)
     {
@@ -41,7 +43,7 @@ public sealed class OutboundAddressPolicy
         var addresses = IPAddress.TryParse(host.Trim('[', ']'), out var literal) ? [literal] : await Dns.GetHostAddressesAsync(host, ct);
         var permitted = addresses.Where(IsAllowed).ToArray();
         if (permitted.Length == 0)
-            throw new HttpRequestException($"Refusing to connect to {host}: its addresses are in a private or reserved network");
+            throw new OutboundAddressRefusedException($"Refusing to connect to {host}: its addresses are in a private or reserved network");
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
@@ -54,4 +56,12 @@ public sealed class OutboundAddressPolicy
             throw;
         }
     }
+}
+
+/// <summary>A connection the <see cref="OutboundAddressPolicy"/> refused (inside <see cref="HttpClient"/>'s own
+/// <see cref="HttpRequestException"/>).</summary>
+public sealed class OutboundAddressRefusedException(string message) : HttpRequestException(message)
+{
+    /// <summary>Whether <paramref name="e"/> is, or wraps, a refusal.</summary>
+    public static bool IsRefusal(Exception e) => e is OutboundAddressRefusedException || e.InnerException is OutboundAddressRefusedException;
 }
