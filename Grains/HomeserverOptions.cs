@@ -118,6 +118,10 @@ public sealed class MediaOptions
     /// </summary>
     public string[] PreviewAllowedNetworks { get; set; } = [];
 
+    /// <summary>Accept any TLS certificate from previewed sites. For test rigs only (SyTest's page server has a
+    /// self-signed certificate); logged loudly.</summary>
+    public bool InsecureSkipCertificateValidationForTesting { get; set; }
+
     /// <summary>Most bytes of a page (or image) read for a preview; Synapse's <c>max_spider_size</c>.</summary>
     public int MaxPreviewBytes { get; set; } = 10 * 1024 * 1024;
 

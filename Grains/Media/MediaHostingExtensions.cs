@@ -1,7 +1,9 @@
 using System.Net;
+using System.Net.Security;
 using Homeserver.Media;
 using Homeserver.Outbound;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 // In the hosting namespace so the front end needs no extra using.
@@ -24,9 +26,9 @@ public static class MediaHostingExtensions
             .RemoveAllLoggers()
             .ConfigurePrimaryHttpMessageHandler(sp =>
             {
-                var policy = new OutboundAddressPolicy(sp.GetRequiredService<IOptions<HomeserverOptions>>().Value.Media.PreviewAllowedNetworks,
-                    "Homeserver:Media:PreviewAllowedNetworks");
-                return new SocketsHttpHandler
+                var settings = sp.GetRequiredService<IOptions<HomeserverOptions>>().Value.Media;
+                var policy = new OutboundAddressPolicy(settings.PreviewAllowedNetworks, "Homeserver:Media:PreviewAllowedNetworks");
+                var handler = new SocketsHttpHandler
                 {
                     // Every connection, redirects' included, goes through the policy: a redirect cannot lead inside.
                     ConnectCallback = policy.ConnectAsync,
@@ -37,6 +39,13 @@ public static class MediaHostingExtensions
                     AutomaticDecompression = DecompressionMethods.GZip | DecompressionMethods.Deflate | DecompressionMethods.Brotli,
                     PooledConnectionLifetime = TimeSpan.FromMinutes(2),
                 };
+                if (settings.InsecureSkipCertificateValidationForTesting)
+                {
+                    sp.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(UrlPreviewer))
+                        .LogWarning("Previewed sites' TLS certificates are NOT checked (Homeserver:Media:InsecureSkipCertificateValidationForTesting): for test rigs only");
+                    handler.SslOptions = new SslClientAuthenticationOptions { RemoteCertificateValidationCallback = (_, _, _, _) => true };
+                }
+                return handler;
             });
         return services;
     }
