@@ -167,12 +167,12 @@ public static class RoomEndpoints
     }
 
     private static async Task<IResult> GetOneRoomEvent(HttpContext context, string roomId, string eventId, RoomEventStore store,
-        RoomVisibility visibility)
+        RoomVisibility visibility, RoomRelations relations)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
         roomId = RoomWrites.RoomId(roomId);
         var ev = await VisibleEventAsync(store, visibility, requester.UserId, roomId, RoomWrites.Segment(eventId));
-        return Results.Json(RoomEventFormat.ToClient(ev, requester.UserId, requester.DeviceId));
+        return Results.Json(await relations.ToClientAsync(ev, requester.UserId, requester.DeviceId));
     }
 
     /// <summary>
@@ -181,7 +181,7 @@ public static class RoomEndpoints
     /// returned and forwards from <c>end</c> after the latest.
     /// </summary>
     private static async Task<IResult> GetEventContext(HttpContext context, string roomId, string eventId, RoomEventStore store,
-        RoomVisibility visibility)
+        RoomVisibility visibility, RoomRelations relations)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
         roomId = RoomWrites.RoomId(roomId);
@@ -216,9 +216,9 @@ public static class RoomEndpoints
         var end = after.Count > 0 ? after[^1].Topological : ev.Topological;
         return Results.Json(new JsonObject
         {
-            ["event"] = RoomEventFormat.ToClient(ev, requester.UserId, requester.DeviceId),
-            ["events_before"] = RoomEventFormat.ToClientArray(before, requester.UserId, requester.DeviceId),
-            ["events_after"] = RoomEventFormat.ToClientArray(after, requester.UserId, requester.DeviceId),
+            ["event"] = await relations.ToClientAsync(ev, requester.UserId, requester.DeviceId),
+            ["events_before"] = await relations.ToClientArrayAsync(before, requester.UserId, requester.DeviceId),
+            ["events_after"] = await relations.ToClientArrayAsync(after, requester.UserId, requester.DeviceId),
             ["state"] = RoomEventFormat.ToClientArray(state.ToList(), requester.UserId, requester.DeviceId),
             ["start"] = $"t{start}",
             ["end"] = $"t{end}",

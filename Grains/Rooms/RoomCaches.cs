@@ -25,7 +25,7 @@ public static class RoomCaches
     public const string Rooms = "rooms.info";
 }
 
-public sealed class RoomCacheHandler(CacheRegistry caches, RecentRoomEvents recent) : IStreamRowHandler
+public sealed class RoomCacheHandler(CacheRegistry caches, RecentRoomEvents recent, RoomRelations relations) : IStreamRowHandler
 {
     public string Stream => StreamNames.Events;
 
@@ -39,6 +39,10 @@ public sealed class RoomCacheHandler(CacheRegistry caches, RecentRoomEvents rece
                 if (row.StateKey is not null || row.RedactsState) caches.Invalidate(RoomCaches.CurrentState, row.RoomId);
                 if (row.Membership is not null && row.StateKey is not null) caches.Invalidate(RoomCaches.UserMemberships, row.StateKey);
                 if (row.Redacts is not null) caches.Invalidate(RoomCaches.Events, row.Redacts);
+                // The parent's bundled aggregations change with a new child, and with a child's redaction.
+                if (row.Relation is { } relation) caches.Invalidate(RoomRelations.Cache, relation.ParentId);
+                if (row.RedactsRelationTo is not null) caches.Invalidate(RoomRelations.Cache, row.RedactsRelationTo);
+                relations.RecordNew(row.EventId);
                 recent.Applied(entry, row);
                 break;
             }

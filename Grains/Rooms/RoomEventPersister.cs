@@ -100,6 +100,17 @@ public sealed class RoomEventPersister(IOptions<HomeserverOptions> options) : IS
                 row.RoomId, row.StateKey, row.Membership, row.EventId, row.Sender, entry.Writer, entry.Position, row.Topological));
         }
 
+        if (row.Relation is { } relation)
+            batch.BatchCommands.Add(Command(
+                """
+                INSERT INTO event_relations (event_id, relates_to_id, rel_type, aggregation_key, room_id, type, sender, topological)
+                VALUES ($1, $2, $3, $4::text, $5, $6, $7, $8)
+                """,
+                row.EventId, relation.ParentId, relation.RelType, relation.Key, row.RoomId, row.Type, row.Sender, row.Topological));
+        // A redacted event leaves the relations it was part of (spec: redactions strip m.relates_to).
+        if (row.Redacts is not null && row.RedactsRelationTo is not null)
+            batch.BatchCommands.Add(Command("DELETE FROM event_relations WHERE event_id = $1", row.Redacts));
+
         // Only the first redaction rewrites the target: later ones are events of their own but change nothing.
         if (row.Redacts is not null && row.RedactedJson is not null)
             batch.BatchCommands.Add(Command(

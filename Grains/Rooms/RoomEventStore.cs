@@ -28,7 +28,7 @@ public enum Direction
 /// </remarks>
 public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, EventShards shards)
 {
-    private const string EventColumns =
+    internal const string EventColumns =
         "event_id, room_id, type, state_key, sender, origin_server_ts, topological, stream_writer, stream_position, json, device_id, txn_id, redacted_because IS NOT NULL";
 
     /// <summary>The room's position in a token (<see cref="EventShardMap.PositionIn"/>): the bound for its events'
@@ -328,19 +328,25 @@ public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, Ev
     public async Task<UserRoomMembership?> GetUserMembershipAsync(string roomId, string userId) =>
         (await GetMembershipsForUserAsync(userId)).FirstOrDefault(m => m.RoomId == roomId);
 
-    private static string Prefixed(string alias) =>
+    internal static string Prefixed(string alias) =>
         string.Join(", ", EventColumns.Split(", ").Select(c => $"{alias}.{c}"));
 
-    private static async Task<List<StoredEvent>> ReadEventsAsync(NpgsqlCommand cmd)
+    internal static async Task<List<StoredEvent>> ReadEventsAsync(NpgsqlCommand cmd)
     {
         var list = new List<StoredEvent>();
         await using var reader = await cmd.ExecuteReaderAsync();
-        while (await reader.ReadAsync())
-            list.Add(new StoredEvent(
-                reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3),
-                reader.GetString(4), reader.GetInt64(5), reader.GetInt64(6), reader.GetInt32(7), reader.GetInt64(8),
-                reader.GetString(9), reader.IsDBNull(10) ? null : reader.GetString(10), reader.IsDBNull(11) ? null : reader.GetString(11),
-                reader.GetBoolean(12)));
+        while (await reader.ReadAsync()) list.Add(ReadEvent(reader));
         return list;
+    }
+
+    /// <summary>The event in the current row, its <see cref="EventColumns"/> starting at column <paramref name="offset"/>.</summary>
+    internal static StoredEvent ReadEvent(NpgsqlDataReader reader, int offset = 0)
+    {
+        var o = offset;
+        return new StoredEvent(
+            reader.GetString(o), reader.GetString(o + 1), reader.GetString(o + 2), reader.IsDBNull(o + 3) ? null : reader.GetString(o + 3),
+            reader.GetString(o + 4), reader.GetInt64(o + 5), reader.GetInt64(o + 6), reader.GetInt32(o + 7), reader.GetInt64(o + 8),
+            reader.GetString(o + 9), reader.IsDBNull(o + 10) ? null : reader.GetString(o + 10), reader.IsDBNull(o + 11) ? null : reader.GetString(o + 11),
+            reader.GetBoolean(o + 12));
     }
 }

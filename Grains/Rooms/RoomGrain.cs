@@ -361,6 +361,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
                     RedactedJson = CanonicalJson.Encode(redacted),
                     RedactedBecause = ev.ToJsonString(),
                     RedactsState = targetKey is not null,
+                    RedactsRelationTo = EventRelation.Of(target["content"] as JsonObject)?.ParentId,
                 };
             }
             Adopt(p, ev, row);
@@ -653,7 +654,9 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
         return new RoomEventRow(
             RoomState.GetString(ev, "event_id")!, _roomId, type, stateKey, RoomState.GetString(ev, "sender")!,
             ev["origin_server_ts"]!.GetValue<long>(), ev["depth"]!.GetValue<long>(), json,
-            Membership: type == "m.room.member" && ev["content"] is JsonObject c ? RoomState.GetString(c, "membership") : null);
+            Membership: type == "m.room.member" && ev["content"] is JsonObject c ? RoomState.GetString(c, "membership") : null,
+            // A redaction relates to nothing even if a client put m.relates_to in it.
+            Relation: type == "m.room.redaction" ? null : EventRelation.Of(ev["content"] as JsonObject));
     }
 
     /// <summary>Makes a built event part of <paramref name="p"/>: its state, its depth, its rows.</summary>

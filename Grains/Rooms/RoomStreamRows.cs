@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Homeserver.Streams;
 
 namespace Homeserver.Rooms;
@@ -38,6 +39,9 @@ public static class RoomStreamRows
 /// <param name="Redacts">For redactions that apply: the target, whose stored JSON becomes <paramref name="RedactedJson"/>.</param>
 /// <param name="RedactsState">The target is a state event (its room's state caches must go).</param>
 /// <param name="Room">Only on a create event: the <c>rooms</c> row.</param>
+/// <param name="Relation">The event's own relation to another (indexed in <c>event_relations</c>).</param>
+/// <param name="RedactsRelationTo">For a redaction whose target had a relation: the target's parent, whose
+/// aggregations change.</param>
 public sealed record RoomEventRow(
     string EventId,
     string RoomId,
@@ -54,7 +58,25 @@ public sealed record RoomEventRow(
     string? RedactedJson = null,
     string? RedactedBecause = null,
     bool RedactsState = false,
-    RoomCreatedRow? Room = null);
+    RoomCreatedRow? Room = null,
+    EventRelation? Relation = null,
+    string? RedactsRelationTo = null);
+
+/// <summary>An event's <c>m.relates_to</c> (spec "Forming relationships between events"): the parent, the kind of
+/// relation, and an annotation's key.</summary>
+public sealed record EventRelation(string ParentId, string RelType, string? Key)
+{
+    /// <summary>The relation an event's content declares, or null (no <c>m.relates_to</c>, or one without a
+    /// <c>rel_type</c> and <c>event_id</c>: a bare reply's <c>m.in_reply_to</c> is not a relation).</summary>
+    public static EventRelation? Of(JsonObject? content)
+    {
+        if (content?["m.relates_to"] is not JsonObject relates) return null;
+        if (relates["rel_type"] is not JsonValue t || !t.TryGetValue<string>(out var relType) || relType.Length == 0) return null;
+        if (relates["event_id"] is not JsonValue p || !p.TryGetValue<string>(out var parent) || parent.Length == 0) return null;
+        var key = relType == "m.annotation" && relates["key"] is JsonValue k && k.TryGetValue<string>(out var text) ? text : null;
+        return new EventRelation(parent, relType, key);
+    }
+}
 
 public sealed record RoomCreatedRow(string RoomVersion, string Creator, bool IsPublic);
 

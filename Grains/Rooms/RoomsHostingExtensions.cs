@@ -16,6 +16,7 @@ public static class RoomsHostingExtensions
         services.AddSingleton<IStreamRowHandler, RoomCacheHandler>();
         services.AddSingleton<RoomWriteStore>();
         services.AddSingleton<RoomEventStore>();
+        services.AddSingleton<RoomRelations>();
         services.AddSingleton<RoomVisibility>();
         services.AddSingleton<ErasedSenders>();
         return services;

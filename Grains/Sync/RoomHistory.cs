@@ -8,11 +8,20 @@ namespace Homeserver.Sync;
 /// <summary>A /messages request as the endpoint parsed it.</summary>
 public sealed record MessagesRequest(string RoomId, string? From, string? To, bool Backwards, int Limit, string? Filter);
 
+/// <summary>A /relations request as the endpoint parsed it.</summary>
+public sealed record RelationsRequest(string RoomId, string EventId, string? RelType, string? EventType, string? From, string? To,
+    bool Backwards, int Limit, bool Recurse);
+
+/// <summary>A /threads request as the endpoint parsed it.</summary>
+public sealed record ThreadsRequest(string RoomId, bool OnlyParticipated, string? From, int Limit);
+
 /// <summary>
-/// <c>GET /rooms/{roomId}/messages</c>: pages of a room's history by topological position, within what the user may
-/// see (history visibility, and nothing after they left).
+/// Pages of a room's history by topological position, within what the user may see (history visibility, and nothing
+/// after they left): <c>GET /rooms/{roomId}/messages</c>, and the events relating to one event
+/// (<c>GET /relations</c>) and the room's threads (<c>GET /threads</c>), from <see cref="RoomRelations"/>.
 /// </summary>
-public sealed class RoomHistory(RoomEventStore store, RoomVisibility visibility, ReplicationBarrier barrier, SyncHandler sync, ErasedSenders erased)
+public sealed class RoomHistory(RoomEventStore store, RoomVisibility visibility, ReplicationBarrier barrier, SyncHandler sync, ErasedSenders erased,
+    RoomRelations relations)
 {
     public const int MaxLimit = 1000;
 
@@ -36,13 +45,15 @@ public sealed class RoomHistory(RoomEventStore store, RoomVisibility visibility,
         var page = limit == 0 ? [] : await store.GetEventsByTopologicalAsync(
             request.RoomId, from, request.Backwards ? Direction.Backwards : Direction.Forwards, limit, to);
 
-        var chunk = new JsonArray();
+        var served = new List<(StoredEvent, JsonObject)>();
         foreach (var e in await erased.ForViewerAsync(requester.UserId, request.RoomId, page))
         {
             if (!filter.Matches(e)) continue;
             if (!await visibility.CanSeeAsync(requester.UserId, e)) continue;
-            chunk.Add(RoomEventFormat.ToClient(e, requester.UserId, requester.DeviceId));
+            served.Add((e, RoomEventFormat.ToClient(e, requester.UserId, requester.DeviceId)));
         }
+        await relations.BundleAsync(requester.UserId, served, e => RoomEventFormat.ToClient(e, requester.UserId, requester.DeviceId));
+        var chunk = new JsonArray(served.Select(s => (JsonNode)s.Item2).ToArray());
 
         var response = new JsonObject
         {
@@ -63,6 +74,58 @@ public sealed class RoomHistory(RoomEventStore store, RoomVisibility visibility,
                     state.Add(RoomEventFormat.ToClient(e));
             response["state"] = state;
         }
+        return response;
+    }
+
+    /// <summary>
+    /// The events relating to one (spec "GET /relations"): 404 when the parent is unknown or the user may not see it;
+    /// only children the user may see; <c>next_batch</c> while a page comes back full; with <c>recurse</c>, relations of
+    /// relations to <see cref="RoomRelations.MaxRecursionDepth"/>.
+    /// </summary>
+    public async Task<JsonObject> GetRelationsAsync(Accounts.Requester requester, RelationsRequest request, CancellationToken ct)
+    {
+        await barrier.WaitAsync([StreamNames.Events], TimeSpan.FromSeconds(5), ct);
+        await visibility.RequireReadableAsync(request.RoomId, requester.UserId);
+        var parent = await store.GetEventAsync(request.EventId);
+        if (parent is null || parent.RoomId != request.RoomId || !await visibility.CanSeeAsync(requester.UserId, parent))
+            throw MatrixException.NotFound("Unknown parent event");
+
+        var from = request.From is null
+            ? request.Backwards ? long.MaxValue : 0
+            : await ToTopologicalAsync(request.RoomId, request.From, request.Backwards, "from");
+        long? to = request.To is null ? null : await ToTopologicalAsync(request.RoomId, request.To, request.Backwards, "to");
+        var limit = Math.Clamp(request.Limit, 1, MaxLimit);
+        var page = await relations.GetChildrenAsync(request.RoomId, request.EventId, request.RelType, request.EventType, request.Recurse,
+            from, to, request.Backwards, limit);
+        var visible = new List<StoredEvent>();
+        foreach (var e in await erased.ForViewerAsync(requester.UserId, request.RoomId, page))
+            if (await visibility.CanSeeAsync(requester.UserId, e)) visible.Add(e);
+
+        var response = new JsonObject { ["chunk"] = await relations.ToClientArrayAsync(visible, requester.UserId, requester.DeviceId) };
+        if (page.Count == limit) response["next_batch"] = PaginationToken.Topological(page[^1].Topological);
+        if (request.From is not null) response["prev_batch"] = request.From;
+        if (request.Recurse) response["recursion_depth"] = RoomRelations.MaxRecursionDepth;
+        return response;
+    }
+
+    /// <summary>
+    /// The room's threads, the one with the latest reply first (spec "GET /threads"): every thread, or with
+    /// <c>include=participated</c> those the user started or replied in; only roots the user may see.
+    /// </summary>
+    public async Task<JsonObject> GetThreadsAsync(Accounts.Requester requester, ThreadsRequest request, CancellationToken ct)
+    {
+        await barrier.WaitAsync([StreamNames.Events], TimeSpan.FromSeconds(5), ct);
+        await visibility.RequireReadableAsync(request.RoomId, requester.UserId);
+        var before = request.From is null
+            ? long.MaxValue
+            : PaginationToken.TryParseTopological(request.From, out var t) ? t : throw MatrixException.InvalidParam("Malformed 'from' token");
+        var page = await relations.GetThreadsAsync(request.RoomId, request.OnlyParticipated ? requester.UserId : null, before,
+            Math.Clamp(request.Limit, 1, MaxLimit));
+        var visible = new List<StoredEvent>();
+        foreach (var root in await erased.ForViewerAsync(requester.UserId, request.RoomId, page.Roots))
+            if (await visibility.CanSeeAsync(requester.UserId, root)) visible.Add(root);
+        var response = new JsonObject { ["chunk"] = await relations.ToClientArrayAsync(visible, requester.UserId, requester.DeviceId) };
+        if (page.NextBefore is { } next) response["next_batch"] = PaginationToken.Topological(next);
         return response;
     }
 

@@ -19,6 +19,7 @@ public sealed record SyncRequest(string? Since, TimeSpan Timeout, string? Filter
 /// </summary>
 public sealed class SyncHandler(
     RoomEventStore store,
+    RoomRelations relations,
     RecentRoomEvents recent,
     RoomVisibility visibility,
     StreamNotifier notifier,
@@ -294,8 +295,7 @@ public sealed class SyncHandler(
         var room = EmptyJoinedRoom();
         var timelineJson = (JsonObject)room["timeline"]!;
         var eventsJson = (JsonArray)timelineJson["events"]!;
-        foreach (var e in timeline)
-            if (context.Filter.Timeline.Matches(e)) eventsJson.Add(Render(context, e, forRequester: true));
+        foreach (var rendered in await RenderTimelineAsync(context, timeline)) eventsJson.Add(rendered);
         timelineJson["limited"] = limited;
         timelineJson["prev_batch"] = PaginationToken.Topological(timeline.Count > 0 ? timeline[0].Topological : await store.GetMaxTopologicalAsync(roomId) + 1);
         if (context.Filter.LazyLoadMembers)
@@ -380,6 +380,17 @@ public sealed class SyncHandler(
         var firstJoin = changes.FirstOrDefault(c => c.Membership == "join");
         if (firstJoin is null) return false;
         return await store.GetMembershipAtAsync(roomId, userId, firstJoin.Topological - 1) != "join";
+    }
+
+    /// <summary>The timeline events the filter keeps, rendered, with their bundled aggregations (threads, edits,
+    /// references).</summary>
+    private async Task<List<JsonObject>> RenderTimelineAsync(SyncContext context, IReadOnlyList<StoredEvent> timeline)
+    {
+        var served = new List<(StoredEvent, JsonObject)>();
+        foreach (var e in timeline)
+            if (context.Filter.Timeline.Matches(e)) served.Add((e, Render(context, e, forRequester: true)));
+        await relations.BundleAsync(context.Requester.UserId, served, e => Render(context, e, forRequester: true));
+        return served.Select(s => s.Item2).ToList();
     }
 
     /// <summary>A room event as the filter asks for it; <paramref name="forRequester"/> adds the requester's transaction id
@@ -483,8 +494,7 @@ public sealed class SyncHandler(
         if (!full) state = state.Where(e => e.StreamPosition > fromPosition).ToList();
 
         var timeline = new JsonArray();
-        foreach (var e in visible)
-            if (context.Filter.Timeline.Matches(e)) timeline.Add(Render(context, e, forRequester: true));
+        foreach (var rendered in await RenderTimelineAsync(context, visible)) timeline.Add(rendered);
         var stateJson = new JsonArray();
         foreach (var e in state)
             if (context.Filter.State.Matches(e)) stateJson.Add(Render(context, e, forRequester: false));
