@@ -62,6 +62,45 @@ public sealed class ReceiptStore(NpgsqlDataSource db)
         return (long)(await cmd.ExecuteScalarAsync())!;
     }
 
+    /// <summary>
+    /// Where the user's reading stands per thread of the room (spec "Threaded read receipts"): the point every thread
+    /// starts from (their latest unthreaded read receipt, or their membership), and per thread (a root event id, or
+    /// <c>main</c> for the main timeline) the later of their receipt in that thread and their own latest message in it.
+    /// </summary>
+    public async Task<(long Base, Dictionary<string, long> Threads)> GetThreadedUnreadPointsAsync(string roomId, string userId)
+    {
+        await using var batch = db.CreateBatch();
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(
+            """
+            SELECT GREATEST(
+                COALESCE((SELECT max(e.stream_position) FROM receipts r JOIN events e ON e.event_id = r.event_id
+                           WHERE r.room_id = $1 AND r.user_id = $2 AND r.thread_id = '' AND r.receipt_type IN ('m.read', 'm.read.private')), 0),
+                COALESCE((SELECT stream_position FROM room_memberships WHERE room_id = $1 AND user_id = $2), 0))
+            """) { Parameters = { new() { Value = roomId }, new() { Value = userId } } });
+        batch.BatchCommands.Add(new NpgsqlBatchCommand(
+            """
+            SELECT r.thread_id, max(e.stream_position) FROM receipts r JOIN events e ON e.event_id = r.event_id
+             WHERE r.room_id = $1 AND r.user_id = $2 AND r.thread_id <> '' AND r.receipt_type IN ('m.read', 'm.read.private')
+             GROUP BY r.thread_id
+            UNION ALL
+            SELECT coalesce(t.relates_to_id, 'main'), max(e.stream_position)
+              FROM events e LEFT JOIN event_relations t ON t.event_id = e.event_id AND t.rel_type = 'm.thread'
+             WHERE e.room_id = $1 AND e.sender = $2 AND e.state_key IS NULL
+             GROUP BY 1
+            """) { Parameters = { new() { Value = roomId }, new() { Value = userId } } });
+        await using var reader = await batch.ExecuteReaderAsync();
+        await reader.ReadAsync();
+        var basePoint = reader.GetInt64(0);
+        await reader.NextResultAsync();
+        var threads = new Dictionary<string, long>(StringComparer.Ordinal);
+        while (await reader.ReadAsync())
+        {
+            var thread = reader.GetString(0);
+            threads[thread] = Math.Max(threads.GetValueOrDefault(thread, basePoint), reader.GetInt64(1));
+        }
+        return (basePoint, threads);
+    }
+
     /// <summary>The stream position up to which the user has read each of the rooms (their latest public or private
     /// read receipt); rooms without one are absent.</summary>
     public async Task<IReadOnlyDictionary<string, long>> GetReadUpToAsync(string userId, IReadOnlyList<string> roomIds)

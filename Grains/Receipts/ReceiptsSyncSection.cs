@@ -9,7 +9,8 @@ namespace Homeserver.Receipts;
 
 /// <summary>
 /// Receipts in /sync: one <c>m.receipt</c> ephemeral event per joined room with receipts changed in (since, to]
-/// (private receipts only for their owner), and <c>unread_notifications</c> for every joined room in the response.
+/// (private receipts only for their owner), and <c>unread_notifications</c> for every joined room in the response (with
+/// <c>unread_thread_notifications</c> beside it when the filter asks for counts per thread).
 /// Registered after the other sections, so it counts for every room they added.
 /// </summary>
 public sealed class ReceiptsSyncSection(ReceiptStore store, RoomEventStore rooms, RecentReceipts recent, UnreadCounts unread,
@@ -31,6 +32,9 @@ public sealed class ReceiptsSyncSection(ReceiptStore store, RoomEventStore rooms
         }
         return new JsonObject { ["type"] = "m.receipt", ["content"] = content };
     }
+
+    private static JsonObject Counts((long Notifications, long Highlights) counts) =>
+        new() { ["notification_count"] = counts.Notifications, ["highlight_count"] = counts.Highlights };
 
     public async Task ContributeAsync(SyncContext context, JsonObject response)
     {
@@ -59,9 +63,18 @@ public sealed class ReceiptsSyncSection(ReceiptStore store, RoomEventStore rooms
             // Someone else's receipt or typing changes nothing in this user's counts.
             var newEvents = roomJson["timeline"]?["events"] is JsonArray { Count: > 0 };
             if (context.Since is not null && !newEvents && !ownReceipts.Contains(roomId)) continue;
-            var (notifications, highlights) = await unread.GetAsync(roomId, userId, await rooms.GetCurrentStateAsync(roomId),
-                rooms.PositionIn(context.To, roomId), fresh: ownReceipts.Contains(roomId));
-            roomJson["unread_notifications"] = new JsonObject { ["notification_count"] = notifications, ["highlight_count"] = highlights };
+            var state = await rooms.GetCurrentStateAsync(roomId);
+            var to = rooms.PositionIn(context.To, roomId);
+            if (context.Filter.UnreadThreadNotifications)
+            {
+                var (main, threads) = await unread.GetThreadedAsync(roomId, userId, state, to);
+                roomJson["unread_notifications"] = Counts(main);
+                var byThread = new JsonObject();
+                foreach (var (root, counts) in threads) byThread[root] = Counts(counts);
+                roomJson["unread_thread_notifications"] = byThread;
+                continue;
+            }
+            roomJson["unread_notifications"] = Counts(await unread.GetAsync(roomId, userId, state, to, fresh: ownReceipts.Contains(roomId)));
         }
     }
 }

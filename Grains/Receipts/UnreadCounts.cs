@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Text.Json.Nodes;
 using Homeserver.AccountData;
 using Homeserver.PushRules;
 using Homeserver.Rooms;
@@ -70,6 +71,38 @@ public sealed class UnreadCounts(ReceiptStore store, RoomEventStore rooms, PushR
             _entries[key] = new Entry(toPosition, displayName, rules, notifications, highlights);
         }
         return (notifications, highlights);
+    }
+
+    /// <summary>
+    /// The counts split by thread, for a client that asked for <c>unread_thread_notifications</c>: the main timeline's
+    /// (events in no thread, thread roots included) and each thread's with any, each counted from where the user read
+    /// that thread (<see cref="ReceiptStore.GetThreadedUnreadPointsAsync"/>). Always counted from the database (only
+    /// clients that ask pay for it).
+    /// </summary>
+    public async Task<((long Notifications, long Highlights) Main, Dictionary<string, (long Notifications, long Highlights)> Threads)>
+        GetThreadedAsync(string roomId, string userId, CurrentRoomState state, long toPosition)
+    {
+        var rules = await pushRules.GetCompiledAsync(userId);
+        var displayName = state.DisplayName(userId);
+        var room = PushRoomContext.Of(state);
+        var (basePoint, points) = await store.GetThreadedUnreadPointsAsync(roomId, userId);
+        var (unread, _) = basePoint >= toPosition ? ([], false) : await rooms.GetEventsByStreamAsync(roomId, basePoint, toPosition, MaxCounted);
+        (long, long) main = (0, 0);
+        var threads = new Dictionary<string, (long Notifications, long Highlights)>(StringComparer.Ordinal);
+        foreach (var e in unread)
+        {
+            var thread = e.StateKey is null && JsonNode.Parse(e.Json)?["content"] is JsonObject content
+                         && EventRelation.Of(content) is { RelType: "m.thread" } relation
+                ? relation.ParentId
+                : "main";
+            if (e.StreamPosition <= points.GetValueOrDefault(thread, basePoint)) continue;
+            if (e.Redacted || rules.Evaluate(e, room, displayName) is not { Notify: true } actions) continue;
+            var (n, h) = thread == "main" ? main : threads.GetValueOrDefault(thread);
+            var counted = (n + 1, h + (actions.Highlight ? 1 : 0));
+            if (thread == "main") main = counted;
+            else threads[thread] = counted;
+        }
+        return (main, threads);
     }
 
     /// <summary>What the room's events in (from, to] add to the user's counts, or null when they could change more than

@@ -21,6 +21,9 @@ public sealed class SyncFilter
     public bool LazyLoadMembers { get; private init; }
     /// <summary>With lazy loading: send the timeline senders' members even when the device was sent them before.</summary>
     public bool IncludeRedundantMembers { get; private init; }
+    /// <summary><c>room.timeline.unread_thread_notifications</c>: counts split into the main timeline's and each
+    /// thread's (spec "Receiving notifications", threaded).</summary>
+    public bool UnreadThreadNotifications { get; private init; }
     /// <summary><c>event_format: federation</c>: room events as the server stores and signs them, not the client shape.</summary>
     public bool FederationFormat { get; private init; }
 
@@ -54,6 +57,7 @@ public sealed class SyncFilter
             IncludeLeave = room?["include_leave"] is JsonValue il && il.TryGetValue<bool>(out var b) && b,
             LazyLoadMembers = StrictBool(state, "lazy_load_members"),
             IncludeRedundantMembers = StrictBool(state, "include_redundant_members"),
+            UnreadThreadNotifications = StrictBool(timeline, "unread_thread_notifications"),
             FederationFormat = filter["event_format"] switch
             {
                 null => false,

@@ -178,6 +178,38 @@ public sealed class RelationTests(TwoSiloCluster fixture) : IClassFixture<TwoSil
     }
 
     [Fact]
+    public async Task Unread_counts_split_by_thread_when_the_filter_asks_and_threaded_receipts_read_one_thread()
+    {
+        var (alice, bob, _, roomId) = await RoomAsync();
+        await bob.SendTextAsync(roomId, "main one");
+        var root = await bob.SendTextAsync(roomId, "thread root");
+        var first = await ReplyAsync(bob, roomId, root, "reply one");
+        await ReplyAsync(bob, roomId, root, "reply two");
+        await CrossSilo.WaitForAsync(fixture.B, fixture.A);
+        var filter = "&filter=" + Uri.EscapeDataString("{\"room\":{\"timeline\":{\"unread_thread_notifications\":true}}}");
+
+        async Task<(long Main, long? Thread)> CountsAsync()
+        {
+            var room = (await alice.SyncAsync(extra: filter))["rooms"]["join"]![roomId]!;
+            var thread = room["unread_thread_notifications"]!.AsObject()[root]?["notification_count"]?.GetValue<long>();
+            return (room["unread_notifications"]!["notification_count"]!.GetValue<long>(), thread);
+        }
+
+        Assert.Equal((2L, (long?)2), await CountsAsync());
+        // A receipt in the thread reads that thread only.
+        (await alice.PostAsync($"{MatrixPaths.Room(roomId)}/receipt/m.read/{MatrixTestClient.Escape(first)}",
+            new JsonObject { ["thread_id"] = root })).EnsureSuccess();
+        Assert.Equal((2L, (long?)1), await CountsAsync());
+        // A receipt on the main timeline reads the main timeline only.
+        (await alice.PostAsync($"{MatrixPaths.Room(roomId)}/receipt/m.read/{MatrixTestClient.Escape(root)}",
+            new JsonObject { ["thread_id"] = "main" })).EnsureSuccess();
+        Assert.Equal((0L, (long?)1), await CountsAsync());
+        // A message of her own in the thread reads it.
+        await ReplyAsync(alice, roomId, root, "read it all");
+        Assert.Equal((0L, (long?)null), await CountsAsync());
+    }
+
+    [Fact]
     public async Task Bad_requests_and_hidden_parents_get_matrix_errors()
     {
         var (alice, _, _, roomId) = await RoomAsync();
