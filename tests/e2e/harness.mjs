@@ -251,7 +251,7 @@ function checkSession(response, localpart, what) {
  * Pending events are detached (as Element does): a room's timeline then holds events in the order sync delivered them,
  * and a sender's own event enters it only when its remote echo (matched by `unsigned.transaction_id`) arrives.
  */
-export async function startSyncing(client, timeoutMs = 30000, initialSyncLimit = 20) {
+export async function startSyncing(client, timeoutMs = 30000, initialSyncLimit = 20, options = {}) {
     let last = "none";
     let lastError = "";
     const ready = new Promise((resolve) => {
@@ -265,7 +265,7 @@ export async function startSyncing(client, timeoutMs = 30000, initialSyncLimit =
         };
         client.on(sdk.ClientEvent.Sync, onSync);
     });
-    await client.startClient({ initialSyncLimit, pendingEventOrdering: sdk.PendingEventOrdering.Detached });
+    await client.startClient({ initialSyncLimit, pendingEventOrdering: sdk.PendingEventOrdering.Detached, ...options });
     let timer;
     const timeout = new Promise((_, reject) => {
         timer = setTimeout(() => reject(new Error(

@@ -41,6 +41,9 @@ public sealed class MatrixJsSdkTests(MatrixJsSdkCluster fixture, ITestOutputHelp
     [Fact]
     public Task Encrypted_room_both_sides_decrypt_across_silos() => RunScenarioAsync("scenario-encrypted.mjs");
 
+    [Fact]
+    public Task Media_upload_download_and_threads_across_silos() => RunScenarioAsync("scenario-media-threads.mjs");
+
     private async Task RunScenarioAsync(string script)
     {
         var urls = fixture.Cluster.Silos.Select(s => s.BaseUrl).ToArray();
