@@ -55,6 +55,7 @@ public static class HomeserverApp
         app.MapSyncEndpoints();
         app.MapPeekingEndpoints();
         app.MapRoomHistoryEndpoints();
+        app.MapSearchEndpoints();
         app.MapLegacySyncEndpoints();
         app.MapOpenIdEndpoints();
         app.MapThirdPartyIdEndpoints();

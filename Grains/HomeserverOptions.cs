@@ -90,6 +90,17 @@ public sealed class HomeserverOptions
 
     /// <summary>The media repository (<c>Homeserver:Media</c>).</summary>
     public MediaOptions Media { get; set; } = new();
+
+    /// <summary>Server-side search (<c>Homeserver:Search</c>).</summary>
+    public SearchOptions Search { get; set; } = new();
+}
+
+/// <summary>See <see cref="HomeserverOptions.Search"/>.</summary>
+public sealed class SearchOptions
+{
+    /// <summary>Index new messages, room names and topics for <c>POST /search</c> as they are persisted (off: events
+    /// sent meanwhile are never found, as with Synapse's search disabled).</summary>
+    public bool IndexEvents { get; set; } = true;
 }
 
 /// <summary>See <see cref="HomeserverOptions.Media"/>.</summary>

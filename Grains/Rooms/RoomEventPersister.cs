@@ -107,6 +107,16 @@ public sealed class RoomEventPersister(IOptions<HomeserverOptions> options) : IS
                 VALUES ($1, $2, $3, $4::text, $5, $6, $7, $8)
                 """,
                 row.EventId, relation.ParentId, relation.RelType, relation.Key, row.RoomId, row.Type, row.Sender, row.Topological));
+        if (row.Search is { } search)
+            batch.BatchCommands.Add(Command(
+                """
+                INSERT INTO event_search (event_id, room_id, key, vector, sender, type, topological, stream_position, origin_server_ts)
+                VALUES ($1, $2, $3, to_tsvector('english', $4::text), $5, $6, $7, $8, $9)
+                """,
+                row.EventId, row.RoomId, search.Key, search.Text, row.Sender, row.Type, row.Topological, entry.Position, row.OriginServerTs));
+        // A redacted event can no longer be found by what it said.
+        if (row.Redacts is not null)
+            batch.BatchCommands.Add(Command("DELETE FROM event_search WHERE event_id = $1", row.Redacts));
         // A redacted event leaves the relations it was part of (spec: redactions strip m.relates_to).
         if (row.Redacts is not null && row.RedactsRelationTo is not null)
             batch.BatchCommands.Add(Command("DELETE FROM event_relations WHERE event_id = $1", row.Redacts));

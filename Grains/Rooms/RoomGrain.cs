@@ -656,7 +656,8 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
             ev["origin_server_ts"]!.GetValue<long>(), ev["depth"]!.GetValue<long>(), json,
             Membership: type == "m.room.member" && ev["content"] is JsonObject c ? RoomState.GetString(c, "membership") : null,
             // A redaction relates to nothing even if a client put m.relates_to in it.
-            Relation: type == "m.room.redaction" ? null : EventRelation.Of(ev["content"] as JsonObject));
+            Relation: type == "m.room.redaction" ? null : EventRelation.Of(ev["content"] as JsonObject),
+            Search: options.Value.Search.IndexEvents ? EventSearchText.Of(type, stateKey, ev["content"] as JsonObject) : null);
     }
 
     /// <summary>Makes a built event part of <paramref name="p"/>: its state, its depth, its rows.</summary>

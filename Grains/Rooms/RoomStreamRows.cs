@@ -40,6 +40,7 @@ public static class RoomStreamRows
 /// <param name="RedactsState">The target is a state event (its room's state caches must go).</param>
 /// <param name="Room">Only on a create event: the <c>rooms</c> row.</param>
 /// <param name="Relation">The event's own relation to another (indexed in <c>event_relations</c>).</param>
+/// <param name="Search">What search finds the event by (indexed in <c>event_search</c>).</param>
 /// <param name="RedactsRelationTo">For a redaction whose target had a relation: the target's parent, whose
 /// aggregations change.</param>
 public sealed record RoomEventRow(
@@ -60,7 +61,26 @@ public sealed record RoomEventRow(
     bool RedactsState = false,
     RoomCreatedRow? Room = null,
     EventRelation? Relation = null,
-    string? RedactsRelationTo = null);
+    string? RedactsRelationTo = null,
+    EventSearchText? Search = null);
+
+/// <summary>The text server-side search finds an event by (spec "Server Side Search": <c>content.body</c> of messages,
+/// <c>content.name</c> and <c>content.topic</c> of the room's name and topic).</summary>
+public sealed record EventSearchText(string Key, string Text)
+{
+    public static EventSearchText? Of(string type, string? stateKey, JsonObject? content)
+    {
+        var (key, field) = (type, stateKey) switch
+        {
+            ("m.room.message", null) => ("content.body", "body"),
+            ("m.room.name", "") => ("content.name", "name"),
+            ("m.room.topic", "") => ("content.topic", "topic"),
+            _ => (null, null),
+        };
+        if (key is null || content?[field!] is not JsonValue v || !v.TryGetValue<string>(out var text) || text.Length == 0) return null;
+        return new EventSearchText(key, text);
+    }
+}
 
 /// <summary>An event's <c>m.relates_to</c> (spec "Forming relationships between events"): the parent, the kind of
 /// relation, and an annotation's key.</summary>

@@ -21,6 +21,7 @@ public static class SyncHostingExtensions
         services.AddSingleton<SyncHandler>();
         services.AddSingleton<LegacySyncHandler>();
         services.AddSingleton<RoomHistory>();
+        services.AddSingleton<Search.EventSearch>();
         return services;
     }
 }
