@@ -1,6 +1,7 @@
 using Homeserver.Api.Endpoints;
 using Homeserver.Api.Errors;
 using Homeserver.Api.Http;
+using Homeserver.Api.RateLimiting;
 using Homeserver.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
@@ -31,6 +32,7 @@ public static class HomeserverApp
     public static IServiceCollection AddHomeserverApi(this IServiceCollection services)
     {
         services.AddSingleton<ReadinessProbe>();
+        services.AddHomeserverRateLimits();
         services.Configure<KestrelServerOptions>(kestrel =>
         {
             // Kestrel answers what it cannot parse with a bare 400/414 before any of our code runs. Header values are
@@ -48,6 +50,7 @@ public static class HomeserverApp
         app.UseMiddleware<MatrixErrorMiddleware>();
         app.UseMiddleware<LegacyClientPaths>();
         app.UseRouting();
+        app.UseRateLimiter(); // Homeserver:RateLimits, on the endpoints that name a ClientRateLimit
         app.UseMiddleware<ClientRequestBoundary>();
         app.MapHealthEndpoints();
         app.MapAccountEndpoints();

@@ -91,6 +91,9 @@ public sealed class HomeserverOptions
     /// <summary>The media repository (<c>Homeserver:Media</c>).</summary>
     public MediaOptions Media { get; set; } = new();
 
+    /// <summary>Rate limits of the Client-Server API (<c>Homeserver:RateLimits</c>), Synapse's <c>rc_*</c>.</summary>
+    public RateLimitOptions RateLimits { get; set; } = new();
+
     /// <summary>Server-side search (<c>Homeserver:Search</c>).</summary>
     public SearchOptions Search { get; set; } = new();
 }
@@ -141,6 +144,59 @@ public sealed class MediaOptions
 
     /// <summary>How long a URL's preview is reused before the page is fetched again (Synapse caches an hour).</summary>
     public TimeSpan PreviewCacheLifetime { get; set; } = TimeSpan.FromHours(1);
+}
+
+/// <summary>
+/// See <see cref="HomeserverOptions.RateLimits"/>. Each limit is Synapse's leaky bucket: <see cref="RateLimit.Burst"/>
+/// actions at once, then <see cref="RateLimit.PerSecond"/> on average; the defaults are Synapse's
+/// (synapse/config/ratelimiting.py). An exceeded limit answers 429 <c>M_LIMIT_EXCEEDED</c> with <c>retry_after_ms</c>.
+/// </summary>
+public sealed class RateLimitOptions
+{
+    /// <summary>Off turns every limit off (test rigs and benchmarks create users and send as fast as they can).</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Events a user sends (<c>rc_message</c>): messages, state events and redactions, per user.</summary>
+    public RateLimit Message { get; set; } = new(0.2, 10);
+
+    /// <summary>Accounts registered from one client address (<c>rc_registration</c>); only successful registrations count.</summary>
+    public RateLimit Registration { get; set; } = new(0.17, 3);
+
+    /// <summary>Login requests from one client address (<c>rc_login.address</c>), whatever their outcome.</summary>
+    public RateLimit LoginAddress { get; set; } = new(0.003, 5);
+
+    /// <summary>Successful logins to one account (<c>rc_login.account</c>).</summary>
+    public RateLimit LoginAccount { get; set; } = new(0.003, 5);
+
+    /// <summary>Failed logins to one account (<c>rc_login.failed_attempts</c>): while exceeded, even the right password
+    /// is refused, so guessing one account's password from many addresses is as slow as from one.</summary>
+    public RateLimit LoginFailedAttempts { get; set; } = new(0.17, 3);
+
+    /// <summary>Rooms a user joins (<c>rc_joins.local</c>).</summary>
+    public RateLimit Joins { get; set; } = new(0.1, 10);
+
+    /// <summary>Invites into one room (<c>rc_invites.per_room</c>).</summary>
+    public RateLimit InvitesPerRoom { get; set; } = new(0.3, 10);
+
+    /// <summary>Invites one user receives (<c>rc_invites.per_user</c>).</summary>
+    public RateLimit InvitesPerUser { get; set; } = new(0.003, 5);
+
+    /// <summary>Invites one user sends (<c>rc_invites.per_issuer</c>).</summary>
+    public RateLimit InvitesPerIssuer { get; set; } = new(0.3, 10);
+
+    /// <summary>Media a user creates or uploads (<c>rc_media_create</c>); for the media endpoints, which do not exist yet.</summary>
+    public RateLimit MediaCreate { get; set; } = new(10, 50);
+}
+
+/// <summary>One limit: up to <see cref="Burst"/> actions at once, refilled at <see cref="PerSecond"/> (Synapse's
+/// <c>per_second</c> and <c>burst_count</c>). A zero in either turns this limit off.</summary>
+public sealed class RateLimit
+{
+    public RateLimit() { }
+    public RateLimit(double perSecond, int burst) => (PerSecond, Burst) = (perSecond, burst);
+
+    public double PerSecond { get; set; }
+    public int Burst { get; set; }
 }
 
 /// <summary>See <see cref="HomeserverOptions.Push"/>.</summary>

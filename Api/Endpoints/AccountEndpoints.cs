@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Homeserver.Accounts;
 using Homeserver.Api.Http;
+using Homeserver.Api.RateLimiting;
 using Homeserver.Caches;
 using Homeserver.Errors;
 using Homeserver.Streams;
@@ -23,7 +24,7 @@ public static class AccountEndpoints
         app.MapPost($"{Prefix}/register", Register);
         app.MapGet($"{Prefix}/register/available", CheckUsernameAvailability);
         app.MapGet($"{Prefix}/login", GetLoginFlows);
-        app.MapPost($"{Prefix}/login", Login);
+        app.MapPost($"{Prefix}/login", Login).WithMetadata(ClientRateLimit.LoginAddress);
         app.MapPost($"{Prefix}/logout", Logout);
         app.MapPost($"{Prefix}/logout/all", LogoutAll);
         app.MapGet($"{Prefix}/account/whoami", (Delegate)GetTokenOwner);
@@ -34,10 +35,14 @@ public static class AccountEndpoints
         return app;
     }
 
-    private static async Task<IResult> Register(HttpContext context, Registration registration, IOptions<HomeserverOptions> options)
+    private static async Task<IResult> Register(HttpContext context, Registration registration, ClientRateLimits limits, IOptions<HomeserverOptions> options)
     {
+        // Per client address, counting only accounts made (a registration takes two requests with its challenge).
+        var address = ClientRateLimit.Address(context);
+        await limits.CheckAsync(ClientRateLimit.Registration, address);
         var body = JsonBody.Object(context.Request);
         var outcome = await registration.RegisterAsync(context.Request.Query["kind"].ToString(), body, context.RequestAborted);
+        if (outcome.Session is not null) await limits.RecordAsync(ClientRateLimit.Registration, address);
         return outcome.Challenge is { } challenge ? Challenge(challenge) : Results.Json(SessionBody(outcome.Session!, options.Value.ServerName));
     }
 
@@ -54,7 +59,8 @@ public static class AccountEndpoints
     private static IResult GetLoginFlows() =>
         Results.Json(new JsonObject { ["flows"] = new JsonArray(new JsonObject { ["type"] = UserInteractiveAuth.Password }) });
 
-    private static async Task<IResult> Login(HttpContext context, IGrainFactory grains, StreamNotifier notifier, IOptions<HomeserverOptions> options)
+    private static async Task<IResult> Login(HttpContext context, IGrainFactory grains, StreamNotifier notifier, ClientRateLimits limits,
+        IOptions<HomeserverOptions> options)
     {
         var body = JsonBody.Object(context.Request);
         var type = JsonBody.RequireString(body, "type");
@@ -66,10 +72,29 @@ public static class AccountEndpoints
         var serverName = options.Value.ServerName;
         var localpart = UserIds.LocalpartForLogin(user, serverName);
         if (localpart is null || !UserIds.IsValidLocalpart(localpart))
+        {
+            // As long as a wrong password takes, so that the answer's time does not tell which accounts exist.
+            await PasswordHashing.VerifyDummyAsync(password, options.Value.PasswordHashCost);
             throw MatrixException.Forbidden("Invalid username or password");
+        }
 
-        var result = await grains.GetGrain<IUserGrain>(UserIds.Format(localpart, serverName)).LoginAsync(new LoginRequest(
-            password, DeviceFields.DeviceId(body), DeviceFields.InitialDisplayName(body)));
+        // Per account, as Synapse: failed attempts are checked before the password and counted after it, so guessing
+        // one account's password from many addresses is as slow as from one; successful logins have a limit of their own.
+        var userId = UserIds.Format(localpart, serverName);
+        await limits.CheckAsync(ClientRateLimit.LoginFailedAttempts, userId);
+        await limits.CheckAsync(ClientRateLimit.LoginAccount, userId);
+        LoginResult result;
+        try
+        {
+            result = await grains.GetGrain<IUserGrain>(userId).LoginAsync(new LoginRequest(
+                password, DeviceFields.DeviceId(body), DeviceFields.InitialDisplayName(body)));
+        }
+        catch (MatrixException e) when (e.ErrCode == ErrorCodes.Forbidden)
+        {
+            await limits.RecordAsync(ClientRateLimit.LoginFailedAttempts, userId);
+            throw;
+        }
+        await limits.RecordAsync(ClientRateLimit.LoginAccount, userId);
         await CacheInvalidator.WaitAppliedAsync(notifier, result.CachesPosition, context.RequestAborted);
         return Results.Json(SessionBody(result, serverName));
     }

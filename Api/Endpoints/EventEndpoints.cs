@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Homeserver.Matrix;
 using Homeserver.Api.Http;
+using Homeserver.Api.RateLimiting;
 using Homeserver.Errors;
 using Homeserver.Rooms;
 using Homeserver.Streams;
@@ -17,15 +18,15 @@ public static class EventEndpoints
 
     public static IEndpointRouteBuilder MapEventEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapPut($"{Prefix}/rooms/{{roomId}}/send/{{eventType}}/{{txnId}}", SendMessage).WithMetadata(ClientBodyPolicy.Event);
+        app.MapPut($"{Prefix}/rooms/{{roomId}}/send/{{eventType}}/{{txnId}}", SendMessage).WithMetadata(ClientBodyPolicy.Event, ClientRateLimit.Message);
         // The legacy form without a transaction id (r0 clients, SyTest). It gets one of the server's making, so that
         // the front end can still retry it across a silo loss without sending it twice.
         app.MapPost($"{Prefix}/rooms/{{roomId}}/send/{{eventType}}",
             (HttpContext context, string roomId, string eventType, IGrainFactory grains, StreamNotifier notifier) =>
                 SendMessage(context, roomId, eventType, $"{ServerTransactionPrefix}{Guid.NewGuid():N}", grains, notifier))
-            .WithMetadata(ClientBodyPolicy.Event);
-        app.MapPut($"{Prefix}/rooms/{{roomId}}/state/{{eventType}}/{{**stateKey}}", SetRoomStateWithKey).WithMetadata(ClientBodyPolicy.Event);
-        app.MapPut($"{Prefix}/rooms/{{roomId}}/redact/{{eventId}}/{{txnId}}", RedactEvent).WithMetadata(ClientBodyPolicy.Event);
+            .WithMetadata(ClientBodyPolicy.Event, ClientRateLimit.Message);
+        app.MapPut($"{Prefix}/rooms/{{roomId}}/state/{{eventType}}/{{**stateKey}}", SetRoomStateWithKey).WithMetadata(ClientBodyPolicy.Event, ClientRateLimit.Message);
+        app.MapPut($"{Prefix}/rooms/{{roomId}}/redact/{{eventId}}/{{txnId}}", RedactEvent).WithMetadata(ClientBodyPolicy.Event, ClientRateLimit.Message);
         return app;
     }
 

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Homeserver.Accounts;
 using Homeserver.Api.Http;
+using Homeserver.Api.RateLimiting;
 using Homeserver.Errors;
 using Homeserver.Rooms;
 using Homeserver.Streams;
@@ -17,9 +18,9 @@ public static class MembershipEndpoints
 
     public static IEndpointRouteBuilder MapMembershipEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapPost($"{Prefix}/join/{{roomIdOrAlias}}", JoinRoom);
-        app.MapPost($"{Prefix}/rooms/{{roomId}}/join", JoinRoomById);
-        app.MapPost($"{Prefix}/rooms/{{roomId}}/invite", InviteUser);
+        app.MapPost($"{Prefix}/join/{{roomIdOrAlias}}", JoinRoom).WithMetadata(ClientRateLimit.Joins);
+        app.MapPost($"{Prefix}/rooms/{{roomId}}/join", JoinRoomById).WithMetadata(ClientRateLimit.Joins);
+        app.MapPost($"{Prefix}/rooms/{{roomId}}/invite", InviteUser).WithMetadata(ClientRateLimit.InvitesPerIssuer);
         app.MapPost($"{Prefix}/rooms/{{roomId}}/leave", LeaveRoom);
         app.MapPost($"{Prefix}/rooms/{{roomId}}/forget", ForgetRoom);
         app.MapPost($"{Prefix}/rooms/{{roomId}}/kick", Kick);
@@ -60,12 +61,18 @@ public static class MembershipEndpoints
         return Results.Json(new JsonObject { ["room_id"] = roomId });
     }
 
-    private static async Task<IResult> InviteUser(HttpContext context, string roomId, IGrainFactory grains, StreamNotifier notifier)
+    private static async Task<IResult> InviteUser(HttpContext context, string roomId, IGrainFactory grains, StreamNotifier notifier,
+        ClientRateLimits limits)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
         var body = JsonBody.Object(context.Request);
-        await ChangeAsync(context, grains, notifier, RoomWrites.RoomId(roomId), new MembershipCommand(
-            requester.UserId, RoomWrites.UserId(body), MembershipAction.Invite, JsonBody.OptionalString(body, "reason"),
+        var room = RoomWrites.RoomId(roomId);
+        var invitee = RoomWrites.UserId(body);
+        // The issuer's limit is the endpoint's; these two need the room and the body (Synapse's ratelimit_invite).
+        await limits.TakeAsync(ClientRateLimit.InvitesPerRoom, room);
+        await limits.TakeAsync(ClientRateLimit.InvitesPerUser, invitee);
+        await ChangeAsync(context, grains, notifier, room, new MembershipCommand(
+            requester.UserId, invitee, MembershipAction.Invite, JsonBody.OptionalString(body, "reason"),
             JsonBody.OptionalBool(body, "is_direct"), ExtraContent(body)));
         return Results.Json(new JsonObject());
     }

@@ -30,7 +30,7 @@ public sealed class MatrixErrorMiddleware(RequestDelegate next, IHostApplication
         }
         catch (MatrixException e)
         {
-            await WriteAsync(context, e.Status, e.ErrCode, e.Message, e.ExtraJson);
+            await WriteAsync(context, e.Status, e.ErrCode, e.Message, e.ExtraJson, RateLimiting.ClientRateLimits.RetryAfterSeconds(e));
         }
         catch (BadHttpRequestException e)
         {

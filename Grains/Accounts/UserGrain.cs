@@ -91,7 +91,12 @@ public sealed class UserGrain(AccountRepository repository, Rooms.RoomEventStore
 
     public async Task<LoginResult> LoginAsync(LoginRequest request)
     {
-        if (_deactivated) throw new MatrixException(ErrorCodes.UserDeactivated, "This account has been deactivated", 403);
+        if (_deactivated)
+        {
+            // Said as Synapse says it (the hash went with the account), but only after as long as a password check takes.
+            await PasswordHashing.VerifyDummyAsync(request.Password, options.Value.PasswordHashCost);
+            throw new MatrixException(ErrorCodes.UserDeactivated, "This account has been deactivated", 403);
+        }
         if (!await CheckPasswordAsync(request.Password))
             throw MatrixException.Forbidden("Invalid username or password");
         return await OpenSessionAsync(request.DeviceId, request.InitialDeviceDisplayName);
@@ -131,7 +136,9 @@ public sealed class UserGrain(AccountRepository repository, Rooms.RoomEventStore
 
     public async Task<bool> CheckPasswordAsync(string password)
     {
-        if (!_exists || _passwordHash is null) return false;
+        // No account, or one without a password: checked against a stand-in hash, so that the answer takes as long as
+        // for a wrong password and its time does not tell which accounts exist.
+        if (!_exists || _passwordHash is null) return await PasswordHashing.VerifyDummyAsync(password, options.Value.PasswordHashCost);
         return await PasswordHashing.VerifyAsync(password, _passwordHash);
     }
 

@@ -28,7 +28,8 @@ public static class IdleBenchmark
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(data, (UnixFileMode)0b111_101_101);
         var apiSiloPort = LoopbackPorts.Free();
         var httpPort = LoopbackPorts.Free();
-        var common = new[] { "--Homeserver:WriterRebalanceDelay=00:00:00", "--Logging:LogLevel:Default=Warning", "--Homeserver:PasswordHashCost=4" };
+        var common = new[] { "--Homeserver:WriterRebalanceDelay=00:00:00", "--Logging:LogLevel:Default=Warning", "--Homeserver:PasswordHashCost=4",
+            "--Homeserver:RateLimits:Enabled=false" };
         using var api = Start(root, "Api", [$"--urls=http://127.0.0.1:{httpPort}", $"--Homeserver:DataDirectory={data}",
             $"--Homeserver:Cluster:SiloPort={apiSiloPort}", $"--Homeserver:Cluster:GatewayPort={LoopbackPorts.Free()}", .. common]);
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{httpPort}") };

@@ -53,6 +53,7 @@ public sealed class HomeserverProcess : IDisposable
         psi.ArgumentList.Add($"--Homeserver:Cluster:SiloPort={siloPort}");
         psi.ArgumentList.Add($"--Homeserver:Cluster:GatewayPort={LoopbackPorts.Free()}");
         psi.ArgumentList.Add("--Homeserver:PasswordHashCost=4");
+        psi.ArgumentList.Add("--Homeserver:RateLimits:Enabled=false"); // tests register and send fast from one address
         psi.ArgumentList.Add("--Homeserver:WriterRebalanceDelay=00:00:00");
         foreach (var a in args) psi.ArgumentList.Add(a);
         var process = Process.Start(psi)!;

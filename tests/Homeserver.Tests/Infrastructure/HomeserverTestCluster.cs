@@ -51,6 +51,8 @@ public sealed class HomeserverTestCluster : IAsyncDisposable
             ["Homeserver:Postgres"] = connectionString,
             ["Homeserver:ServerName"] = "localhost",
             ["Homeserver:PasswordHashCost"] = "4",
+            // Tests register many users and send fast from one address; the rate-limit tests turn limits on.
+            ["Homeserver:RateLimits:Enabled"] = "false",
             ["Homeserver:ReaderBackstopPeriod"] = "00:00:00.500",
             ["Homeserver:Cluster:FastFailureDetection"] = "true",
             // Writers stay where they were placed, so a test's cluster does not move them under it (the rebalancing

@@ -1,0 +1,117 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Homeserver.Tests.Infrastructure;
+using static Homeserver.Tests.Http.RateLimits.RateLimitTestSupport;
+using static Homeserver.Tests.Infrastructure.MatrixPaths;
+
+namespace Homeserver.Tests.Http.RateLimits;
+
+/// <summary>Two silos, each its own front end, with small per-user limits; registration and the login address
+/// limit raised out of the way (every test registers from one address).</summary>
+public sealed class RateLimitCluster : TwoSiloCluster
+{
+    public const string AdminLocalpart = "ratelimit-admin";
+    public const int MessageBurst = 20;
+    public const double MessagePerSecond = 1;
+
+    protected override IDictionary<string, string?> Settings => new Dictionary<string, string?>
+    {
+        ["Homeserver:RateLimits:Enabled"] = "true",
+        ["Homeserver:AdminUsers:0"] = $"@{AdminLocalpart}:localhost",
+        ["Homeserver:RateLimits:Registration:Burst"] = "1000",
+        ["Homeserver:RateLimits:LoginAddress:Burst"] = "1000",
+        ["Homeserver:RateLimits:LoginAccount:Burst"] = "1000",
+        ["Homeserver:RateLimits:Message:Burst"] = MessageBurst.ToString(),
+        ["Homeserver:RateLimits:Message:PerSecond"] = MessagePerSecond.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["Homeserver:RateLimits:LoginFailedAttempts:Burst"] = "3",
+        ["Homeserver:RateLimits:LoginFailedAttempts:PerSecond"] = "0.2",
+        ["Homeserver:RateLimits:Joins:Burst"] = "2",
+        ["Homeserver:RateLimits:Joins:PerSecond"] = "0.001",
+        ["Homeserver:RateLimits:InvitesPerUser:Burst"] = "2",
+        ["Homeserver:RateLimits:InvitesPerUser:PerSecond"] = "0.001",
+    };
+}
+
+public sealed class RateLimitTests(RateLimitCluster fixture) : IClassFixture<RateLimitCluster>
+{
+    private static string Send(string roomId) => $"{Room(roomId)}/send/m.room.message/{Guid.NewGuid():N}";
+
+    [Fact]
+    public async Task Sends_past_the_burst_are_429_with_retry_after_ms_and_succeed_again_after_it()
+    {
+        var alice = await fixture.UserAsync("rl-send");
+        var room = await alice.CreateRoomAsync();
+        var sent = 0;
+        MatrixResponse r;
+        while ((r = await alice.PutAsync(Send(room), Text($"m{sent}"))).StatusCode == 200) sent++;
+        var retry = AssertLimited(r);
+        // The burst, plus what refilled while sending (1 a second).
+        Assert.InRange(sent, RateLimitCluster.MessageBurst - 1, RateLimitCluster.MessageBurst + 3);
+        Assert.InRange(retry, 1, 1000 / RateLimitCluster.MessagePerSecond);
+
+        await Task.Delay(TimeSpan.FromMilliseconds(retry + 50));
+        (await alice.PutAsync(Send(room), Text("after the wait"))).EnsureSuccess();
+        // A state event counts against the same limit, and it is spent again.
+        AssertLimited(await alice.PutAsync($"{Room(room)}/state/m.room.topic/", new JsonObject { ["topic"] = "t" }));
+    }
+
+    [Fact]
+    public async Task Alternating_between_two_front_ends_a_user_gets_the_burst_once_within_one_lease_per_front_end()
+    {
+        var alice = await fixture.UserAsync("rl-cluster");
+        var onB = alice.On(fixture.B);
+        var room = await alice.CreateRoomAsync();
+        var clock = Stopwatch.StartNew();
+        var accepted = 0;
+        for (var i = 0; i < 3 * RateLimitCluster.MessageBurst; i++)
+        {
+            var r = await (i % 2 == 0 ? alice : onB).PutAsync(Send(room), Text($"m{i}"));
+            if (r.StatusCode == 200) accepted++;
+            else AssertLimited(r);
+        }
+        var elapsed = clock.Elapsed.TotalSeconds;
+        // Two front ends each enforcing the limit alone would accept about 2 × 20. The cluster's one bucket accepts the
+        // burst plus its refill; front ends lease a tenth of the burst (2), so each may leave one unspent.
+        var allowance = RateLimitCluster.MessageBurst + RateLimitCluster.MessagePerSecond * elapsed;
+        Assert.True(accepted <= allowance + 0.001, $"accepted {accepted} of an allowance of {allowance:F1} in {elapsed:F1} s");
+        Assert.True(accepted >= RateLimitCluster.MessageBurst - 2, $"accepted {accepted}, fewer than the burst less one lease per front end");
+    }
+
+    [Fact]
+    public async Task A_server_admin_is_not_limited()
+    {
+        var admin = await MatrixTestClient.RegisterAsync(fixture.A, $"{RateLimitCluster.AdminLocalpart}");
+        var room = await admin.CreateRoomAsync();
+        for (var i = 0; i < RateLimitCluster.MessageBurst + 10; i++)
+            (await admin.PutAsync(Send(room), Text($"m{i}"))).EnsureSuccess();
+    }
+
+    [Fact]
+    public async Task Failed_logins_to_one_account_are_limited_even_for_the_right_password_then_recover()
+    {
+        var alice = await fixture.UserAsync("rl-login");
+        for (var i = 0; i < 3; i++)
+            AssertError(await fixture.A.Http.PostJsonAsync($"{V3}/login", PasswordLogin(alice.UserId, "wrong")), 403, "M_FORBIDDEN");
+        // From the other front end, and with the right password: the account's limit is the cluster's.
+        var retry = AssertLimited(await fixture.B.Http.PostJsonAsync($"{V3}/login", PasswordLogin(alice.UserId, alice.Password)));
+        await Task.Delay(TimeSpan.FromMilliseconds(retry + 50));
+        (await fixture.B.Http.PostJsonAsync($"{V3}/login", PasswordLogin(alice.UserId, alice.Password))).EnsureSuccess();
+    }
+
+    [Fact]
+    public async Task Joins_and_invites_to_one_user_are_limited()
+    {
+        var owner = await fixture.UserAsync("rl-owner");
+        var joiner = await fixture.UserAsync("rl-joiner");
+        var rooms = new List<string>();
+        for (var i = 0; i < 3; i++) rooms.Add(await owner.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" }));
+        (await joiner.PostAsync($"{V3}/join/{E(rooms[0])}")).EnsureSuccess();
+        (await joiner.On(fixture.B).PostAsync($"{V3}/join/{E(rooms[1])}")).EnsureSuccess();
+        AssertLimited(await joiner.PostAsync($"{V3}/rooms/{E(rooms[2])}/join"));
+
+        var invitee = await fixture.UserAsync("rl-invitee");
+        for (var i = 0; i < 2; i++)
+            (await owner.PostAsync($"{Room(rooms[i])}/invite", new JsonObject { ["user_id"] = invitee.UserId })).EnsureSuccess();
+        AssertLimited(await owner.PostAsync($"{Room(rooms[2])}/invite", new JsonObject { ["user_id"] = invitee.UserId }));
+    }
+}
