@@ -5,7 +5,7 @@ namespace Homeserver.Api.RateLimiting;
 
 /// <summary>Whose actions a limit counts: the authenticated user's, or the client address's (before anyone is
 /// authenticated: login and registration).</summary>
-public enum RateLimitPartition { User, Address }
+public enum LimitedBy { User, Address }
 
 /// <summary>
 /// One of the Client-Server API's rate limits (Synapse's <c>rc_*</c>): its bucket name, its configuration and what it
@@ -13,10 +13,10 @@ public enum RateLimitPartition { User, Address }
 /// Core's rate limiter before the handler runs, one action per request; limits that depend on the outcome or the
 /// body (registration, failed logins, an invite's recipient) are taken by the handler through <see cref="ClientRateLimits"/>.
 /// </summary>
-public sealed class ClientRateLimit(string name, RateLimitPartition partition, Func<RateLimitOptions, RateLimit> select)
+public sealed class ClientRateLimit(string name, LimitedBy partition, Func<RateLimitOptions, RateLimit> select)
 {
     public string Name { get; } = name;
-    public RateLimitPartition Partition { get; } = partition;
+    public LimitedBy Partition { get; } = partition;
 
     /// <summary>The configured limit, or null when it is off (a zero rate or burst).</summary>
     public BucketLimit? Limit(RateLimitOptions options)
@@ -25,16 +25,16 @@ public sealed class ClientRateLimit(string name, RateLimitPartition partition, F
         return limit.PerSecond > 0 && limit.Burst > 0 ? new BucketLimit(limit.PerSecond, limit.Burst) : null;
     }
 
-    public static readonly ClientRateLimit Message = new("message", RateLimitPartition.User, o => o.Message);
-    public static readonly ClientRateLimit Joins = new("joins", RateLimitPartition.User, o => o.Joins);
-    public static readonly ClientRateLimit InvitesPerIssuer = new("invites_per_issuer", RateLimitPartition.User, o => o.InvitesPerIssuer);
-    public static readonly ClientRateLimit InvitesPerRoom = new("invites_per_room", RateLimitPartition.User, o => o.InvitesPerRoom);
-    public static readonly ClientRateLimit InvitesPerUser = new("invites_per_user", RateLimitPartition.User, o => o.InvitesPerUser);
-    public static readonly ClientRateLimit MediaCreate = new("media_create", RateLimitPartition.User, o => o.MediaCreate);
-    public static readonly ClientRateLimit LoginAddress = new("login_address", RateLimitPartition.Address, o => o.LoginAddress);
-    public static readonly ClientRateLimit LoginAccount = new("login_account", RateLimitPartition.User, o => o.LoginAccount);
-    public static readonly ClientRateLimit LoginFailedAttempts = new("login_failed", RateLimitPartition.User, o => o.LoginFailedAttempts);
-    public static readonly ClientRateLimit Registration = new("registration", RateLimitPartition.Address, o => o.Registration);
+    public static readonly ClientRateLimit Message = new("message", LimitedBy.User, o => o.Message);
+    public static readonly ClientRateLimit Joins = new("joins", LimitedBy.User, o => o.Joins);
+    public static readonly ClientRateLimit InvitesPerIssuer = new("invites_per_issuer", LimitedBy.User, o => o.InvitesPerIssuer);
+    public static readonly ClientRateLimit InvitesPerRoom = new("invites_per_room", LimitedBy.User, o => o.InvitesPerRoom);
+    public static readonly ClientRateLimit InvitesPerUser = new("invites_per_user", LimitedBy.User, o => o.InvitesPerUser);
+    public static readonly ClientRateLimit MediaCreate = new("media_create", LimitedBy.User, o => o.MediaCreate);
+    public static readonly ClientRateLimit LoginAddress = new("login_address", LimitedBy.Address, o => o.LoginAddress);
+    public static readonly ClientRateLimit LoginAccount = new("login_account", LimitedBy.User, o => o.LoginAccount);
+    public static readonly ClientRateLimit LoginFailedAttempts = new("login_failed", LimitedBy.User, o => o.LoginFailedAttempts);
+    public static readonly ClientRateLimit Registration = new("registration", LimitedBy.Address, o => o.Registration);
 
     /// <summary>The client's address as a partition: the connection's own (no forwarded header is trusted, as for
     /// client IPs), IPv4 written as IPv4 even on a dual-stack socket.</summary>

@@ -29,14 +29,14 @@ public sealed class ClientRateLimiter(ClientRateLimits limits, IAccessTokenAuthe
     {
         if (LimitOf(context) is not { } limit) return Passed;
         string partition;
-        if (limit.Partition == RateLimitPartition.Address) partition = ClientRateLimit.Address(context);
+        if (limit.Partition == LimitedBy.Address) partition = ClientRateLimit.Address(context);
         else if (RequestAuth.AccessToken(context.Request) is { } token && await authenticator.AuthenticateAsync(token) is { } requester)
             partition = requester.UserId;
         else return Passed;
 
         var grant = await limits.TryTakeAsync(limit, partition);
         if (grant.Granted > 0) return Passed;
-        if (limit.Partition == RateLimitPartition.User && await RequestAuth.IsAdminAsync(context, partition)) return Passed;
+        if (limit.Partition == LimitedBy.User && await RequestAuth.IsAdminAsync(context, partition)) return Passed;
         return new Decision(false, grant.RetryAfterMs);
     }
 
