@@ -53,13 +53,15 @@ public sealed class DefaultRateLimitTests(DefaultLimitsCluster fixture) : IClass
     public async Task Fifteen_registrations_in_a_burst_from_one_address_make_three_accounts()
     {
         var statuses = new List<int>();
-        MatrixResponse? last = null;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         for (var i = 0; i < 15; i++)
         {
-            last = await fixture.Silo.Http.PostJsonAsync($"{V3}/register", DummyRegistration(MatrixTestClient.UniqueLocalpart("burst")));
-            statuses.Add(last.StatusCode);
+            var r = await fixture.Silo.Http.PostJsonAsync($"{V3}/register", DummyRegistration(MatrixTestClient.UniqueLocalpart("burst")));
+            statuses.Add(r.StatusCode);
+            if (r.StatusCode != 200) AssertLimited(r);
         }
-        Assert.Equal(Enumerable.Repeat(200, 3).Concat(Enumerable.Repeat(429, 12)), statuses);
-        AssertLimited(last!);
+        // The burst, then refusals; the bucket refills one account every 6 s, which a slow machine may reach.
+        Assert.Equal([200, 200, 200, 429], statuses.Take(4));
+        Assert.True(statuses.Count(s => s == 200) <= 3 + 0.17 * clock.Elapsed.TotalSeconds, string.Join(" ", statuses));
     }
 }
