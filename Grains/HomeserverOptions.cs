@@ -184,7 +184,9 @@ public sealed class RateLimitOptions
     /// <summary>Invites one user sends (<c>rc_invites.per_issuer</c>).</summary>
     public RateLimit InvitesPerIssuer { get; set; } = new(0.3, 10);
 
-    /// <summary>Media a user creates or uploads (<c>rc_media_create</c>); for the media endpoints, which do not exist yet.</summary>
+    /// <summary>Media ids a user makes (<c>rc_media_create</c>): <c>POST /media/v1/create</c>, as in Synapse, and an upload
+    /// without a reserved id (<c>POST /upload</c>), which makes one too; an upload to a reserved id was counted by its
+    /// <c>/create</c>.</summary>
     public RateLimit MediaCreate { get; set; } = new(10, 50);
 }
 

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Homeserver.Api.Http;
+using Homeserver.Api.RateLimiting;
 using Homeserver.Errors;
 using Homeserver.Media;
 using Microsoft.AspNetCore.Http.Features;
@@ -47,9 +48,9 @@ public static class MediaEndpoints
 
     public static IEndpointRouteBuilder MapMediaEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapPost($"{LegacyPrefix}/upload", UploadAsync).WithMetadata(ClientBodyPolicy.Ignored);
+        app.MapPost($"{LegacyPrefix}/upload", UploadAsync).WithMetadata(ClientBodyPolicy.Ignored, ClientRateLimit.MediaCreate);
         app.MapPut($"{LegacyPrefix}/upload/{{serverName}}/{{mediaId}}", UploadReservedAsync).WithMetadata(ClientBodyPolicy.Ignored);
-        app.MapPost("/_matrix/media/v1/create", ReserveAsync);
+        app.MapPost("/_matrix/media/v1/create", ReserveAsync).WithMetadata(ClientRateLimit.MediaCreate);
         foreach (var (prefix, authenticated) in new[] { (LegacyPrefix, false), (AuthenticatedPrefix, true) })
         {
             app.MapGet($"{prefix}/download/{{serverName}}/{{mediaId}}", (HttpContext c, string serverName, string mediaId) =>

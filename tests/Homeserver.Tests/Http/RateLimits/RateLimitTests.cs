@@ -29,6 +29,8 @@ public sealed class RateLimitCluster : TwoSiloCluster
         ["Homeserver:RateLimits:Joins:PerSecond"] = "0.001",
         ["Homeserver:RateLimits:InvitesPerUser:Burst"] = "2",
         ["Homeserver:RateLimits:InvitesPerUser:PerSecond"] = "0.001",
+        ["Homeserver:RateLimits:MediaCreate:Burst"] = "2",
+        ["Homeserver:RateLimits:MediaCreate:PerSecond"] = "0.001",
     };
 }
 
@@ -114,5 +116,17 @@ public sealed class RateLimitTests(RateLimitCluster fixture) : IClassFixture<Rat
         for (var i = 0; i < 2; i++)
             (await owner.PostAsync($"{Room(rooms[i])}/invite", new JsonObject { ["user_id"] = invitee.UserId })).EnsureSuccess();
         AssertLimited(await owner.PostAsync($"{Room(rooms[2])}/invite", new JsonObject { ["user_id"] = invitee.UserId }));
+    }
+
+    [Fact]
+    public async Task Media_ids_a_user_makes_are_limited_by_create_and_upload_alike()
+    {
+        var alice = await fixture.UserAsync("rl-media");
+        (await alice.PostAsync("/_matrix/media/v1/create")).EnsureSuccess();
+        using var upload = new ByteArrayContent([1, 2, 3]);
+        upload.Headers.ContentType = new("application/octet-stream");
+        using (var uploaded = await alice.Http.PostAsync("/_matrix/media/v3/upload", upload))
+            Assert.Equal(200, (int)uploaded.StatusCode);
+        AssertLimited(await alice.PostAsync("/_matrix/media/v1/create"));
     }
 }
