@@ -39,7 +39,17 @@ switch (mode)
         await OrleansFloorBenchmark.RunAsync(TimeSpan.FromSeconds(args.Length > 1 ? int.Parse(args[1]) : 60),
             TimeSpan.FromSeconds(args.Length > 2 ? int.Parse(args[2]) : 60));
         return 0;
+    case "media":
+        // dotnet run -c Release --project bench/Homeserver.Bench -- media [seconds per phase] [connections] [file KiB]
+        await MediaSearchBenchmark.RunMediaAsync(TimeSpan.FromSeconds(args.Length > 1 ? int.Parse(args[1]) : 10),
+            args.Length > 2 ? int.Parse(args[2]) : 32, (args.Length > 3 ? int.Parse(args[3]) : 1024) * 1024);
+        return 0;
+    case "search":
+        // dotnet run -c Release --project bench/Homeserver.Bench -- search [messages] [rooms] [queries per kind]
+        await MediaSearchBenchmark.RunSearchAsync(args.Length > 1 ? int.Parse(args[1]) : 1_000_000, args.Length > 2 ? int.Parse(args[2]) : 50,
+            args.Length > 3 ? int.Parse(args[3]) : 200);
+        return 0;
     default:
-        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, fanout, idle, cluster, orleans-floor");
+        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, fanout, idle, cluster, orleans-floor, media, search");
         return 2;
 }

@@ -111,7 +111,7 @@ public static class SendBenchmark
 
     private static readonly TimeSpan Warmup = TimeSpan.FromSeconds(int.TryParse(Environment.GetEnvironmentVariable("BENCH_WARMUP_SECONDS"), out var w) ? w : 10);
 
-    private static async Task<(double Rate, List<double> Latencies, long Count)> LoadAsync(TimeSpan duration, int connections, Func<int, int, Task> call)
+    internal static async Task<(double Rate, List<double> Latencies, long Count)> LoadAsync(TimeSpan duration, int connections, Func<int, int, Task> call)
     {
         var latencies = new ConcurrentBag<double>();
         long done = 0;
