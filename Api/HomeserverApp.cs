@@ -68,6 +68,8 @@ public static class HomeserverApp
         app.MapKeysProfileDirectoryEndpoints();
         app.MapMediaEndpoints();
         app.MapAdminEndpoints();
+        app.MapSynapseAdminRoomEndpoints();
+        app.MapReportingEndpoints();
         app.MapFallbackEndpoints();
         return app;
     }

@@ -33,6 +33,14 @@ public interface IRoomGrain : IGrainWithStringKey
     /// invite. 403 for a user who may not send the tombstone, 400 <c>M_UNSUPPORTED_ROOM_VERSION</c>.
     /// </summary>
     Task<RoomUpgradeResult> UpgradeAsync(RoomUpgradeCommand command);
+
+    /// <summary>
+    /// Deletes the room from the database (an admin's room deletion, after its members were made to leave): one
+    /// <c>room_purge</c> row on the room's writer, queued behind the room's other writes, so no event can follow it.
+    /// The room is unknown afterwards (404). 400 <c>M_UNKNOWN</c> "Users are still joined to this room" while a local
+    /// user is joined, unless <paramref name="force"/>, as Synapse answers; 404 for an unknown room.
+    /// </summary>
+    Task<RoomWriteResult> PurgeAsync(bool force);
 }
 
 /// <summary>What a write produced: the event (null for writes without one, e.g. forget) and the events stream

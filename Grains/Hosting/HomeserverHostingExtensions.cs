@@ -1,3 +1,4 @@
+using Homeserver.Admin;
 using Homeserver.Caches;
 using Homeserver.Rooms;
 using Homeserver.Storage;
@@ -237,6 +238,7 @@ public static class HomeserverHostingExtensions
         services.AddHomeserverKeysProfileDirectory();
         services.AddHomeserverPushers();
         services.AddHomeserverMedia();
+        services.AddHomeserverRoomAdmin();
         return services;
     }
 

@@ -52,6 +52,16 @@ public sealed class RoomCacheHandler(CacheRegistry caches, RecentRoomEvents rece
                 caches.Invalidate(RoomCaches.UserMemberships, row.UserId);
                 break;
             }
+            case RoomStreamRows.PurgeKind:
+            {
+                // The room's events are cached by event id; a purge is rare enough to drop them all rather than list them.
+                var row = RoomStreamRows.Parse<RoomPurgeRow>(entry.Payload);
+                caches.Invalidate(RoomCaches.CurrentState, row.RoomId);
+                caches.Invalidate(RoomCaches.Rooms, row.RoomId);
+                caches.InvalidateAll(RoomCaches.Events);
+                foreach (var user in row.Users) caches.Invalidate(RoomCaches.UserMemberships, user);
+                break;
+            }
         }
     }
 }

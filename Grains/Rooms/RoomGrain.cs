@@ -22,7 +22,7 @@ namespace Homeserver.Rooms;
 [Orleans.Concurrency.Reentrant]
 public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> options, ILogger<RoomGrain> logger,
     Profile.ProfileStore profiles, RoomDirectory.AliasStore aliases, RoomDirectory.PublicRoomStore directory, EventShards shards,
-    Pushers.PusherDirectory pushers)
+    Pushers.PusherDirectory pushers, BlockedRooms blocked)
     : Grain, IRoomGrain
 {
     /// <summary>Spec: "The complete event MUST NOT be larger than 65536 bytes, when formatted with the federation
@@ -55,6 +55,8 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
         public JsonObject? Last = last;
         public long Depth = depth;
         public readonly List<StreamRow> Rows = [];
+        /// <summary>The rows delete the room (<see cref="PurgeAsync"/>): once they commit the room is unknown.</summary>
+        public bool Purges;
         /// <summary>Transactions the rows commit: the row's index gives the event's position.</summary>
         public readonly List<(string User, string Device, string TxnId, string EventId, int Row)> Transactions = [];
     }
@@ -237,6 +239,9 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
 
     public async Task<RoomWriteResult> SetMembershipAsync(MembershipCommand command)
     {
+        // Asked before the room is, as Synapse does: a blocked room that was purged is refused, not unknown.
+        if (command.Action is MembershipAction.Join or MembershipAction.Invite && await blocked.BlockedByAsync(_roomId) is not null)
+            throw new MatrixException(ErrorCodes.Unknown, BlockedRooms.Message, 403);
         var profile = new JsonObject();
         if (command.Action is MembershipAction.Join or MembershipAction.Invite && IsLocal(command.Target))
             await profiles.AddToMembershipAsync(profile, command.Target);
@@ -380,6 +385,16 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
         return new RoomWriteResult(null, result.Writer, result.LastPosition);
     }
 
+    public Task<RoomWriteResult> PurgeAsync(bool force) => SubmitAsync(null, null, p =>
+    {
+        if (!force && p.State.Members().Any(IsLocal))
+            throw new MatrixException(ErrorCodes.Unknown, "Users are still joined to this room", 400);
+        var users = p.State.Entries.Where(e => e.Key.Type == "m.room.member").Select(e => e.Key.StateKey).ToArray();
+        p.Rows.Add(RoomStreamRows.Purge(new RoomPurgeRow(_roomId, users)));
+        p.Purges = true;
+        return Task.FromResult<RoomWriteResult?>(null);
+    });
+
     /// <summary>
     /// Appends to the room's writer under the shard map this silo knows. A writer that refuses the append because the
     /// map changed (or a reshard is sealing it) wrote nothing: once the new map is out, the same rows go to the room's
@@ -513,6 +528,17 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
                     _transactions.Committed(user, device, txnId, eventId, result.Positions[row]);
                 foreach (var (write, eventId, lastRow) in built)
                     write.Done.TrySetResult(new RoomWriteResult(eventId, result.Writer, result.Positions[lastRow]));
+                if (pending.Purges)
+                {
+                    // Writes queued behind the purge find no room; a later activation loads none.
+                    _version = null;
+                    _state = new RoomState();
+                    _last = null;
+                    _depth = 0;
+                    _transactions.Clear();
+                    DeactivateOnIdle();
+                    return;
+                }
                 WakePushers(stateBefore, result.Positions.Max());
                 return;
             }

@@ -10,13 +10,15 @@ namespace Homeserver.Rooms;
 /// <c>room_member_notice</c>, key: the target user id; of the domain rows only a join's end of the user's room peeks,
 /// <c>Sync.RoomPeeksEndedByJoinPersister</c>) follows every membership event so that a user's waiters wake on invites
 /// and joins to rooms they are not yet in; <see cref="ForgetRow"/> (kind
-/// <c>room_forget</c>, key: the user id) hides a left room from the user.
+/// <c>room_forget</c>, key: the user id) hides a left room from the user; <see cref="RoomPurgeRow"/> (kind
+/// <c>room_purge</c>, key: the room id) deletes the room from the database (an admin's room deletion).
 /// </summary>
 public static class RoomStreamRows
 {
     public const string EventKind = "room_event";
     public const string MemberNoticeKind = "room_member_notice";
     public const string ForgetKind = "room_forget";
+    public const string PurgeKind = "room_purge";
 
     internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
@@ -28,6 +30,8 @@ public static class RoomStreamRows
     public static StreamRow MemberNotice(MemberNoticeRow row) => new(MemberNoticeKind, row.UserId, JsonSerializer.Serialize(row, Json));
 
     public static StreamRow Forget(ForgetRow row) => new(ForgetKind, row.UserId, JsonSerializer.Serialize(row, Json));
+
+    public static StreamRow Purge(RoomPurgeRow row) => new(PurgeKind, row.RoomId, JsonSerializer.Serialize(row, Json));
 
     public static T Parse<T>(string payload) =>
         JsonSerializer.Deserialize<T>(payload, Json) ?? throw new InvalidOperationException($"Empty {typeof(T).Name} payload");
@@ -103,3 +107,6 @@ public sealed record RoomCreatedRow(string RoomVersion, string Creator, bool IsP
 public sealed record MemberNoticeRow(string RoomId, string UserId, string Membership, string EventId);
 
 public sealed record ForgetRow(string RoomId, string UserId);
+
+/// <param name="Users">Everyone with a membership of the room, whose room lists the purge changes.</param>
+public sealed record RoomPurgeRow(string RoomId, string[] Users);

@@ -11,12 +11,14 @@ public static class RoomsHostingExtensions
     {
         services.AddSingleton<IStreamRowPersister, RoomEventPersister>();
         services.AddSingleton<IStreamRowPersister, RoomForgetPersister>();
+        services.AddSingleton<IStreamRowPersister, RoomPurgePersister>();
         services.AddTransactionIdPruner(StreamNames.Events, "event_txn_ids");
         services.AddSingleton<RecentRoomEvents>();
         services.AddSingleton<IStreamRowHandler, RoomCacheHandler>();
         services.AddSingleton<RoomWriteStore>();
         services.AddSingleton<RoomEventStore>();
         services.AddSingleton<RoomRelations>();
+        services.AddSingleton<BlockedRooms>();
         services.AddSingleton<RoomVisibility>();
         services.AddSingleton<ErasedSenders>();
         return services;
