@@ -102,15 +102,15 @@ public static class SynapseAdminRoomEndpoints
     }
 
     /// <summary>PUT block <c>{"block": bool}</c>: a room can be blocked before this server knows it.</summary>
-    private static async Task<IResult> SetRoomBlock(HttpContext context, string roomId, BlockedRooms blocked)
+    private static async Task<IResult> SetRoomBlock(HttpContext context, string roomId, BlockedRooms blocked, Streams.StreamNotifier notifier)
     {
         var admin = await RequestAuth.RequireAdminAsync(context);
         var body = JsonBody.Object(context.Request);
         roomId = LegalRoomId(roomId);
         if (body["block"] is null) throw MatrixException.MissingParam("Missing params: ['block']");
         var block = Boolean(body, "block", false, "Param 'block' must be a boolean.");
-        if (block) await blocked.BlockAsync(roomId, admin.UserId);
-        else await blocked.UnblockAsync(roomId);
+        var position = block ? await blocked.BlockAsync(roomId, admin.UserId) : await blocked.UnblockAsync(roomId);
+        await Caches.CacheInvalidator.WaitAppliedAsync(notifier, position, context.RequestAborted);
         return Results.Json(new JsonObject { ["block"] = block });
     }
 

@@ -8,7 +8,7 @@ namespace Homeserver.Admin;
 public sealed record EventReportQuery(int From, int Limit, bool Forwards, string? UserId, string? RoomId, string? EventSenderUserId);
 
 /// <summary>
-/// Users' reports of events (<c>event_reports</c>, migration 0023), answered in Synapse's shapes. Name and canonical
+/// Users' reports of events (<c>event_reports</c>, migration 0023) and of rooms (<c>room_reports</c>), answered in Synapse's shapes. Name and canonical
 /// alias come from the room's current state; the sender from the event, so a report of a purged room keeps its row
 /// and shows nulls for what went with the room (Synapse's inner join drops such reports; an operator keeps them here).
 /// </summary>
@@ -44,6 +44,17 @@ public sealed class EventReportStore(NpgsqlDataSource db)
         cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)reason ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
         cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)score ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Bigint });
         return (long)(await cmd.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>A report of a whole room (<c>room_reports</c>); Synapse has no admin API for these yet, nor has this.</summary>
+    public async Task AddRoomReportAsync(string roomId, string userId, string reason)
+    {
+        await using var cmd = db.CreateCommand("INSERT INTO room_reports (received_ts, room_id, user_id, reason) VALUES ($1, $2, $3, $4)");
+        cmd.Parameters.AddWithValue(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        cmd.Parameters.AddWithValue(roomId);
+        cmd.Parameters.AddWithValue(userId);
+        cmd.Parameters.AddWithValue(reason);
+        await cmd.ExecuteNonQueryAsync();
     }
 
     public async Task<(List<JsonObject> Reports, long Total)> ListAsync(EventReportQuery query)

@@ -27,8 +27,9 @@ public sealed class BlockedRooms(NpgsqlDataSource db, CacheRegistry caches, Cach
             return new Entry(await cmd.ExecuteScalarAsync() as string);
         })).BlockedBy;
 
-    /// <summary>Blocks the room (again: the first admin stays recorded, as Synapse's upsert keeps the row).</summary>
-    public async Task BlockAsync(string roomId, string adminUserId)
+    /// <summary>Blocks the room (again: the first admin stays recorded, as Synapse's upsert keeps the row). Returns
+    /// the <c>caches</c> position of the invalidation (for read-your-writes).</summary>
+    public async Task<long> BlockAsync(string roomId, string adminUserId)
     {
         await using (var cmd = db.CreateCommand(
                          "INSERT INTO blocked_rooms (room_id, user_id) VALUES ($1, $2) ON CONFLICT (room_id) DO NOTHING"))
@@ -37,16 +38,16 @@ public sealed class BlockedRooms(NpgsqlDataSource db, CacheRegistry caches, Cach
             cmd.Parameters.AddWithValue(adminUserId);
             await cmd.ExecuteNonQueryAsync();
         }
-        await invalidator.InvalidateAsync(CacheName, roomId);
+        return (await invalidator.InvalidateAsync(CacheName, roomId)).LastPosition;
     }
 
-    public async Task UnblockAsync(string roomId)
+    public async Task<long> UnblockAsync(string roomId)
     {
         await using (var cmd = db.CreateCommand("DELETE FROM blocked_rooms WHERE room_id = $1"))
         {
             cmd.Parameters.AddWithValue(roomId);
             await cmd.ExecuteNonQueryAsync();
         }
-        await invalidator.InvalidateAsync(CacheName, roomId);
+        return (await invalidator.InvalidateAsync(CacheName, roomId)).LastPosition;
     }
 }

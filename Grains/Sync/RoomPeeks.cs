@@ -123,6 +123,12 @@ public sealed class RoomPeekCacheHandler(string stream, CacheRegistry caches) : 
     public void Handle(StreamEntry entry)
     {
         if (entry.Key is null) return;
+        // A purge deletes the room's peeks, whoever held them: rare enough to drop every user's.
+        if (entry.Kind == RoomStreamRows.PurgeKind)
+        {
+            caches.InvalidateAll(RoomPeekStore.Cache);
+            return;
+        }
         var changesPeeks = entry.Kind switch
         {
             RoomPeekRows.StartKind or RoomPeekRows.StopKind or DevicesDeletedPersister.KindName => true,

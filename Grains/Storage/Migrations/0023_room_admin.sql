@@ -1,4 +1,4 @@
--- The rooms half of the Synapse-compatible admin API: event reports, blocked rooms and room deletions.
+-- The rooms half of the Synapse-compatible admin API: event and room reports, blocked rooms and room deletions.
 
 -- Reports of events by users (Synapse's event_reports; client POST /rooms/{roomId}/report/{eventId}). Kept when the
 -- room is purged, as Synapse keeps them; the admin listing then shows them without the room's name and alias.
@@ -12,6 +12,15 @@ CREATE TABLE event_reports (
     score       bigint
 );
 CREATE INDEX event_reports_received ON event_reports (received_ts);
+
+-- Reports of whole rooms (spec v1.13, POST /rooms/{roomId}/report; Synapse's room_reports), kept the same way.
+CREATE TABLE room_reports (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    received_ts bigint NOT NULL,
+    room_id     text   NOT NULL,
+    user_id     text   NOT NULL,
+    reason      text   NOT NULL
+);
 
 -- Rooms nobody on this server may join or be invited to (Synapse's blocked_rooms), with the admin who blocked them.
 -- A room can be blocked before this server knows it.
