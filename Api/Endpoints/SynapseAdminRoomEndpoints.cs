@@ -29,6 +29,7 @@ public static class SynapseAdminRoomEndpoints
         app.MapGet($"{V1}/rooms/{{roomId}}/state", GetRoomState);
         app.MapGet($"{V1}/rooms/{{roomId}}/block", GetRoomBlock);
         app.MapPut($"{V1}/rooms/{{roomId}}/block", SetRoomBlock);
+        app.MapDelete($"{V1}/rooms/{{roomId}}", DeleteRoomAndWait);
         app.MapDelete($"{V2}/rooms/{{roomId}}", DeleteRoom);
         app.MapGet($"{V2}/rooms/{{roomId}}/delete_status", GetDeleteStatusByRoom);
         app.MapGet($"{V2}/rooms/delete_status/{{deleteId}}", GetDeleteStatus);
@@ -118,6 +119,27 @@ public static class SynapseAdminRoomEndpoints
     /// answers <c>{"delete_id"}</c> at once; the deletion runs in the room's <see cref="IRoomDeletionGrain"/>.</summary>
     private static async Task<IResult> DeleteRoom(HttpContext context, string roomId, IGrainFactory grains, IOptions<HomeserverOptions> options)
     {
+        var (_, deleteId) = await StartDeletionAsync(context, roomId, grains, options);
+        return Results.Json(new JsonObject { ["delete_id"] = deleteId });
+    }
+
+    /// <summary>DELETE v1 (Synapse's older, synchronous form, still used by tools): the same deletion, answered with its
+    /// <c>shutdown_room</c> object once it has finished; a failed one answers its error (400).</summary>
+    private static async Task<IResult> DeleteRoomAndWait(HttpContext context, string roomId, IGrainFactory grains, IOptions<HomeserverOptions> options)
+    {
+        var (grain, deleteId) = await StartDeletionAsync(context, roomId, grains, options);
+        while (true)
+        {
+            var deletion = (await grain.GetStatusAsync()).First(d => d.DeleteId == deleteId);
+            if (deletion.Status == RoomDeletionStore.Complete) return Results.Text(deletion.ShutdownRoomJson, "application/json");
+            if (deletion.Status == RoomDeletionStore.Failed) throw new MatrixException(ErrorCodes.Unknown, deletion.Error ?? "Room deletion failed", 400);
+            await Task.Delay(TimeSpan.FromMilliseconds(100), context.RequestAborted);
+        }
+    }
+
+    private static async Task<(IRoomDeletionGrain Grain, string DeleteId)> StartDeletionAsync(HttpContext context, string roomId,
+        IGrainFactory grains, IOptions<HomeserverOptions> options)
+    {
         var admin = await RequestAuth.RequireAdminAsync(context);
         var body = JsonBody.Object(context.Request);
         var block = Boolean(body, "block", false, "Param 'block' must be a boolean, if given");
@@ -129,8 +151,8 @@ public static class SynapseAdminRoomEndpoints
             throw new MatrixException(ErrorCodes.Unknown, $"User must be our own: {Quote.Short(newRoomUserId)}", 400);
         var request = new RoomDeletionRequest(admin.UserId, block, purge, forcePurge,
             NonEmpty(JsonBody.OptionalString(body, "message")), newRoomUserId, NonEmpty(JsonBody.OptionalString(body, "room_name")));
-        var deleteId = await grains.GetGrain<IRoomDeletionGrain>(roomId).StartAsync(request);
-        return Results.Json(new JsonObject { ["delete_id"] = deleteId });
+        var grain = grains.GetGrain<IRoomDeletionGrain>(roomId);
+        return (grain, await grain.StartAsync(request));
     }
 
     private static async Task<IResult> GetDeleteStatusByRoom(HttpContext context, string roomId, IGrainFactory grains)

@@ -168,4 +168,16 @@ public sealed class RoomDeletionTests(RoomAdminCluster fixture) : IClassFixture<
         Assert.Equal("complete", (await WaitForDeletionAsync(admin, deleteId))["status"].GetValue<string>());
         Assert.True((await admin.GetAsync($"{V1}/rooms/{E(roomId)}/block")).EnsureSuccess()["block"].GetValue<bool>());
     }
+
+    [Fact]
+    public async Task The_synchronous_v1_delete_answers_the_shutdown_result_when_done()
+    {
+        var admin = await fixture.AdminAsync();
+        var alice = await fixture.UserAsync("rdel-v1");
+        var roomId = await alice.CreateRoomAsync();
+        var result = (await admin.On(fixture.B).DeleteAsync($"{V1}/rooms/{E(roomId)}", new JsonObject())).EnsureSuccess();
+        Assert.Equal([alice.UserId], result["kicked_users"].AsArray().Select(u => u!.GetValue<string>()));
+        Assert.Null(result.Body!["new_room_id"]);
+        MatrixPaths.AssertError(await admin.GetAsync($"{V1}/rooms/{E(roomId)}"), 404, "M_NOT_FOUND");
+    }
 }
