@@ -70,6 +70,7 @@ public static class HomeserverApp
         app.MapAdminEndpoints();
         app.MapSynapseAdminRoomEndpoints();
         app.MapReportingEndpoints();
+        app.MapSynapseAdminUserEndpoints();
         app.MapFallbackEndpoints();
         return app;
     }

@@ -1,5 +1,10 @@
 using Homeserver.Api;
+using Homeserver.Api.Commands;
 using Homeserver.Storage;
+
+// `register-user …` is a client of a running server (Synapse's register_new_matrix_user); anything else runs one.
+if (args is [RegisterUserCommand.Name, .. var commandArgs])
+    return await RegisterUserCommand.RunAsync(commandArgs, Console.In, Console.Out, Console.Error);
 
 try
 {

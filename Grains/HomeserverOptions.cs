@@ -37,6 +37,13 @@ public sealed class HomeserverOptions
     public string[] AdminUsers { get; set; } = [];
 
     /// <summary>
+    /// The secret of shared-secret registration (Synapse's <c>registration_shared_secret</c>): who knows it may create
+    /// users and admins through <c>POST /_synapse/admin/v1/register</c>, as <c>register_new_matrix_user</c> and the
+    /// <c>register-user</c> command do, whether or not registration is open. Unset (the default): that endpoint is off.
+    /// </summary>
+    public string? RegistrationSharedSecret { get; set; }
+
+    /// <summary>
     /// Transactions each <c>events</c> writer keeps in flight (other streams' writers keep 8). Event appends carry
     /// several statements per row and their rows are notified with their payloads, so a busy server is CPU-bound and
     /// fewer, larger group commits beat parallel small ones: with 1 the send benchmark sent 5,161 messages/s against

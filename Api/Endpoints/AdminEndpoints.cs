@@ -27,14 +27,16 @@ public static class AdminEndpoints
     }
 
     /// <summary>GET whois: every device of the user with the connections its clients made (ip, user agent, last
-    /// seen), as Synapse answers it: one session per device.</summary>
-    private static async Task<IResult> GetWhoIs(HttpContext context, string userId, DeviceConnections connections)
+    /// seen), as Synapse answers it: one session per device. Served at the spec's path and at Synapse's admin path
+    /// (<see cref="SynapseAdminUserEndpoints"/>).</summary>
+    internal static async Task<IResult> GetWhoIs(HttpContext context, string userId, DeviceConnections connections)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
         userId = RoomWrites.Segment(userId);
         if (!Identifiers.IsValidUserId(userId)) throw MatrixException.InvalidParam($"Invalid user id '{Quote.Short(userId)}'");
         if (userId != requester.UserId && !await RequestAuth.IsAdminAsync(context, requester.UserId))
             throw MatrixException.Forbidden("You are not a server admin");
+        SynapseAdminUserEndpoints.LocalUserId(context, userId, "Can only whois a local user");
         var devices = await connections.WhoisAsync(userId) ?? throw MatrixException.NotFound("Unknown user");
         var body = new JsonObject();
         foreach (var device in devices)

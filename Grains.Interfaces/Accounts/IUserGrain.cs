@@ -34,6 +34,15 @@ public interface IUserGrain : IGrainWithStringKey
     /// <summary>Sets the account's admin flag; 404 for an unknown user.</summary>
     Task SetAdminAsync(bool admin);
 
+    /// <summary>Sets the account's user type (Synapse's <c>user_type</c>: null, <c>"bot"</c> or <c>"support"</c>; the
+    /// caller checks which are allowed); 404 for an unknown user.</summary>
+    Task SetUserTypeAsync(string? userType);
+
+    /// <summary>A deactivated account may log in again, with <paramref name="password"/> (deactivation removed the old
+    /// one), as Synapse's admin API reactivates; its devices and rooms stay gone. 404 for an unknown user; harmless
+    /// for an active one (only its password changes).</summary>
+    Task ReactivateAsync(string password);
+
     /// <summary>Deactivates the account for good: no login any more (<c>M_USER_DEACTIVATED</c>), every token revoked,
     /// every room left and invite rejected, and with <paramref name="erase"/> the profile cleared. Returns the
     /// <c>caches/0</c> position to wait for. Repeating it is harmless.</summary>
@@ -68,7 +77,9 @@ public sealed record RegisterRequest(
     [property: Id(2)] string? DeviceId,
     [property: Id(3)] string? InitialDeviceDisplayName,
     [property: Id(4)] bool InhibitLogin,
-    [property: Id(5)] string? PasswordHash = null);
+    [property: Id(5)] string? PasswordHash = null,
+    [property: Id(6)] bool Admin = false,
+    [property: Id(7)] string? UserType = null);
 
 [GenerateSerializer, Immutable]
 public sealed record LoginRequest(

@@ -44,12 +44,16 @@ public sealed class AccountRepository(NpgsqlDataSource db)
 
     /// <summary>Creates the user and, optionally, its first device and token in one transaction. False when the
     /// user id is taken (the primary key decides between concurrent registrations).</summary>
-    public async Task<bool> InsertUserAsync(string userId, string? passwordHash, bool isGuest, NewSession? session)
+    public async Task<bool> InsertUserAsync(string userId, string? passwordHash, bool isGuest, bool admin, string? userType, NewSession? session)
     {
         await using var batch = db.CreateBatch();
-        batch.BatchCommands.Add(new NpgsqlBatchCommand("INSERT INTO users (user_id, password_hash, is_guest) VALUES ($1, $2, $3)")
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("INSERT INTO users (user_id, password_hash, is_guest, admin, user_type) VALUES ($1, $2, $3, $4, $5)")
         {
-            Parameters = { new() { Value = userId }, new() { Value = (object?)passwordHash ?? DBNull.Value }, new() { Value = isGuest } }
+            Parameters =
+            {
+                new() { Value = userId }, new() { Value = (object?)passwordHash ?? DBNull.Value }, new() { Value = isGuest },
+                new() { Value = admin }, new() { Value = (object?)userType ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text },
+            }
         });
         if (session is not null) AddSessionCommands(batch, userId, session);
         try
@@ -116,6 +120,23 @@ public sealed class AccountRepository(NpgsqlDataSource db)
         await using var cmd = db.CreateCommand("UPDATE users SET admin = $2 WHERE user_id = $1");
         cmd.Parameters.AddWithValue(userId);
         cmd.Parameters.AddWithValue(admin);
+        await cmd.ExecuteNonQueryAsync();
+    }
+
+    public async Task SetUserTypeAsync(string userId, string? userType)
+    {
+        await using var cmd = db.CreateCommand("UPDATE users SET user_type = $2 WHERE user_id = $1");
+        cmd.Parameters.AddWithValue(userId);
+        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)userType ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+        await cmd.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>The account may log in again, with this password. Erased stays erased (as in Synapse).</summary>
+    public async Task ReactivateAsync(string userId, string passwordHash)
+    {
+        await using var cmd = db.CreateCommand("UPDATE users SET deactivated = false, password_hash = $2 WHERE user_id = $1");
+        cmd.Parameters.AddWithValue(userId);
+        cmd.Parameters.AddWithValue(passwordHash);
         await cmd.ExecuteNonQueryAsync();
     }
 

@@ -60,7 +60,7 @@ public sealed class UserGrain(AccountRepository repository, Rooms.RoomEventStore
             var deviceId = string.IsNullOrEmpty(request.DeviceId) ? AccessTokens.NewDeviceId() : request.DeviceId;
             session = new AccountRepository.NewSession(deviceId, request.InitialDeviceDisplayName, AccessTokens.Hash(token), DeviceExists: false);
         }
-        if (!await repository.InsertUserAsync(_userId, hash, request.IsGuest, session))
+        if (!await repository.InsertUserAsync(_userId, hash, request.IsGuest, request.Admin, request.UserType, session))
         {
             // Another activation (or a direct insert) got there first: our view is stale, so reload next time.
             this.DeactivateOnIdle();
@@ -69,6 +69,7 @@ public sealed class UserGrain(AccountRepository repository, Rooms.RoomEventStore
         _exists = true;
         _passwordHash = hash;
         _isGuest = request.IsGuest;
+        _admin = request.Admin;
         if (session is not null) Remember(session);
         return new LoginResult(_userId, session?.DeviceId, token, 0);
     }
@@ -132,6 +133,21 @@ public sealed class UserGrain(AccountRepository repository, Rooms.RoomEventStore
         if (!_exists) throw MatrixException.NotFound("Unknown user");
         await repository.SetAdminAsync(_userId, admin);
         _admin = admin;
+    }
+
+    public async Task SetUserTypeAsync(string? userType)
+    {
+        if (!_exists) throw MatrixException.NotFound("Unknown user");
+        await repository.SetUserTypeAsync(_userId, userType);
+    }
+
+    public async Task ReactivateAsync(string password)
+    {
+        if (!_exists) throw MatrixException.NotFound("Unknown user");
+        var hash = await HashAsync(password);
+        await repository.ReactivateAsync(_userId, hash);
+        _deactivated = false;
+        _passwordHash = hash;
     }
 
     public async Task<bool> CheckPasswordAsync(string password)
