@@ -119,8 +119,7 @@ public static class SynapseAdminUserEndpoints
         var body = JsonBody.Object(context.Request);
         userId = LocalUserId(context, userId, "This endpoint can only be used with local users");
         var changes = ParseChanges(body);
-        var created = await users.PutAsync(requester.UserId, userId, changes, context.RequestAborted);
-        var user = await users.GetAsync(userId) ?? throw MatrixException.NotFound("User not found");
+        var (created, user) = await users.PutAsync(requester, userId, changes, context.RequestAborted);
         return Results.Json(UserDetails(user), statusCode: created ? StatusCodes.Status201Created : StatusCodes.Status200OK);
     }
 

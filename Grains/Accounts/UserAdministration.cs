@@ -122,10 +122,17 @@ public sealed class UserAdministration(NpgsqlDataSource db, IGrainFactory grains
         return new UserPage(users, total);
     }
 
-    /// <summary>Creates the account when there is none (true) or changes it (false), as Synapse's
-    /// <c>UserRestServletV2.on_PUT</c>.</summary>
-    /// <param name="requesterId">The admin asking: they may not demote themselves.</param>
-    public async Task<bool> PutAsync(string requesterId, string userId, UserChanges changes, CancellationToken ct)
+    /// <summary>Creates the account when there is none (<c>Created</c>) or changes it, as Synapse's
+    /// <c>UserRestServletV2.on_PUT</c>, and answers the account as it is now.</summary>
+    /// <param name="requester">The admin asking: they may not demote themselves, and a new password of their own
+    /// keeps the device they asked from.</param>
+    public async Task<(bool Created, AdminUser User)> PutAsync(Requester requester, string userId, UserChanges changes, CancellationToken ct)
+    {
+        var created = await ApplyAsync(requester, userId, changes, ct);
+        return (created, await GetAsync(userId) ?? throw MatrixException.NotFound("User not found"));
+    }
+
+    private async Task<bool> ApplyAsync(Requester requester, string userId, UserChanges changes, CancellationToken ct)
     {
         var user = grains.GetGrain<IUserGrain>(userId);
         var profile = grains.GetGrain<IProfileGrain>(userId);
@@ -150,7 +157,7 @@ public sealed class UserAdministration(NpgsqlDataSource db, IGrainFactory grains
                 changes.SetAvatarUrl, changes.AvatarUrl)));
         if (changes.Admin is { } admin && admin != existing.Admin)
         {
-            if (userId == requesterId && !admin) throw new MatrixException(ErrorCodes.Unknown, "You may not demote yourself.", 400);
+            if (userId == requester.UserId && !admin) throw new MatrixException(ErrorCodes.Unknown, "You may not demote yourself.", 400);
             await user.SetAdminAsync(admin);
         }
         var reactivate = changes.Deactivated == false && existing.Deactivated;
@@ -162,7 +169,8 @@ public sealed class UserAdministration(NpgsqlDataSource db, IGrainFactory grains
             await user.ReactivateAsync(changes.Password);
         }
         else if (changes.Password is not null)
-            target = Advance(target, await user.ChangePasswordAsync(changes.Password, changes.LogoutDevices, keepDeviceId: null));
+            target = Advance(target, await user.ChangePasswordAsync(changes.Password, changes.LogoutDevices,
+                userId == requester.UserId ? requester.DeviceId : null));
         if (changes.Deactivated == true && !existing.Deactivated)
             target = Advance(target, await user.DeactivateAsync(erase: false));
         if (changes.SetUserType) await user.SetUserTypeAsync(changes.UserType);

@@ -5,7 +5,7 @@ using Homeserver.Tests.Infrastructure;
 
 namespace Homeserver.Tests.Http.Admin;
 
-/// <summary>A 2-silo cluster with shared-secret registration on and a short client IP flush period, with helpers to
+/// <summary>A 2-silo cluster with shared-secret registration and guest access on and a short client IP flush period, with helpers to
 /// register through the shared secret (the HMAC computed here from Synapse's documented recipe, not by the server's
 /// code) and to get an admin.</summary>
 public sealed class SynapseAdminCluster : TwoSiloCluster
@@ -17,6 +17,7 @@ public sealed class SynapseAdminCluster : TwoSiloCluster
     {
         ["Homeserver:RegistrationSharedSecret"] = Secret,
         ["Homeserver:ClientIpFlushPeriod"] = "00:00:01",
+        ["Homeserver:EnableGuestAccess"] = "true",
     };
 
     /// <summary>docs/admin_api/register_api.md: hex HMAC-SHA1 of nonce, username, password and "admin"/"notadmin"

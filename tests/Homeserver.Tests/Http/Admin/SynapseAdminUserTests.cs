@@ -289,6 +289,22 @@ public sealed class SynapseAdminUserTests(SynapseAdminCluster fixture) : IClassF
     }
 
     [Fact]
+    public async Task Guests_are_listed_unless_excluded()
+    {
+        var admin = await fixture.AdminAsync();
+        var guest = (await fixture.A.Http.PostJsonAsync("/_matrix/client/v3/register?kind=guest", new JsonObject())).EnsureSuccess();
+        var guestId = guest["user_id"].GetValue<string>();
+        var localpart = guestId[1..guestId.IndexOf(':')];
+
+        Assert.True((await admin.GetAsync(User(guestId))).EnsureSuccess()["is_guest"].GetValue<bool>());
+        var listed = (await admin.GetAsync($"{Admin}/v2/users?user_id={localpart}")).EnsureSuccess();
+        Assert.Equal([guestId], listed["users"].AsArray().Select(u => u!["name"]!.GetValue<string>()));
+        Assert.True(listed["users"].AsArray()[0]!["is_guest"]!.GetValue<bool>());
+        var excluded = (await admin.GetAsync($"{Admin}/v2/users?user_id={localpart}&guests=false")).EnsureSuccess();
+        Assert.Equal(0, excluded["total"].GetValue<long>());
+    }
+
+    [Fact]
     public async Task Devices_are_listed_renamed_and_deleted_by_an_admin()
     {
         var admin = await fixture.AdminAsync();
