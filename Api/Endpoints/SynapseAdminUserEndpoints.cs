@@ -13,7 +13,7 @@ namespace Homeserver.Api.Endpoints;
 /// <summary>
 /// Synapse's admin API for users, at Synapse's paths with its bodies, query parameters and errors, so that tools built
 /// for it work (synapse-admin, <c>register_new_matrix_user</c>, test suites): shared-secret registration, the server
-/// version, accounts (list, query, create or modify, deactivate, reset password, admin flag), their devices and whois
+/// version, accounts (list, query, create or modify, deactivate, reset password, admin flag, joined rooms), their devices and whois
 /// (synapse/rest/admin/users.py, devices.py; docs/admin_api/user_admin_api.md, register_api.md). Every call but the
 /// version and registration needs a server admin's token (403 <c>M_FORBIDDEN</c> otherwise); only local users can be
 /// administered.
@@ -40,6 +40,7 @@ public static class SynapseAdminUserEndpoints
         app.MapGet($"{Prefix}/v1/whois/{{userId}}", AdminEndpoints.GetWhoIs);
         app.MapGet($"{Prefix}/v1/users/{{userId}}/admin", GetAdmin);
         app.MapPut($"{Prefix}/v1/users/{{userId}}/admin", SetAdmin);
+        app.MapGet($"{Prefix}/v1/users/{{userId}}/joined_rooms", GetJoinedRooms);
         app.MapGet($"{Prefix}/v2/users/{{userId}}/devices", GetDevices);
         app.MapPost($"{Prefix}/v2/users/{{userId}}/delete_devices", DeleteDevices);
         app.MapGet($"{Prefix}/v2/users/{{userId}}/devices/{{deviceId}}", GetDevice);
@@ -132,7 +133,7 @@ public static class SynapseAdminUserEndpoints
         var user = grains.GetGrain<IUserGrain>(userId);
         if (!await user.ExistsAsync()) throw MatrixException.NotFound("User not found");
         var body = JsonBody.Object(context.Request, allowEmpty: true);
-        var erase = BooleanParam(body, "erase", false, "Param 'erase' must be a boolean, if given");
+        var erase = BooleanParam(body, "erase", false, "Param 'erase' must be a boolean, if given", ErrorCodes.BadJson);
         await CacheInvalidator.WaitAppliedAsync(notifier, await user.DeactivateAsync(erase), context.RequestAborted);
         return Results.Json(new JsonObject { ["id_server_unbind_result"] = "success" });
     }
@@ -170,10 +171,24 @@ public static class SynapseAdminUserEndpoints
         var body = JsonBody.Object(context.Request);
         if (!body.ContainsKey("admin")) throw MatrixException.MissingParam("Missing params: ['admin']");
         userId = LocalUserId(context, userId, "Only local users can be admins of this homeserver");
-        var admin = BooleanParam(body, "admin", false, "'admin' must be a boolean");
+        var admin = BooleanParam(body, "admin", false, "'admin' must be a boolean", ErrorCodes.BadJson);
         if (userId == requester.UserId && !admin) throw new MatrixException(ErrorCodes.Unknown, "You may not demote yourself.", 400);
         await grains.GetGrain<IUserGrain>(userId).SetAdminAsync(admin);
         return Results.Json(new JsonObject());
+    }
+
+    /// <summary>GET users/{userId}/joined_rooms: <c>{"joined_rooms": [...], "total": n}</c> (empty for an unknown user,
+    /// as Synapse).</summary>
+    private static async Task<IResult> GetJoinedRooms(HttpContext context, string userId, Rooms.RoomEventStore rooms)
+    {
+        await RequestAuth.RequireAdminAsync(context);
+        userId = LocalUserId(context, userId, "Can only look up local users");
+        var joined = await rooms.GetJoinedRoomsAsync(userId);
+        return Results.Json(new JsonObject
+        {
+            ["joined_rooms"] = new JsonArray(joined.Select(r => (JsonNode)r).ToArray()),
+            ["total"] = joined.Count,
+        });
     }
 
     /// <summary>GET users/{userId}/devices: <c>{"devices": [...], "total": n}</c>.</summary>
@@ -266,7 +281,7 @@ public static class SynapseAdminUserEndpoints
             if (typeNode is not JsonValue tv || !tv.TryGetValue(out userType) || !SharedSecretRegistration.UserTypes.Contains(userType))
                 throw new MatrixException(ErrorCodes.Unknown, "Invalid user type", 400);
         }
-        bool? admin = body.ContainsKey("admin") ? BooleanParam(body, "admin", false, "Param 'admin' must be a boolean, if given") : null;
+        bool? admin = body.ContainsKey("admin") ? BooleanParam(body, "admin", false, "Param 'admin' must be a boolean, if given", ErrorCodes.BadJson) : null;
         string? password = null;
         if (body["password"] is { } passwordNode)
         {
@@ -300,10 +315,12 @@ public static class SynapseAdminUserEndpoints
         return string.IsNullOrEmpty(value) ? null : value;
     }
 
-    private static bool BooleanParam(JsonObject body, string name, bool fallback, string message)
+    /// <summary>A boolean body field; anything else is 400 with Synapse's message and code for that field
+    /// (<c>M_BAD_JSON</c> for some, <c>M_UNKNOWN</c> for others).</summary>
+    private static bool BooleanParam(JsonObject body, string name, bool fallback, string message, string errcode = ErrorCodes.Unknown)
     {
         if (!body.TryGetPropertyValue(name, out var node)) return fallback;
-        return node is JsonValue v && v.TryGetValue<bool>(out var b) ? b : throw new MatrixException(ErrorCodes.BadJson, message, 400);
+        return node is JsonValue v && v.TryGetValue<bool>(out var b) ? b : throw new MatrixException(errcode, message, 400);
     }
 
     /// <summary>A boolean query parameter that may be absent (null), as Synapse's <c>parse_boolean</c>.</summary>

@@ -72,7 +72,7 @@ public sealed class SharedSecretRegistration(NpgsqlDataSource db, IGrainFactory 
         var mac = macNode is JsonValue mv && mv.TryGetValue<string>(out var m) ? m : "";
         if (!CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(Mac(secret, nonce, username, password, admin, userType)),
                 Encoding.ASCII.GetBytes(mac)))
-            throw MatrixException.Forbidden("HMAC incorrect");
+            throw new MatrixException(ErrorCodes.Unknown, "HMAC incorrect", 403); // Synapse's code, not M_FORBIDDEN
 
         var userId = UserIds.ValidateNewLocalpart(username, options.Value.ServerName);
         PasswordHashing.CheckLength(password);

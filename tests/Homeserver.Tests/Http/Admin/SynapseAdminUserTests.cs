@@ -38,6 +38,7 @@ public sealed class SynapseAdminUserTests(SynapseAdminCluster fixture) : IClassF
             (HttpMethod.Post, $"{Admin}/v1/reset_password/{target}", new JsonObject { ["new_password"] = "x" }),
             (HttpMethod.Get, $"{Admin}/v1/users/{target}/admin", null),
             (HttpMethod.Put, $"{Admin}/v1/users/{target}/admin", new JsonObject { ["admin"] = true }),
+            (HttpMethod.Get, $"{Admin}/v1/users/{target}/joined_rooms", null),
             (HttpMethod.Get, $"{User(user.UserId)}/devices", null),
             (HttpMethod.Get, $"{User(user.UserId)}/devices/{user.DeviceId}", null),
             (HttpMethod.Put, $"{User(user.UserId)}/devices/{user.DeviceId}", new JsonObject { ["display_name"] = "x" }),
@@ -286,6 +287,22 @@ public sealed class SynapseAdminUserTests(SynapseAdminCluster fixture) : IClassF
         Assert.Equal("M_INVALID_PARAM", (await admin.GetAsync($"{Admin}/v2/users?dir=sideways")).ErrCode);
         Assert.Equal("M_INVALID_PARAM", (await admin.GetAsync($"{Admin}/v2/users?limit=-1")).ErrCode);
         Assert.Equal("M_INVALID_PARAM", (await admin.GetAsync($"{Admin}/v2/users?guests=maybe")).ErrCode);
+    }
+
+    [Fact]
+    public async Task Joined_rooms_lists_the_rooms_a_user_is_in()
+    {
+        var admin = await fixture.AdminAsync();
+        var henry = await fixture.UserAsync("rooms");
+        var kept = await henry.CreateRoomAsync();
+        var left = await henry.CreateRoomAsync();
+        (await henry.PostAsync($"/_matrix/client/v3/rooms/{MatrixTestClient.Escape(left)}/leave")).EnsureSuccess();
+        await fixture.SettleAsync();
+
+        var rooms = (await admin.On(fixture.B).GetAsync($"{Admin}/v1/users/{MatrixTestClient.Escape(henry.UserId)}/joined_rooms")).EnsureSuccess();
+        Assert.Equal([kept], rooms["joined_rooms"].AsArray().Select(r => r!.GetValue<string>()));
+        Assert.Equal(1, rooms["total"].GetValue<int>());
+        Assert.Equal(403, (await henry.GetAsync($"{Admin}/v1/users/{MatrixTestClient.Escape(henry.UserId)}/joined_rooms")).StatusCode);
     }
 
     [Fact]
