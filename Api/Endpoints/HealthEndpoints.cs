@@ -1,39 +1,58 @@
-using Npgsql;
+using System.Text.Json.Nodes;
+using Homeserver.Health;
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace Homeserver.Api.Endpoints;
 
-/// <summary>Operator probes: <c>/health/live</c> (the process answers) and <c>/health/ready</c> (silo and database up).</summary>
+/// <summary>
+/// Operator probes (ASP.NET Core's health checks, registered by <see cref="HomeserverHealthChecks"/>):
+/// <c>/health/live</c> is 200 while the process answers; <c>/health/ready</c> is 200 when the database answers, this
+/// process is in the cluster and its stream reader has caught up, else 503. Both answer a JSON body with each check's
+/// status, for operators and orchestrators (Matrix clients never call them).
+/// </summary>
 public static class HealthEndpoints
 {
     public static IEndpointRouteBuilder MapHealthEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/health/live", () => Results.Json(new { status = "live" }));
-        app.MapGet("/health/ready", async (ReadinessProbe probe, CancellationToken ct) =>
-            await probe.IsReadyAsync(ct)
-                ? Results.Json(new { status = "ready" })
-                : Results.Json(new { status = "starting" }, statusCode: 503));
+        app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = WriteJsonAsync });
+        app.MapHealthChecks("/health/ready", new HealthCheckOptions
+        {
+            Predicate = check => check.Tags.Contains(HomeserverHealthChecks.ReadyTag),
+            ResponseWriter = WriteJsonAsync,
+        });
         return app;
     }
-}
 
-/// <summary>Ready once the host (and so the silo) has started and the database answers.</summary>
-public sealed class ReadinessProbe(IHostApplicationLifetime lifetime, NpgsqlDataSource db)
-{
-    public async Task<bool> IsReadyAsync(CancellationToken ct)
+    /// <summary><c>{"status": "healthy", "checks": {"database": {"status", "description", "duration_ms", "data"}}}</c>.</summary>
+    private static Task WriteJsonAsync(HttpContext context, HealthReport report)
     {
-        if (!lifetime.ApplicationStarted.IsCancellationRequested || lifetime.ApplicationStopping.IsCancellationRequested)
-            return false;
-        try
+        var checks = new JsonObject();
+        foreach (var (name, entry) in report.Entries)
         {
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            timeout.CancelAfter(TimeSpan.FromSeconds(2));
-            await using var cmd = db.CreateCommand("SELECT 1");
-            await cmd.ExecuteScalarAsync(timeout.Token);
-            return true;
+            var check = new JsonObject
+            {
+                ["status"] = Name(entry.Status),
+                ["duration_ms"] = Math.Round(entry.Duration.TotalMilliseconds, 1),
+            };
+            if (entry.Description is { } description) check["description"] = description;
+            if (entry.Data.Count > 0)
+                check["data"] = new JsonObject(entry.Data.Select(d => KeyValuePair.Create(d.Key, d.Value switch
+                {
+                    int i => JsonValue.Create(i),
+                    long l => JsonValue.Create(l),
+                    _ => (JsonNode?)JsonValue.Create(d.Value?.ToString()),
+                })));
+            checks[name] = check;
         }
-        catch (Exception e) when (e is NpgsqlException or OperationCanceledException or TimeoutException)
-        {
-            return false;
-        }
+        context.Response.Headers.CacheControl = "no-store";
+        return context.Response.WriteAsJsonAsync(new JsonObject { ["status"] = Name(report.Status), ["checks"] = checks });
     }
+
+    private static string Name(HealthStatus status) => status switch
+    {
+        HealthStatus.Healthy => "healthy",
+        HealthStatus.Degraded => "degraded",
+        _ => "unhealthy",
+    };
 }
