@@ -2,7 +2,6 @@ using Homeserver.Api.Endpoints;
 using Homeserver.Api.Errors;
 using Homeserver.Api.Http;
 using Homeserver.Api.RateLimiting;
-using Homeserver.Health;
 using Homeserver.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
@@ -32,10 +31,8 @@ public static class HomeserverApp
 
     public static IServiceCollection AddHomeserverApi(this IServiceCollection services)
     {
-        services.AddHomeserverHealthChecks();
+        services.AddHomeserverOperator();
         services.AddHomeserverRateLimits();
-=======
->>>>>>> 0e39c29 (Health: liveness and readiness with ASP.NET Core health checks (database within 2 s, cluster membership or a gateway connection, stream reader caught up), JSON body per check; replaces the hand-written probe)
         services.Configure<KestrelServerOptions>(kestrel =>
         {
             // Kestrel answers what it cannot parse with a bare 400/414 before any of our code runs. Header values are

@@ -2,6 +2,7 @@ using System.Text.Json.Nodes;
 using Homeserver.Accounts;
 using Homeserver.Api.Http;
 using Homeserver.Errors;
+using Homeserver.Hosting;
 using Homeserver.Matrix;
 using Homeserver.Streams;
 using Microsoft.Extensions.Options;
@@ -23,6 +24,9 @@ public static class AdminEndpoints
         app.MapGet($"{RoomEndpoints.Prefix}/admin/whois/{{userId}}", GetWhoIs);
         app.MapGet($"{Prefix}/event_writers", GetEventWriters);
         app.MapPut($"{Prefix}/event_writers", SetEventWriters);
+        app.MapGet($"{Prefix}/replication", GetReplication);
+        app.MapGet($"{Prefix}/cluster", GetCluster);
+        app.MapPost($"{Prefix}/stream_writers/{{stream}}/{{writer}}/move", MoveStreamWriter);
         return app;
     }
 
@@ -75,6 +79,101 @@ public static class AdminEndpoints
         return Results.Json(ToJson(map));
     }
 
+    /// <summary>GET: every writer's silo, epoch and position; every reader's (one per silo and per front end without a
+    /// silo) position and lag behind each writer, and its caches' counters.</summary>
+    private static async Task<IResult> GetReplication(HttpContext context, ReplicationStatusReader replication)
+    {
+        await RequestAuth.RequireAdminAsync(context);
+        var status = await replication.GetAsync();
+        return Results.Json(new JsonObject
+        {
+            ["writers"] = new JsonArray(status.Writers.Select(w => (JsonNode)new JsonObject
+            {
+                ["stream"] = w.Stream,
+                ["writer"] = w.Writer,
+                ["silo"] = w.Silo,
+                ["epoch"] = w.Epoch,
+                ["position"] = w.Position,
+                ["shard_generation"] = w.ShardGeneration,
+            }).ToArray()),
+            ["readers"] = new JsonArray(status.Readers.Select(r => (JsonNode)new JsonObject
+            {
+                ["name"] = r.Silo,
+                ["streams"] = new JsonObject(status.Writers.GroupBy(w => w.Stream).Select(stream => KeyValuePair.Create(stream.Key,
+                    (JsonNode?)new JsonObject(stream.Select(w => KeyValuePair.Create(w.Writer.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                        (JsonNode?)new JsonObject
+                        {
+                            ["position"] = r.Positions.TryGetValue(w.Stream, out var p) && p.TryGetValue(w.Writer, out var at) ? at : null,
+                            ["lag"] = r.LagBehind(w),
+                        })))))),
+                ["caches"] = new JsonArray(r.Caches.Select(c => (JsonNode)new JsonObject
+                {
+                    ["name"] = c.Name,
+                    ["size"] = c.Count,
+                    ["hits"] = c.Hits,
+                    ["misses"] = c.Misses,
+                    ["invalidations"] = c.Invalidations,
+                }).ToArray()),
+            }).ToArray()),
+        });
+    }
+
+    /// <summary>GET: the silos (from Orleans' membership) with their status and role, and the front ends serving HTTP.</summary>
+    private static async Task<IResult> GetCluster(HttpContext context, ClusterStatusReader cluster)
+    {
+        await RequestAuth.RequireAdminAsync(context);
+        var status = await cluster.GetAsync();
+        var now = DateTime.UtcNow;
+        return Results.Json(new JsonObject
+        {
+            ["silos"] = new JsonArray(status.Silos.Select(s => (JsonNode)new JsonObject
+            {
+                ["address"] = s.Address.ToString(),
+                ["endpoint"] = s.Address.Endpoint.ToString(),
+                ["name"] = s.Name,
+                ["host"] = s.Host,
+                ["status"] = s.Status.ToString(),
+                ["role"] = s.Role,
+                ["gateway_port"] = s.GatewayPort,
+                ["started_at"] = s.StartedAt.ToString("O"),
+                ["last_alive_at"] = s.IAmAliveAt.ToString("O"),
+            }).ToArray()),
+            ["front_ends"] = new JsonArray(status.FrontEnds.Select(f => (JsonNode)new JsonObject
+            {
+                ["name"] = f.Name,
+                ["role"] = f.Role,
+                ["silo"] = f.Silo,
+                ["host"] = f.Host,
+                ["process_id"] = f.ProcessId,
+                ["urls"] = new JsonArray(f.Urls.Select(u => (JsonNode)u).ToArray()),
+                ["status"] = f.Up(now) ? "up" : "missing",
+                ["started_at"] = f.StartedAt.ToString("O"),
+                ["last_seen_at"] = f.SeenAt.ToString("O"),
+            }).ToArray()),
+        });
+    }
+
+    /// <summary>POST <c>{"silo": "&lt;address, host:port or name&gt;"}</c>: moves the stream writer there and pins it there
+    /// (placement and rebalancing keep it on that silo while it is active).</summary>
+    private static async Task<IResult> MoveStreamWriter(HttpContext context, string stream, string writer, StreamWriterMover mover)
+    {
+        await RequestAuth.RequireAdminAsync(context);
+        if (!int.TryParse(writer, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var index))
+            throw MatrixException.InvalidParam($"The writer must be a number, not '{Quote.Short(writer)}'");
+        var body = JsonBody.Object(context.Request);
+        if (body["silo"] is not JsonValue v || !v.TryGetValue<string>(out var silo) || silo.Length == 0)
+            throw MatrixException.MissingParam("'silo' (a silo's address, host:port or name) is required");
+        var (before, after) = await mover.MoveAsync(stream, index, silo);
+        return Results.Json(new JsonObject
+        {
+            ["stream"] = after.Stream,
+            ["writer"] = after.Writer,
+            ["from"] = before.Silo,
+            ["silo"] = after.Silo,
+            ["epoch"] = after.Epoch,
+            ["position"] = after.Position,
+        });
+    }
 
     private static JsonObject ToJson(EventShardMap map) => new()
     {

@@ -44,6 +44,8 @@ public sealed class StreamWriterGrain(
     private readonly Dictionary<SiloAddress, DateTime> _silosSeen = [];
     // Set when a move home was asked for; cleared if the migration has not happened a while later, to ask again.
     private DateTime? _movingSince;
+    // The silo endpoint an operator pinned this writer to (StreamWriterPins), read with the epoch.
+    private string? _pinnedTo;
 
     private string _stream = "";
     private int _writer;
@@ -101,7 +103,7 @@ public sealed class StreamWriterGrain(
             """
             INSERT INTO stream_writers (stream, writer, epoch, silo, activated_at) VALUES ($1, $2, 1, $3, now())
             ON CONFLICT (stream, writer) DO UPDATE SET epoch = stream_writers.epoch + 1, silo = $3, activated_at = now()
-            RETURNING epoch
+            RETURNING epoch, pinned_to
             """) { Parameters = { new() { Value = _stream }, new() { Value = _writer }, new() { Value = silo.SiloAddress.ToString() } } });
         batch.BatchCommands.Add(new NpgsqlBatchCommand(
             $"SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM {_sequence}"));
@@ -109,6 +111,7 @@ public sealed class StreamWriterGrain(
         {
             await reader.ReadAsync(ct);
             _epoch = reader.GetInt64(0);
+            _pinnedTo = reader.IsDBNull(1) ? null : reader.GetString(1);
             await reader.NextResultAsync(ct);
             await reader.ReadAsync(ct);
             _tracker = new PositionTracker(reader.GetInt64(0));
@@ -194,7 +197,9 @@ public sealed class StreamWriterGrain(
 
     public Task MoveToAsync(SiloAddress target)
     {
-        if (!target.Equals(silo.SiloAddress)) MigrateTo(target);
+        if (target.Equals(silo.SiloAddress)) return Task.CompletedTask;
+        _movingSince = DateTime.UtcNow; // the rebalancer must not send this activation elsewhere meanwhile
+        MigrateTo(target);
         return Task.CompletedTask;
     }
 
@@ -431,9 +436,10 @@ public sealed class StreamWriterGrain(
         var active = membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress).ToList();
         foreach (var s in active) _silosSeen.TryAdd(s, now);
         // This silo always counts: a writer placed on a silo that just joined must not leave it and come back.
-        var settled = active.Where(s => s.Equals(silo.SiloAddress) || now - _silosSeen[s] >= delay).ToList();
+        // A silo an operator pinned this writer to counts at once.
+        var settled = active.Where(s => s.Equals(silo.SiloAddress) || now - _silosSeen[s] >= delay || StreamWriterHome.Endpoint(s) == _pinnedTo).ToList();
         if (settled.Count == 0) return;
-        var home = StreamWriterHome.Choose(this.GetPrimaryKeyString(), settled);
+        var home = StreamWriterHome.Choose(this.GetPrimaryKeyString(), settled, _pinnedTo);
         if (home.Equals(silo.SiloAddress)) return;
         logger.LogInformation("Writer {Stream}/{Writer} moves from {From} to its home {To}", _stream, _writer, silo.SiloAddress, home);
         _movingSince = now;
