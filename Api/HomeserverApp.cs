@@ -71,6 +71,7 @@ public static class HomeserverApp
         app.MapSynapseAdminRoomEndpoints();
         app.MapReportingEndpoints();
         app.MapSynapseAdminUserEndpoints();
+        app.MapDashboardEndpoints();
         app.MapFallbackEndpoints();
         return app;
     }

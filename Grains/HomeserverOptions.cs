@@ -103,6 +103,9 @@ public sealed class HomeserverOptions
 
     /// <summary>Server-side search (<c>Homeserver:Search</c>).</summary>
     public SearchOptions Search { get; set; } = new();
+
+    /// <summary>The Orleans dashboard for admins (<c>Homeserver:Dashboard</c>).</summary>
+    public OrleansDashboardOptions Dashboard { get; set; } = new();
 }
 
 /// <summary>See <see cref="HomeserverOptions.Search"/>.</summary>
@@ -206,6 +209,18 @@ public sealed class RateLimit
 
     public double PerSecond { get; set; }
     public int Burst { get; set; }
+}
+
+/// <summary>See <see cref="HomeserverOptions.Dashboard"/>.</summary>
+public sealed class OrleansDashboardOptions
+{
+    /// <summary>
+    /// Serve the Orleans dashboard to server admins under <c>/_homeserver/dashboard/</c>. Off by default: it adds a
+    /// grain call filter on every silo (which profiles calls while the page is being viewed) and costs each process
+    /// a few seconds at start-up. Set it on every process of the cluster (silos collect the figures, the front end
+    /// that serves the page asks them).
+    /// </summary>
+    public bool Enabled { get; set; }
 }
 
 /// <summary>See <see cref="HomeserverOptions.Push"/>.</summary>

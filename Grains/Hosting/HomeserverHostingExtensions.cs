@@ -63,6 +63,7 @@ public static class HomeserverHostingExtensions
                 o.ConnectionString = connectionString;
             });
             silo.AddHomeserverGrains(options);
+            silo.AddHomeserverDashboard(options);
         });
         return builder;
     }
@@ -128,6 +129,7 @@ public static class HomeserverHostingExtensions
             // read of the membership table, which Orleans does every minute unless told otherwise.
             client.Configure<GatewayOptions>(o => o.GatewayListRefreshPeriod = GatewayListRefreshPeriod);
             client.AddOutgoingGrainCallFilter<SiloLossRetryFilter>();
+            client.AddHomeserverDashboard(options);
             // A gateway that dies after passing a request on takes the answer with it; only the response timeout
             // tells, and the retry filter then asks again. Orleans' 30 s would outlast the retry window.
             client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = FrontEndResponseTimeout);
