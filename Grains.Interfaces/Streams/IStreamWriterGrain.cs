@@ -42,7 +42,7 @@ public interface IStreamWriterGrain : IGrainWithStringKey
     /// Moves this writer to another silo (an operator draining a silo, or a test placing one): the activation
     /// migrates when idle, keeping its readers' subscriptions; the new one takes a new epoch and continues from the
     /// database. With automatic rebalancing on (<c>WriterRebalanceDelay</c>), a writer moved away from its home
-    /// returns there within a few seconds.
+    /// returns there within a few seconds, unless it was pinned to the target first (the admin API's move does both).
     /// </summary>
     Task MoveToAsync(SiloAddress target);
 
