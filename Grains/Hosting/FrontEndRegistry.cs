@@ -104,11 +104,14 @@ public sealed class FrontEndRegistry(
     public override async Task StopAsync(CancellationToken ct)
     {
         await base.StopAsync(ct);
+        // Bounded: a database that is down must not hold up the shutdown (the row then goes missing by itself).
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(TimeSpan.FromSeconds(2));
         try
         {
             await using var cmd = db.CreateCommand("DELETE FROM front_ends WHERE name = $1");
             cmd.Parameters.AddWithValue(host.Name);
-            await cmd.ExecuteNonQueryAsync(ct);
+            await cmd.ExecuteNonQueryAsync(timeout.Token);
         }
         catch (Exception e) when (e is NpgsqlException or OperationCanceledException or TimeoutException)
         {

@@ -1,3 +1,4 @@
+using Homeserver.Streams;
 using Homeserver.Tests.Infrastructure;
 
 namespace Homeserver.Tests.Http.Operator;
@@ -46,5 +47,30 @@ public sealed class HealthTests
         } while (again.StatusCode != 200 && DateTime.UtcNow < deadline);
         Assert.Equal(200, again.StatusCode);
         Assert.Equal("healthy", again["checks"]["database"]!["status"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task A_silo_whose_reader_is_stuck_is_not_ready_until_it_catches_up()
+    {
+        await using var cluster = await HomeserverTestCluster.StartAsync(2);
+        var stuck = cluster.Silos[1];
+        var release = new ManualResetEventSlim();
+        // Applying this row on silo 1 blocks its reader's to_device cursor until released (a reader that cannot keep up).
+        stuck.Get<StreamTestHooks>().Applied = e => { if (e.Kind == "health-stall") release.Wait(TimeSpan.FromSeconds(30)); };
+        try
+        {
+            var writer = cluster.Silos[0].Grains.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(StreamNames.ToDevice, 0));
+            await writer.AppendAsync([new StreamRow("health-stall", "@u:localhost", "{}")]);
+
+            var notReady = await stuck.Http.GetJsonAsync("/health/ready");
+            Assert.Equal(503, notReady.StatusCode);
+            var reader = notReady["checks"]["stream_reader"]!;
+            Assert.Equal("unhealthy", reader["status"]!.GetValue<string>());
+            Assert.True(reader["data"]![StreamNames.WriterKey(StreamNames.ToDevice, 0)]!.GetValue<long>() >= 1);
+            Assert.Equal("healthy", notReady["checks"]["database"]!["status"]!.GetValue<string>());
+            Assert.Equal(200, (await cluster.Silos[0].Http.GetJsonAsync("/health/ready")).StatusCode);
+        }
+        finally { release.Set(); }
+        Assert.Equal(200, (await stuck.Http.GetJsonAsync("/health/ready")).StatusCode);
     }
 }
