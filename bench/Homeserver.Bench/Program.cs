@@ -44,12 +44,17 @@ switch (mode)
         await MediaSearchBenchmark.RunMediaAsync(TimeSpan.FromSeconds(args.Length > 1 ? int.Parse(args[1]) : 10),
             args.Length > 2 ? int.Parse(args[2]) : 32, (args.Length > 3 ? int.Parse(args[3]) : 1024) * 1024);
         return 0;
+    case "send-features":
+        // dotnet run -c Release --project bench/Homeserver.Bench -- send-features [seconds] [connections] [users] [rooms] [rounds]
+        await SendFeaturesBenchmark.RunAsync(TimeSpan.FromSeconds(args.Length > 1 ? int.Parse(args[1]) : 10), args.Length > 2 ? int.Parse(args[2]) : 64,
+            args.Length > 3 ? int.Parse(args[3]) : 64, args.Length > 4 ? int.Parse(args[4]) : 32, args.Length > 5 ? int.Parse(args[5]) : 3);
+        return 0;
     case "search":
         // dotnet run -c Release --project bench/Homeserver.Bench -- search [messages] [rooms] [queries per kind]
         await MediaSearchBenchmark.RunSearchAsync(args.Length > 1 ? int.Parse(args[1]) : 1_000_000, args.Length > 2 ? int.Parse(args[2]) : 50,
             args.Length > 3 ? int.Parse(args[3]) : 200);
         return 0;
     default:
-        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, fanout, idle, cluster, orleans-floor, media, search");
+        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, fanout, idle, cluster, orleans-floor, media, search, send-features");
         return 2;
 }
