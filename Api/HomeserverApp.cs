@@ -2,7 +2,9 @@ using Homeserver.Api.Endpoints;
 using Homeserver.Api.Errors;
 using Homeserver.Api.Http;
 using Homeserver.Api.RateLimiting;
+using Homeserver.Api.Observability;
 using Homeserver.Hosting;
+using Homeserver.Observability;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 
 namespace Homeserver.Api;
@@ -17,11 +19,14 @@ public static class HomeserverApp
     {
         var builder = WebApplication.CreateBuilder(args);
         configure?.Invoke(builder);
-        if (string.IsNullOrEmpty(builder.Configuration["urls"]) && string.IsNullOrEmpty(builder.Configuration["ASPNETCORE_URLS"]))
-            builder.WebHost.UseUrls(DefaultUrl);
         var role = builder.Configuration.GetSection(HomeserverOptions.Section).GetValue<ProcessRole>(nameof(HomeserverOptions.Role));
         if (role == ProcessRole.FrontEnd) builder.AddHomeserverFrontEnd();
         else builder.AddHomeserverSilo();
+        var metrics = builder.AddHomeserverObservability(ObservabilityHostingExtensions.InstanceOf(builder.Configuration, role));
+        var urls = builder.Configuration["urls"] is { Length: > 0 } configured ? configured
+            : builder.Configuration["ASPNETCORE_URLS"] is { Length: > 0 } environment ? environment : DefaultUrl;
+        if (metrics is { Enabled: true, Port: { } metricsPort }) urls += ";" + ObservabilityHostingExtensions.MetricsUrl(builder.Configuration, metricsPort);
+        builder.WebHost.UseUrls(urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
         builder.Services.AddHomeserverApi();
 
         var app = builder.Build();
@@ -46,6 +51,7 @@ public static class HomeserverApp
 
     public static WebApplication UseHomeserverApi(this WebApplication app)
     {
+        app.UseMiddleware<RequestLogging>();
         app.UseMiddleware<JsonContentType>();
         app.UseMiddleware<MatrixErrorMiddleware>();
         app.UseMiddleware<LegacyClientPaths>();
@@ -72,6 +78,7 @@ public static class HomeserverApp
         app.MapReportingEndpoints();
         app.MapSynapseAdminUserEndpoints();
         app.MapDashboardEndpoints();
+        app.MapHomeserverMetrics();
         app.MapFallbackEndpoints();
         return app;
     }

@@ -106,6 +106,12 @@ public sealed class HomeserverOptions
 
     /// <summary>The Orleans dashboard for admins (<c>Homeserver:Dashboard</c>).</summary>
     public OrleansDashboardOptions Dashboard { get; set; } = new();
+
+    /// <summary>The Prometheus scraping endpoint <c>/metrics</c> (<c>Homeserver:Metrics</c>).</summary>
+    public MetricsOptions Metrics { get; set; } = new();
+
+    /// <summary>How logs are written (<c>Homeserver:Logging</c>).</summary>
+    public LoggingOptions Logging { get; set; } = new();
 }
 
 /// <summary>See <see cref="HomeserverOptions.Search"/>.</summary>
@@ -221,6 +227,30 @@ public sealed class OrleansDashboardOptions
     /// that serves the page asks them).
     /// </summary>
     public bool Enabled { get; set; }
+}
+
+/// <summary>See <see cref="HomeserverOptions.Metrics"/>.</summary>
+public sealed class MetricsOptions
+{
+    /// <summary>Collect metrics and serve them at <c>/metrics</c> in Prometheus' text format. Off: nothing is collected
+    /// (the instruments stay unobserved, which costs a branch each) and <c>/metrics</c> answers 404.</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>Where <c>/metrics</c> is served: a port of its own, on <c>Homeserver:Cluster:AdvertisedAddress</c>. Unset:
+    /// an <c>Api</c> process serves it on its API port, a <c>Silo</c> process (which has no API port) on
+    /// <see cref="DefaultSiloPort"/>.</summary>
+    public int? Port { get; set; }
+
+    /// <summary>The port a silo without HTTP serves <c>/metrics</c> on when <see cref="Port"/> is unset (the Prometheus
+    /// exporter's customary port).</summary>
+    public const int DefaultSiloPort = 9464;
+}
+
+/// <summary>See <see cref="HomeserverOptions.Logging"/>.</summary>
+public sealed class LoggingOptions
+{
+    /// <summary><c>text</c> (the console's usual lines) or <c>json</c> (one JSON object a line, for log collectors).</summary>
+    public string Format { get; set; } = "text";
 }
 
 /// <summary>See <see cref="HomeserverOptions.Push"/>.</summary>

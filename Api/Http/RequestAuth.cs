@@ -28,8 +28,14 @@ public static class RequestAuth
         // from anyone would let clients write what they like here.
         context.RequestServices.GetRequiredService<ClientIpBatch>().Record(requester.UserId, requester.DeviceId,
             context.Connection.RemoteIpAddress, context.Request.Headers.UserAgent);
+        context.Items[AuthenticatedUserKey] = requester.UserId;
         return requester;
     }
+
+    private static readonly object AuthenticatedUserKey = new();
+
+    /// <summary>The user this request authenticated as, if it did (for the request log).</summary>
+    public static string? AuthenticatedUser(HttpContext context) => context.Items[AuthenticatedUserKey] as string;
 
     /// <summary>The requester if they are a server admin (named in <c>Homeserver:AdminUsers</c>, or an account with the
     /// admin flag); 401 without a valid token, 403 <c>M_FORBIDDEN</c> for anyone else, as Synapse's admin API answers.</summary>

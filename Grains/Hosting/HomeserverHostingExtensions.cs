@@ -256,6 +256,7 @@ public static class HomeserverHostingExtensions
         services.AddSingleton<SiloStreamReader>();
         services.AddSingleton<ReplicationStatusReader>();
         services.AddSingleton<StreamWriterPins>();
+        services.AddSingleton<Homeserver.Observability.HomeserverMetrics>();
         // After the silo's (or client's) own hosted service, so grains can be called when the reader starts.
         services.AddHostedService(sp => sp.GetRequiredService<SiloStreamReader>());
         return services;

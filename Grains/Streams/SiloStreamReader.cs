@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Homeserver.Caches;
+using Homeserver.Observability;
 using Homeserver.Streams;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -76,10 +78,53 @@ public sealed class SiloStreamReader(
         // Backstop polling (touched by the backstop loop only); a new cursor is due at once.
         public TimeSpan PollInterval;
         public DateTime NextPoll;
+        // For metrics (see CursorStatus): the newest position the writer announced, since when (a Stopwatch timestamp;
+        // 0 when caught up) the reader has been behind it, and counts. Bumped with plain interlocked operations.
+        public long Known;
+        public long BehindSince;
+        public long Applied;
+        public long CatchUps;
+        public long BackstopHits;
+
+        /// <summary>The writer said it reached <paramref name="to"/> (a notification or a poll).</summary>
+        public void Announced(long to)
+        {
+            long known;
+            do
+            {
+                known = Interlocked.Read(ref Known);
+                if (to <= known) return;
+            } while (Interlocked.CompareExchange(ref Known, to, known) != known);
+            if (to > Interlocked.Read(ref Position)) Interlocked.CompareExchange(ref BehindSince, Stopwatch.GetTimestamp(), 0);
+        }
+
+        /// <summary>The reader applied up to <paramref name="to"/>.</summary>
+        public void Reached(long to)
+        {
+            if (to < Interlocked.Read(ref Known)) return;
+            Interlocked.Exchange(ref BehindSince, 0);
+            // An announcement that raced the reset started its own wait before it: keep the reader counted as behind.
+            if (to < Interlocked.Read(ref Known)) Interlocked.CompareExchange(ref BehindSince, Stopwatch.GetTimestamp(), 0);
+        }
     }
 
     /// <summary>How many times this reader had to read the log to fill a gap (for tests and metrics).</summary>
     public long CatchUps => Interlocked.Read(ref _catchUps);
+
+    /// <summary>Every cursor's position, lag and counts, for the metrics' observable instruments (read at scrape time).</summary>
+    public IEnumerable<ReaderCursorStatus> CursorStatus()
+    {
+        var now = Stopwatch.GetTimestamp();
+        foreach (var c in _cursors.Values)
+        {
+            var position = Interlocked.Read(ref c.Position);
+            var lag = Math.Max(0, Interlocked.Read(ref c.Known) - position);
+            var since = Interlocked.Read(ref c.BehindSince);
+            yield return new ReaderCursorStatus(c.Stream, c.Writer, position, lag,
+                lag == 0 || since == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(since, now),
+                Interlocked.Read(ref c.Applied), Interlocked.Read(ref c.CatchUps), Interlocked.Read(ref c.BackstopHits));
+        }
+    }
 
     public IEnumerable<(string Stream, int Writer)> Writers()
     {
@@ -115,6 +160,7 @@ public sealed class SiloStreamReader(
         try
         {
             cursor.Position = Math.Max(cursor.Position, position.Position);
+            cursor.Announced(cursor.Position);
             cursor.Initialised = true;
             notifier.Initialise(cursor.Stream, cursor.Writer, cursor.Position);
         }
@@ -214,6 +260,7 @@ public sealed class SiloStreamReader(
         {
             if (advance.ShardGeneration > Volatile.Read(ref _shardGeneration)) await FollowShardMapAsync(advance.ShardGeneration);
             if (!_cursors.TryGetValue((advance.Stream, advance.Writer), out var cursor)) return;
+            cursor.Announced(advance.To);
             await ApplyAsync(cursor, advance.To, advance);
         }
         catch (Exception e)
@@ -256,6 +303,7 @@ public sealed class SiloStreamReader(
             else
             {
                 Interlocked.Increment(ref _catchUps);
+                Interlocked.Increment(ref cursor.CatchUps);
                 Apply(cursor, await ReadLogAsync(cursor.Stream, cursor.Writer, from, to), to);
             }
             // Parked notifications that now connect, in order.
@@ -282,6 +330,8 @@ public sealed class SiloStreamReader(
             }
         }
         Interlocked.Exchange(ref cursor.Position, to);
+        Interlocked.Add(ref cursor.Applied, entries.Count);
+        cursor.Reached(to);
         notifier.Advanced(cursor.Stream, cursor.Writer, to, entries);
     }
 
@@ -398,9 +448,11 @@ public sealed class SiloStreamReader(
                 await writer.SubscribeAsync(_self!, host.Silo);
                 cursor.Epoch = position.Epoch;
             }
+            cursor.Announced(position.Position);
             if (position.Position > Interlocked.Read(ref cursor.Position))
             {
                 found = true;
+                Interlocked.Increment(ref cursor.BackstopHits);
                 await ApplyAsync(cursor, position.Position, null);
             }
             return found;

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using Homeserver.Observability;
 using Homeserver.Storage;
 using Homeserver.Streams;
 using Microsoft.Extensions.Logging;
@@ -27,6 +29,7 @@ public sealed class StreamWriterGrain(
     StreamNotifier localReader,
     EventShards shards,
     IOptions<HomeserverOptions> options,
+    HomeserverMetrics metrics,
     ILogger<StreamWriterGrain> logger) : Grain, IStreamWriterGrain, IGrainMigrationParticipant
 {
     private const int DefaultMaxInFlight = 8;
@@ -60,6 +63,7 @@ public sealed class StreamWriterGrain(
     private int _shardGeneration;
     private bool _sealed;
     private IGrainTimer? _sealedCheck;
+    private HomeserverMetrics.WriterInstruments? _metrics;
 
     private sealed record PendingAppend(StreamRow[] Rows, TaskCompletionSource<AppendResult> Done);
 
@@ -71,6 +75,9 @@ public sealed class StreamWriterGrain(
         if (_stream == StreamNames.Events) _maxInFlight = Math.Max(1, options.Value.EventWriterMaxInFlight);
 
         await StorageOutage.DuringActivationAsync(() => TakeEpochAsync(ct));
+        _metrics = metrics.Writer(_stream, _writer);
+        _metrics.Epoch = _epoch;
+        _metrics.Position = _tracker.Persisted;
         logger.LogInformation("Stream writer {Stream}/{Writer} active at {Position} with epoch {Epoch}", _stream, _writer, _tracker.Persisted, _epoch);
 
         // Sharded streams share one sequence, so an idle shard must keep claiming its value or it pins the minimum.
@@ -92,6 +99,12 @@ public sealed class StreamWriterGrain(
             this.RegisterGrainTimer(_ => { MoveHomeIfSettled(); return Task.CompletedTask; }, new GrainTimerCreationOptions(period, period) { Interleave = true });
         }
         this.RegisterGrainTimer(HousekeepingAsync, new GrainTimerCreationOptions(TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5)) { Interleave = true });
+    }
+
+    public override Task OnDeactivateAsync(DeactivationReason reason, CancellationToken ct)
+    {
+        _metrics?.Dispose();
+        return Task.CompletedTask;
     }
 
     // Taking a new epoch waits for every in-flight append of an earlier activation (they hold the row FOR SHARE)
@@ -226,6 +239,7 @@ public sealed class StreamWriterGrain(
     private async Task CommitAsync(List<PendingAppend> appends)
     {
         long[] positions;
+        var started = Stopwatch.GetTimestamp();
         await _allocation.WaitAsync();
         try
         {
@@ -297,6 +311,7 @@ public sealed class StreamWriterGrain(
         }
 
         _tracker.Committed(entries);
+        _metrics?.Committed(entries.Count, started);
         i = 0;
         foreach (var append in appends)
         {
@@ -361,6 +376,7 @@ public sealed class StreamWriterGrain(
     {
         var from = _tracker.Persisted;
         var released = _tracker.Release();
+        if (_metrics is not null) _metrics.Position = _tracker.Persisted;
         if (_tracker.Persisted > from) Notify(new StreamAdvance(_stream, _writer, from, _tracker.Persisted, released.ToArray(), _shardGeneration));
     }
 
@@ -388,7 +404,11 @@ public sealed class StreamWriterGrain(
         if (_fenced || !_tracker.Idle || _unresolved.Count > 0 || _allocation.CurrentCount == 0) return Task.CompletedTask;
         var seen = localReader.Current[_stream].Max;
         var from = _tracker.Persisted;
-        if (seen > from && _tracker.AdvanceIdle(seen)) Notify(new StreamAdvance(_stream, _writer, from, seen, [], _shardGeneration));
+        if (seen > from && _tracker.AdvanceIdle(seen))
+        {
+            if (_metrics is not null) _metrics.Position = seen;
+            Notify(new StreamAdvance(_stream, _writer, from, seen, [], _shardGeneration));
+        }
         return Task.CompletedTask;
     }
 

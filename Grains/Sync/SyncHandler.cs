@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Homeserver.Accounts;
 using Homeserver.Errors;
 using Homeserver.Matrix;
+using Homeserver.Observability;
 using Homeserver.Rooms;
 using Homeserver.Streams;
 
@@ -29,6 +30,7 @@ public sealed class SyncHandler(
     AccountData.IgnoredUsers ignoredUsers,
     RoomPeekStore peeks,
     ErasedSenders erased,
+    HomeserverMetrics metrics,
     IEnumerable<ISyncSection> sections)
 {
     private static readonly TimeSpan BarrierTimeout = TimeSpan.FromSeconds(5);
@@ -61,6 +63,8 @@ public sealed class SyncHandler(
         // so the re-polls that follow a wake-up do not compete with the responses still being built for it.
         var parkFirst = since is not null && request.Timeout > TimeSpan.Zero && !request.FullState && request.SetPresence is null
                         && notifier.TracksAll(since);
+        // When a parked long-poll was woken (a Stopwatch timestamp; 0 while not), for the wake-up latency metric.
+        long wokenAt = 0;
         while (true)
         {
             var to = notifier.Current;
@@ -73,17 +77,23 @@ public sealed class SyncHandler(
                 if (!notifier.ChangedSince(since!, wake))
                 {
                     var waitFor = deadline - DateTime.UtcNow;
-                    if (waitFor > TimeSpan.Zero) await notifier.WaitForChangeAsync(since!, wake, waitFor, waitEnds.Token);
+                    if (waitFor > TimeSpan.Zero && await notifier.WaitForChangeAsync(since!, wake, waitFor, waitEnds.Token))
+                        wokenAt = metrics.SyncWoken();
                     continue; // build for whatever woke us (or the empty answer of a timeout)
                 }
             }
             var response = await BuildResponseAsync(context, memberships);
             var remaining = deadline - DateTime.UtcNow;
             if (context.HasChanges || since is null || request.FullState || remaining <= TimeSpan.Zero || waitEnds.IsCancellationRequested)
+            {
+                if (wokenAt != 0 && context.HasChanges) metrics.SyncAnswered(wokenAt);
                 return response;
+            }
 
+            wokenAt = 0;
             if (!await notifier.WaitForChangeAsync(to, WakeKeys(context), remaining, waitEnds.Token))
                 return response;
+            wokenAt = metrics.SyncWoken();
         }
     }
 

@@ -526,6 +526,8 @@ public static class ClusterBenchmark
             if (http) psi.ArgumentList.Add($"--urls=http://127.0.0.1:{httpPort}");
             psi.ArgumentList.Add($"--Homeserver:Cluster:SiloPort={siloPort}");
             psi.ArgumentList.Add($"--Homeserver:Cluster:GatewayPort={LoopbackPorts.Free()}");
+            // Silo processes serve /metrics on a port of their own; several on one machine need one each.
+            if (!http) psi.ArgumentList.Add($"--Homeserver:Metrics:Port={LoopbackPorts.Free()}");
             foreach (var a in args) psi.ArgumentList.Add(a);
             var node = new Node
             {

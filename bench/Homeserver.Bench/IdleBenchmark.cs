@@ -54,7 +54,7 @@ public static class IdleBenchmark
             // PrimarySiloPort is for builds that still cluster through localhost (a primary silo); newer ones ignore it.
             follower = Start(root, "Silo", [$"--Homeserver:Postgres=Host=127.0.0.1;Port={pgPort};Username=postgres;Database=postgres",
                 $"--Homeserver:Cluster:SiloPort={LoopbackPorts.Free()}", $"--Homeserver:Cluster:GatewayPort={LoopbackPorts.Free()}",
-                $"--Homeserver:Cluster:PrimarySiloPort={apiSiloPort}", .. common]);
+                $"--Homeserver:Cluster:PrimarySiloPort={apiSiloPort}", $"--Homeserver:Metrics:Port={LoopbackPorts.Free()}", .. common]);
             var connection = $"Host=127.0.0.1;Port={pgPort};Username=postgres;Database=postgres";
             floor = StartBareSilo(connection);
             floorPeer = StartBareSilo(connection);

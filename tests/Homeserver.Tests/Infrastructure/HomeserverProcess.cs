@@ -55,6 +55,8 @@ public sealed class HomeserverProcess : IDisposable
         psi.ArgumentList.Add("--Homeserver:PasswordHashCost=4");
         psi.ArgumentList.Add("--Homeserver:RateLimits:Enabled=false"); // tests register and send fast from one address
         psi.ArgumentList.Add("--Homeserver:WriterRebalanceDelay=00:00:00");
+        // A silo without HTTP serves /metrics on a port of its own (9464 unless told): one each, as tests run in parallel.
+        if (project == "Silo") psi.ArgumentList.Add($"--Homeserver:Metrics:Port={LoopbackPorts.Free()}");
         foreach (var a in args) psi.ArgumentList.Add(a);
         var process = Process.Start(psi)!;
         var server = new HomeserverProcess(process, $"http://127.0.0.1:{httpPort}", siloPort);

@@ -1,0 +1,37 @@
+using System.Diagnostics;
+using Homeserver.Api.Http;
+
+namespace Homeserver.Api.Observability;
+
+/// <summary>
+/// One log line per request: method, route template, status, duration and the authenticated user (when the request
+/// carried a valid token). The route is the endpoint's template (<c>/_matrix/client/v3/rooms/{roomId}/send/...</c>),
+/// never the path or query as sent: tokens travel in the query (<c>?access_token=</c>) and ids in the path would make
+/// every line unique. Headers and bodies are not logged at all (tokens, passwords).
+/// </summary>
+public sealed partial class RequestLogging(RequestDelegate next, ILogger<RequestLogging> logger)
+{
+    public async Task InvokeAsync(HttpContext context)
+    {
+        if (!logger.IsEnabled(LogLevel.Information))
+        {
+            await next(context);
+            return;
+        }
+        var started = Stopwatch.GetTimestamp();
+        try
+        {
+            await next(context);
+        }
+        finally
+        {
+            var route = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "(no route)";
+            Request(logger, context.Request.Method, route, context.Response.StatusCode,
+                Stopwatch.GetElapsedTime(started).TotalMilliseconds, RequestAuth.AuthenticatedUser(context) ?? "-");
+        }
+    }
+
+    [LoggerMessage(EventId = 1, EventName = "Request", Level = LogLevel.Information,
+        Message = "{Method} {Route} {Status} {DurationMs:0.0} ms {UserId}")]
+    private static partial void Request(ILogger logger, string method, string route, int status, double durationMs, string userId);
+}
