@@ -14,6 +14,11 @@ switch (mode)
         int Arg(int i, int fallback) => args.Length > i ? int.Parse(args[i]) : fallback;
         await SendBenchmark.RunAsync(TimeSpan.FromSeconds(Arg(1, 10)), Arg(2, 64), Arg(3, 64), Arg(4, 32), Arg(5, 500));
         return 0;
+    case "metrics-cost":
+        // dotnet run -c Release --project bench/Homeserver.Bench -- metrics-cost [pairs] [seconds] [connections] [users] [rooms]
+        int CostArg(int i, int fallback) => args.Length > i ? int.Parse(args[i]) : fallback;
+        await MetricsCostBenchmark.RunAsync(CostArg(1, 5), TimeSpan.FromSeconds(CostArg(2, 10)), CostArg(3, 64), CostArg(4, 64), CostArg(5, 32));
+        return 0;
     case "fanout":
         // dotnet run -c Release --project bench/Homeserver.Bench -- fanout [members] [rounds]
         await FanoutBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 100, args.Length > 2 ? int.Parse(args[2]) : 30);
@@ -55,6 +60,6 @@ switch (mode)
             args.Length > 3 ? int.Parse(args[3]) : 200);
         return 0;
     default:
-        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, fanout, idle, cluster, orleans-floor, media, search, send-features");
+        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, metrics-cost, fanout, idle, cluster, orleans-floor, media, search, send-features");
         return 2;
 }

@@ -28,6 +28,44 @@ public static class SendBenchmark
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = connections, PooledConnectionLifetime = TimeSpan.FromMinutes(10) })
         { Timeout = TimeSpan.FromSeconds(60) };
 
+        var (accounts, senders) = await SetUpSendersAsync(http, cluster, users, rooms);
+
+        var cpu = new CpuMeter(cluster.Postgres.DataDirectory);
+        async Task Thin(int n, int worker)
+        {
+            var s = senders[worker % senders.Count];
+            using var content = new StringContent(Body, Encoding.UTF8, "application/json");
+            using var response = await http.PostAsync($"{cluster.Urls[s.Silo]}/bench/thin/{Uri.EscapeDataString(s.Room)}", content);
+            response.EnsureSuccessStatusCode();
+        }
+        // Both paths are warmed up first (unmeasured, 10 s each), so that the measured phase runs optimised code rather than
+        // the JIT's first tiers: a server runs for longer than ten seconds.
+        await LoadAsync(Warmup, connections, Thin);
+        var cpuBefore = cpu.Sample();
+        var thin = await LoadAsync(duration, connections, Thin);
+        var thinCpu = cpu.Sample() - cpuBefore;
+        Console.WriteLine($"baseline thin endpoint (parse, insert one row, commit): {thin.Rate:F0} req/s, {Stats.Summary(thin.Latencies)}; {thinCpu.PerRequest(thin.Count)}");
+
+        await LoadAsync(Warmup, connections, Sends(http, cluster, senders, "warm"));
+        long CatchUps() => cluster.Silos.Sum(s => s.Services.GetRequiredService<Homeserver.Streams.SiloStreamReader>().CatchUps);
+        var catchUpsBefore = CatchUps();
+        cpuBefore = cpu.Sample();
+        var send = await LoadAsync(duration, connections, Sends(http, cluster, senders, "run"));
+        var sendCpu = cpu.Sample() - cpuBefore;
+        Console.WriteLine($"PUT /send ({users} users, {rooms} rooms, {connections} connections): {send.Rate:F0} messages/s, {Stats.Summary(send.Latencies)}; {sendCpu.PerRequest(send.Count)}; readers caught up from the log {CatchUps() - catchUpsBefore} times");
+        Console.WriteLine($"ratio send/thin: {send.Rate / thin.Rate:F2}x");
+
+        var latency = await SendToReceivedAsync(http, cluster, accounts, latencySamples);
+        Console.WriteLine($"send->received (send returns on silo 0 -> pending /sync on silo 1 returns with it): {Stats.Summary(latency)}");
+    }
+
+    private const string Body = "{\"msgtype\":\"m.text\",\"body\":\"benchmark message with a little text in it\"}";
+
+    /// <summary>Registers <paramref name="users"/> users alternately on the two silos and puts them in
+    /// <paramref name="rooms"/> rooms (user i sends to room i mod rooms); returns the accounts and each user's sending seat.</summary>
+    internal static async Task<(List<(string UserId, string Token, int Silo)> Accounts, List<(string Token, int Silo, string Room)> Senders)> SetUpSendersAsync(
+        HttpClient http, BenchCluster cluster, int users, int rooms)
+    {
         Console.WriteLine($"setting up {users} users in {rooms} rooms...");
         var accounts = new List<(string UserId, string Token, int Silo)>();
         for (var i = 0; i < users; i++)
@@ -53,47 +91,20 @@ public static class SendBenchmark
                 await BenchHttp.SendAsync(http, HttpMethod.Post, cluster.Urls[accounts[i].Silo] + $"{V3}/join/{Uri.EscapeDataString(room)}", accounts[i].Token, new JsonObject());
             senders.Add((accounts[i].Token, accounts[i].Silo, room));
         }
+        return (accounts, senders);
+    }
 
-        var body = "{\"msgtype\":\"m.text\",\"body\":\"benchmark message with a little text in it\"}";
-        var cpu = new CpuMeter(cluster.Postgres.DataDirectory);
-        async Task Thin(int n, int worker)
+    /// <summary>One message per call from the worker's seat, with a transaction id unique to <paramref name="phase"/>.</summary>
+    internal static Func<int, int, Task> Sends(HttpClient http, BenchCluster cluster, List<(string Token, int Silo, string Room)> senders, string phase) =>
+        async (n, worker) =>
         {
             var s = senders[worker % senders.Count];
-            using var content = new StringContent(body, Encoding.UTF8, "application/json");
-            using var response = await http.PostAsync($"{cluster.Urls[s.Silo]}/bench/thin/{Uri.EscapeDataString(s.Room)}", content);
-            response.EnsureSuccessStatusCode();
-        }
-        // Both paths are warmed up first (unmeasured, 10 s each), so that the measured phase runs optimised code rather than
-        // the JIT's first tiers: a server runs for longer than ten seconds.
-        await LoadAsync(Warmup, connections, Thin);
-        var cpuBefore = cpu.Sample();
-        var thin = await LoadAsync(duration, connections, Thin);
-        var thinCpu = cpu.Sample() - cpuBefore;
-        Console.WriteLine($"baseline thin endpoint (parse, insert one row, commit): {thin.Rate:F0} req/s, {Stats.Summary(thin.Latencies)}; {thinCpu.PerRequest(thin.Count)}");
-
-        var attempt = 0;
-        async Task Send(int n, int worker)
-        {
-            var s = senders[worker % senders.Count];
-            using var request = new HttpRequestMessage(HttpMethod.Put, $"{cluster.Urls[s.Silo]}{V3}/rooms/{Uri.EscapeDataString(s.Room)}/send/m.room.message/w{worker}-{attempt}-{n}");
+            using var request = new HttpRequestMessage(HttpMethod.Put, $"{cluster.Urls[s.Silo]}{V3}/rooms/{Uri.EscapeDataString(s.Room)}/send/m.room.message/{phase}-w{worker}-{n}");
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", s.Token);
-            request.Content = new StringContent(body, Encoding.UTF8, "application/json");
+            request.Content = new StringContent(Body, Encoding.UTF8, "application/json");
             using var response = await http.SendAsync(request);
             response.EnsureSuccessStatusCode();
-        }
-        await LoadAsync(Warmup, connections, Send);
-        attempt = 1;
-        long CatchUps() => cluster.Silos.Sum(s => s.Services.GetRequiredService<Homeserver.Streams.SiloStreamReader>().CatchUps);
-        var catchUpsBefore = CatchUps();
-        cpuBefore = cpu.Sample();
-        var send = await LoadAsync(duration, connections, Send);
-        var sendCpu = cpu.Sample() - cpuBefore;
-        Console.WriteLine($"PUT /send ({users} users, {rooms} rooms, {connections} connections): {send.Rate:F0} messages/s, {Stats.Summary(send.Latencies)}; {sendCpu.PerRequest(send.Count)}; readers caught up from the log {CatchUps() - catchUpsBefore} times");
-        Console.WriteLine($"ratio send/thin: {send.Rate / thin.Rate:F2}x");
-
-        var latency = await SendToReceivedAsync(http, cluster, accounts, latencySamples);
-        Console.WriteLine($"send->received (send returns on silo 0 -> pending /sync on silo 1 returns with it): {Stats.Summary(latency)}");
-    }
+        };
 
     private static void MapThinEndpoint(WebApplication app) =>
         app.MapPost("/bench/thin/{room}", async (HttpContext context, string room, NpgsqlDataSource db) =>
@@ -109,7 +120,7 @@ public static class SendBenchmark
         // The baseline reads its own body, as it always has: the client input boundary leaves it alone.
         .WithMetadata(Homeserver.Api.Http.ClientBodyPolicy.Ignored);
 
-    private static readonly TimeSpan Warmup = TimeSpan.FromSeconds(int.TryParse(Environment.GetEnvironmentVariable("BENCH_WARMUP_SECONDS"), out var w) ? w : 10);
+    internal static readonly TimeSpan Warmup = TimeSpan.FromSeconds(int.TryParse(Environment.GetEnvironmentVariable("BENCH_WARMUP_SECONDS"), out var w) ? w : 10);
 
     internal static async Task<(double Rate, List<double> Latencies, long Count)> LoadAsync(TimeSpan duration, int connections, Func<int, int, Task> call)
     {
