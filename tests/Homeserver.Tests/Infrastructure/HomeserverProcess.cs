@@ -16,6 +16,8 @@ public sealed class HomeserverProcess : IDisposable
     public Process Process { get; }
     public string Url { get; }
     public int SiloPort { get; }
+    /// <summary>Where a <c>Silo</c> process serves <c>/metrics</c> (0 for an <c>Api</c> process: on its API port).</summary>
+    public int MetricsPort { get; private init; }
     public string Output { get { lock (_output) return _output.ToString(); } }
 
     private HomeserverProcess(Process process, string url, int siloPort)
@@ -56,10 +58,11 @@ public sealed class HomeserverProcess : IDisposable
         psi.ArgumentList.Add("--Homeserver:RateLimits:Enabled=false"); // tests register and send fast from one address
         psi.ArgumentList.Add("--Homeserver:WriterRebalanceDelay=00:00:00");
         // A silo without HTTP serves /metrics on a port of its own (9464 unless told): one each, as tests run in parallel.
-        if (project == "Silo") psi.ArgumentList.Add($"--Homeserver:Metrics:Port={LoopbackPorts.Free()}");
+        var metricsPort = project == "Silo" ? LoopbackPorts.Free() : 0;
+        if (project == "Silo") psi.ArgumentList.Add($"--Homeserver:Metrics:Port={metricsPort}");
         foreach (var a in args) psi.ArgumentList.Add(a);
         var process = Process.Start(psi)!;
-        var server = new HomeserverProcess(process, $"http://127.0.0.1:{httpPort}", siloPort);
+        var server = new HomeserverProcess(process, $"http://127.0.0.1:{httpPort}", siloPort) { MetricsPort = metricsPort };
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (server._output) server._output.AppendLine(e.Data); };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (server._output) server._output.AppendLine(e.Data); };
         process.BeginOutputReadLine();

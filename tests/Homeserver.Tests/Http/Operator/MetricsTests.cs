@@ -103,6 +103,28 @@ public sealed class MetricsTests(TwoSiloCluster fixture) : IClassFixture<TwoSilo
     }
 
     [Fact]
+    public async Task A_silo_process_without_http_serves_metrics_on_its_metrics_port()
+    {
+        await using var cluster = await HomeserverTestCluster.StartAsync(1);
+        using var silo = HomeserverProcess.Start("Silo", cluster.ConnectionString, http: false);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        IReadOnlyList<PrometheusSample> samples = [];
+        while (DateTime.UtcNow < deadline && !samples.Any(s => s.Name == "homeserver_stream_reader_position"))
+        {
+            Assert.False(silo.Process.HasExited, $"the silo exited:\n{silo.Output}");
+            try { samples = await PrometheusText.ScrapeAsync(http, $"http://127.0.0.1:{silo.MetricsPort}/metrics"); }
+            catch (HttpRequestException) { await Task.Delay(250); }
+        }
+        Assert.Contains(samples, s => s.Name == "homeserver_stream_reader_position" && s["stream"] == "events");
+        Assert.Contains(samples, s => s.Name == "orleans_catalog_activations");
+        Assert.Contains(samples, s => s["service_instance_id"] == $"127.0.0.1:{silo.SiloPort}");
+        // Nothing else is served there.
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync($"http://127.0.0.1:{silo.MetricsPort}/_matrix/client/versions")).StatusCode);
+        silo.Terminate();
+    }
+
+    [Fact]
     public async Task Metrics_off_leaves_no_metrics_endpoint()
     {
         await using var cluster = await HomeserverTestCluster.StartAsync(1, new Dictionary<string, string?> { ["Homeserver:Metrics:Enabled"] = "false" });
