@@ -15,6 +15,7 @@ try
     var metrics = ObservabilityHostingExtensions.ReadMetricsOptions(builder.Configuration);
     if (!metrics.Enabled)
     {
+        // A web host always listens somewhere (localhost:5000 when given no URL): this one must not.
         var host = Host.CreateApplicationBuilder(args);
         host.AddHomeserverSilo();
         host.AddHomeserverObservability(ObservabilityHostingExtensions.InstanceOf(host.Configuration, ProcessRole.Combined));

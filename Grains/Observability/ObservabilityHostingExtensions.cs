@@ -50,6 +50,7 @@ public static class ObservabilityHostingExtensions
     /// </summary>
     /// <param name="instance">What tells this process apart from the others of the cluster (its silo address, or the
     /// front end's host and process): the <c>service.instance.id</c> label of every series.</param>
+    /// <returns>The metrics options read, for the host to decide where <c>/metrics</c> listens.</returns>
     public static MetricsOptions AddHomeserverObservability(this IHostApplicationBuilder builder, string instance)
     {
         builder.AddHomeserverLogFormat();
