@@ -40,6 +40,14 @@ public static class ObservabilityHostingExtensions
         "Microsoft.AspNetCore.RateLimiting",
     ];
 
+    /// <summary>
+    /// Orleans instruments recorded through the SDK on every message sent or received (a histogram of its size, with
+    /// three tags): they cost the send path more than everything else together (the issue 11 benchmark in
+    /// docs/benchmarks.md), and the message counts stay exported through Orleans' own counters.
+    /// </summary>
+    private static readonly string[] PerMessageOrleansInstruments =
+        ["orleans-messaging-sent-messages-size", "orleans-messaging-received-messages-size"];
+
     public static MetricsOptions ReadMetricsOptions(IConfiguration configuration) =>
         configuration.GetSection($"{HomeserverOptions.Section}:Metrics").Get<MetricsOptions>() ?? new MetricsOptions();
 
@@ -66,6 +74,8 @@ public static class ObservabilityHostingExtensions
                 .AddPrometheusExporter(o => o.ResourceConstantLabels = key => key == "service.instance.id"));
         foreach (var meter in ContainerMeters)
             builder.Metrics.EnableMetrics(meter, instrumentName: null, listenerName: OpenTelemetryListener, scopes: MeterScope.Local);
+        foreach (var instrument in PerMessageOrleansInstruments)
+            builder.Metrics.DisableMetrics("Microsoft.Orleans", instrument, OpenTelemetryListener, MeterScope.Local);
         return metrics;
     }
 
