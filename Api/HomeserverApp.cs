@@ -1,8 +1,9 @@
 using Homeserver.Api.Endpoints;
 using Homeserver.Api.Errors;
 using Homeserver.Api.Http;
-using Homeserver.Api.RateLimiting;
 using Homeserver.Api.Observability;
+using Homeserver.Api.RateLimiting;
+using Homeserver.Health;
 using Homeserver.Hosting;
 using Homeserver.Observability;
 using Microsoft.AspNetCore.Server.Kestrel.Core;

@@ -1,4 +1,5 @@
 using Homeserver;
+using Homeserver.Health;
 using Homeserver.Hosting;
 using Homeserver.Observability;
 using Homeserver.Storage;
@@ -6,9 +7,10 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 
 // A silo without a Client-Server API: joins the cluster configured under Homeserver:Cluster and hosts grains and a
-// stream reader. Its only HTTP is GET /metrics (Homeserver:Metrics), served by a minimal Kestrel host: the same
-// exporter and endpoint as the API processes', rather than the exporter's HttpListener, which would be a second
-// implementation to configure and test. With metrics off it is a plain host that listens on nothing.
+// stream reader. Its only HTTP is GET /metrics (Homeserver:Metrics) and the health probes (/health/live, /health/ready),
+// served by a minimal Kestrel host: the same exporter and endpoints as the API processes', rather than the exporter's
+// HttpListener, which would be a second implementation to configure and test. With metrics off it is a plain host that
+// listens on nothing.
 try
 {
     var builder = WebApplication.CreateSlimBuilder(args);
@@ -24,9 +26,11 @@ try
     }
     builder.AddHomeserverSilo();
     builder.AddHomeserverObservability(ObservabilityHostingExtensions.InstanceOf(builder.Configuration, ProcessRole.Combined));
+    builder.Services.AddHomeserverHealthChecks();
     builder.WebHost.UseUrls(ObservabilityHostingExtensions.MetricsUrl(builder.Configuration, metrics.Port ?? MetricsOptions.DefaultSiloPort));
     var app = builder.Build();
     app.MapHomeserverMetrics();
+    app.MapHealthEndpoints();
     await app.RunAsync();
     return 0;
 }

@@ -103,7 +103,7 @@ public sealed class MetricsTests(TwoSiloCluster fixture) : IClassFixture<TwoSilo
     }
 
     [Fact]
-    public async Task A_silo_process_without_http_serves_metrics_on_its_metrics_port()
+    public async Task A_silo_process_without_http_serves_metrics_and_health_on_its_metrics_port()
     {
         await using var cluster = await HomeserverTestCluster.StartAsync(1);
         using var silo = HomeserverProcess.Start("Silo", cluster.ConnectionString, http: false);
@@ -119,6 +119,16 @@ public sealed class MetricsTests(TwoSiloCluster fixture) : IClassFixture<TwoSilo
         Assert.Contains(samples, s => s.Name == "homeserver_stream_reader_position" && s["stream"] == "events");
         Assert.Contains(samples, s => s.Name == "orleans_catalog_activations");
         Assert.Contains(samples, s => s["service_instance_id"] == $"127.0.0.1:{silo.SiloPort}");
+        // The health probes are served there too: the silo is in the cluster and its reader caught up.
+        HttpStatusCode ready = 0;
+        for (var i = 0; i < 120 && ready != HttpStatusCode.OK; i++)
+        {
+            using var probe = await http.GetAsync($"http://127.0.0.1:{silo.MetricsPort}/health/ready");
+            ready = probe.StatusCode;
+            if (ready != HttpStatusCode.OK) await Task.Delay(250);
+        }
+        Assert.Equal(HttpStatusCode.OK, ready);
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync($"http://127.0.0.1:{silo.MetricsPort}/health/live")).StatusCode);
         // Nothing else is served there.
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync($"http://127.0.0.1:{silo.MetricsPort}/_matrix/client/versions")).StatusCode);
         silo.Terminate();

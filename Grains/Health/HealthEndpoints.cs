@@ -1,15 +1,18 @@
 using System.Text.Json.Nodes;
-using Homeserver.Health;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
-namespace Homeserver.Api.Endpoints;
+namespace Homeserver.Health;
 
 /// <summary>
 /// Operator probes (ASP.NET Core's health checks, registered by <see cref="HomeserverHealthChecks"/>):
 /// <c>/health/live</c> is 200 while the process answers; <c>/health/ready</c> is 200 when the database answers, this
 /// process is in the cluster and its stream reader has caught up, else 503. Both answer a JSON body with each check's
-/// status, for operators and orchestrators (Matrix clients never call them).
+/// status, for operators and orchestrators (Matrix clients never call them). Served by every process: on the API port
+/// of an <c>Api</c> process, and beside <c>/metrics</c> on a <c>Silo</c> process's metrics port.
 /// </summary>
 public static class HealthEndpoints
 {
