@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Security;
 using Homeserver.Media;
 using Homeserver.Outbound;
 using Microsoft.Extensions.DependencyInjection;
@@ -28,7 +27,7 @@ public static class MediaHostingExtensions
             {
                 var settings = sp.GetRequiredService<IOptions<HomeserverOptions>>().Value.Media;
                 var policy = new OutboundAddressPolicy(settings.PreviewAllowedNetworks, "Homeserver:Media:PreviewAllowedNetworks");
-                var handler = new SocketsHttpHandler
+                return new SocketsHttpHandler
                 {
                     // Every connection, redirects' included, goes through the policy: a redirect cannot lead inside.
                     ConnectCallback = policy.ConnectAsync,
@@ -38,14 +37,9 @@ public static class MediaHostingExtensions
                     UseCookies = false,
                     AutomaticDecompression = DecompressionMethods.GZip | DecompressionMethods.Deflate | DecompressionMethods.Brotli,
                     PooledConnectionLifetime = TimeSpan.FromMinutes(2),
-                };
-                if (settings.InsecureSkipCertificateValidationForTesting)
-                {
-                    sp.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(UrlPreviewer))
-                        .LogWarning("Previewed sites' TLS certificates are NOT checked (Homeserver:Media:InsecureSkipCertificateValidationForTesting): for test rigs only");
-                    handler.SslOptions = new SslClientAuthenticationOptions { RemoteCertificateValidationCallback = (_, _, _, _) => true };
-                }
-                return handler;
+                }.AllowInsecureForTesting(settings.InsecureSkipCertificateValidationForTesting,
+                    sp.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(UrlPreviewer)), "Previewed sites",
+                    "Homeserver:Media:InsecureSkipCertificateValidationForTesting");
             });
         return services;
     }

@@ -1,5 +1,7 @@
 using System.Net;
+using System.Net.Security;
 using System.Net.Sockets;
+using Microsoft.Extensions.Logging;
 
 namespace Homeserver.Outbound;
 
@@ -55,6 +57,21 @@ public sealed class OutboundAddressPolicy
             socket.Dispose();
             throw;
         }
+    }
+}
+
+/// <summary>Where a test rig may turn certificate checks off for one kind of user-directed connection.</summary>
+public static class OutboundTls
+{
+    /// <summary>Accepts any server certificate on <paramref name="handler"/> when <paramref name="insecure"/>, logging
+    /// loudly that <paramref name="what"/>'s certificates are not checked (the setting is for test rigs only).</summary>
+    public static SocketsHttpHandler AllowInsecureForTesting(this SocketsHttpHandler handler, bool insecure, ILogger logger,
+        string what, string setting)
+    {
+        if (!insecure) return handler;
+        logger.LogWarning("{What}' TLS certificates are NOT checked ({Setting}): for test rigs only", what, setting);
+        handler.SslOptions = new SslClientAuthenticationOptions { RemoteCertificateValidationCallback = (_, _, _, _) => true };
+        return handler;
     }
 }
 

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Security;
 using Homeserver.Outbound;
 using Homeserver.Pushers;
 using Homeserver.Streams;
@@ -30,23 +29,15 @@ public static class PusherHostingExtensions
             // The client's own request logs would put every push (and a stack trace per refused one) in the log at
             // Information; PushGatewayClient logs what an operator needs.
             .RemoveAllLoggers()
-            .ConfigurePrimaryHttpMessageHandler(sp =>
-            {
-                var handler = new SocketsHttpHandler
+            .ConfigurePrimaryHttpMessageHandler(sp => new SocketsHttpHandler
                 {
                     ConnectCallback = sp.GetRequiredService<OutboundAddressPolicy>().ConnectAsync,
                     AllowAutoRedirect = false, // a redirect could point inside; gateways do not redirect
                     PooledConnectionLifetime = TimeSpan.FromMinutes(5),
                     AutomaticDecompression = DecompressionMethods.None,
-                };
-                if (sp.GetRequiredService<IOptions<HomeserverOptions>>().Value.Push.InsecureSkipCertificateValidationForTesting)
-                {
-                    sp.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(PushGatewayClient))
-                        .LogWarning("Push gateways' TLS certificates are NOT checked (Homeserver:Push:InsecureSkipCertificateValidationForTesting): for test rigs only");
-                    handler.SslOptions = new SslClientAuthenticationOptions { RemoteCertificateValidationCallback = (_, _, _, _) => true };
-                }
-                return handler;
-            });
+                }.AllowInsecureForTesting(sp.GetRequiredService<IOptions<HomeserverOptions>>().Value.Push.InsecureSkipCertificateValidationForTesting,
+                    sp.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(PushGatewayClient)), "Push gateways",
+                    "Homeserver:Push:InsecureSkipCertificateValidationForTesting"));
         services.AddHostedService<PusherSweep>();
         return services;
     }
