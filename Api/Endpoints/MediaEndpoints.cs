@@ -153,7 +153,7 @@ public static class MediaEndpoints
         {
             // The header first: an image declaring too many pixels is refused before the rest of it is read.
             Thumbnailer.CheckDimensions(await media.ReadHeadAsync(info.MediaId) ?? [], settings.MaxImagePixels);
-            var original = await media.ReadAllAsync(info.MediaId, settings.MaxUploadBytes, context.RequestAborted)
+            var original = await media.ReadAllAsync(info, settings.MaxUploadBytes, context.RequestAborted)
                 ?? throw MatrixException.NotFound("Unknown media");
             thumbnail = Thumbnailer.Generate(original, size, settings.MaxImagePixels);
             await media.StoreThumbnailAsync(info.MediaId, thumbnail);

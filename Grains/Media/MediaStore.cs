@@ -197,13 +197,13 @@ public sealed class MediaStore(NpgsqlDataSource db, IOptions<HomeserverOptions> 
         return await cmd.ExecuteScalarAsync() as byte[];
     }
 
-    /// <summary>The whole content in memory, for thumbnailing and previews; null beyond <paramref name="maxBytes"/>.</summary>
-    public async Task<byte[]?> ReadAllAsync(string mediaId, long maxBytes, CancellationToken ct)
+    /// <summary>The whole content of an upload the caller already looked up, in memory, for thumbnailing; null when it
+    /// has no content yet or is larger than <paramref name="maxBytes"/>.</summary>
+    public async Task<byte[]?> ReadAllAsync(MediaInfo info, long maxBytes, CancellationToken ct)
     {
-        var info = await FindAsync(mediaId);
-        if (info?.Size is not { } size || size > maxBytes) return null;
+        if (info.Size is not { } size || size > maxBytes) return null;
         using var memory = new MemoryStream((int)size);
-        await CopyToAsync(mediaId, memory, ct);
+        await CopyToAsync(info.MediaId, memory, ct);
         return memory.ToArray();
     }
 

@@ -154,8 +154,12 @@ public sealed class RoomRelations(NpgsqlDataSource db, CacheRegistry caches, Roo
         return new JsonArray(served.Select(s => (JsonNode)s.Item2).ToArray());
     }
 
-    public async Task<JsonObject> ToClientAsync(StoredEvent ev, string userId, string? deviceId) =>
-        (JsonObject)(await ToClientArrayAsync([ev], userId, deviceId))[0]!.DeepClone();
+    public async Task<JsonObject> ToClientAsync(StoredEvent ev, string userId, string? deviceId)
+    {
+        var client = RoomEventFormat.ToClient(ev, userId, deviceId);
+        await BundleAsync(userId, [(ev, client)], e => RoomEventFormat.ToClient(e, userId, deviceId));
+        return client;
+    }
 
     /// <summary>The summaries of these events: cached ones, the rest read in one round trip.</summary>
     private async Task<Dictionary<string, RelationSummary>> GetSummariesAsync(IEnumerable<string> eventIds)
