@@ -27,6 +27,7 @@ public static class AdminEndpoints
         app.MapGet($"{Prefix}/replication", GetReplication);
         app.MapGet($"{Prefix}/cluster", GetCluster);
         app.MapPost($"{Prefix}/stream_writers/{{stream}}/{{writer}}/move", MoveStreamWriter);
+        app.MapDelete($"{Prefix}/stream_writers/{{stream}}/{{writer}}/pin", UnpinStreamWriter);
         return app;
     }
 
@@ -95,6 +96,7 @@ public static class AdminEndpoints
                 ["epoch"] = w.Epoch,
                 ["position"] = w.Position,
                 ["shard_generation"] = w.ShardGeneration,
+                ["pinned_to"] = status.Pins?.GetValueOrDefault(StreamNames.WriterKey(w.Stream, w.Writer)),
             }).ToArray()),
             ["readers"] = new JsonArray(status.Readers.Select(r => (JsonNode)new JsonObject
             {
@@ -105,6 +107,8 @@ public static class AdminEndpoints
                         {
                             ["position"] = r.Positions.TryGetValue(w.Stream, out var p) && p.TryGetValue(w.Writer, out var at) ? at : null,
                             ["lag"] = r.LagBehind(w),
+                            ["lag_ms"] = r.LagSeconds?.GetValueOrDefault(w.Stream)?.GetValueOrDefault(w.Writer) is { } seconds
+                                ? Math.Round(seconds * 1000, 1) : null,
                         })))))),
                 ["caches"] = new JsonArray(r.Caches.Select(c => (JsonNode)new JsonObject
                 {
@@ -153,13 +157,27 @@ public static class AdminEndpoints
         });
     }
 
+    /// <summary>DELETE: removes the writer's pin, so that rebalancing sends it back to its hash home; answers where it
+    /// was pinned (null when it was not).</summary>
+    private static async Task<IResult> UnpinStreamWriter(HttpContext context, string stream, string writer, StreamWriterMover mover)
+    {
+        await RequestAuth.RequireAdminAsync(context);
+        var index = WriterIndex(writer);
+        var was = await mover.UnpinAsync(stream, index);
+        return Results.Json(new JsonObject { ["stream"] = stream, ["writer"] = index, ["unpinned_from"] = was });
+    }
+
+    private static int WriterIndex(string writer) =>
+        int.TryParse(writer, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var index)
+            ? index
+            : throw MatrixException.InvalidParam($"The writer must be a number, not '{Quote.Short(writer)}'");
+
     /// <summary>POST <c>{"silo": "&lt;address, host:port or name&gt;"}</c>: moves the stream writer there and pins it there
     /// (placement and rebalancing keep it on that silo while it is active).</summary>
     private static async Task<IResult> MoveStreamWriter(HttpContext context, string stream, string writer, StreamWriterMover mover)
     {
         await RequestAuth.RequireAdminAsync(context);
-        if (!int.TryParse(writer, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var index))
-            throw MatrixException.InvalidParam($"The writer must be a number, not '{Quote.Short(writer)}'");
+        var index = WriterIndex(writer);
         var body = JsonBody.Object(context.Request);
         if (body["silo"] is not JsonValue v || !v.TryGetValue<string>(out var silo) || silo.Length == 0)
             throw MatrixException.MissingParam("'silo' (a silo's address, host:port or name) is required");

@@ -46,6 +46,10 @@ public interface IStreamWriterGrain : IGrainWithStringKey
     /// </summary>
     Task MoveToAsync(SiloAddress target);
 
+    /// <summary>Forgets the operator's pin this activation read with its epoch (the admin API removed it from the
+    /// database first), so that rebalancing sends the writer back to its hash home.</summary>
+    Task ForgetPinAsync();
+
     /// <summary>The readers currently subscribed (for status reporting).</summary>
     Task<IStreamReaderObserver[]> GetSubscribersAsync();
 }

@@ -56,12 +56,15 @@ public sealed record WriterPosition(
     [property: Id(4)] string? Silo,
     [property: Id(5)] int ShardGeneration = 0);
 
-/// <summary>One silo's reader positions for every stream and writer.</summary>
+/// <summary>One silo's reader positions for every stream and writer, and for each how long it has been behind the
+/// newest position it was told of (zero when caught up; <see cref="LagSeconds"/> is null from a reader of an older
+/// build, which did not report it).</summary>
 [GenerateSerializer, Immutable]
 public sealed record ReaderStatus(
     [property: Id(0)] string Silo,
     [property: Id(1)] IReadOnlyDictionary<string, IReadOnlyDictionary<int, long>> Positions,
-    [property: Id(2)] IReadOnlyList<CacheStatus> Caches);
+    [property: Id(2)] IReadOnlyList<CacheStatus> Caches,
+    [property: Id(3)] IReadOnlyDictionary<string, IReadOnlyDictionary<int, double>>? LagSeconds = null);
 
 [GenerateSerializer, Immutable]
 public sealed record CacheStatus(
@@ -71,8 +74,10 @@ public sealed record CacheStatus(
     [property: Id(3)] long Misses,
     [property: Id(4)] long Invalidations);
 
-/// <summary>Every writer's and every silo reader's position, per stream.</summary>
+/// <summary>Every writer's and every silo reader's position, per stream, and the operator's pins (silo endpoint by
+/// writer key).</summary>
 [GenerateSerializer, Immutable]
 public sealed record ReplicationStatus(
     [property: Id(0)] IReadOnlyList<WriterPosition> Writers,
-    [property: Id(1)] IReadOnlyList<ReaderStatus> Readers);
+    [property: Id(1)] IReadOnlyList<ReaderStatus> Readers,
+    [property: Id(2)] IReadOnlyDictionary<string, string>? Pins = null);

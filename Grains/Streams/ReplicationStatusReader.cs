@@ -4,9 +4,10 @@ namespace Homeserver.Streams;
 
 /// <summary>
 /// Gathers every writer's position (with its silo and epoch) and the positions and cache counters of every reader
-/// subscribed to them (one per silo and one per front end without a silo), for the admin API and tests.
+/// subscribed to them (one per silo and one per front end without a silo), with the operator's pins, for the admin API and tests.
 /// </summary>
-public sealed class ReplicationStatusReader(IGrainFactory grains, SiloStreamReader localReader, ILogger<ReplicationStatusReader> logger)
+public sealed class ReplicationStatusReader(IGrainFactory grains, SiloStreamReader localReader, StreamWriterPins pins,
+    ILogger<ReplicationStatusReader> logger)
 {
     /// <summary>How long a reader may take to answer before the status is given without it (a silo that is dying).</summary>
     private static readonly TimeSpan ReaderTimeout = TimeSpan.FromSeconds(5);
@@ -19,7 +20,7 @@ public sealed class ReplicationStatusReader(IGrainFactory grains, SiloStreamRead
         // This process's own reader answers even before the writers list it (it subscribes as it starts).
         var answers = await Task.WhenAll(subscribers.Append(localReader).Select(AskAsync));
         var readers = answers.OfType<ReaderStatus>().DistinctBy(r => r.Silo).OrderBy(r => r.Silo, StringComparer.Ordinal).ToList();
-        return new ReplicationStatus(positions, readers);
+        return new ReplicationStatus(positions, readers, await pins.ListAsync());
     }
 
     private async Task<ReaderStatus?> AskAsync(IStreamReaderObserver reader)

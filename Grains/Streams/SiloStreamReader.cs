@@ -275,7 +275,10 @@ public sealed class SiloStreamReader(
         var positions = _cursors.Values.GroupBy(c => c.Stream).ToDictionary(
             g => g.Key,
             g => (IReadOnlyDictionary<int, long>)g.ToDictionary(c => c.Writer, c => Interlocked.Read(ref c.Position)));
-        return Task.FromResult(new ReaderStatus(host.Name, positions, caches.Status()));
+        var lagSeconds = CursorStatus().GroupBy(c => c.Stream).ToDictionary(
+            g => g.Key,
+            g => (IReadOnlyDictionary<int, double>)g.ToDictionary(c => c.Writer, c => c.LagTime.TotalSeconds));
+        return Task.FromResult(new ReaderStatus(host.Name, positions, caches.Status(), lagSeconds));
     }
 
     /// <summary>Moves a cursor to <paramref name="to"/>: rows from the notification when it starts where we are,

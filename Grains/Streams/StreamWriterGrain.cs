@@ -216,6 +216,12 @@ public sealed class StreamWriterGrain(
         return Task.CompletedTask;
     }
 
+    public Task ForgetPinAsync()
+    {
+        _pinnedTo = null;
+        return Task.CompletedTask;
+    }
+
     public Task<IStreamReaderObserver[]> GetSubscribersAsync() => Task.FromResult(_subscribers.Keys.ToArray());
 
     private async Task PumpAsync()

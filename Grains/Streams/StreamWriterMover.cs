@@ -21,10 +21,7 @@ public sealed class StreamWriterMover(IGrainFactory grains, EventShards shards, 
     /// and answers where it was and where it is now. 404 for an unknown stream, writer or silo.</summary>
     public async Task<(WriterPosition Before, WriterPosition After)> MoveAsync(string stream, int writer, string silo)
     {
-        if (!StreamNames.IsKnown(stream)) throw MatrixException.NotFound($"Unknown stream '{Quote.Short(stream)}'");
-        await shards.EnsureLoadedAsync();
-        var writers = stream == StreamNames.Events ? shards.Current.WriterCount : 1;
-        if (writer < 0 || writer >= writers) throw MatrixException.NotFound($"Stream {stream} has no writer {writer} (it has {writers})");
+        await RequireWriterAsync(stream, writer);
         var target = await cluster.FindActiveSiloAsync(silo)
             ?? throw MatrixException.NotFound($"No active silo is named '{Quote.Short(silo)}'");
 
@@ -44,5 +41,26 @@ public sealed class StreamWriterMover(IGrainFactory grains, EventShards shards, 
             after = await grain.GetPositionAsync();
         }
         return (before, after);
+    }
+
+    /// <summary>Removes the pin of <c>{stream}/{writer}</c> (placement and rebalancing then treat it as any other
+    /// writer: it goes back to its hash home within <c>WriterRebalanceDelay</c>); answers the endpoint it was pinned
+    /// to, or null when it was not pinned. 404 for an unknown stream or writer.</summary>
+    public async Task<string?> UnpinAsync(string stream, int writer)
+    {
+        await RequireWriterAsync(stream, writer);
+        // The database first: an activation starting meanwhile reads no pin; then the running one forgets its copy.
+        var was = await pins.RemoveAsync(stream, writer);
+        await grains.GetGrain<IStreamWriterGrain>(StreamNames.WriterKey(stream, writer)).ForgetPinAsync();
+        if (was is not null) logger.LogInformation("Unpinned writer {Stream}/{Writer} from {From}", stream, writer, was);
+        return was;
+    }
+
+    private async Task RequireWriterAsync(string stream, int writer)
+    {
+        if (!StreamNames.IsKnown(stream)) throw MatrixException.NotFound($"Unknown stream '{Quote.Short(stream)}'");
+        await shards.EnsureLoadedAsync();
+        var writers = stream == StreamNames.Events ? shards.Current.WriterCount : 1;
+        if (writer < 0 || writer >= writers) throw MatrixException.NotFound($"Stream {stream} has no writer {writer} (it has {writers})");
     }
 }

@@ -88,4 +88,29 @@ public sealed class StreamWriterPins(NpgsqlDataSource db, ILogger<StreamWriterPi
         cmd.Parameters.AddWithValue(endpoint);
         await cmd.ExecuteNonQueryAsync();
     }
+
+    /// <summary>Removes a writer's pin (the row stays: it holds the writer's epoch); answers the endpoint it was pinned
+    /// to, or null when it was not pinned (the self-join reads the value from before the update).</summary>
+    public async Task<string?> RemoveAsync(string stream, int writer)
+    {
+        await using var cmd = db.CreateCommand(
+            """
+            UPDATE stream_writers w SET pinned_to = NULL FROM stream_writers old
+            WHERE w.stream = $1 AND w.writer = $2 AND old.stream = w.stream AND old.writer = w.writer
+            RETURNING old.pinned_to
+            """);
+        cmd.Parameters.AddWithValue(stream);
+        cmd.Parameters.AddWithValue(writer);
+        return await cmd.ExecuteScalarAsync() as string;
+    }
+
+    /// <summary>Every pinned writer (by <see cref="StreamNames.WriterKey"/>) and the endpoint it is pinned to.</summary>
+    public async Task<IReadOnlyDictionary<string, string>> ListAsync()
+    {
+        await using var cmd = db.CreateCommand("SELECT stream, writer, pinned_to FROM stream_writers WHERE pinned_to IS NOT NULL");
+        await using var reader = await cmd.ExecuteReaderAsync();
+        var pins = new Dictionary<string, string>(StringComparer.Ordinal);
+        while (await reader.ReadAsync()) pins[StreamNames.WriterKey(reader.GetString(0), reader.GetInt32(1))] = reader.GetString(2);
+        return pins;
+    }
 }

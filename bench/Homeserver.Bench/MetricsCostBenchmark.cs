@@ -28,17 +28,26 @@ public static class MetricsCostBenchmark
         Console.WriteLine($"metrics on: one scrape of silo 0 is {scrapeBytes / 1024.0:F0} KiB; silos scraped every {ScrapePeriod.TotalSeconds:F0} s while loaded");
 
         var rates = new Dictionary<string, List<double>> { ["on"] = [], ["off"] = [] };
+        // CPU per message is the steadier measure on a shared machine: other load slows a run's rate but hardly changes
+        // what each message costs. The runs are sequential, so this process's CPU in a run is the loaded side's (and
+        // the load generator's, the same on both sides).
+        var cpuPerMessage = new Dictionary<string, List<double>> { ["on"] = [], ["off"] = [] };
+        var cpu = new CpuMeter(on.Postgres.DataDirectory);
         for (var pair = 0; pair < pairs; pair++)
         {
             foreach (var side in pair % 2 == 0 ? sides : sides.Reverse())
             {
                 using var stopScraping = new CancellationTokenSource();
                 var scraping = side.Metrics ? ScrapeAsync(http, side.Cluster, stopScraping.Token) : Task.CompletedTask;
+                var before = cpu.Sample();
                 var run = await SendBenchmark.LoadAsync(duration, connections, SendBenchmark.Sends(http, side.Cluster, senders[side.Name], $"p{pair}"));
                 stopScraping.Cancel();
                 await scraping;
+                var used = cpu.Sample() - before;
                 rates[side.Name].Add(run.Rate);
-                Console.WriteLine($"pair {pair + 1}, metrics {side.Name}: {run.Rate:F0} messages/s, {Stats.Summary(run.Latencies)}");
+                cpuPerMessage[side.Name].Add(used.ProcessMs * 1000 / Math.Max(1, run.Count));
+                Console.WriteLine($"pair {pair + 1}, metrics {side.Name}: {run.Rate:F0} messages/s, {Stats.Summary(run.Latencies)}; " +
+                                  $"{cpuPerMessage[side.Name][^1]:F0} µs CPU in .NET per message");
             }
         }
         var medianOn = Median(rates["on"]);
@@ -46,6 +55,10 @@ public static class MetricsCostBenchmark
         Console.WriteLine($"PUT /send ({users} users, {rooms} rooms, {connections} connections, {pairs} pairs of {duration.TotalSeconds:F0} s): " +
                           $"median with metrics {medianOn:F0} messages/s, without {medianOff:F0} messages/s; ratio on/off {medianOn / medianOff:F3} " +
                           $"(metrics cost {(1 - medianOn / medianOff) * 100:F1} %)");
+        var cpuOn = Median(cpuPerMessage["on"]);
+        var cpuOff = Median(cpuPerMessage["off"]);
+        Console.WriteLine($"CPU in .NET per message (load generator included): median with metrics {cpuOn:F0} µs, without {cpuOff:F0} µs " +
+                          $"(metrics cost {(cpuOn / cpuOff - 1) * 100:F1} % more CPU per message)");
     }
 
     private static async Task ScrapeAsync(HttpClient http, BenchCluster cluster, CancellationToken ct)

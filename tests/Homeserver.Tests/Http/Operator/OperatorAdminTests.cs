@@ -31,6 +31,7 @@ public sealed class OperatorAdminTests(OperatorCluster fixture) : IClassFixture<
     private const string Admin = "/_homeserver/admin/v1";
 
     private static string Move(string stream, object writer) => $"{Admin}/stream_writers/{stream}/{writer}/move";
+    private static string Pin(string stream, object writer) => $"{Admin}/stream_writers/{stream}/{writer}/pin";
 
     [Fact]
     public async Task Replication_shows_every_writer_and_both_silos_readers_with_their_lag_and_caches()
@@ -64,6 +65,9 @@ public sealed class OperatorAdminTests(OperatorCluster fixture) : IClassFixture<
                 var at = streams[w!["stream"]!.GetValue<string>()]![w["writer"]!.GetValue<int>().ToString()]!;
                 Assert.True(at["lag"]!.GetValue<long>() >= 0);
                 Assert.Equal(Math.Max(0, w["position"]!.GetValue<long>() - at["position"]!.GetValue<long>()), at["lag"]!.GetValue<long>());
+                // Milliseconds behind the newest position the reader was told of: zero whenever it has caught up.
+                var lagMs = at["lag_ms"]!.GetValue<double>();
+                Assert.True(lagMs >= 0 && lagMs < 60_000, $"lag_ms {lagMs}");
             }
             Assert.NotEmpty(reader["caches"]!.AsArray());
             Assert.All(reader["caches"]!.AsArray(), c => Assert.True(c!["hits"]!.GetValue<long>() >= 0));
@@ -132,6 +136,24 @@ public sealed class OperatorAdminTests(OperatorCluster fixture) : IClassFixture<
         await using var cmd = fixture.Cluster.Database.CreateCommand("SELECT pinned_to FROM stream_writers WHERE stream = 'events' AND writer = $1");
         cmd.Parameters.AddWithValue(writer);
         Assert.Equal(target.Endpoint.ToString(), await cmd.ExecuteScalarAsync());
+        var pinned = (await admin.GetAsync($"{Admin}/replication")).EnsureSuccess()["writers"].AsArray()
+            .Single(w => w!["stream"]!.GetValue<string>() == StreamNames.Events && w["writer"]!.GetValue<int>() == writer);
+        Assert.Equal(target.Endpoint.ToString(), pinned!["pinned_to"]!.GetValue<string>());
+
+        // Unpinned, it is a writer like any other again: rebalancing sends it back to its hash home.
+        var unpinned = (await admin.DeleteAsync(Pin(StreamNames.Events, writer))).EnsureSuccess();
+        Assert.Equal(target.Endpoint.ToString(), unpinned["unpinned_from"].GetValue<string>());
+        Assert.Equal(DBNull.Value, await cmd.ExecuteScalarAsync());
+        var silos = new[] { fixture.A, fixture.B }.Select(s => s.Get<ReaderHost>().Silo!).ToList();
+        var home = StreamWriterHome.Choose(StreamNames.WriterKey(StreamNames.Events, writer), silos);
+        Assert.NotEqual(target, home);
+        var deadline = DateTime.UtcNow.AddSeconds(15);
+        while ((await grain.GetPositionAsync()).Silo != home.ToString() && DateTime.UtcNow < deadline) await Task.Delay(100);
+        Assert.Equal(home.ToString(), (await grain.GetPositionAsync()).Silo);
+        var again = (await admin.DeleteAsync(Pin(StreamNames.Events, writer))).EnsureSuccess();
+        Assert.True(again.Body!.AsObject().TryGetPropertyValue("unpinned_from", out var none) && none is null, again.Text);
+        var last = await admin.SendTextAsync(room, "back home");
+        Assert.Contains(last, (await bob.SyncAsync()).RoomEvents(room, "timeline").Select(e => e!["event_id"]!.GetValue<string>()));
     }
 
     [Fact]
@@ -143,6 +165,7 @@ public sealed class OperatorAdminTests(OperatorCluster fixture) : IClassFixture<
                      await alice.GetAsync($"{Admin}/replication"),
                      await alice.GetAsync($"{Admin}/cluster"),
                      await alice.PostAsync(Move(StreamNames.Typing, 0), new JsonObject { ["silo"] = fixture.A.Get<ReaderHost>().Name }),
+                     await alice.DeleteAsync(Pin(StreamNames.Typing, 0)),
                  })
         {
             Assert.Equal(403, r.StatusCode);
@@ -154,7 +177,7 @@ public sealed class OperatorAdminTests(OperatorCluster fixture) : IClassFixture<
     }
 
     [Fact]
-    public async Task Moves_of_unknown_streams_writers_or_silos_are_matrix_errors()
+    public async Task Moves_and_unpins_of_unknown_streams_writers_or_silos_are_matrix_errors()
     {
         var admin = await fixture.AdminAsync();
         var silo = new JsonObject { ["silo"] = fixture.B.Get<ReaderHost>().Name };
@@ -173,6 +196,16 @@ public sealed class OperatorAdminTests(OperatorCluster fixture) : IClassFixture<
         {
             var r = await admin.PostAsync(path, body);
             Assert.True(status == r.StatusCode && errCode == r.ErrCode, $"{path} {body.ToJsonString()}: {r.StatusCode} {r.Text}");
+        }
+        foreach (var (path, status, errCode) in new (string, int, string)[]
+                 {
+                     (Pin("nonsense", 0), 404, "M_NOT_FOUND"),
+                     (Pin(StreamNames.Typing, 1), 404, "M_NOT_FOUND"),
+                     (Pin(StreamNames.Typing, "first"), 400, "M_INVALID_PARAM"),
+                 })
+        {
+            var r = await admin.DeleteAsync(path);
+            Assert.True(status == r.StatusCode && errCode == r.ErrCode, $"DELETE {path}: {r.StatusCode} {r.Text}");
         }
     }
 }
