@@ -241,6 +241,12 @@ public sealed class MetricsOptions
     /// <see cref="DefaultSiloPort"/>.</summary>
     public int? Port { get; set; }
 
+    /// <summary>Meters not to export, by name (<c>Homeserver</c>, <c>Microsoft.Orleans</c>, <c>Microsoft.AspNetCore.Hosting</c>,
+    /// <c>Microsoft.AspNetCore.Server.Kestrel</c>, <c>Microsoft.AspNetCore.Routing</c>, <c>Microsoft.AspNetCore.Diagnostics</c>,
+    /// <c>Microsoft.AspNetCore.RateLimiting</c>, <c>Npgsql</c>, <c>runtime</c> for the .NET runtime's): for an
+    /// operator who collects some elsewhere or wants a series' recording cost off a busy process.</summary>
+    public List<string> ExcludeMeters { get; set; } = [];
+
     /// <summary>The port a silo without HTTP serves <c>/metrics</c> on when <see cref="Port"/> is unset (the Prometheus
     /// exporter's customary port).</summary>
     public const int DefaultSiloPort = 9464;

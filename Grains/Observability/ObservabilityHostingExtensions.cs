@@ -40,6 +40,9 @@ public static class ObservabilityHostingExtensions
         "Microsoft.AspNetCore.RateLimiting",
     ];
 
+    /// <summary>The names <c>Homeserver:Metrics:ExcludeMeters</c> knows the two process-wide meters by.</summary>
+    private const string RuntimeMeter = "runtime", NpgsqlMeter = "Npgsql";
+
     /// <summary>
     /// Orleans instruments recorded through the SDK on every message sent or received (a histogram of its size, with
     /// three tags): they cost the send path more than everything else together (the issue 11 benchmark in
@@ -65,14 +68,17 @@ public static class ObservabilityHostingExtensions
         var metrics = ReadMetricsOptions(builder.Configuration);
         if (!metrics.Enabled) return metrics;
 
+        var excluded = new HashSet<string>(metrics.ExcludeMeters, StringComparer.OrdinalIgnoreCase);
         builder.Services.AddHostedService<InstrumentsStartup>();
         builder.Services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("homeserver", serviceInstanceId: instance))
-            .WithMetrics(m => m
-                .AddRuntimeInstrumentation()
-                .AddNpgsqlInstrumentation()
-                .AddPrometheusExporter(o => o.ResourceConstantLabels = key => key == "service.instance.id"));
-        foreach (var meter in ContainerMeters)
+            .WithMetrics(m =>
+            {
+                if (!excluded.Contains(RuntimeMeter)) m.AddRuntimeInstrumentation();
+                if (!excluded.Contains(NpgsqlMeter)) m.AddNpgsqlInstrumentation();
+                m.AddPrometheusExporter(o => o.ResourceConstantLabels = key => key == "service.instance.id");
+            });
+        foreach (var meter in ContainerMeters.Where(m => !excluded.Contains(m)))
             builder.Metrics.EnableMetrics(meter, instrumentName: null, listenerName: OpenTelemetryListener, scopes: MeterScope.Local);
         foreach (var instrument in PerMessageOrleansInstruments)
             builder.Metrics.DisableMetrics("Microsoft.Orleans", instrument, OpenTelemetryListener, MeterScope.Local);

@@ -1,64 +1,100 @@
 namespace Homeserver.Bench;
 
 /// <summary>
-/// Issue 11's benchmark: what metrics cost the send path. Two 2-silo clusters in this process, each over a private
-/// PostgreSQL of its own, one with <c>Homeserver:Metrics:Enabled=true</c> and one with <c>false</c>, both set up and
-/// warmed up alike. Then the send load (<see cref="SendBenchmark"/>'s, many users in many rooms) runs against one and
-/// then the other, in pairs whose order alternates, so that drift and other load on the machine fall on both sides;
-/// while the metrics cluster is loaded its two silos are scraped every <see cref="ScrapePeriod"/> (more often than
-/// Prometheus' usual 15 s), so collection and export are in the price too. Reports every run, the medians and their ratio.
+/// Issue 11's benchmark: what metrics cost the send path. 2-silo clusters in this process, each over a private
+/// PostgreSQL of its own: one with <c>Homeserver:Metrics:Enabled=false</c>, one with metrics on, and one more per
+/// variant asked for (metrics on with some meters left out through <c>Homeserver:Metrics:ExcludeMeters</c>, to find
+/// which meter costs what), all set up and warmed up alike. Then the send load (<see cref="SendBenchmark"/>'s, many
+/// users in many rooms) runs against each in turn, in rounds whose order rotates, so that drift and other load on the
+/// machine fall on every side; while a metrics cluster is loaded its two silos are scraped every
+/// <see cref="ScrapePeriod"/> (more often than Prometheus' usual 15 s), so collection and export are in the price too.
+/// Reports every run, the medians of rate and CPU per message, and each side's ratio to metrics off.
 /// </summary>
+/// <remarks>The .NET runtime's and Npgsql's meters are process-wide: a cluster that exports them records every
+/// cluster's connections in this process, the metrics-off one's included. Their cost therefore falls on every side
+/// here (a process with one silo pays it alone) and a variant cannot take it away from the others.</remarks>
 public static class MetricsCostBenchmark
 {
     private static readonly TimeSpan ScrapePeriod = TimeSpan.FromSeconds(5);
 
-    public static async Task RunAsync(int pairs, TimeSpan duration, int connections, int users, int rooms)
+    private sealed record Side(string Name, BenchCluster Cluster, bool Metrics)
     {
-        await using var on = await BenchCluster.StartAsync(2, new Dictionary<string, string?> { ["Homeserver:Metrics:Enabled"] = "true" });
-        await using var off = await BenchCluster.StartAsync(2, new Dictionary<string, string?> { ["Homeserver:Metrics:Enabled"] = "false" });
+        public List<(string Token, int Silo, string Room)> Senders = [];
+        public readonly List<double> Rates = [];
+        public readonly List<double> CpuPerMessage = [];
+    }
+
+    /// <param name="variants">Each a comma-separated list of meter names to leave out (e.g.
+    /// <c>Microsoft.AspNetCore.Hosting,Microsoft.AspNetCore.Routing</c>).</param>
+    public static async Task RunAsync(int rounds, TimeSpan duration, int connections, int users, int rooms, IReadOnlyList<string> variants)
+    {
+        var sides = new List<Side>();
+        try
+        {
+            sides.Add(new Side("off", await BenchCluster.StartAsync(2, new Dictionary<string, string?> { ["Homeserver:Metrics:Enabled"] = "false" }), false));
+            sides.Add(new Side("on", await BenchCluster.StartAsync(2, new Dictionary<string, string?> { ["Homeserver:Metrics:Enabled"] = "true" }), true));
+            foreach (var variant in variants)
+            {
+                var settings = new Dictionary<string, string?> { ["Homeserver:Metrics:Enabled"] = "true" };
+                var excluded = variant.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+                for (var i = 0; i < excluded.Length; i++) settings[$"Homeserver:Metrics:ExcludeMeters:{i}"] = excluded[i];
+                sides.Add(new Side($"on without {variant}", await BenchCluster.StartAsync(2, settings), true));
+            }
+            await MeasureAsync(sides, rounds, duration, connections, users, rooms);
+        }
+        finally
+        {
+            foreach (var side in sides) await side.Cluster.DisposeAsync();
+        }
+    }
+
+    private static async Task MeasureAsync(List<Side> sides, int rounds, TimeSpan duration, int connections, int users, int rooms)
+    {
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = connections, PooledConnectionLifetime = TimeSpan.FromMinutes(10) })
         { Timeout = TimeSpan.FromSeconds(60) };
-        var sides = new[] { (Name: "on", Cluster: on, Metrics: true), (Name: "off", Cluster: off, Metrics: false) };
-        var senders = new Dictionary<string, List<(string Token, int Silo, string Room)>>();
-        foreach (var side in sides) senders[side.Name] = (await SendBenchmark.SetUpSendersAsync(http, side.Cluster, users, rooms)).Senders;
-        // Warmed up in the reverse of the first pair's order, so the first measured side is not the one left idle the longest.
-        foreach (var side in sides.Reverse())
-            await SendBenchmark.LoadAsync(SendBenchmark.Warmup, connections, SendBenchmark.Sends(http, side.Cluster, senders[side.Name], "warm"));
-        var scrapeBytes = (await http.GetStringAsync(on.Urls[0] + "/metrics")).Length;
-        Console.WriteLine($"metrics on: one scrape of silo 0 is {scrapeBytes / 1024.0:F0} KiB; silos scraped every {ScrapePeriod.TotalSeconds:F0} s while loaded");
+        foreach (var side in sides) side.Senders = (await SendBenchmark.SetUpSendersAsync(http, side.Cluster, users, rooms)).Senders;
+        // Warmed up in the reverse of the first round's order, so the first measured side is not the one left idle the longest.
+        for (var i = sides.Count - 1; i >= 0; i--)
+            await SendBenchmark.LoadAsync(SendBenchmark.Warmup, connections, SendBenchmark.Sends(http, sides[i].Cluster, sides[i].Senders, "warm"));
+        foreach (var side in sides.Where(s => s.Metrics))
+        {
+            var scrapeBytes = (await http.GetStringAsync(side.Cluster.Urls[0] + "/metrics")).Length;
+            Console.WriteLine($"metrics {side.Name}: one scrape of silo 0 is {scrapeBytes / 1024.0:F0} KiB; silos scraped every {ScrapePeriod.TotalSeconds:F0} s while loaded");
+        }
 
-        var rates = new Dictionary<string, List<double>> { ["on"] = [], ["off"] = [] };
         // CPU per message is the steadier measure on a shared machine: other load slows a run's rate but hardly changes
         // what each message costs. The runs are sequential, so this process's CPU in a run is the loaded side's (and
-        // the load generator's, the same on both sides).
-        var cpuPerMessage = new Dictionary<string, List<double>> { ["on"] = [], ["off"] = [] };
-        var cpu = new CpuMeter(on.Postgres.DataDirectory);
-        for (var pair = 0; pair < pairs; pair++)
+        // the load generator's, the same on every side).
+        var cpu = new CpuMeter(sides[0].Cluster.Postgres.DataDirectory);
+        for (var round = 0; round < rounds; round++)
         {
-            foreach (var side in pair % 2 == 0 ? sides : sides.Reverse())
+            for (var k = 0; k < sides.Count; k++)
             {
+                var side = sides[(k + round) % sides.Count];
                 using var stopScraping = new CancellationTokenSource();
                 var scraping = side.Metrics ? ScrapeAsync(http, side.Cluster, stopScraping.Token) : Task.CompletedTask;
                 var before = cpu.Sample();
-                var run = await SendBenchmark.LoadAsync(duration, connections, SendBenchmark.Sends(http, side.Cluster, senders[side.Name], $"p{pair}"));
+                var run = await SendBenchmark.LoadAsync(duration, connections, SendBenchmark.Sends(http, side.Cluster, side.Senders, $"r{round}"));
                 stopScraping.Cancel();
                 await scraping;
                 var used = cpu.Sample() - before;
-                rates[side.Name].Add(run.Rate);
-                cpuPerMessage[side.Name].Add(used.ProcessMs * 1000 / Math.Max(1, run.Count));
-                Console.WriteLine($"pair {pair + 1}, metrics {side.Name}: {run.Rate:F0} messages/s, {Stats.Summary(run.Latencies)}; " +
-                                  $"{cpuPerMessage[side.Name][^1]:F0} µs CPU in .NET per message");
+                side.Rates.Add(run.Rate);
+                side.CpuPerMessage.Add(used.ProcessMs * 1000 / Math.Max(1, run.Count));
+                Console.WriteLine($"round {round + 1}, metrics {side.Name}: {run.Rate:F0} messages/s, {Stats.Summary(run.Latencies)}; " +
+                                  $"{side.CpuPerMessage[^1]:F0} µs CPU in .NET per message");
             }
         }
-        var medianOn = Median(rates["on"]);
-        var medianOff = Median(rates["off"]);
-        Console.WriteLine($"PUT /send ({users} users, {rooms} rooms, {connections} connections, {pairs} pairs of {duration.TotalSeconds:F0} s): " +
-                          $"median with metrics {medianOn:F0} messages/s, without {medianOff:F0} messages/s; ratio on/off {medianOn / medianOff:F3} " +
-                          $"(metrics cost {(1 - medianOn / medianOff) * 100:F1} %)");
-        var cpuOn = Median(cpuPerMessage["on"]);
-        var cpuOff = Median(cpuPerMessage["off"]);
-        Console.WriteLine($"CPU in .NET per message (load generator included): median with metrics {cpuOn:F0} µs, without {cpuOff:F0} µs " +
-                          $"(metrics cost {(cpuOn / cpuOff - 1) * 100:F1} % more CPU per message)");
+
+        var off = sides[0];
+        Console.WriteLine($"PUT /send ({users} users, {rooms} rooms, {connections} connections, {rounds} rounds of {duration.TotalSeconds:F0} s), medians:");
+        foreach (var side in sides)
+        {
+            var rate = Median(side.Rates);
+            var cpuUs = Median(side.CpuPerMessage);
+            Console.WriteLine($"  metrics {side.Name}: {rate:F0} messages/s, {cpuUs:F0} µs CPU in .NET per message (load generator included)" +
+                              (side == off ? "" : $"; rate {rate / Median(off.Rates):F3}x off (metrics cost {(1 - rate / Median(off.Rates)) * 100:F1} %), " +
+                                                  $"CPU per message {cpuUs / Median(off.CpuPerMessage):F3}x off"));
+        }
     }
 
     private static async Task ScrapeAsync(HttpClient http, BenchCluster cluster, CancellationToken ct)

@@ -15,9 +15,9 @@ switch (mode)
         await SendBenchmark.RunAsync(TimeSpan.FromSeconds(Arg(1, 10)), Arg(2, 64), Arg(3, 64), Arg(4, 32), Arg(5, 500));
         return 0;
     case "metrics-cost":
-        // dotnet run -c Release --project bench/Homeserver.Bench -- metrics-cost [pairs] [seconds] [connections] [users] [rooms]
+        // dotnet run -c Release --project bench/Homeserver.Bench -- metrics-cost [rounds] [seconds] [connections] [users] [rooms] [excluded meters, comma-separated]...
         int CostArg(int i, int fallback) => args.Length > i ? int.Parse(args[i]) : fallback;
-        await MetricsCostBenchmark.RunAsync(CostArg(1, 5), TimeSpan.FromSeconds(CostArg(2, 10)), CostArg(3, 64), CostArg(4, 64), CostArg(5, 32));
+        await MetricsCostBenchmark.RunAsync(CostArg(1, 5), TimeSpan.FromSeconds(CostArg(2, 10)), CostArg(3, 64), CostArg(4, 64), CostArg(5, 32), args.Skip(6).ToList());
         return 0;
     case "fanout":
         // dotnet run -c Release --project bench/Homeserver.Bench -- fanout [members] [rounds]

@@ -95,6 +95,7 @@ public sealed class MetricsTests(TwoSiloCluster fixture) : IClassFixture<TwoSilo
         Assert.Contains(after, s => s.Name == "homeserver_cache_invalidations_total");
         Assert.Contains(after, s => s.Name == "orleans_catalog_activations");
         Assert.Contains(after, s => s.Name.StartsWith("orleans_messaging_", StringComparison.Ordinal));
+        Assert.Contains(after, s => s.Name.StartsWith("aspnetcore_routing_", StringComparison.Ordinal));
         Assert.Contains(after, s => s.Name == "db_client_connection_count" && s["db_client_connection_state"] == "idle");
         Assert.Contains(after, s => s.Name == "dotnet_gc_collections_total");
         var silosSeen = both.Where(s => s.Name.StartsWith("homeserver_", StringComparison.Ordinal)).Select(s => s["service_instance_id"]).Distinct().ToList();
@@ -141,6 +142,23 @@ public sealed class MetricsTests(TwoSiloCluster fixture) : IClassFixture<TwoSilo
         var response = await cluster.Silos[0].Http.GetJsonAsync("/metrics");
         Assert.Equal(HttpStatusCode.NotFound, response.Status);
         Assert.Equal("M_UNRECOGNIZED", response.ErrCode);
+    }
+
+    [Fact]
+    public async Task Excluded_meters_are_not_exported_and_the_others_are()
+    {
+        await using var cluster = await HomeserverTestCluster.StartAsync(1, new Dictionary<string, string?>
+        {
+            ["Homeserver:Metrics:ExcludeMeters:0"] = "Microsoft.Orleans",
+            ["Homeserver:Metrics:ExcludeMeters:1"] = "Microsoft.AspNetCore.Routing",
+        });
+        Assert.Equal(HttpStatusCode.OK, (await cluster.Silos[0].Http.GetAsync("/_matrix/client/versions")).StatusCode);
+        using var http = new HttpClient();
+        var samples = await PrometheusText.ScrapeAsync(http, cluster.Silos[0].BaseUrl + "/metrics");
+        Assert.Contains(samples, s => s.Name == "homeserver_stream_reader_position");
+        Assert.Contains(samples, s => s.Name.StartsWith("http_server_request_duration", StringComparison.Ordinal));
+        Assert.DoesNotContain(samples, s => s.Name.StartsWith("orleans_", StringComparison.Ordinal));
+        Assert.DoesNotContain(samples, s => s.Name.StartsWith("aspnetcore_routing_", StringComparison.Ordinal));
     }
 
     [Fact]
