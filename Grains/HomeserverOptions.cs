@@ -104,6 +104,9 @@ public sealed class HomeserverOptions
     /// <summary>Server-side search (<c>Homeserver:Search</c>).</summary>
     public SearchOptions Search { get; set; } = new();
 
+    /// <summary>How room grains write (<c>Homeserver:Rooms</c>).</summary>
+    public RoomOptions Rooms { get; set; } = new();
+
     /// <summary>The Orleans dashboard for admins (<c>Homeserver:Dashboard</c>).</summary>
     public OrleansDashboardOptions Dashboard { get; set; } = new();
 
@@ -120,6 +123,15 @@ public sealed class SearchOptions
     /// <summary>Index new messages, room names and topics for <c>POST /search</c> as they are persisted (off: events
     /// sent meanwhile are never found, as with Synapse's search disabled).</summary>
     public bool IndexEvents { get; set; } = true;
+}
+
+/// <summary>See <see cref="HomeserverOptions.Rooms"/>.</summary>
+public sealed class RoomOptions
+{
+    /// <summary>State events and membership changes queued in one room while its previous write commits go out in one
+    /// append, each checked against the state the one before it leaves (off: one append per state write, as before
+    /// issue 13; kept for the <c>joins</c> benchmark's baseline).</summary>
+    public bool BatchStateWrites { get; set; } = true;
 }
 
 /// <summary>See <see cref="HomeserverOptions.Media"/>.</summary>

@@ -16,8 +16,8 @@ namespace Homeserver.Rooms;
 /// each write builds its events on a copy of that state and adopts the copy only once the append has committed, so a
 /// rejected or failed write leaves the room as it was. Writes run one after another from a queue (depth and
 /// prev_events follow one another); the grain is reentrant only so that calls can join the queue while a write
-/// commits, and plain messages queued meanwhile go out together in one append, so a busy room is not limited to one
-/// message per commit.
+/// commits, and the messages, state events and membership changes queued meanwhile go out together in one append, each
+/// built and checked on the state the one before it leaves, so a busy room is not limited to one event per commit.
 /// </summary>
 [Orleans.Concurrency.Reentrant]
 public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> options, ILogger<RoomGrain> logger,
@@ -92,7 +92,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
             var drafts = RoomCreationPlan.Build(command, alias);
             foreach (var draft in drafts.Where(d => d.Type == "m.room.member" && d.StateKey is not null && IsLocal(d.StateKey)))
                 await profiles.AddToMembershipAsync(draft.Content, draft.StateKey!);
-            return await SubmitAsync(command.RoomVersion, null, p =>
+            return await SubmitAsync(command.RoomVersion, WriteBatching.Alone, p =>
             {
                 foreach (var draft in drafts)
                 {
@@ -119,9 +119,8 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
             throw MatrixException.BadJson("A tombstone cannot point to the room it ends");
         if (command.Type == "m.room.canonical_alias" && command.StateKey == "")
             await aliases.ValidateCanonicalAliasAsync(_roomId, content, _state.Get("m.room.canonical_alias", "")?["content"] as JsonObject);
-        // A plain message changes no state, so it can share an append with the messages queued beside it.
-        var batchKey = command.StateKey is null ? $"{command.Sender}|{command.DeviceId}|{command.TxnId}" : null;
-        var result = await SubmitAsync(null, batchKey, async p =>
+        var result = await SubmitAsync(null, command.StateKey is null ? WriteBatching.Message(command.Sender, command.DeviceId, command.TxnId)
+            : StateBatching(command.Sender, command.DeviceId, command.TxnId), async p =>
         {
             if (await FindTransactionAsync(command.Sender, command.DeviceId, command.TxnId) is { } done) return done;
             // Re-sending the state a room already has changes nothing (Synapse answers with the existing event).
@@ -274,7 +273,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
 
     private async Task<RoomWriteResult> WriteMembershipAsync(MembershipCommand command, JsonObject profile)
     {
-        return await SubmitAsync(null, null, p =>
+        return await SubmitAsync(null, StateBatching(command.Sender, null, null), p =>
         {
             var current = p.State.Membership(command.Target);
             string membership;
@@ -328,7 +327,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
 
     public async Task<RoomWriteResult> RedactAsync(RedactCommand command)
     {
-        return await SubmitAsync(null, null, async p =>
+        return await SubmitAsync(null, StateBatching(command.Sender, command.DeviceId, command.TxnId), async p =>
         {
             if (await FindTransactionAsync(command.Sender, command.DeviceId, command.TxnId) is { } done) return done;
             var (room, target, alreadyRedacted) = await store.GetEventAsync(command.EventId)
@@ -385,7 +384,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
         return new RoomWriteResult(null, result.Writer, result.LastPosition);
     }
 
-    public Task<RoomWriteResult> PurgeAsync(bool force) => SubmitAsync(null, null, p =>
+    public Task<RoomWriteResult> PurgeAsync(bool force) => SubmitAsync(null, WriteBatching.Alone, p =>
     {
         if (!force && p.State.Members().Any(IsLocal))
             throw new MatrixException(ErrorCodes.Unknown, "Users are still joined to this room", 400);
@@ -430,12 +429,32 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
 
     private const int MaxBatchWrites = 256;
 
-    /// <summary>A queued write. <see cref="BatchKey"/> marks a plain message (sender, device and transaction id: two
-    /// sends of one transaction never share an append, so the second finds the first committed).</summary>
-    private sealed class Write(string? createVersion, string? batchKey, Func<Pending, Task<RoomWriteResult?>> build)
+    /// <summary>
+    /// Whether a write may share an append with the writes queued beside it, and its transaction (sender, device and
+    /// transaction id, or null: two writes of one transaction never share an append, so the second finds the first
+    /// committed).
+    /// </summary>
+    private readonly record struct WriteBatching(bool Batches, string? TransactionKey)
+    {
+        /// <summary>Creating or purging the room: every later write depends on it having committed.</summary>
+        public static readonly WriteBatching Alone = new(false, null);
+
+        public static WriteBatching Message(string sender, string? deviceId, string? txnId) => new(true, KeyOf(sender, deviceId, txnId));
+
+        public static string? KeyOf(string sender, string? deviceId, string? txnId) =>
+            deviceId is null || txnId is null ? null : $"{sender}|{deviceId}|{txnId}";
+    }
+
+    /// <summary>A state event, membership change or redaction: batched unless <see cref="RoomOptions.BatchStateWrites"/>
+    /// is off (then each goes out alone, as before).</summary>
+    private WriteBatching StateBatching(string sender, string? deviceId, string? txnId) =>
+        new(options.Value.Rooms.BatchStateWrites, WriteBatching.KeyOf(sender, deviceId, txnId));
+
+    /// <summary>A queued write.</summary>
+    private sealed class Write(string? createVersion, WriteBatching batching, Func<Pending, Task<RoomWriteResult?>> build)
     {
         public readonly string? CreateVersion = createVersion;
-        public readonly string? BatchKey = batchKey;
+        public readonly WriteBatching Batching = batching;
         public readonly Func<Pending, Task<RoomWriteResult?>> Build = build;
         public readonly TaskCompletionSource<RoomWriteResult> Done = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
@@ -449,9 +468,9 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
     /// read when the write runs (<paramref name="createVersion"/> for the create itself), so a call that arrives while
     /// the room is being created waits for it instead of finding no room.
     /// </summary>
-    private Task<RoomWriteResult> SubmitAsync(string? createVersion, string? batchKey, Func<Pending, Task<RoomWriteResult?>> build)
+    private Task<RoomWriteResult> SubmitAsync(string? createVersion, WriteBatching batching, Func<Pending, Task<RoomWriteResult?>> build)
     {
-        var write = new Write(createVersion, batchKey, build);
+        var write = new Write(createVersion, batching, build);
         _writes.Enqueue(write);
         if (!_writing)
         {
@@ -468,10 +487,12 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
             while (_writes.Count > 0)
             {
                 var batch = new List<Write> { _writes.Dequeue() };
-                if (batch[0].BatchKey is not null)
+                if (batch[0].Batching.Batches)
                 {
-                    var keys = new HashSet<string> { batch[0].BatchKey! };
-                    while (batch.Count < MaxBatchWrites && _writes.TryPeek(out var next) && next.BatchKey is not null && keys.Add(next.BatchKey))
+                    var keys = new HashSet<string>();
+                    if (batch[0].Batching.TransactionKey is { } first) keys.Add(first);
+                    while (batch.Count < MaxBatchWrites && _writes.TryPeek(out var next) && next.Batching.Batches
+                           && (next.Batching.TransactionKey is not { } key || keys.Add(key)))
                         batch.Add(_writes.Dequeue());
                 }
                 try { await RunAsync(batch); }
@@ -486,15 +507,20 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
     }
 
     /// <summary>
-    /// Builds the writes on a copy of the state, appends their rows in one call, and adopts the copy; answers each
-    /// write's caller (a write whose build throws fails alone: builds check before they add rows). When the append
-    /// fails because another activation wrote first (the (room, depth) index, or a fenced writer), the state is
-    /// reloaded and the writes rebuilt on it.
+    /// Builds the writes in order on a copy of the state (each on the state the one before it leaves, so a power level
+    /// changed early in a batch decides the auth of the events after it), appends their rows in one call, and adopts
+    /// the copy; answers each write's caller only once the append has committed. A write whose build throws fails
+    /// alone (builds check before they add rows; one that threw after adding some has the batch built again without
+    /// it). A write answered without rows (a repeated join, state re-sent) may have read an event of this very batch,
+    /// so it is answered with the commit too, and fails with it. When the append fails because another activation
+    /// wrote first (the (room, depth) index, or a fenced writer), the state is reloaded and the writes rebuilt on it.
     /// </summary>
     private async Task RunAsync(List<Write> writes)
     {
-        for (var attempt = 1; ; attempt++)
+        for (var attempt = 1; ; )
         {
+            writes = writes.Where(w => !w.Done.Task.IsCompleted).ToList();
+            if (writes.Count == 0) return;
             var version = writes[0].CreateVersion ?? _version;
             if (version is null)
             {
@@ -503,17 +529,28 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
             }
             var pending = new Pending(version, _state, _last, _depth);
             var built = new List<(Write Write, string EventId, int LastRow)>();
+            var answered = new List<(Write Write, RoomWriteResult Result)>();
+            var halfBuilt = false;
             foreach (var write in writes)
             {
                 var rowsBefore = pending.Rows.Count;
                 try
                 {
                     var early = await write.Build(pending);
-                    if (pending.Rows.Count == rowsBefore) write.Done.TrySetResult(early ?? new RoomWriteResult(null, WriterIndex, 0));
-                    else built.Add((write, RoomState.GetString(pending.Last!, "event_id")!, pending.Rows.Count - 1));
+                    var result = early ?? new RoomWriteResult(null, WriterIndex, 0);
+                    if (pending.Rows.Count > rowsBefore) built.Add((write, RoomState.GetString(pending.Last!, "event_id")!, pending.Rows.Count - 1));
+                    else if (rowsBefore == 0) write.Done.TrySetResult(result);
+                    else answered.Add((write, result));
                 }
-                catch (Exception e) { write.Done.TrySetException(e); }
+                catch (Exception e)
+                {
+                    write.Done.TrySetException(e);
+                    if (pending.Rows.Count == rowsBefore) continue;
+                    halfBuilt = true;
+                    break;
+                }
             }
+            if (halfBuilt) continue;
             if (built.Count == 0) return;
 
             try
@@ -528,6 +565,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
                     _transactions.Committed(user, device, txnId, eventId, result.Positions[row]);
                 foreach (var (write, eventId, lastRow) in built)
                     write.Done.TrySetResult(new RoomWriteResult(eventId, result.Writer, result.Positions[lastRow]));
+                foreach (var (write, early) in answered) write.Done.TrySetResult(early);
                 if (pending.Purges)
                 {
                     // Writes queued behind the purge find no room; a later activation loads none.
@@ -551,11 +589,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
                     _roomId, attempt, conflict, e.Message);
                 // Someone else wrote this room: let the directory settle on one activation for later calls.
                 if (conflict) DeactivateOnIdle();
-                if (attempt < MaxAttempts && (conflict || e is StreamWriterFencedException))
-                {
-                    writes = built.Select(b => b.Write).ToList();
-                    continue;
-                }
+                if (attempt++ < MaxAttempts && (conflict || e is StreamWriterFencedException)) continue;
                 // The writer's silo died (or the database is down): the exception goes to the caller as it is, so
                 // that the front end retries an idempotent send (its transaction id makes the retry find an event
                 // that did commit) or answers 503.
@@ -566,12 +600,12 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
                     StreamUnavailableException => new MatrixException(ErrorCodes.Unknown, "The room's storage is unavailable; try again", 503),
                     _ => new MatrixException(ErrorCodes.Unknown, "Could not store the event; try again", 500),
                 };
-                foreach (var (write, _, _) in built) write.Done.TrySetException(failure);
+                foreach (var w in writes) w.Done.TrySetException(failure);
                 return;
             }
             catch (MatrixException e)
             {
-                foreach (var (write, _, _) in built) write.Done.TrySetException(e);
+                foreach (var w in writes) w.Done.TrySetException(e);
                 return;
             }
         }
