@@ -59,7 +59,12 @@ switch (mode)
         await MediaSearchBenchmark.RunSearchAsync(args.Length > 1 ? int.Parse(args[1]) : 1_000_000, args.Length > 2 ? int.Parse(args[2]) : 50,
             args.Length > 3 ? int.Parse(args[3]) : 200);
         return 0;
+    case "joins":
+        // dotnet run -c Release --project bench/Homeserver.Bench -- joins [users] [rooms] [connections] [pairs of phases]
+        int JoinsArg(int i, int fallback) => args.Length > i ? int.Parse(args[i]) : fallback;
+        await JoinsBenchmark.RunAsync(JoinsArg(1, 300), JoinsArg(2, 300), JoinsArg(3, 32), JoinsArg(4, 1));
+        return 0;
     default:
-        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, metrics-cost, fanout, idle, cluster, orleans-floor, media, search, send-features");
+        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, metrics-cost, fanout, idle, cluster, orleans-floor, media, search, send-features, joins");
         return 2;
 }
