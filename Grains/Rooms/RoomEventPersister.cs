@@ -18,7 +18,8 @@ public sealed class RoomEventPersister(IOptions<HomeserverOptions> options) : IS
 
     /// <summary>
     /// The events and their transaction ids of a whole run go in one multi-row statement each (a group commit of
-    /// messages is mostly these two), then each row's own side effects in position order.
+    /// messages is mostly these two), so do the room's current state, memberships and membership history (a batch of
+    /// joins is mostly these), then each row's other side effects in position order.
     /// </summary>
     public void AddCommands(NpgsqlBatch batch, IReadOnlyList<StreamEntry> run)
     {
@@ -58,18 +59,72 @@ public sealed class RoomEventPersister(IOptions<HomeserverOptions> options) : IS
                 sent.Select(r => r.Sender).ToArray(), sent.Select(r => r.DeviceId).ToArray(), sent.Select(r => r.RoomId).ToArray(),
                 sent.Select(r => r.TxnId).ToArray(), sent.Select(r => r.EventId).ToArray(), options.Value.TransactionIdLifetime));
 
+        AddStateAndMemberships(batch, run, rows);
         for (var i = 0; i < rows.Length; i++) AddSideEffects(batch, run[i], rows[i]);
     }
 
-    private static void AddSideEffects(NpgsqlBatch batch, StreamEntry entry, RoomEventRow row)
+    /// <summary>
+    /// The current state and memberships the run leaves, and its membership history. An upsert may not touch one row
+    /// twice, so of several events for one state key only the last (in position order) is written, which is what
+    /// writing them one after another would leave.
+    /// </summary>
+    private static void AddStateAndMemberships(NpgsqlBatch batch, IReadOnlyList<StreamEntry> run, RoomEventRow[] rows)
     {
-        if (row.StateKey is not null)
+        var lastState = new Dictionary<(string, string, string), int>();
+        var lastMembership = new Dictionary<(string, string), int>();
+        var history = new List<int>();
+        for (var i = 0; i < rows.Length; i++)
+        {
+            if (rows[i].StateKey is not { } key) continue;
+            lastState[(rows[i].RoomId, rows[i].Type, key)] = i;
+            if (rows[i].Membership is null) continue;
+            lastMembership[(rows[i].RoomId, key)] = i;
+            history.Add(i);
+        }
+        if (lastState.Count > 0)
+        {
+            var state = lastState.Values.Order().Select(i => rows[i]).ToArray();
             batch.BatchCommands.Add(Command(
                 """
-                INSERT INTO room_current_state (room_id, type, state_key, event_id) VALUES ($1, $2, $3, $4)
+                INSERT INTO room_current_state (room_id, type, state_key, event_id)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
                 ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = EXCLUDED.event_id
                 """,
-                row.RoomId, row.Type, row.StateKey, row.EventId));
+                state.Select(r => r.RoomId).ToArray(), state.Select(r => r.Type).ToArray(), state.Select(r => r.StateKey).ToArray(),
+                state.Select(r => r.EventId).ToArray()));
+        }
+        if (lastMembership.Count > 0)
+        {
+            var members = lastMembership.Values.Order().ToArray();
+            batch.BatchCommands.Add(Command(
+                """
+                INSERT INTO room_memberships (room_id, user_id, membership, event_id, sender, stream_writer, stream_position, topological, forgotten)
+                SELECT r, u, m, e, s, w, p, t, false
+                  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[], $7::bigint[], $8::bigint[]) AS x(r, u, m, e, s, w, p, t)
+                ON CONFLICT (room_id, user_id) DO UPDATE SET
+                    membership = EXCLUDED.membership, event_id = EXCLUDED.event_id, sender = EXCLUDED.sender,
+                    stream_writer = EXCLUDED.stream_writer, stream_position = EXCLUDED.stream_position,
+                    topological = EXCLUDED.topological, forgotten = false
+                """,
+                MembershipColumns(members, run, rows)));
+            batch.BatchCommands.Add(Command(
+                """
+                INSERT INTO room_membership_history (room_id, user_id, membership, event_id, sender, stream_writer, stream_position, topological)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[], $7::bigint[], $8::bigint[])
+                """,
+                MembershipColumns(history.ToArray(), run, rows)));
+        }
+    }
+
+    private static object?[] MembershipColumns(IReadOnlyList<int> at, IReadOnlyList<StreamEntry> run, RoomEventRow[] rows) =>
+    [
+        at.Select(i => rows[i].RoomId).ToArray(), at.Select(i => rows[i].StateKey).ToArray(), at.Select(i => rows[i].Membership).ToArray(),
+        at.Select(i => rows[i].EventId).ToArray(), at.Select(i => rows[i].Sender).ToArray(), at.Select(i => run[i].Writer).ToArray(),
+        at.Select(i => run[i].Position).ToArray(), at.Select(i => rows[i].Topological).ToArray(),
+    ];
+
+    private static void AddSideEffects(NpgsqlBatch batch, StreamEntry entry, RoomEventRow row)
+    {
 
         // The user directory finds the rooms anyone may join or read from these columns (migration 0018). A redaction
         // keeps both keys, so only a new state event changes them.
@@ -79,26 +134,6 @@ public sealed class RoomEventPersister(IOptions<HomeserverOptions> options) : IS
         if (row.StateKey == "" && row.Type == "m.room.history_visibility")
             batch.BatchCommands.Add(Command(
                 "UPDATE rooms SET history_visibility = $2::text WHERE room_id = $1", row.RoomId, ContentString(row.Json, "history_visibility")));
-
-        if (row.Membership is not null && row.StateKey is not null)
-        {
-            batch.BatchCommands.Add(Command(
-                """
-                INSERT INTO room_memberships (room_id, user_id, membership, event_id, sender, stream_writer, stream_position, topological, forgotten)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, false)
-                ON CONFLICT (room_id, user_id) DO UPDATE SET
-                    membership = EXCLUDED.membership, event_id = EXCLUDED.event_id, sender = EXCLUDED.sender,
-                    stream_writer = EXCLUDED.stream_writer, stream_position = EXCLUDED.stream_position,
-                    topological = EXCLUDED.topological, forgotten = false
-                """,
-                row.RoomId, row.StateKey, row.Membership, row.EventId, row.Sender, entry.Writer, entry.Position, row.Topological));
-            batch.BatchCommands.Add(Command(
-                """
-                INSERT INTO room_membership_history (room_id, user_id, membership, event_id, sender, stream_writer, stream_position, topological)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                """,
-                row.RoomId, row.StateKey, row.Membership, row.EventId, row.Sender, entry.Writer, entry.Position, row.Topological));
-        }
 
         if (row.Relation is { } relation)
             batch.BatchCommands.Add(Command(

@@ -55,6 +55,11 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
         public JsonObject? Last = last;
         public long Depth = depth;
         public readonly List<StreamRow> Rows = [];
+        /// <summary>The membership notices of <see cref="Rows"/>' events, appended after all of them: a run of events,
+        /// then a run of notices, is what the persisters can write in a few multi-row statements (they take runs of
+        /// one kind), and the append commits them together.</summary>
+        public readonly List<StreamRow> Notices = [];
+        public StreamRow[] AllRows() => [.. Rows, .. Notices];
         /// <summary>The rows delete the room (<see cref="PurgeAsync"/>): once they commit the room is unknown.</summary>
         public bool Purges;
         /// <summary>Transactions the rows commit: the row's index gives the event's position.</summary>
@@ -528,24 +533,28 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
                 return;
             }
             var pending = new Pending(version, _state, _last, _depth);
-            var built = new List<(Write Write, string EventId, int LastRow)>();
+            // A write's answer carries the position of its last row: its event's, or its membership notice's.
+            var built = new List<(Write Write, string EventId, int LastRow, int LastNotice)>();
             var answered = new List<(Write Write, RoomWriteResult Result)>();
             var halfBuilt = false;
             foreach (var write in writes)
             {
                 var rowsBefore = pending.Rows.Count;
+                var noticesBefore = pending.Notices.Count;
                 try
                 {
                     var early = await write.Build(pending);
                     var result = early ?? new RoomWriteResult(null, WriterIndex, 0);
-                    if (pending.Rows.Count > rowsBefore) built.Add((write, RoomState.GetString(pending.Last!, "event_id")!, pending.Rows.Count - 1));
+                    if (pending.Rows.Count > rowsBefore)
+                        built.Add((write, RoomState.GetString(pending.Last!, "event_id")!, pending.Rows.Count - 1,
+                            pending.Notices.Count > noticesBefore ? pending.Notices.Count - 1 : -1));
                     else if (rowsBefore == 0) write.Done.TrySetResult(result);
                     else answered.Add((write, result));
                 }
                 catch (Exception e)
                 {
                     write.Done.TrySetException(e);
-                    if (pending.Rows.Count == rowsBefore) continue;
+                    if (pending.Rows.Count == rowsBefore && pending.Notices.Count == noticesBefore) continue;
                     halfBuilt = true;
                     break;
                 }
@@ -555,7 +564,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
 
             try
             {
-                var result = await AppendToRoomWriterAsync(pending.Rows.ToArray());
+                var result = await AppendToRoomWriterAsync(pending.AllRows());
                 var stateBefore = _state;
                 _version = version;
                 _state = pending.State;
@@ -563,8 +572,9 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
                 _depth = pending.Depth;
                 foreach (var (user, device, txnId, eventId, row) in pending.Transactions)
                     _transactions.Committed(user, device, txnId, eventId, result.Positions[row]);
-                foreach (var (write, eventId, lastRow) in built)
-                    write.Done.TrySetResult(new RoomWriteResult(eventId, result.Writer, result.Positions[lastRow]));
+                foreach (var (write, eventId, lastRow, lastNotice) in built)
+                    write.Done.TrySetResult(new RoomWriteResult(eventId, result.Writer,
+                        result.Positions[lastNotice < 0 ? lastRow : pending.Rows.Count + lastNotice]));
                 foreach (var (write, early) in answered) write.Done.TrySetResult(early);
                 if (pending.Purges)
                 {
@@ -730,7 +740,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
             p.Transactions.Add((row.Sender, row.DeviceId, row.TxnId, row.EventId, p.Rows.Count));
         p.Rows.Add(RoomStreamRows.Event(row));
         if (row.Membership is not null && row.StateKey is not null)
-            p.Rows.Add(RoomStreamRows.MemberNotice(new MemberNoticeRow(row.RoomId, row.StateKey, row.Membership, row.EventId)));
+            p.Notices.Add(RoomStreamRows.MemberNotice(new MemberNoticeRow(row.RoomId, row.StateKey, row.Membership, row.EventId)));
     }
 
     private async Task ReloadAsync()
