@@ -43,6 +43,7 @@ public static class JoinsBenchmark
         }
 
         var cpu = new CpuMeter(cluster.Postgres.DataDirectory);
+        long CatchUps() => cluster.Silos.Sum(s => s.Services.GetRequiredService<Homeserver.Streams.SiloStreamReader>().CatchUps);
         // Unmeasured: both paths run first on a few rooms, so that the measured phases run optimised code.
         var warmRooms = Math.Max(1, rooms / 15);
         foreach (var on in new[] { true, false })
@@ -60,6 +61,7 @@ public static class JoinsBenchmark
                 var roomIds = await CreateRoomsAsync(http, cluster, accounts, rooms);
                 Batching(on);
                 var load = Load();
+                var catchUpsBefore = CatchUps();
                 var before = cpu.Sample();
                 var (elapsed, latencies) = await PhaseAsync(http, cluster, accounts, roomIds, connections);
                 var used = cpu.Sample() - before;
@@ -68,7 +70,8 @@ public static class JoinsBenchmark
                 figures[on].Add(rate);
                 var joined = await JoinedAsync(cluster, roomIds);
                 Console.WriteLine($"{(on ? "batched state writes" : "one append per state write")}: {joins} joins in {elapsed.TotalSeconds:F1} s = {rate:F0} joins/s, " +
-                                  $"{Stats.Summary(latencies)}; {used.PerRequest(joins)}; memberships joined {joined}/{joins}; load before {load}");
+                                  $"{Stats.Summary(latencies)}; {used.PerRequest(joins)}; readers caught up from the log {CatchUps() - catchUpsBefore} times; " +
+                                  $"memberships joined {joined}/{joins}; load before {load}");
                 if (joined != joins) throw new InvalidOperationException($"{joins - joined} joins are missing");
             }
         }
