@@ -10,8 +10,10 @@ namespace Homeserver.Bench;
 
 /// <summary>
 /// Issue 13's joins: <c>users</c> users joining <c>rooms</c> public rooms created beforehand, through the HTTP API of two
-/// silos from a number of connections; each connection takes the next user and joins it to every room in order, so
-/// that the connections meet in the same rooms as a crowd joining a deployment's rooms does. The baseline runs in the
+/// silos from a number of connections. The joins are dealt out room by room (every user joins room 0, then room 1, ...:
+/// the connections crowd into the same room, as when a deployment's users pour into its rooms), or with
+/// <c>users-first</c> user by user (a connection takes a user and joins it to every room in order: the connections
+/// drift apart over the rooms and seldom meet). The baseline runs in the
 /// same process on the same PostgreSQL: the same joins with <see cref="RoomOptions.BatchStateWrites"/> off (one append
 /// per state write, main before issue 13), each phase on rooms of its own, alternating so that neither always runs
 /// warmer.
@@ -20,21 +22,21 @@ public static class JoinsBenchmark
 {
     private const string V3 = "/_matrix/client/v3";
 
-    public static async Task RunAsync(int users, int rooms, int connections, int pairs)
+    public static async Task RunAsync(int users, int rooms, int connections, int pairs, bool roomsFirst)
     {
         await using var cluster = await BenchCluster.StartAsync(2);
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = connections, PooledConnectionLifetime = TimeSpan.FromMinutes(30) })
         { Timeout = TimeSpan.FromSeconds(120) };
 
-        Console.WriteLine($"registering {users} users...");
-        var accounts = new List<(string UserId, string Token, int Silo)>();
-        for (var i = 0; i < users; i++)
+        Console.WriteLine($"registering {users} users; joins dealt out {(roomsFirst ? "room by room" : "user by user")}...");
+        var accounts = new (string UserId, string Token, int Silo)[users];
+        await Parallel.ForEachAsync(Enumerable.Range(0, users), new ParallelOptions { MaxDegreeOfParallelism = 8 }, async (i, ct) =>
         {
             var silo = i % 2;
             var r = await BenchHttp.SendAsync(http, HttpMethod.Post, cluster.Urls[silo] + $"{V3}/register", null,
-                new JsonObject { ["username"] = $"joiner{i}", ["password"] = "benchmark-password", ["auth"] = new JsonObject { ["type"] = "m.login.dummy" } });
-            accounts.Add((r["user_id"]!.GetValue<string>(), r["access_token"]!.GetValue<string>(), silo));
-        }
+                new JsonObject { ["username"] = $"joiner{i}", ["password"] = "benchmark-password", ["auth"] = new JsonObject { ["type"] = "m.login.dummy" } }, ct);
+            accounts[i] = (r["user_id"]!.GetValue<string>(), r["access_token"]!.GetValue<string>(), silo);
+        });
 
         // The option is read by each write, so flipping it on every silo switches the path between phases.
         void Batching(bool on)
@@ -49,7 +51,7 @@ public static class JoinsBenchmark
         foreach (var on in new[] { true, false })
         {
             Batching(on);
-            await PhaseAsync(http, cluster, accounts, await CreateRoomsAsync(http, cluster, accounts, warmRooms), connections);
+            await PhaseAsync(http, cluster, accounts, await CreateRoomsAsync(http, cluster, accounts, warmRooms), connections, roomsFirst);
         }
 
         var figures = new Dictionary<bool, List<double>> { [true] = [], [false] = [] };
@@ -63,7 +65,7 @@ public static class JoinsBenchmark
                 var load = Load();
                 var catchUpsBefore = CatchUps();
                 var before = cpu.Sample();
-                var (elapsed, latencies) = await PhaseAsync(http, cluster, accounts, roomIds, connections);
+                var (elapsed, latencies) = await PhaseAsync(http, cluster, accounts, roomIds, connections, roomsFirst);
                 var used = cpu.Sample() - before;
                 var joins = (long)users * rooms;
                 var rate = joins / elapsed.TotalSeconds;
@@ -80,7 +82,7 @@ public static class JoinsBenchmark
         Console.WriteLine($"median of {pairs}: batched {batched:F0} joins/s, one append per state write {unbatched:F0} joins/s; ratio {batched / unbatched:F2}x");
     }
 
-    private static async Task<List<string>> CreateRoomsAsync(HttpClient http, BenchCluster cluster, List<(string UserId, string Token, int Silo)> accounts, int rooms)
+    private static async Task<List<string>> CreateRoomsAsync(HttpClient http, BenchCluster cluster, IReadOnlyList<(string UserId, string Token, int Silo)> accounts, int rooms)
     {
         var roomIds = new ConcurrentBag<(int, string)>();
         var next = -1;
@@ -96,29 +98,28 @@ public static class JoinsBenchmark
         return roomIds.OrderBy(r => r.Item1).Select(r => r.Item2).ToList();
     }
 
-    /// <summary>Every user joins every room: a connection takes the next user and joins it to the rooms in order.</summary>
+    /// <summary>Every user joins every room; each connection takes the next join (room by room, or user by user).</summary>
     private static async Task<(TimeSpan Elapsed, List<double> Latencies)> PhaseAsync(HttpClient http, BenchCluster cluster,
-        List<(string UserId, string Token, int Silo)> accounts, List<string> roomIds, int connections)
+        IReadOnlyList<(string UserId, string Token, int Silo)> accounts, List<string> roomIds, int connections, bool roomsFirst)
     {
         var latencies = new ConcurrentBag<double>();
-        var nextUser = -1;
+        var total = accounts.Count * roomIds.Count;
+        var next = -1;
         var watch = Stopwatch.StartNew();
         await Task.WhenAll(Enumerable.Range(0, connections).Select(async _ =>
         {
-            for (var u = Interlocked.Increment(ref nextUser); u < accounts.Count; u = Interlocked.Increment(ref nextUser))
+            for (var k = Interlocked.Increment(ref next); k < total; k = Interlocked.Increment(ref next))
             {
-                var (_, token, silo) = accounts[u];
-                foreach (var room in roomIds)
-                {
-                    var t = Stopwatch.GetTimestamp();
-                    using var request = new HttpRequestMessage(HttpMethod.Post, $"{cluster.Urls[silo]}{V3}/join/{Uri.EscapeDataString(room)}");
-                    request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
-                    request.Content = new StringContent("{}", System.Text.Encoding.UTF8, "application/json");
-                    using var response = await http.SendAsync(request);
-                    if (!response.IsSuccessStatusCode)
-                        throw new InvalidOperationException($"join {room}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
-                    latencies.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
-                }
+                var (user, room) = roomsFirst ? (k % accounts.Count, roomIds[k / accounts.Count]) : (k / roomIds.Count, roomIds[k % roomIds.Count]);
+                var (_, token, silo) = accounts[user];
+                var t = Stopwatch.GetTimestamp();
+                using var request = new HttpRequestMessage(HttpMethod.Post, $"{cluster.Urls[silo]}{V3}/join/{Uri.EscapeDataString(room)}");
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+                request.Content = new StringContent("{}", System.Text.Encoding.UTF8, "application/json");
+                using var response = await http.SendAsync(request);
+                if (!response.IsSuccessStatusCode)
+                    throw new InvalidOperationException($"join {room}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+                latencies.Add(Stopwatch.GetElapsedTime(t).TotalMilliseconds);
             }
         }));
         return (watch.Elapsed, latencies.ToList());

@@ -60,9 +60,9 @@ switch (mode)
             args.Length > 3 ? int.Parse(args[3]) : 200);
         return 0;
     case "joins":
-        // dotnet run -c Release --project bench/Homeserver.Bench -- joins [users] [rooms] [connections] [pairs of phases]
+        // dotnet run -c Release --project bench/Homeserver.Bench -- joins [users] [rooms] [connections] [pairs of phases] [rooms-first|users-first]
         int JoinsArg(int i, int fallback) => args.Length > i ? int.Parse(args[i]) : fallback;
-        await JoinsBenchmark.RunAsync(JoinsArg(1, 300), JoinsArg(2, 300), JoinsArg(3, 32), JoinsArg(4, 1));
+        await JoinsBenchmark.RunAsync(JoinsArg(1, 300), JoinsArg(2, 300), JoinsArg(3, 32), JoinsArg(4, 1), args.Length <= 5 || args[5] != "users-first");
         return 0;
     default:
         Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, metrics-cost, fanout, idle, cluster, orleans-floor, media, search, send-features, joins");
