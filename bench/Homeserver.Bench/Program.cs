@@ -14,6 +14,11 @@ switch (mode)
         int Arg(int i, int fallback) => args.Length > i ? int.Parse(args[i]) : fallback;
         await SendBenchmark.RunAsync(TimeSpan.FromSeconds(Arg(1, 10)), Arg(2, 64), Arg(3, 64), Arg(4, 32), Arg(5, 500));
         return 0;
+    case "send-latency":
+        // dotnet run -c Release --project bench/Homeserver.Bench -- send-latency [seconds] [rounds] [connections, comma-separated]
+        await SendLatencyBenchmark.RunAsync(TimeSpan.FromSeconds(args.Length > 1 ? int.Parse(args[1]) : 5), args.Length > 2 ? int.Parse(args[2]) : 3,
+            (args.Length > 3 ? args[3] : "1,10,64").Split(',').Select(int.Parse).ToArray());
+        return 0;
     case "metrics-cost":
         // dotnet run -c Release --project bench/Homeserver.Bench -- metrics-cost [rounds] [seconds] [connections] [users] [rooms] [excluded meters, comma-separated]...
         int CostArg(int i, int fallback) => args.Length > i ? int.Parse(args[i]) : fallback;
@@ -65,6 +70,6 @@ switch (mode)
         await JoinsBenchmark.RunAsync(JoinsArg(1, 300), JoinsArg(2, 300), JoinsArg(3, 32), JoinsArg(4, 1), args.Length <= 5 || args[5] != "users-first");
         return 0;
     default:
-        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, metrics-cost, fanout, idle, cluster, orleans-floor, media, search, send-features, joins");
+        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, metrics-cost, fanout, idle, cluster, orleans-floor, media, search, send-features, joins, send-latency");
         return 2;
 }

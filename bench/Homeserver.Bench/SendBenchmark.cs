@@ -106,7 +106,7 @@ public static class SendBenchmark
             response.EnsureSuccessStatusCode();
         };
 
-    private static void MapThinEndpoint(WebApplication app) =>
+    internal static void MapThinEndpoint(WebApplication app) =>
         app.MapPost("/bench/thin/{room}", async (HttpContext context, string room, NpgsqlDataSource db) =>
         {
             var json = await JsonNode.ParseAsync(context.Request.Body);
