@@ -34,6 +34,8 @@ public sealed class StreamWriterGrain(
 {
     private const int DefaultMaxInFlight = 8;
     private const int MaxBatchRows = 512;
+    /// <summary>Positions taken from the sequence beyond what a commit needs, for the next commits (see <see cref="_spare"/>).</summary>
+    private const int SparePositions = 64;
     private static readonly TimeSpan SubscriptionExpiry = TimeSpan.FromSeconds(90);
     private static readonly TimeSpan TypingLogRetention = TimeSpan.FromMinutes(10);
 
@@ -42,6 +44,13 @@ public sealed class StreamWriterGrain(
     private readonly Dictionary<IStreamReaderObserver, (SiloAddress? Silo, DateTime Seen)> _subscribers = [];
     private readonly SemaphoreSlim _allocation = new(1, 1);
     private readonly List<long[]> _unresolved = [];
+    // Positions allocated ahead of need, ascending, so that most commits are one round trip (the batch) rather than
+    // two (nextval, then the batch): a lone sender waits for every round trip. The tracker counts them in flight, so
+    // "persisted up to" never passes one until it is committed or given back; they are given back (aborted) when the
+    // writer is idle (before it claims a position), and when it is sealed or opened for a new shard generation, so
+    // that a room moved to another writer never gets a position below its events on this one.
+    private readonly Queue<long> _spare = new();
+    private int _spareGeneration;
     private readonly Dictionary<IStreamHousekeeper, DateTime> _housekeepersDue = [];
     // When this activation first saw each active silo: writers move only to silos that have been up a while.
     private readonly Dictionary<SiloAddress, DateTime> _silosSeen = [];
@@ -175,6 +184,7 @@ public sealed class StreamWriterGrain(
         }
         if (_queue.Count > 0 || _inFlight > 0 || _unresolved.Count > 0)
             throw new StreamUnavailableException($"Writer {_stream}/{_writer} could not drain its appends to seal");
+        GiveBackSpare();
         logger.LogInformation("Writer {Stream}/{Writer} sealed at {Position} (shard generation {Generation})", _stream, _writer, _tracker.Persisted, _shardGeneration);
         return _tracker.Persisted;
     }
@@ -249,8 +259,7 @@ public sealed class StreamWriterGrain(
         await _allocation.WaitAsync();
         try
         {
-            positions = await AllocateAsync(appends.Sum(a => a.Rows.Length));
-            _tracker.Allocated(positions);
+            positions = await TakePositionsAsync(appends.Sum(a => a.Rows.Length));
         }
         catch (Exception e)
         {
@@ -324,6 +333,37 @@ public sealed class StreamWriterGrain(
             append.Done.TrySetResult(new AppendResult(_stream, _writer, positions[i..(i + append.Rows.Length)]));
             i += append.Rows.Length;
         }
+        Publish();
+    }
+
+    /// <summary>The next <paramref name="count"/> positions, from the spare ones, topping them up from the sequence
+    /// (one query) when they do not suffice. Called under <see cref="_allocation"/>.</summary>
+    private async ValueTask<long[]> TakePositionsAsync(int count)
+    {
+        if (_spare.Count > 0 && _spareGeneration != _shardGeneration)
+        {
+            // Taken under an earlier shard map: rooms that moved here may already have higher positions elsewhere.
+            _tracker.Aborted(_spare);
+            _spare.Clear();
+        }
+        if (_spare.Count < count)
+        {
+            _spareGeneration = _shardGeneration;
+            var fresh = await AllocateAsync(count - _spare.Count + SparePositions);
+            _tracker.Allocated(fresh);
+            foreach (var p in fresh) _spare.Enqueue(p);
+        }
+        var positions = new long[count];
+        for (var i = 0; i < count; i++) positions[i] = _spare.Dequeue();
+        return positions;
+    }
+
+    /// <summary>Aborts the spare positions (nothing was written at them), so that "persisted up to" can pass them.</summary>
+    private void GiveBackSpare()
+    {
+        if (_spare.Count == 0) return;
+        _tracker.Aborted(_spare);
+        _spare.Clear();
         Publish();
     }
 
@@ -407,6 +447,7 @@ public sealed class StreamWriterGrain(
     private Task IdleTick(CancellationToken ct)
     {
         // Synchronous from the check to the advance: no append can start in between.
+        if (!_fenced && _inFlight == 0 && _queue.Count == 0 && _allocation.CurrentCount > 0) GiveBackSpare();
         if (_fenced || !_tracker.Idle || _unresolved.Count > 0 || _allocation.CurrentCount == 0) return Task.CompletedTask;
         var seen = localReader.Current[_stream].Max;
         var from = _tracker.Persisted;

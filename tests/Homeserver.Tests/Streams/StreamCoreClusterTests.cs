@@ -168,6 +168,24 @@ public sealed class StreamCoreClusterTests(StreamCoreClusterTests.Fixture fixtur
     }
 
     [Fact]
+    public async Task A_shard_gives_back_the_positions_it_took_ahead_when_idle_so_the_minimum_passes_them()
+    {
+        // Writer 0 keeps spare positions after its appends; writer 1 then appends above them (one shared sequence).
+        // The minimum reaches writer 1's row only once writer 0, idle, gives its spares back and claims past them.
+        for (var i = 0; i < 3; i++) await Writer(0, StreamNames.Events).AppendAsync([Row($"ahead{i}")]);
+        var above = await Writer(0, StreamNames.Events, writer: 1).AppendAsync([Row("above")]);
+        await using (var cmd = Cluster.Database.CreateCommand("SELECT last_value FROM stream_seq_events"))
+            Assert.True((long)(await cmd.ExecuteScalarAsync())! >= above.LastPosition);
+        var notifier = Cluster.Silos[0].Get<StreamNotifier>();
+        var deadline = DateTime.UtcNow + Wait;
+        while (notifier.Current.Min(StreamNames.Events) < above.LastPosition && DateTime.UtcNow < deadline) await Task.Delay(50);
+        Assert.True(notifier.Current.Min(StreamNames.Events) >= above.LastPosition, $"minimum stuck at {notifier.Current.Min(StreamNames.Events)}");
+        // Writer 0's next append is above every position handed out before, its given-back spares included.
+        var next = await Writer(0, StreamNames.Events).AppendAsync([Row("after")]);
+        Assert.True(next.LastPosition > above.LastPosition);
+    }
+
+    [Fact]
     public async Task Long_poll_waiter_wakes_on_a_relevant_row_only()
     {
         var notifierB = Cluster.Silos[1].Get<StreamNotifier>();
