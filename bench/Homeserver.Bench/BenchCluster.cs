@@ -18,10 +18,15 @@ public sealed class BenchCluster : IAsyncDisposable
     public List<string> Urls { get; } = [];
     public string ConnectionString => Postgres.ConnectionString();
 
-    private BenchCluster(string folder, EmbeddedPostgres postgres)
+    private readonly IDictionary<string, string?>? _settings;
+    private readonly Action<WebApplication>? _map;
+
+    private BenchCluster(string folder, EmbeddedPostgres postgres, IDictionary<string, string?>? settings, Action<WebApplication>? map)
     {
         _folder = folder;
         Postgres = postgres;
+        _settings = settings;
+        _map = map;
     }
 
     public static async Task<BenchCluster> StartAsync(int silos, IDictionary<string, string?>? settings = null, Action<WebApplication>? map = null)
@@ -31,7 +36,23 @@ public sealed class BenchCluster : IAsyncDisposable
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(folder, (UnixFileMode)0b111_101_101);
         var pg = new EmbeddedPostgres(folder, NullLogger.Instance, fsync: true);
         await pg.StartAsync();
-        var cluster = new BenchCluster(folder, pg);
+        var cluster = new BenchCluster(folder, pg, settings, map);
+        await cluster.StartSilosAsync(silos);
+        return cluster;
+    }
+
+    /// <summary>Stops every silo and starts as many new ones (on new ports) over the same PostgreSQL, as a deploy
+    /// does: grains, caches and per-silo memory start empty; the database keeps everything.</summary>
+    public async Task RestartSilosAsync()
+    {
+        var count = Silos.Count;
+        await StopSilosAsync();
+        await StartSilosAsync(count);
+    }
+
+    private async Task StartSilosAsync(int silos)
+    {
+        var pg = Postgres;
         for (var i = 0; i < silos; i++)
         {
             var http = LoopbackPorts.Free();
@@ -49,22 +70,28 @@ public sealed class BenchCluster : IAsyncDisposable
                 ["Logging:LogLevel:Orleans"] = "Error",
                 ["Logging:LogLevel:Microsoft"] = "Error",
             };
-            if (settings is not null) foreach (var (k, v) in settings) config[k] = v;
+            if (_settings is not null) foreach (var (k, v) in _settings) config[k] = v;
             var app = HomeserverApp.Build([], b => b.Configuration.AddInMemoryCollection(config));
-            map?.Invoke(app);
+            _map?.Invoke(app);
             await app.StartAsync();
-            cluster.Silos.Add(app);
-            cluster.Urls.Add($"http://127.0.0.1:{http}");
+            Silos.Add(app);
+            Urls.Add($"http://127.0.0.1:{http}");
         }
-        return cluster;
     }
 
-    public async ValueTask DisposeAsync()
+    private async Task StopSilosAsync()
     {
         for (var i = Silos.Count - 1; i >= 0; i--)
         {
             try { await Silos[i].StopAsync(); await Silos[i].DisposeAsync(); } catch (Exception) { }
         }
+        Silos.Clear();
+        Urls.Clear();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopSilosAsync();
         await Postgres.StopAsync();
         try { Directory.Delete(_folder, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }

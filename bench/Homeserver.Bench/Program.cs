@@ -70,6 +70,6 @@ switch (mode)
         await JoinsBenchmark.RunAsync(JoinsArg(1, 300), JoinsArg(2, 300), JoinsArg(3, 32), JoinsArg(4, 1), args.Length <= 5 || args[5] != "users-first");
         return 0;
     default:
-        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, metrics-cost, fanout, idle, cluster, orleans-floor, media, search, send-features, joins, send-latency");
+        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, metrics-cost, fanout, idle, cluster, orleans-floor, media, search, send-features, joins, send-latency, scale");
         return 2;
 }

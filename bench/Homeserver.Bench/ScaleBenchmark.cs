@@ -1,0 +1,184 @@
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using System.Runtime;
+using System.Text.Json.Nodes;
+
+namespace Homeserver.Bench;
+
+/// <summary>
+/// Issue 13's benchmark: the account shape of the SBRC 2026 homeserver study (N users, each in the same R public
+/// rooms, a few messages per room), built through the HTTP API on two silos as fast as the server takes it; then
+/// initial syncs of one account, cold (the first after restarting the silos over the same PostgreSQL, as after a
+/// deploy; the JIT stays warm, this being one process) and warm: timeline limit 1 with lazy-loaded members, and
+/// timeline limit 10 with the full state. With the process's resident memory and managed heap after building and
+/// after syncing.
+/// </summary>
+public static class ScaleBenchmark
+{
+    private const string V3 = "/_matrix/client/v3";
+    private const string LazyFilter = """{"room":{"timeline":{"limit":1},"state":{"lazy_load_members":true}}}""";
+    private const string FullFilter = """{"room":{"timeline":{"limit":10}}}""";
+
+    public static async Task RunAsync(int rooms, int members, int messagesPerRoom, int runs, int warmRepeats)
+    {
+        await using var cluster = await BenchCluster.StartAsync(2);
+        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 64, PooledConnectionLifetime = TimeSpan.FromMinutes(30) })
+        { Timeout = TimeSpan.FromMinutes(5) };
+
+        var build = Stopwatch.StartNew();
+        var shape = await ScaleShape.BuildAsync(http, cluster, members, rooms, messagesPerRoom, concurrency: 32);
+        Console.WriteLine($"built {members} users x {rooms} rooms ({shape.Joins} joins at {shape.JoinsPerSecond:F0}/s, {rooms * messagesPerRoom} messages) in {build.Elapsed.TotalSeconds:F1} s");
+        Console.WriteLine($"memory after building: {Memory()}");
+
+        var syncer = shape.Accounts[0];
+        var results = new Dictionary<string, List<double>> { ["lazy cold"] = [], ["lazy warm"] = [], ["full cold"] = [], ["full warm"] = [] };
+        var sizes = new Dictionary<string, long>();
+        for (var run = 0; run < runs; run++)
+        {
+            foreach (var (name, filter) in new[] { ("lazy", LazyFilter), ("full", FullFilter) })
+            {
+                await cluster.RestartSilosAsync();
+                await WaitReadyAsync(http, cluster);
+                var url = cluster.Urls[syncer.Silo];
+                var (ms, bytes, json) = await InitialSyncAsync(http, url, syncer.Token, filter);
+                results[$"{name} cold"].Add(ms);
+                sizes[name] = bytes;
+                if (run == 0) Check(name, json, rooms, members);
+                for (var i = 0; i < warmRepeats; i++)
+                    results[$"{name} warm"].Add((await InitialSyncAsync(http, url, syncer.Token, filter)).Ms);
+            }
+            Console.WriteLine($"run {run + 1}/{runs}: " + string.Join(", ", results.Select(r => $"{r.Key} {r.Value[^1]:F0} ms")) + $"; load {Load()}");
+        }
+        Console.WriteLine($"memory after syncing: {Memory()}");
+        Console.WriteLine($"initial sync of one account in {rooms} rooms of {members} members ({runs} runs, {warmRepeats} warm repeats each; medians):");
+        foreach (var (name, ms) in results)
+        {
+            ms.Sort();
+            Console.WriteLine($"  {name,-10} median {Stats.Percentile(ms, 50),7:F0} ms  (min {ms[0]:F0}, max {ms[^1]:F0}); response {sizes[name.Split(' ')[0]] / 1024.0 / 1024.0:F2} MB");
+        }
+        Console.WriteLine($"memory after a full collection: {Memory(collect: true)}");
+    }
+
+    /// <summary>A deploy sends traffic to a silo once its readiness probe passes (in the cluster, its reader at every
+    /// writer's position): the cold sync is timed from there, not from process start.</summary>
+    private static async Task WaitReadyAsync(HttpClient http, BenchCluster cluster)
+    {
+        foreach (var url in cluster.Urls)
+            for (var deadline = DateTime.UtcNow.AddSeconds(60); ; await Task.Delay(100))
+            {
+                using var response = await http.GetAsync($"{url}/health/ready");
+                if (response.IsSuccessStatusCode) break;
+                if (DateTime.UtcNow > deadline) throw new TimeoutException($"{url} not ready after 60 s");
+            }
+    }
+
+    private static async Task<(double Ms, long Bytes, JsonNode Json)> InitialSyncAsync(HttpClient http, string url, string token, string filter)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"{url}{V3}/sync?timeout=0&filter={Uri.EscapeDataString(filter)}");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        var started = Stopwatch.GetTimestamp();
+        using var response = await http.SendAsync(request);
+        var body = await response.Content.ReadAsByteArrayAsync();
+        var ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+        if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"sync: {(int)response.StatusCode} {System.Text.Encoding.UTF8.GetString(body)}");
+        return (ms, body.Length, JsonNode.Parse(body)!);
+    }
+
+    /// <summary>Says what the response holds, so a fast answer that left something out is seen: rooms, and member
+    /// events in the state blocks (lazy: only the timeline's senders' and the syncer's own).</summary>
+    private static void Check(string name, JsonNode sync, int rooms, int members)
+    {
+        var join = sync["rooms"]!["join"]!.AsObject();
+        long memberEvents = 0, stateEvents = 0, timelineEvents = 0;
+        foreach (var (_, room) in join)
+        {
+            foreach (var e in room!["state"]!["events"]!.AsArray())
+            {
+                stateEvents++;
+                if (e!["type"]!.GetValue<string>() == "m.room.member") memberEvents++;
+            }
+            timelineEvents += room["timeline"]!["events"]!.AsArray().Count;
+        }
+        Console.WriteLine($"  {name}: {join.Count}/{rooms} rooms, {timelineEvents} timeline events, {stateEvents} state events of which {memberEvents} members ({(double)memberEvents / Math.Max(1, join.Count):F1} a room of {members})");
+        if (join.Count != rooms) throw new InvalidOperationException($"{name} sync returned {join.Count} rooms, expected {rooms}");
+    }
+
+    internal static string Memory(bool collect = false)
+    {
+        if (collect)
+        {
+            GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
+            GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        }
+        var info = GC.GetGCMemoryInfo();
+        return $"resident {ResidentBytes() / 1024.0 / 1024.0:F0} MB (VmRSS), managed heap {GC.GetTotalMemory(false) / 1024.0 / 1024.0:F0} MB live, " +
+               $"{info.HeapSizeBytes / 1024.0 / 1024.0:F0} MB heap after the last GC, {info.TotalCommittedBytes / 1024.0 / 1024.0:F0} MB committed";
+    }
+
+    private static long ResidentBytes()
+    {
+        if (!OperatingSystem.IsLinux()) return Environment.WorkingSet;
+        foreach (var line in File.ReadLines("/proc/self/status"))
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                return long.Parse(line["VmRSS:".Length..].Trim().Split(' ')[0]) * 1024;
+        return Environment.WorkingSet;
+    }
+
+    internal static string Load() => OperatingSystem.IsLinux() ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?";
+}
+
+/// <summary>
+/// The account shape of issue 13, built through the HTTP API with parallel requests: <c>users</c> users (alternately
+/// on the two silos), <c>rooms</c> public rooms that every user joins, <c>messagesPerRoom</c> messages in each from
+/// members taken in turn. Reusable by other benchmarks.
+/// </summary>
+public static class ScaleShape
+{
+    private const string V3 = "/_matrix/client/v3";
+
+    public sealed record Account(string UserId, string Token, int Silo);
+
+    public sealed record Shape(List<Account> Accounts, List<string> RoomIds, int Joins, double JoinsPerSecond);
+
+    public static async Task<Shape> BuildAsync(HttpClient http, BenchCluster cluster, int users, int rooms, int messagesPerRoom, int concurrency)
+    {
+        var parallel = new ParallelOptions { MaxDegreeOfParallelism = concurrency };
+        var accounts = new Account[users];
+        await Parallel.ForEachAsync(Enumerable.Range(0, users), parallel, async (i, ct) =>
+        {
+            var silo = i % cluster.Urls.Count;
+            var r = await BenchHttp.SendAsync(http, HttpMethod.Post, cluster.Urls[silo] + $"{V3}/register", null,
+                new JsonObject { ["username"] = $"scale{i}", ["password"] = "benchmark-password", ["auth"] = new JsonObject { ["type"] = "m.login.dummy" } }, ct);
+            accounts[i] = new Account(r["user_id"]!.GetValue<string>(), r["access_token"]!.GetValue<string>(), silo);
+        });
+        var roomIds = new string[rooms];
+        await Parallel.ForEachAsync(Enumerable.Range(0, rooms), parallel, async (i, ct) =>
+        {
+            var owner = accounts[i % users];
+            var r = await BenchHttp.SendAsync(http, HttpMethod.Post, cluster.Urls[owner.Silo] + $"{V3}/createRoom", owner.Token,
+                new JsonObject { ["preset"] = "public_chat", ["name"] = $"scale room {i}" }, ct);
+            roomIds[i] = r["room_id"]!.GetValue<string>();
+        });
+        // Joins interleave rooms (user-major order would queue every worker behind the same room's state writes).
+        var joins = new List<(int User, int Room)>();
+        for (var u = 0; u < users; u++)
+            for (var r = 0; r < rooms; r++)
+                if (r % users != u) joins.Add((u, r));
+        var joining = Stopwatch.StartNew();
+        await Parallel.ForEachAsync(joins, parallel, async (j, ct) =>
+        {
+            var a = accounts[j.User];
+            await BenchHttp.SendAsync(http, HttpMethod.Post, cluster.Urls[a.Silo] + $"{V3}/join/{Uri.EscapeDataString(roomIds[j.Room])}", a.Token, new JsonObject(), ct);
+        });
+        var joinRate = joins.Count / joining.Elapsed.TotalSeconds;
+        var messages = Enumerable.Range(0, rooms * messagesPerRoom);
+        await Parallel.ForEachAsync(messages, parallel, async (m, ct) =>
+        {
+            var (room, n) = (m % rooms, m / rooms);
+            var a = accounts[(room + n * 7) % users];
+            await BenchHttp.SendAsync(http, HttpMethod.Put, cluster.Urls[a.Silo] + $"{V3}/rooms/{Uri.EscapeDataString(roomIds[room])}/send/m.room.message/scale{m}",
+                a.Token, new JsonObject { ["msgtype"] = "m.text", ["body"] = $"message {n} in room {room}" }, ct);
+        });
+        return new Shape([.. accounts], [.. roomIds], joins.Count, joinRate);
+    }
+}
