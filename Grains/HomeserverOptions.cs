@@ -115,6 +115,25 @@ public sealed class HomeserverOptions
 
     /// <summary>How logs are written (<c>Homeserver:Logging</c>).</summary>
     public LoggingOptions Logging { get; set; } = new();
+
+    /// <summary>Bounds of the per-silo caches (<c>Homeserver:Caches</c>).</summary>
+    public CacheOptions Caches { get; set; } = new();
+
+    /// <summary>How long a grain (a room, a user, a device...) stays in memory after its last call: Orleans' collection
+    /// age. A room nobody writes to leaves memory with its state after this and is loaded again on its next call.</summary>
+    public TimeSpan GrainCollectionAge { get; set; } = TimeSpan.FromMinutes(15);
+}
+
+/// <summary>See <see cref="HomeserverOptions.Caches"/>.</summary>
+public sealed class CacheOptions
+{
+    /// <summary>
+    /// The bound of each per-silo cache by its name in the <c>homeserver_cache_entries</c> metric
+    /// (<c>--Homeserver:Caches:Sizes:rooms.events=20000</c>); a cache not named keeps its default. Entries, except
+    /// <c>rooms.current_state</c> (state events, summed over the rooms held) and <c>rooms.recent_events</c> /
+    /// <c>receipts.recent</c> (rooms, each with its last rows).
+    /// </summary>
+    public Dictionary<string, int> Sizes { get; set; } = new(StringComparer.Ordinal);
 }
 
 /// <summary>See <see cref="HomeserverOptions.Search"/>.</summary>

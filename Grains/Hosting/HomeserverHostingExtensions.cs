@@ -64,6 +64,8 @@ public static class HomeserverHostingExtensions
             });
             silo.AddHomeserverGrains(options);
             silo.AddHomeserverDashboard(options);
+            // Grains nobody calls leave memory (a room's state among them) and come back from the database on demand.
+            silo.Configure<GrainCollectionOptions>(o => o.CollectionAge = options.GrainCollectionAge);
         });
         return builder;
     }
@@ -248,7 +250,7 @@ public static class HomeserverHostingExtensions
     public static IServiceCollection AddHomeserverStreams(this IServiceCollection services)
     {
         services.AddSingleton<StreamTestHooks>();
-        services.AddSingleton<CacheRegistry>();
+        services.AddSingleton(sp => new CacheRegistry(sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<HomeserverOptions>>().Value.Caches.Sizes));
         services.AddSingleton<CacheInvalidator>();
         services.AddSingleton<IStreamRowHandler, CacheStreamHandler>();
         services.AddSingleton<StreamNotifier>();

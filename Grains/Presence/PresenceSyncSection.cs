@@ -23,7 +23,7 @@ public sealed class PresenceSyncSection(PresenceStore store, RoomEventStore room
     {
         if (!options.Value.EnablePresence) return [];
         var keys = new HashSet<string>(StringComparer.Ordinal);
-        var cache = caches.Get<CurrentRoomState>(RoomCaches.CurrentState);
+        var cache = RoomCaches.CurrentStates(caches);
         foreach (var roomId in context.JoinedRooms)
             if (cache.TryGet(roomId, out var state)) keys.UnionWith(state.JoinedMembers);
         keys.Remove(context.Requester.UserId);

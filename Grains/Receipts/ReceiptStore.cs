@@ -62,6 +62,26 @@ public sealed class ReceiptStore(NpgsqlDataSource db)
         return (long)(await cmd.ExecuteScalarAsync())!;
     }
 
+    /// <summary>As <see cref="GetUnreadSinceAsync"/> for many rooms of one user, in one query.</summary>
+    public async Task<Dictionary<string, long>> GetUnreadSinceManyAsync(IReadOnlyList<string> roomIds, string userId)
+    {
+        await using var cmd = db.CreateCommand(
+            """
+            SELECT q.room_id, GREATEST(
+                COALESCE((SELECT max(e.stream_position) FROM receipts r JOIN events e ON e.event_id = r.event_id
+                           WHERE r.room_id = q.room_id AND r.user_id = $2 AND r.receipt_type IN ('m.read', 'm.read.private')), 0),
+                COALESCE((SELECT max(stream_position) FROM events WHERE room_id = q.room_id AND sender = $2 AND state_key IS NULL), 0),
+                COALESCE((SELECT stream_position FROM room_memberships WHERE room_id = q.room_id AND user_id = $2), 0))
+              FROM unnest($1::text[]) AS q(room_id)
+            """);
+        cmd.Parameters.AddWithValue(roomIds.ToArray());
+        cmd.Parameters.AddWithValue(userId);
+        var result = new Dictionary<string, long>(roomIds.Count, StringComparer.Ordinal);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) result[reader.GetString(0)] = reader.GetInt64(1);
+        return result;
+    }
+
     /// <summary>
     /// Where the user's reading stands per thread of the room (spec "Threaded read receipts"): the point every thread
     /// starts from (their latest unthreaded read receipt, or their membership), and per thread (a root event id, or

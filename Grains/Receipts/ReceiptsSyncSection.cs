@@ -58,8 +58,20 @@ public sealed class ReceiptsSyncSection(ReceiptStore store, RoomEventStore rooms
 
         // Counts change only with new events or receipts; a room here for typing alone keeps the client's last counts.
         if (!context.StreamMoved(StreamNames.Events) && !context.StreamMoved(StreamNames.Receipts)) return;
+        // A sync from scratch counts every room: in one go, not a few queries a room.
+        Dictionary<string, (long, long)>? initial = null;
+        if (context.Since is null && !context.Filter.UnreadThreadNotifications && context.JoinedRoomResponses.Count > 0)
+        {
+            var states = await rooms.GetCurrentStatesAsync(context.JoinedRoomResponses.Keys.ToList());
+            initial = await unread.GetManyAsync(userId, states.Select(s => (s.Key, s.Value, rooms.PositionIn(context.To, s.Key))).ToList(), ownReceipts);
+        }
         foreach (var (roomId, roomJson) in context.JoinedRoomResponses)
         {
+            if (initial is not null && initial.TryGetValue(roomId, out var counted))
+            {
+                roomJson["unread_notifications"] = Counts(counted);
+                continue;
+            }
             // Someone else's receipt or typing changes nothing in this user's counts.
             var newEvents = roomJson["timeline"]?["events"] is JsonArray { Count: > 0 };
             if (context.Since is not null && !newEvents && !ownReceipts.Contains(roomId)) continue;

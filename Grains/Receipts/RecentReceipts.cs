@@ -1,4 +1,5 @@
 using Homeserver.AccountData;
+using Homeserver.Caches;
 using Homeserver.Streams;
 
 namespace Homeserver.Receipts;
@@ -10,7 +11,16 @@ namespace Homeserver.Receipts;
 /// </summary>
 public sealed class RecentReceipts : IStreamRowHandler
 {
-    private readonly RecentRows<ReceiptRow> _rows = new(perKey: 256, maxKeys: 20_000);
+    /// <summary>Its name among the caches (<c>Homeserver:Caches:Sizes</c>, metrics): the rooms held, each with its last 256 rows.</summary>
+    public const string Cache = "receipts.recent";
+
+    private readonly RecentRows<ReceiptRow> _rows;
+
+    public RecentReceipts(CacheRegistry caches)
+    {
+        _rows = new(perKey: 256, maxKeys: caches.SizeOf(Cache, 20_000));
+        caches.Track(Cache, () => new CacheStatus(Cache, _rows.KeyCount, 0, 0, 0));
+    }
 
     public string Stream => StreamNames.Receipts;
 

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
 using Homeserver.AccountData;
+using Homeserver.Caches;
 using Homeserver.PushRules;
 using Homeserver.Rooms;
 using Homeserver.Streams;
@@ -19,10 +20,27 @@ namespace Homeserver.Receipts;
 /// or the rules changed, the stretch is counted afresh from the database. A receipt of the user's in the room drops the
 /// entry when the reader applies it; a count taken while an invalidation ran is not kept.</para>
 /// </summary>
-public sealed class UnreadCounts(ReceiptStore store, RoomEventStore rooms, PushRulesStore pushRules, RecentRoomEvents recent,
-    StreamNotifier notifier, EventShards shards) : IStreamRowHandler
+public sealed class UnreadCounts : IStreamRowHandler
 {
-    private const int MaxEntries = 200_000;
+    /// <summary>Its name among the caches (<c>Homeserver:Caches:Sizes</c>, metrics): (room, user) counts held; past the
+    /// bound all are forgotten at once.</summary>
+    public const string Cache = "receipts.unread_counts";
+
+    private readonly ReceiptStore store;
+    private readonly RoomEventStore rooms;
+    private readonly PushRulesStore pushRules;
+    private readonly RecentRoomEvents recent;
+    private readonly StreamNotifier notifier;
+    private readonly EventShards shards;
+    private readonly int MaxEntries;
+
+    public UnreadCounts(ReceiptStore store, RoomEventStore rooms, PushRulesStore pushRules, RecentRoomEvents recent,
+        StreamNotifier notifier, EventShards shards, CacheRegistry caches)
+    {
+        (this.store, this.rooms, this.pushRules, this.recent, this.notifier, this.shards) = (store, rooms, pushRules, recent, notifier, shards);
+        MaxEntries = caches.SizeOf(Cache, 200_000);
+        caches.Track(Cache, () => new CacheStatus(Cache, _entries.Count, 0, 0, 0));
+    }
 
     /// <summary>A fresh count reads at most this many of the latest unread events: past it a client shows "99+" anyway,
     /// and a room nobody read for months must not cost its whole history on every cold sync.</summary>
@@ -52,25 +70,66 @@ public sealed class UnreadCounts(ReceiptStore store, RoomEventStore rooms, PushR
         var rules = await pushRules.GetCompiledAsync(userId);
         var displayName = state.DisplayName(userId);
         var room = PushRoomContext.Of(state);
-        var key = (roomId, userId);
-        if (!fresh && _entries.TryGetValue(key, out var known) && known.DisplayName == displayName && ReferenceEquals(known.Rules, rules)
-            && known.AsOf <= toPosition && Added(roomId, userId, displayName, rules, room, known.AsOf, toPosition) is { } added)
-        {
-            var counted = known with { AsOf = toPosition, Notifications = known.Notifications + added.Notifications, Highlights = known.Highlights + added.Highlights };
-            _entries.TryUpdate(key, counted, known);
-            return (counted.Notifications, counted.Highlights);
-        }
+        if (!fresh && TryKnown(roomId, userId, displayName, rules, room, toPosition) is { } known) return known;
 
         var generation = Interlocked.Read(ref _invalidations);
         var since = await store.GetUnreadSinceAsync(roomId, userId);
         var (unread, _) = since >= toPosition ? ([], false) : await rooms.GetEventsByStreamAsync(roomId, since, toPosition, MaxCounted);
-        var (notifications, highlights) = Count(unread, rules, room, displayName);
-        if (Interlocked.Read(ref _invalidations) == generation)
+        var counts = Count(unread, rules, room, displayName);
+        Remember(roomId, userId, generation, toPosition, displayName, rules, counts);
+        return counts;
+    }
+
+    /// <summary>As <see cref="GetAsync"/> for many rooms of one user (<paramref name="fresh"/>: the rooms to count from
+    /// the database in any case): the rooms this silo has no count for are counted from two queries for all of them
+    /// (a sync from scratch asks for every room the user is in).</summary>
+    public async Task<Dictionary<string, (long Notifications, long Highlights)>> GetManyAsync(string userId,
+        IReadOnlyList<(string RoomId, CurrentRoomState State, long ToPosition)> wanted, IReadOnlySet<string> fresh)
+    {
+        var rules = await pushRules.GetCompiledAsync(userId);
+        var result = new Dictionary<string, (long, long)>(wanted.Count, StringComparer.Ordinal);
+        var missing = new List<(string RoomId, string? DisplayName, PushRoomContext Room, long ToPosition)>();
+        foreach (var (roomId, state, toPosition) in wanted)
         {
-            if (_entries.Count >= MaxEntries) _entries.Clear();
-            _entries[key] = new Entry(toPosition, displayName, rules, notifications, highlights);
+            var displayName = state.DisplayName(userId);
+            var room = PushRoomContext.Of(state);
+            if (!fresh.Contains(roomId) && TryKnown(roomId, userId, displayName, rules, room, toPosition) is { } known) result[roomId] = known;
+            else missing.Add((roomId, displayName, room, toPosition));
         }
-        return (notifications, highlights);
+        if (missing.Count == 0) return result;
+        var generation = Interlocked.Read(ref _invalidations);
+        var since = await store.GetUnreadSinceManyAsync(missing.Select(m => m.RoomId).ToList(), userId);
+        var stretches = missing.Select(m => (m.RoomId, From: since.GetValueOrDefault(m.RoomId), To: m.ToPosition)).Where(m => m.From < m.To).ToList();
+        var unread = stretches.Count == 0 ? [] : await rooms.GetLatestEventsAsync(stretches, MaxCounted);
+        foreach (var m in missing)
+        {
+            var counts = unread.TryGetValue(m.RoomId, out var events) ? Count(events.Events, rules, m.Room, m.DisplayName) : (0, 0);
+            Remember(m.RoomId, userId, generation, m.ToPosition, m.DisplayName, rules, counts);
+            result[m.RoomId] = counts;
+        }
+        return result;
+    }
+
+    /// <summary>The count kept here brought up to <paramref name="toPosition"/> from memory, or null when it must be
+    /// counted afresh.</summary>
+    private (long Notifications, long Highlights)? TryKnown(string roomId, string userId, string? displayName, CompiledPushRules rules,
+        PushRoomContext room, long toPosition)
+    {
+        var key = (roomId, userId);
+        if (!_entries.TryGetValue(key, out var known) || known.DisplayName != displayName || !ReferenceEquals(known.Rules, rules)
+            || known.AsOf > toPosition || Added(roomId, userId, displayName, rules, room, known.AsOf, toPosition) is not { } added)
+            return null;
+        var counted = known with { AsOf = toPosition, Notifications = known.Notifications + added.Notifications, Highlights = known.Highlights + added.Highlights };
+        _entries.TryUpdate(key, counted, known);
+        return (counted.Notifications, counted.Highlights);
+    }
+
+    private void Remember(string roomId, string userId, long generation, long toPosition, string? displayName, CompiledPushRules rules,
+        (long Notifications, long Highlights) counts)
+    {
+        if (Interlocked.Read(ref _invalidations) != generation) return;
+        if (_entries.Count >= MaxEntries) _entries.Clear();
+        _entries[(roomId, userId)] = new Entry(toPosition, displayName, rules, counts.Notifications, counts.Highlights);
     }
 
     /// <summary>

@@ -1,3 +1,4 @@
+using Homeserver.Caches;
 using Homeserver.Streams;
 
 namespace Homeserver.Rooms;
@@ -8,7 +9,18 @@ namespace Homeserver.Rooms;
 /// </summary>
 public sealed class RecentRoomEvents
 {
-    private readonly RecentRows<StoredEvent> _rows = new(perKey: 128, maxKeys: 20_000);
+    /// <summary>Its name among the caches (<c>Homeserver:Caches:Sizes</c>, metrics): the rooms held.</summary>
+    public const string Cache = "rooms.recent_events";
+    /// <summary>The events held per room.</summary>
+    public const string PerRoom = "rooms.recent_events.per_room";
+
+    private readonly RecentRows<StoredEvent> _rows;
+
+    public RecentRoomEvents(CacheRegistry? caches = null)
+    {
+        _rows = new(perKey: caches?.SizeOf(PerRoom, 128) ?? 128, maxKeys: caches?.SizeOf(Cache, 20_000) ?? 20_000);
+        caches?.Track(Cache, () => new CacheStatus(Cache, _rows.KeyCount, 0, 0, 0));
+    }
 
     /// <summary>Called by the rooms' row handler for every event row, in stream order per room.</summary>
     public void Applied(StreamEntry entry, RoomEventRow row)

@@ -15,6 +15,15 @@ public static class RoomCaches
     /// <summary>Room id → <see cref="CurrentRoomState"/>.</summary>
     public const string CurrentState = "rooms.current_state";
 
+    /// <summary>State events <see cref="CurrentState"/> holds by default, summed over its rooms (about 2.5 KB each):
+    /// sized by events, because a room of 10,000 members weighs what 2,000 small rooms do.</summary>
+    public const int DefaultStateEvents = 100_000;
+
+    /// <summary>The current-state cache of this silo, bounded by state events (<see cref="DefaultStateEvents"/>, or
+    /// <c>Homeserver:Caches:Sizes:rooms.current_state</c>).</summary>
+    public static SiloCache<CurrentRoomState> CurrentStates(CacheRegistry caches) =>
+        caches.Get<CurrentRoomState>(CurrentState, DefaultStateEvents, state => Math.Max(1, state.Events.Count));
+
     /// <summary>Event id → <see cref="StoredEvent"/> (only events that exist are cached).</summary>
     public const string Events = "rooms.events";
 
@@ -97,12 +106,16 @@ public sealed class CurrentRoomState(IReadOnlyList<StoredEvent> events)
         Get("m.room.member", userId) is { } member ? RoomEventFormat.ContentString(member.Json, "displayname") : null;
 
     // Computed once per cached state: presence and push rule evaluation read them for every member a row wakes.
-    private IReadOnlyList<string>? _joinedMembers;
+    private IReadOnlyList<string>? _joinedMembers, _invitedMembers;
     private PowerLevels? _powerLevels;
 
     /// <summary>The user ids whose membership is join.</summary>
     public IReadOnlyList<string> JoinedMembers => _joinedMembers ??=
         Members.Where(m => RoomEventFormat.ContentString(m.Json, "membership") == "join").Select(m => m.StateKey!).ToList();
+
+    /// <summary>The user ids whose membership is invite (a sync's room summary counts them for every room).</summary>
+    public IReadOnlyList<string> InvitedMembers => _invitedMembers ??=
+        Members.Where(m => RoomEventFormat.ContentString(m.Json, "membership") == "invite").Select(m => m.StateKey!).ToList();
 
     public int JoinedMemberCount => JoinedMembers.Count;
 

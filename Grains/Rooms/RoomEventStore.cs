@@ -72,7 +72,7 @@ public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, Ev
 
     /// <summary>The room's current state (empty when the room is unknown).</summary>
     public async Task<CurrentRoomState> GetCurrentStateAsync(string roomId) =>
-        await caches.Get<CurrentRoomState>(RoomCaches.CurrentState).GetOrLoadAsync(roomId, async id =>
+        await RoomCaches.CurrentStates(caches).GetOrLoadAsync(roomId, async id =>
         {
             await using var cmd = db.CreateCommand(
                 $"SELECT {Prefixed("e")} FROM room_current_state s JOIN events e ON e.event_id = s.event_id WHERE s.room_id = $1");
@@ -80,6 +80,110 @@ public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, Ev
             var events = await ReadEventsAsync(cmd);
             return events.Count == 0 ? CurrentRoomState.Empty : new CurrentRoomState(events);
         });
+
+    /// <summary>The current state of each room (empty for an unknown one): from this silo's cache where it holds them,
+    /// the rest in one query (an initial sync of a user in hundreds of rooms must not pay a round trip a room).</summary>
+    public async Task<Dictionary<string, CurrentRoomState>> GetCurrentStatesAsync(IReadOnlyCollection<string> roomIds)
+    {
+        var cache = RoomCaches.CurrentStates(caches);
+        var result = new Dictionary<string, CurrentRoomState>(roomIds.Count, StringComparer.Ordinal);
+        var missing = new List<string>();
+        foreach (var id in roomIds)
+            if (cache.TryGet(id, out var state)) result[id] = state;
+            else missing.Add(id);
+        if (missing.Count == 0) return result;
+        var generation = cache.Generation;
+        await using var cmd = db.CreateCommand(
+            $"SELECT {Prefixed("e")} FROM room_current_state s JOIN events e ON e.event_id = s.event_id WHERE s.room_id = ANY($1)");
+        cmd.Parameters.AddWithValue(missing.ToArray());
+        var byRoom = (await ReadEventsAsync(cmd)).GroupBy(e => e.RoomId, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+        foreach (var id in missing)
+        {
+            var state = byRoom.TryGetValue(id, out var events) ? new CurrentRoomState(events) : CurrentRoomState.Empty;
+            cache.Store(id, state, generation);
+            result[id] = state;
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// As <see cref="GetEventsByStreamAsync"/> for several rooms at once: each room's latest <paramref name="limit"/>
+    /// events with stream position in (from, to], chronologically, and whether older ones were left out; one query.
+    /// </summary>
+    public async Task<Dictionary<string, (IReadOnlyList<StoredEvent> Events, bool Limited)>> GetLatestEventsAsync(
+        IReadOnlyList<(string RoomId, long FromExclusive, long ToInclusive)> rooms, int limit)
+    {
+        await using var cmd = db.CreateCommand(
+            $"""
+             SELECT {Prefixed("e")} FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS r(room_id, after, upto)
+             CROSS JOIN LATERAL (SELECT * FROM events
+                                  WHERE events.room_id = r.room_id AND stream_position > r.after AND stream_position <= r.upto
+                                  ORDER BY stream_position DESC LIMIT $4) e
+             """);
+        cmd.Parameters.AddWithValue(rooms.Select(r => r.RoomId).ToArray());
+        cmd.Parameters.AddWithValue(rooms.Select(r => r.FromExclusive).ToArray());
+        cmd.Parameters.AddWithValue(rooms.Select(r => r.ToInclusive).ToArray());
+        cmd.Parameters.AddWithValue(limit + 1);
+        var byRoom = (await ReadEventsAsync(cmd)).GroupBy(e => e.RoomId, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.OrderBy(e => e.StreamPosition).ToList(), StringComparer.Ordinal);
+        var result = new Dictionary<string, (IReadOnlyList<StoredEvent>, bool)>(rooms.Count, StringComparer.Ordinal);
+        foreach (var (roomId, _, _) in rooms)
+        {
+            var events = byRoom.GetValueOrDefault(roomId) ?? [];
+            result[roomId] = events.Count > limit ? (events.GetRange(events.Count - limit, limit), true) : (events, false);
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// As <see cref="GetStateAtTopologicalAsync"/> for several rooms at once, derived from each room's current state
+    /// (<paramref name="current"/>): an entry of the current state at or below the point was already the state there
+    /// (histories are linear and a state key never leaves the state), so only the entries changed after the point
+    /// are read back, in one query for all rooms. An initial sync's windows end at the room's newest events, so that
+    /// is a handful of keys, where reading the state from the events table reads every member of every room.
+    /// </summary>
+    public async Task<Dictionary<string, IReadOnlyList<StoredEvent>>> GetStatesAtTopologicalAsync(
+        IReadOnlyList<(string RoomId, long Topological)> points, IReadOnlyDictionary<string, CurrentRoomState> current)
+    {
+        var result = new Dictionary<string, List<StoredEvent>>(points.Count, StringComparer.Ordinal);
+        var (rooms, types, keys, tops) = (new List<string>(), new List<string>(), new List<string>(), new List<long>());
+        foreach (var (roomId, topological) in points)
+        {
+            var state = current[roomId];
+            var kept = new List<StoredEvent>(state.Events.Count);
+            foreach (var e in state.Events)
+            {
+                if (e.StateKey is null) continue;
+                if (e.Topological <= topological) kept.Add(e);
+                else
+                {
+                    rooms.Add(roomId);
+                    types.Add(e.Type);
+                    keys.Add(e.StateKey);
+                    tops.Add(topological);
+                }
+            }
+            result[roomId] = kept;
+        }
+        if (rooms.Count > 0)
+        {
+            await using var cmd = db.CreateCommand(
+                $"""
+                 SELECT {Prefixed("e")} FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS q(room_id, type, state_key, upto)
+                 CROSS JOIN LATERAL (SELECT * FROM events
+                                      WHERE events.room_id = q.room_id AND events.type = q.type AND events.state_key = q.state_key
+                                        AND topological <= q.upto
+                                      ORDER BY topological DESC LIMIT 1) e
+                 """);
+            cmd.Parameters.AddWithValue(rooms.ToArray());
+            cmd.Parameters.AddWithValue(types.ToArray());
+            cmd.Parameters.AddWithValue(keys.ToArray());
+            cmd.Parameters.AddWithValue(tops.ToArray());
+            foreach (var e in await ReadEventsAsync(cmd)) result[e.RoomId].Add(e);
+        }
+        return result.ToDictionary(r => r.Key, r => (IReadOnlyList<StoredEvent>)r.Value, StringComparer.Ordinal);
+    }
 
     /// <summary>The user's current membership of the room ("join", "invite", "leave", "ban", "knock") or null.</summary>
     public async Task<string?> GetMembershipAsync(string roomId, string userId) =>

@@ -18,6 +18,9 @@ public sealed class RecentRows<T>(int perKey, int maxKeys)
     private long _droppedKeysUpTo;
     private readonly Lock _dropping = new();
 
+    /// <summary>Keys held (for the cache metrics).</summary>
+    public int KeyCount => _logs.Count;
+
     private sealed class Log(long heldAfter)
     {
         public readonly Lock Gate = new();

@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using Homeserver.Caches;
+using Homeserver.Streams;
 
 namespace Homeserver.Sync;
 
@@ -7,11 +9,20 @@ namespace Homeserver.Sync;
 /// lazy-loaded members (spec "Lazy-loading room members"), so that incremental syncs leave out what the client
 /// already holds. On this silo and in memory, as Synapse keeps it: a device whose sync lands on another silo, or
 /// whose entry was dropped, is sent a member event again (redundant, never missing). Bounded: past
-/// <see cref="MaxEntries"/> (device, room) pairs everything is forgotten at once.
+/// <c>Homeserver:Caches:Sizes:sync.lazy_loaded_members</c> (device, room) pairs (100,000) everything is forgotten at once.
 /// </summary>
 public sealed class LazyLoadedMembers
 {
-    public const int MaxEntries = 100_000;
+    /// <summary>Its name among the caches (configuration, metrics).</summary>
+    public const string Cache = "sync.lazy_loaded_members";
+
+    private readonly int MaxEntries;
+
+    public LazyLoadedMembers(CacheRegistry caches)
+    {
+        MaxEntries = caches.SizeOf(Cache, 100_000);
+        caches.Track(Cache, () => new CacheStatus(Cache, _sent.Count, 0, 0, 0));
+    }
 
     private readonly ConcurrentDictionary<(string User, string Device, string Room), HashSet<string>> _sent = new();
 

@@ -176,6 +176,9 @@ public sealed class SyncHandler(
         // Rooms a filter leaves out are not read, so their membership changes cannot be seen: assume some.
         if (context.Filter.Rooms is not null || context.Filter.NotRooms.Count > 0)
             context.MembershipChanged = context.StreamMoved(StreamNames.Events);
+        var prefetched = context.Since is null || context.FullState
+            ? await PrefetchFullRoomsAsync(context, memberships.Where(m => m.Value.Membership == "join").Select(m => m.Key))
+            : null;
         foreach (var (roomId, membership) in memberships)
         {
             if (!context.Filter.IncludesRoom(roomId)) continue;
@@ -184,7 +187,7 @@ public sealed class SyncHandler(
             switch (membership.Membership)
             {
                 case "join":
-                    var joined = await JoinedRoomAsync(context, roomId, roomChanges, ignored);
+                    var joined = await JoinedRoomAsync(context, roomId, roomChanges, ignored, prefetched?.GetValueOrDefault(roomId));
                     if (joined is not null)
                     {
                         join[roomId] = joined;
@@ -244,8 +247,31 @@ public sealed class SyncHandler(
         ["summary"] = new JsonObject(),
     };
 
-    private async Task<JsonObject?> JoinedRoomAsync(SyncContext context, string roomId, List<MembershipChange>? changes, IReadOnlySet<string> ignored) =>
-        await RoomAsync(context, roomId, context.Since is null || await JoinedInWindowAsync(context.Requester.UserId, roomId, changes), ignored);
+    private async Task<JsonObject?> JoinedRoomAsync(SyncContext context, string roomId, List<MembershipChange>? changes, IReadOnlySet<string> ignored,
+        FullRoomRead? prefetched) =>
+        await RoomAsync(context, roomId, context.Since is null || await JoinedInWindowAsync(context.Requester.UserId, roomId, changes), ignored, prefetched);
+
+    /// <summary>What a room sent in full needs from the database, read for every such room at once: its latest events
+    /// and the state where they start (<see cref="RoomEventStore.GetStatesAtTopologicalAsync"/>).</summary>
+    private sealed record FullRoomRead(IReadOnlyList<StoredEvent> Events, bool Limited, IReadOnlyList<StoredEvent>? StateBefore);
+
+    /// <summary>
+    /// A sync from scratch (or with full state) sends every joined room in full: their windows, current states and the
+    /// state where each window starts are read in three queries for all rooms, not several a room, so the cost of an
+    /// account in hundreds of rooms is a few round trips and the rows it sends. A filtered timeline pages by itself.
+    /// </summary>
+    private async Task<Dictionary<string, FullRoomRead>?> PrefetchFullRoomsAsync(SyncContext context, IEnumerable<string> joinedRooms)
+    {
+        if (context.Filter.Timeline.Restricts) return null;
+        var rooms = joinedRooms.Where(context.Filter.IncludesRoom).Select(r => (RoomId: r, From: 0L, To: store.PositionIn(context.To, r))).ToList();
+        if (rooms.Count == 0) return null;
+        var windows = await store.GetLatestEventsAsync(rooms, context.Filter.TimelineLimit);
+        var current = await store.GetCurrentStatesAsync(rooms.Select(r => r.RoomId).ToList());
+        var starts = windows.Where(w => w.Value.Events.Count > 0).Select(w => (w.Key, w.Value.Events[0].Topological - 1)).ToList();
+        var states = await store.GetStatesAtTopologicalAsync(starts, current);
+        return windows.ToDictionary(w => w.Key, w => new FullRoomRead(w.Value.Events, w.Value.Limited, states.GetValueOrDefault(w.Key)),
+            StringComparer.Ordinal);
+    }
 
     /// <summary>A peeked room reads as a joined one (MSC2753): in full in the first sync after the peek started, then
     /// only when it has new events; nothing while its history is not world readable.</summary>
@@ -256,7 +282,8 @@ public sealed class SyncHandler(
 
     /// <summary>A room's object under <c>rooms.join</c> (or <c>rooms.peek</c>), null when there is nothing new;
     /// <paramref name="newlyJoined"/>: the client has not seen the room yet, so it gets the whole window and its state.</summary>
-    private async Task<JsonObject?> RoomAsync(SyncContext context, string roomId, bool newlyJoined, IReadOnlySet<string> ignored)
+    private async Task<JsonObject?> RoomAsync(SyncContext context, string roomId, bool newlyJoined, IReadOnlySet<string> ignored,
+        FullRoomRead? prefetched = null)
     {
         var toPosition = store.PositionIn(context.To, roomId);
         var full = newlyJoined || context.FullState;
@@ -269,7 +296,9 @@ public sealed class SyncHandler(
         var limit = context.Filter.TimelineLimit;
 
         // An incremental window is usually a few events this silo just applied: read them from memory.
-        var (events, limited) = context.Filter.Timeline.Restricts
+        var (events, limited) = prefetched is not null && full
+            ? (prefetched.Events, prefetched.Limited)
+            : context.Filter.Timeline.Restricts
             ? await FilteredWindowAsync(roomId, fromPosition, toPosition, limit, context.Filter.Timeline)
             : !full && notifier.Tracks(StreamNames.Events, context.Since!)
               && recent.TryGet(roomId, fromPosition, toPosition, limit, out var recentEvents, out var recentLimited)
@@ -295,8 +324,11 @@ public sealed class SyncHandler(
         IReadOnlyList<StoredEvent> state = [];
         if (full || limited)
         {
+            // The prefetched state is where the window read starts; visibility or ignored senders may start it later.
             state = timeline.Count > 0
-                ? await store.GetStateAtTopologicalAsync(roomId, timeline[0].Topological - 1)
+                ? prefetched is { StateBefore: { } before } && full && prefetched.Events.Count > 0 && timeline[0].EventId == prefetched.Events[0].EventId
+                    ? before
+                    : await store.GetStateAtTopologicalAsync(roomId, timeline[0].Topological - 1)
                 : await store.GetStateAtStreamAsync(roomId, toPosition);
             // After a gap the client holds the state as of its token: only what changed in the gap is news.
             if (!full && !context.Filter.LazyLoadMembers) state = state.Where(e => e.StreamPosition > fromPosition).ToList();
@@ -438,14 +470,9 @@ public sealed class SyncHandler(
     private async Task<JsonObject> SummaryAsync(string roomId, string userId)
     {
         var state = await store.GetCurrentStateAsync(roomId);
-        var joined = new List<string>();
-        var invited = new List<string>();
-        foreach (var member in state.Members)
-        {
-            var m = RoomEventFormat.ContentString(member.Json, "membership");
-            if (m == "join") joined.Add(member.StateKey!);
-            else if (m == "invite") invited.Add(member.StateKey!);
-        }
+        // Computed once per cached state: an initial sync asks for every room's, a room of thousands would parse every
+        // member event each time.
+        var (joined, invited) = (state.JoinedMembers, state.InvitedMembers);
         var summary = new JsonObject
         {
             ["m.joined_member_count"] = joined.Count,
