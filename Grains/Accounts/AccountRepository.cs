@@ -168,6 +168,17 @@ public sealed class AccountRepository(NpgsqlDataSource db)
         return await cmd.ExecuteScalarAsync() is true;
     }
 
+    /// <summary>Which of <paramref name="userIds"/> are erased, in one query.</summary>
+    public async Task<HashSet<string>> GetErasedAsync(string[] userIds)
+    {
+        await using var cmd = db.CreateCommand("SELECT user_id FROM users WHERE user_id = ANY($1) AND erased");
+        cmd.Parameters.AddWithValue(userIds);
+        var erased = new HashSet<string>(StringComparer.Ordinal);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) erased.Add(reader.GetString(0));
+        return erased;
+    }
+
     public async Task<bool> UserExistsAsync(string userId)
     {
         await using var cmd = db.CreateCommand("SELECT 1 FROM users WHERE user_id = $1");

@@ -57,6 +57,27 @@ public sealed class CompiledPushRules
         return new CompiledPushRules(userId, rules.ToArray());
     }
 
+    /// <summary>
+    /// No other member's membership event can notify this user: of the rules before <c>.m.rule.member_event</c>
+    /// (which does not notify), none that notifies could match one. Only the defaults are known to hold there
+    /// (<c>.m.rule.master</c> and <c>.m.rule.suppress_notices</c> do not notify, <c>.m.rule.invite_for_me</c> matches
+    /// the user's own membership only); any other notifying rule first, or the member rule changed, says false.
+    /// Counting unread events may then leave such events unread from the database (in a big room most of them).
+    /// </summary>
+    public bool OthersMembershipsNeverNotify => _othersMembershipsNeverNotify ??= ComputeOthersMembershipsNeverNotify();
+
+    private bool? _othersMembershipsNeverNotify;
+
+    private bool ComputeOthersMembershipsNeverNotify()
+    {
+        foreach (var rule in _rules)
+        {
+            if (rule.RuleId == ".m.rule.member_event") return !rule.Notify && !rule.Highlight;
+            if ((rule.Notify || rule.Highlight) && rule.RuleId != ".m.rule.invite_for_me") return false;
+        }
+        return false;
+    }
+
     /// <summary>The actions for <paramref name="ev"/> in a room as it is now (its member count and power levels, the
     /// user's display name there).</summary>
     public PushActions? Evaluate(StoredEvent ev, CurrentRoomState room) =>

@@ -100,7 +100,9 @@ public sealed class UnreadCounts : IStreamRowHandler
         var generation = Interlocked.Read(ref _invalidations);
         var since = await store.GetUnreadSinceManyAsync(missing.Select(m => m.RoomId).ToList(), userId);
         var stretches = missing.Select(m => (m.RoomId, From: since.GetValueOrDefault(m.RoomId), To: m.ToPosition)).Where(m => m.From < m.To).ToList();
-        var unread = stretches.Count == 0 ? [] : await rooms.GetLatestEventsAsync(stretches, MaxCounted);
+        // Others' joins and leaves are most of a big room's unread stretch and notify nobody under the default rules.
+        var unread = stretches.Count == 0 ? []
+            : await rooms.GetLatestEventsAsync(stretches, MaxCounted, rules.OthersMembershipsNeverNotify ? userId : null);
         foreach (var m in missing)
         {
             var counts = unread.TryGetValue(m.RoomId, out var events) ? Count(events.Events, rules, m.Room, m.DisplayName) : (0, 0);

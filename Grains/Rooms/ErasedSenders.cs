@@ -18,6 +18,18 @@ public sealed class ErasedSenders(AccountRepository accounts, RoomEventStore roo
     public async Task<bool> IsErasedAsync(string userId) =>
         await caches.Get<bool>(Cache, 100_000).GetOrLoadAsync(userId, accounts.IsErasedAsync);
 
+    /// <summary>Reads whether each of many users is erased into this silo's cache in one query (a sync from scratch
+    /// meets the senders of every room's timeline).</summary>
+    public async Task PrefetchAsync(IEnumerable<string> userIds)
+    {
+        var cache = caches.Get<bool>(Cache, 100_000);
+        var missing = userIds.Distinct(StringComparer.Ordinal).Where(u => !cache.TryGet(u, out _)).ToArray();
+        if (missing.Length == 0) return;
+        var generation = cache.Generation;
+        var erased = await accounts.GetErasedAsync(missing);
+        foreach (var userId in missing) cache.Store(userId, erased.Contains(userId), generation);
+    }
+
     /// <summary><paramref name="events"/> (of one room) as <paramref name="viewerId"/> may see them: the same list when no
     /// sender is erased, else a copy with the erased senders' events pruned where the viewer was not joined.</summary>
     public async Task<IReadOnlyList<StoredEvent>> ForViewerAsync(string viewerId, string roomId, IReadOnlyList<StoredEvent> events)

@@ -111,20 +111,24 @@ public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, Ev
     /// As <see cref="GetEventsByStreamAsync"/> for several rooms at once: each room's latest <paramref name="limit"/>
     /// events with stream position in (from, to], chronologically, and whether older ones were left out; one query.
     /// </summary>
+    /// <param name="withoutMembershipsOtherThan">Leave out the membership events of everyone but this user (unread
+    /// counts, when no rule can notify of them).</param>
     public async Task<Dictionary<string, (IReadOnlyList<StoredEvent> Events, bool Limited)>> GetLatestEventsAsync(
-        IReadOnlyList<(string RoomId, long FromExclusive, long ToInclusive)> rooms, int limit)
+        IReadOnlyList<(string RoomId, long FromExclusive, long ToInclusive)> rooms, int limit, string? withoutMembershipsOtherThan = null)
     {
         await using var cmd = db.CreateCommand(
             $"""
              SELECT {Prefixed("e")} FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS r(room_id, after, upto)
              CROSS JOIN LATERAL (SELECT * FROM events
                                   WHERE events.room_id = r.room_id AND stream_position > r.after AND stream_position <= r.upto
+                                    AND ($5::text IS NULL OR type <> 'm.room.member' OR state_key = $5)
                                   ORDER BY stream_position DESC LIMIT $4) e
              """);
         cmd.Parameters.AddWithValue(rooms.Select(r => r.RoomId).ToArray());
         cmd.Parameters.AddWithValue(rooms.Select(r => r.FromExclusive).ToArray());
         cmd.Parameters.AddWithValue(rooms.Select(r => r.ToInclusive).ToArray());
         cmd.Parameters.AddWithValue(limit + 1);
+        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)withoutMembershipsOtherThan ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
         var byRoom = (await ReadEventsAsync(cmd)).GroupBy(e => e.RoomId, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => g.OrderBy(e => e.StreamPosition).ToList(), StringComparer.Ordinal);
         var result = new Dictionary<string, (IReadOnlyList<StoredEvent>, bool)>(rooms.Count, StringComparer.Ordinal);

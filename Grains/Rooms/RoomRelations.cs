@@ -162,6 +162,10 @@ public sealed class RoomRelations(NpgsqlDataSource db, CacheRegistry caches, Roo
     }
 
     /// <summary>The summaries of these events: cached ones, the rest read in one round trip.</summary>
+    /// <summary>Reads the summaries of many events into this silo's cache in one round trip (a sync from scratch
+    /// bundles every room's timeline, one room at a time).</summary>
+    public async Task PrefetchAsync(IEnumerable<string> eventIds) => await GetSummariesAsync(eventIds);
+
     private async Task<Dictionary<string, RelationSummary>> GetSummariesAsync(IEnumerable<string> eventIds)
     {
         var found = new Dictionary<string, RelationSummary>(StringComparer.Ordinal);

@@ -256,8 +256,10 @@ public sealed class SyncHandler(
     private sealed record FullRoomRead(IReadOnlyList<StoredEvent> Events, bool Limited, IReadOnlyList<StoredEvent>? StateBefore);
 
     /// <summary>
-    /// A sync from scratch (or with full state) sends every joined room in full: their windows, current states and the
-    /// state where each window starts are read in three queries for all rooms, not several a room, so the cost of an
+    /// A sync from scratch (or with full state) sends every joined room in full: their windows, current states, the
+    /// state where each window starts, the windows' bundled aggregations and whether their senders are erased are read
+    /// in five round trips for all
+    /// rooms, not several a room, so the cost of an
     /// account in hundreds of rooms is a few round trips and the rows it sends. A filtered timeline pages by itself.
     /// </summary>
     private async Task<Dictionary<string, FullRoomRead>?> PrefetchFullRoomsAsync(SyncContext context, IEnumerable<string> joinedRooms)
@@ -269,6 +271,8 @@ public sealed class SyncHandler(
         var current = await store.GetCurrentStatesAsync(rooms.Select(r => r.RoomId).ToList());
         var starts = windows.Where(w => w.Value.Events.Count > 0).Select(w => (w.Key, w.Value.Events[0].Topological - 1)).ToList();
         var states = await store.GetStatesAtTopologicalAsync(starts, current);
+        await relations.PrefetchAsync(windows.Values.SelectMany(w => w.Events).Where(e => !e.Redacted && e.StateKey is null).Select(e => e.EventId));
+        await erased.PrefetchAsync(windows.Values.SelectMany(w => w.Events).Select(e => e.Sender));
         return windows.ToDictionary(w => w.Key, w => new FullRoomRead(w.Value.Events, w.Value.Limited, states.GetValueOrDefault(w.Key)),
             StringComparer.Ordinal);
     }

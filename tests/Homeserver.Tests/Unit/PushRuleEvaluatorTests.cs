@@ -33,6 +33,20 @@ public sealed class PushRuleEvaluatorTests
     }
 
     [Fact]
+    public void Others_memberships_never_notify_only_while_no_notifying_rule_comes_before_the_member_rule()
+    {
+        Assert.True(Rules().OthersMembershipsNeverNotify);
+        // A user's override rule comes before the defaults: one that notifies could match a membership.
+        Assert.False(Rules(doc => doc.Put("override", "joins", new JsonObject
+        {
+            ["conditions"] = new JsonArray(new JsonObject { ["kind"] = "event_match", ["key"] = "type", ["pattern"] = "m.room.member" }),
+            ["actions"] = new JsonArray("notify"),
+        }, null, null)).OthersMembershipsNeverNotify);
+        Assert.False(Rules(doc => doc.SetActions("override", ".m.rule.member_event", new JsonArray("notify"))).OthersMembershipsNeverNotify);
+        Assert.False(Rules(doc => doc.SetEnabled("override", ".m.rule.member_event", false)).OthersMembershipsNeverNotify);
+    }
+
+    [Fact]
     public void Default_rules_notify_messages_and_highlight_the_users_name_as_a_word()
     {
         var rules = Rules();
