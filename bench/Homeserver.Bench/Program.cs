@@ -28,6 +28,11 @@ switch (mode)
         // dotnet run -c Release --project bench/Homeserver.Bench -- fanout [members] [rounds]
         await FanoutBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 100, args.Length > 2 ? int.Parse(args[2]) : 30);
         return 0;
+    case "bigroom":
+        // dotnet run -c Release --project bench/Homeserver.Bench -- bigroom [members] [pollers] [rounds] [presence: on|off]
+        await BigRoomBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 10_000, args.Length > 2 ? int.Parse(args[2]) : 1_000,
+            args.Length > 3 ? int.Parse(args[3]) : 30, args.Length <= 4 || args[4] != "off");
+        return 0;
     case "idle":
         // dotnet run -c Release --project bench/Homeserver.Bench -- idle [binaries folder] [warm-up s] [measure s] [events/s]
         await IdleBenchmark.RunAsync(args.Length > 1 ? Path.GetFullPath(args[1]) : Directory.GetCurrentDirectory(),
@@ -70,6 +75,6 @@ switch (mode)
         await JoinsBenchmark.RunAsync(JoinsArg(1, 300), JoinsArg(2, 300), JoinsArg(3, 32), JoinsArg(4, 1), args.Length <= 5 || args[5] != "users-first");
         return 0;
     default:
-        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, metrics-cost, fanout, idle, cluster, orleans-floor, media, search, send-features, joins, send-latency, scale");
+        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, metrics-cost, fanout, idle, cluster, orleans-floor, media, search, send-features, joins, send-latency, scale, bigroom");
         return 2;
 }
