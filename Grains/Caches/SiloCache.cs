@@ -109,6 +109,19 @@ public sealed class SiloCache<TValue> : ISiloCache
         Remove(key);
     }
 
+    /// <summary>
+    /// Replaces the cached value of <paramref name="key"/>, if there is one, by what <paramref name="update"/> makes of it:
+    /// a change applied in place of an invalidation, for values too costly to load again after every change (a room's
+    /// state). Like an invalidation it bumps the generation, so a fill that read from before the change is not stored.
+    /// Callers update a key from one thread (the silo's reader), in order.
+    /// </summary>
+    public void Update(string key, Func<TValue, TValue> update)
+    {
+        Interlocked.Increment(ref _generation);
+        while (_entries.TryGetValue(key, out var e))
+            if (_entries.TryUpdate(key, new Entry(update(e.Value)) { LastUsed = e.LastUsed }, e)) return;
+    }
+
     public void InvalidateAll()
     {
         Interlocked.Increment(ref _generation);

@@ -28,9 +28,13 @@ public sealed class RecentRoomEvents
         Func<StoredEvent, StoredEvent>? redact = row is { Redacts: { } target, RedactedJson: { } redacted }
             ? e => e.EventId == target ? e with { Json = redacted, Redacted = true } : e
             : null;
-        _rows.Add(row.RoomId, entry.Position, new StoredEvent(row.EventId, row.RoomId, row.Type, row.StateKey,
-            row.Sender, row.OriginServerTs, row.Topological, entry.Writer, entry.Position, row.Json, row.DeviceId, row.TxnId, false), redact);
+        _rows.Add(row.RoomId, entry.Position, ToStoredEvent(entry, row), redact);
     }
+
+    /// <summary>The event a row carries, as <see cref="RoomEventStore"/> would read it back.</summary>
+    public static StoredEvent ToStoredEvent(StreamEntry entry, RoomEventRow row) =>
+        new(row.EventId, row.RoomId, row.Type, row.StateKey, row.Sender, row.OriginServerTs, row.Topological, entry.Writer, entry.Position,
+            row.Json, row.DeviceId, row.TxnId, false);
 
     /// <summary>
     /// As <see cref="RoomEventStore.GetEventsByStreamAsync"/>: the latest <paramref name="limit"/> events with stream

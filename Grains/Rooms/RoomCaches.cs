@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Text.Json.Nodes;
 using Homeserver.Matrix;
 using Homeserver.Caches;
@@ -45,7 +46,11 @@ public sealed class RoomCacheHandler(CacheRegistry caches, RecentRoomEvents rece
             case RoomStreamRows.EventKind:
             {
                 var row = RoomStreamRows.Parse<RoomEventRow>(entry.Payload);
-                if (row.StateKey is not null || row.RedactsState) caches.Invalidate(RoomCaches.CurrentState, row.RoomId);
+                // A new state event makes the room's next snapshot from the cached one; a redaction of state (rare)
+                // drops it, to be loaded again.
+                if (row.RedactsState) caches.Invalidate(RoomCaches.CurrentState, row.RoomId);
+                else if (row.StateKey is not null)
+                    caches.Get<CurrentRoomState>(RoomCaches.CurrentState).Update(row.RoomId, state => state.With(RecentRoomEvents.ToStoredEvent(entry, row)));
                 if (row.Membership is not null && row.StateKey is not null) caches.Invalidate(RoomCaches.UserMemberships, row.StateKey);
                 if (row.Redacts is not null) caches.Invalidate(RoomCaches.Events, row.Redacts);
                 // The parent's bundled aggregations change with a new child, and with a child's redaction.
@@ -75,17 +80,72 @@ public sealed class RoomCacheHandler(CacheRegistry caches, RecentRoomEvents rece
     }
 }
 
-/// <summary>A room's current state as loaded from the database: each state event by (type, state key).</summary>
-public sealed class CurrentRoomState(IReadOnlyList<StoredEvent> events)
+/// <summary>
+/// A room's current state: each state event by (type, state key). Immutable and shared: every reader on the silo reads
+/// the one snapshot the cache holds, and a new state event makes the next snapshot (<see cref="With"/>) in O(log n),
+/// sharing everything else with the previous one, so a join into a room of 10,000 members neither reloads nor copies
+/// the other 9,999. The members by membership are kept the same way, because every /sync a row wakes reads them
+/// (counts, heroes, presence).
+/// </summary>
+public sealed class CurrentRoomState
 {
-    private readonly Dictionary<(string, string), StoredEvent> _byKey =
-        events.Where(e => e.StateKey is not null).ToDictionary(e => (e.Type, e.StateKey!));
+    private static readonly ImmutableSortedSet<string> NoUsers = ImmutableSortedSet.Create<string>(StringComparer.Ordinal);
+    private readonly ImmutableDictionary<(string Type, string StateKey), StoredEvent> _byKey;
+    private readonly ImmutableSortedSet<string> _joined;
+    private readonly ImmutableSortedSet<string> _invited;
+
+    public CurrentRoomState(IEnumerable<StoredEvent> events)
+    {
+        var byKey = ImmutableDictionary.CreateBuilder<(string, string), StoredEvent>();
+        var joined = NoUsers.ToBuilder();
+        var invited = NoUsers.ToBuilder();
+        foreach (var e in events)
+        {
+            if (e.StateKey is null) continue;
+            byKey[(e.Type, e.StateKey)] = e;
+        }
+        foreach (var e in byKey.Values)
+        {
+            if (e.Type != "m.room.member") continue;
+            var membership = RoomEventFormat.ContentString(e.Json, "membership");
+            if (membership == "join") joined.Add(e.StateKey!);
+            else if (membership == "invite") invited.Add(e.StateKey!);
+        }
+        (_byKey, _joined, _invited) = (byKey.ToImmutable(), joined.ToImmutable(), invited.ToImmutable());
+    }
+
+    private CurrentRoomState(ImmutableDictionary<(string, string), StoredEvent> byKey, ImmutableSortedSet<string> joined,
+        ImmutableSortedSet<string> invited, CurrentRoomState previous, bool powerLevelsKept)
+    {
+        (_byKey, _joined, _invited) = (byKey, joined, invited);
+        if (powerLevelsKept) _powerLevels = previous._powerLevels;
+    }
 
     public static readonly CurrentRoomState Empty = new([]);
 
-    public IReadOnlyList<StoredEvent> Events { get; } = events;
+    /// <summary>The state after <paramref name="e"/>, a state event newer than every one here (the reader applies a
+    /// room's rows in order): this snapshot with the event's (type, state key) replaced; this one stays as it was.</summary>
+    public CurrentRoomState With(StoredEvent e)
+    {
+        if (e.StateKey is null) return this;
+        var (joined, invited) = (_joined, _invited);
+        if (e.Type == "m.room.member")
+        {
+            var membership = RoomEventFormat.ContentString(e.Json, "membership");
+            joined = membership == "join" ? joined.Add(e.StateKey) : joined.Remove(e.StateKey);
+            invited = membership == "invite" ? invited.Add(e.StateKey) : invited.Remove(e.StateKey);
+        }
+        var powerLevelsKept = e.Type is not ("m.room.power_levels" or "m.room.create");
+        return new CurrentRoomState(_byKey.SetItem((e.Type, e.StateKey), e), joined, invited, this, powerLevelsKept);
+    }
 
-    public bool Exists => Events.Count > 0;
+    // Materialised on first use: most readers look entries up by key and never need the list.
+    private IReadOnlyList<StoredEvent>? _events;
+
+    /// <summary>Every current state event, in no particular order.</summary>
+    public IReadOnlyList<StoredEvent> Events => _events ??= _byKey.Values.ToList();
+
+    public bool Exists => !_byKey.IsEmpty;
 
     public StoredEvent? Get(string type, string stateKey) => _byKey.GetValueOrDefault((type, stateKey));
 
@@ -93,7 +153,7 @@ public sealed class CurrentRoomState(IReadOnlyList<StoredEvent> events)
     public string? Membership(string userId) =>
         Get("m.room.member", userId) is { } e ? RoomEventFormat.ContentString(e.Json, "membership") : null;
 
-    public IEnumerable<StoredEvent> Members => Events.Where(e => e.Type == "m.room.member");
+    public IEnumerable<StoredEvent> Members => _byKey.Values.Where(e => e.Type == "m.room.member");
 
     /// <summary>The room's current <c>history_visibility</c>; "shared" without one (the spec's default).</summary>
     public string HistoryVisibility =>
@@ -105,22 +165,18 @@ public sealed class CurrentRoomState(IReadOnlyList<StoredEvent> events)
     public string? DisplayName(string userId) =>
         Get("m.room.member", userId) is { } member ? RoomEventFormat.ContentString(member.Json, "displayname") : null;
 
-    // Computed once per cached state: presence and push rule evaluation read them for every member a row wakes.
-    private IReadOnlyList<string>? _joinedMembers, _invitedMembers;
     private PowerLevels? _powerLevels;
 
-    /// <summary>The user ids whose membership is join.</summary>
-    public IReadOnlyList<string> JoinedMembers => _joinedMembers ??=
-        Members.Where(m => RoomEventFormat.ContentString(m.Json, "membership") == "join").Select(m => m.StateKey!).ToList();
+    /// <summary>The user ids whose membership is join, in ordinal order.</summary>
+    public IReadOnlySet<string> JoinedMembers => _joined;
 
-    /// <summary>The user ids whose membership is invite (a sync's room summary counts them for every room).</summary>
-    public IReadOnlyList<string> InvitedMembers => _invitedMembers ??=
-        Members.Where(m => RoomEventFormat.ContentString(m.Json, "membership") == "invite").Select(m => m.StateKey!).ToList();
+    /// <summary>The user ids whose membership is invite, in ordinal order.</summary>
+    public IReadOnlySet<string> InvitedMembers => _invited;
 
-    public int JoinedMemberCount => JoinedMembers.Count;
+    public int JoinedMemberCount => _joined.Count;
 
     /// <summary>The room's power levels (spec defaults without a power levels event), as the auth rules read them.</summary>
     public PowerLevels PowerLevels => _powerLevels ??= new RoomState(
-        Events.Where(e => e.Type is "m.room.power_levels" or "m.room.create" && e.StateKey == "")
-              .Select(e => JsonNode.Parse(e.Json)!.AsObject())).PowerLevels;
+        new[] { Get("m.room.power_levels", ""), Get("m.room.create", "") }.OfType<StoredEvent>()
+            .Select(e => JsonNode.Parse(e.Json)!.AsObject())).PowerLevels;
 }

@@ -473,9 +473,8 @@ public sealed class SyncHandler(
 
     private async Task<JsonObject> SummaryAsync(string roomId, string userId)
     {
+        // The room's shared snapshot keeps its members by membership: a summary costs the same in a room of 10,000.
         var state = await store.GetCurrentStateAsync(roomId);
-        // Computed once per cached state: an initial sync asks for every room's, a room of thousands would parse every
-        // member event each time.
         var (joined, invited) = (state.JoinedMembers, state.InvitedMembers);
         var summary = new JsonObject
         {
@@ -489,7 +488,9 @@ public sealed class SyncHandler(
         if (!named && !aliased)
         {
             var heroes = new JsonArray();
-            foreach (var hero in joined.Concat(invited).Where(u => u != userId).Order(StringComparer.Ordinal).Take(5)) heroes.Add(hero);
+            // Both sets are in ordinal order, so the first five of their union (without the user) are among their first six.
+            foreach (var hero in joined.Take(6).Concat(invited.Take(6)).Where(u => u != userId).Distinct().Order(StringComparer.Ordinal).Take(5))
+                heroes.Add(hero);
             summary["m.heroes"] = heroes;
         }
         return summary;

@@ -1,0 +1,82 @@
+using Homeserver.Matrix;
+using Homeserver.Rooms;
+using System.Text.Json.Nodes;
+
+namespace Homeserver.Tests.Unit;
+
+/// <summary>The room's shared state snapshot: a new state event makes the next snapshot without touching the one
+/// other readers hold, and the member sets follow memberships.</summary>
+public sealed class CurrentRoomStateTests
+{
+    private static long _topological;
+
+    private static StoredEvent Member(string userId, string membership) => State("m.room.member", userId, $"{{\"membership\":\"{membership}\"}}");
+
+    private static StoredEvent State(string type, string stateKey, string content)
+    {
+        var t = Interlocked.Increment(ref _topological);
+        var json = $"{{\"type\":\"{type}\",\"state_key\":\"{stateKey}\",\"sender\":\"@a:x\",\"content\":{content},\"event_id\":\"$e{t}\"}}";
+        return new StoredEvent($"$e{t}", "!r:x", type, stateKey, "@a:x", 0, t, 0, t, json, null, null, false);
+    }
+
+    [Fact]
+    public void A_new_member_makes_a_new_snapshot_and_leaves_the_old_one_as_it_was()
+    {
+        var before = new CurrentRoomState([State("m.room.create", "", "{}"), Member("@a:x", "join"), Member("@b:x", "invite")]);
+        var after = before.With(Member("@b:x", "join")).With(Member("@c:x", "join"));
+
+        Assert.Equal(["@a:x"], before.JoinedMembers);
+        Assert.Equal(["@b:x"], before.InvitedMembers);
+        Assert.Equal("invite", before.Membership("@b:x"));
+        Assert.Null(before.Get("m.room.member", "@c:x"));
+        Assert.Equal(3, before.Events.Count);
+
+        Assert.Equal(["@a:x", "@b:x", "@c:x"], after.JoinedMembers);
+        Assert.Empty(after.InvitedMembers);
+        Assert.Equal("join", after.Membership("@b:x"));
+        Assert.Equal(4, after.Events.Count);
+        Assert.Equal(3, after.JoinedMemberCount);
+    }
+
+    [Fact]
+    public void Leaving_and_bans_take_members_out_of_the_sets()
+    {
+        var state = new CurrentRoomState([Member("@a:x", "join"), Member("@b:x", "join"), Member("@c:x", "invite")])
+            .With(Member("@a:x", "leave")).With(Member("@c:x", "ban"));
+        Assert.Equal(["@b:x"], state.JoinedMembers);
+        Assert.Empty(state.InvitedMembers);
+        Assert.Equal("ban", state.Membership("@c:x"));
+    }
+
+    [Fact]
+    public void Power_levels_follow_a_new_power_levels_event()
+    {
+        var state = new CurrentRoomState([State("m.room.create", "", "{\"creator\":\"@a:x\"}"), Member("@a:x", "join")]);
+        Assert.Equal(0, state.PowerLevels.GetUserLevel("@b:x"));
+        var raised = state.With(State("m.room.power_levels", "", "{\"users\":{\"@b:x\":50}}"));
+        Assert.Equal(50, raised.PowerLevels.GetUserLevel("@b:x"));
+        Assert.Equal(0, state.PowerLevels.GetUserLevel("@b:x"));
+        // Another event keeps the power levels it had.
+        Assert.Equal(50, raised.With(Member("@c:x", "join")).PowerLevels.GetUserLevel("@b:x"));
+    }
+
+    [Fact]
+    public void A_clone_of_the_auth_state_is_independent_of_its_original()
+    {
+        JsonObject Ev(string user, string membership) => new()
+        {
+            ["type"] = "m.room.member", ["state_key"] = user, ["content"] = new JsonObject { ["membership"] = membership },
+        };
+        var original = new RoomState([Ev("@a:x", "join"), Ev("@b:x", "join")]);
+        var copy = original.Clone();
+        copy.Set(Ev("@c:x", "join"));
+        copy.Set(Ev("@a:x", "leave"));
+        Assert.True(copy.Remove("m.room.member", "@b:x"));
+        Assert.False(copy.Remove("m.room.member", "@nobody:x"));
+
+        Assert.Equal(["@a:x", "@b:x"], original.Members().Order(StringComparer.Ordinal));
+        Assert.Equal(["@c:x"], copy.Members());
+        Assert.Equal(2, original.Count);
+        Assert.Equal(2, copy.Count);
+    }
+}
