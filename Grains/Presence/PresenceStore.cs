@@ -28,7 +28,10 @@ public sealed class PresenceStore(NpgsqlDataSource db)
     /// <summary>The stream key of a user's presence rows. Not the bare user id, which keys the user's own streams
     /// (account data, to-device...): a user coming online must wake those who share a room with them, not every
     /// waiter of the user's own data.</summary>
-    public static string Key(string userId) => "presence/" + userId;
+    public static string Key(string userId) => KeyPrefix + userId;
+
+    /// <summary>What every presence row's key starts with.</summary>
+    public const string KeyPrefix = "presence/";
 
     public async Task<PresenceRow?> GetAsync(string userId) => (await GetChangesAsync([userId], 0, long.MaxValue)).FirstOrDefault();
 

@@ -16,18 +16,22 @@ namespace Homeserver.Presence;
 /// client's next poll would otherwise always return at once. Nothing when presence is disabled.
 /// </summary>
 public sealed class PresenceSyncSection(PresenceStore store, RoomEventStore rooms, CacheRegistry caches, IGrainFactory grains,
-    IOptions<PresenceOptions> options) : ISyncSection
+    IOptions<PresenceOptions> options, StreamNotifier notifier) : ISyncSection
 {
-    // Synchronous by contract: the co-members come from the current-state cache that ContributeAsync just filled.
-    public IEnumerable<string> WakeKeys(SyncContext context)
+    public IEnumerable<string> WakeKeys(SyncContext context) => [];
+
+    // Synchronous by contract: the co-members come from the current-state cache that ContributeAsync just filled. Each
+    // room's member set is the one its shared snapshot holds: a long-poll in a room of 10,000 registers one family, not
+    // 10,000 keys.
+    public IEnumerable<KeyFamily> WakeKeyFamilies(SyncContext context)
     {
         if (!options.Value.EnablePresence) return [];
-        var keys = new HashSet<string>(StringComparer.Ordinal);
+        var families = new List<KeyFamily>();
         var cache = RoomCaches.CurrentStates(caches);
         foreach (var roomId in context.JoinedRooms)
-            if (cache.TryGet(roomId, out var state)) keys.UnionWith(state.JoinedMembers);
-        keys.Remove(context.Requester.UserId);
-        return keys.Select(PresenceStore.Key);
+            if (cache.TryGet(roomId, out var state))
+                families.Add(new KeyFamily(StreamNames.Presence, PresenceStore.KeyPrefix, state.JoinedMembers, context.Requester.UserId));
+        return families;
     }
 
     public Task RequestStartedAsync(Requester requester, SyncRequest request) =>
@@ -48,9 +52,19 @@ public sealed class PresenceSyncSection(PresenceStore store, RoomEventStore room
         var changes = new List<PresenceRow>();
         if (context.StreamMoved(StreamNames.Presence))
         {
-            var users = new HashSet<string>(StringComparer.Ordinal) { userId };
-            foreach (var roomId in context.JoinedRooms) users.UnionWith((await rooms.GetCurrentStateAsync(roomId)).JoinedMembers);
-            changes.AddRange(await store.GetChangesAsync(users, since, to));
+            var members = new List<IReadOnlySet<string>>();
+            foreach (var roomId in context.JoinedRooms) members.Add((await rooms.GetCurrentStateAsync(roomId)).JoinedMembers);
+            // The presence stream moves for everyone on the server: when this silo can tell that nobody the user shares
+            // a room with changed, a room of 10,000 members is not asked about.
+            var unchanged = context.Since is not null && notifier.Tracks(StreamNames.Presence, context.Since)
+                            && !notifier.ChangedSince(context.Since, [PresenceStore.Key(userId)], StreamNames.Presence,
+                                members.Select(m => new KeyFamily(StreamNames.Presence, PresenceStore.KeyPrefix, m)).ToList());
+            if (!unchanged)
+            {
+                var users = new HashSet<string>(StringComparer.Ordinal) { userId };
+                foreach (var m in members) users.UnionWith(m);
+                changes.AddRange(await store.GetChangesAsync(users, since, to));
+            }
         }
         newlyShared.ExceptWith(changes.Select(c => c.UserId));
         if (newlyShared.Count > 0)

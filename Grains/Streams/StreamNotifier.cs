@@ -29,10 +29,20 @@ public sealed class StreamNotifier : IDisposable
     private readonly Dictionary<string, int> _writers = new(StringComparer.Ordinal);
     private readonly Dictionary<(string, int), long> _initial = [];
 
+    // Waiters on key families, by stream and prefix, then by the family's id set (by reference: one shared set per room
+    // snapshot, however many waiters name it).
+    private readonly Dictionary<(string Stream, string Prefix), Dictionary<IReadOnlySet<string>, HashSet<Waiter>>> _byFamily = [];
+    // The last keyed rows applied per stream, newest last, so that a family can be checked against what changed after a
+    // token without looking up every id it holds; _recentFloor is, per writer, the highest position that fell out.
+    private const int RecentPerStream = 4096;
+    private readonly Dictionary<string, Queue<(int Writer, long Position, string Key)>> _recent = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string, int), long> _recentFloor = [];
+
     private sealed class Waiter
     {
         public required TaskCompletionSource<bool> Done { get; init; }
         public string[] Keys { get; init; } = [];
+        public KeyFamily[] Families { get; init; } = [];
         public StreamToken? Target { get; init; }
         public long DeadlineTicks { get; init; }
         public CancellationTokenRegistration Registration;
@@ -73,6 +83,8 @@ public sealed class StreamNotifier : IDisposable
                 }
                 changes[(stream, writer)] = e.Position;
                 if (_byKey.TryGetValue(e.Key, out var set)) (wake ??= []).AddRange(set);
+                RememberRecent(stream, writer, e.Position, e.Key);
+                if (_byFamily.Count > 0) WakeFamilies(stream, e.Key, ref wake);
             }
             if (entries.Count > 0 && _byKey.TryGetValue(AnyKey, out var any)) (wake ??= []).AddRange(any);
             for (var i = _tokenWaiters.Count - 1; i >= 0; i--)
@@ -129,32 +141,41 @@ public sealed class StreamNotifier : IDisposable
         lock (_lock)
         {
             if (_current.Covers(target)) return Task.FromResult(true);
-            var w = NewWaiter([], target, timeout, ct);
+            var w = NewWaiter([], [], target, timeout, ct);
             _tokenWaiters.Add(w);
             return w.Done.Task;
         }
     }
 
-    /// <summary>Completes with true as soon as a row with one of <paramref name="keys"/> is applied after
-    /// <paramref name="since"/> (at once if that already happened); false on timeout or cancellation.</summary>
-    public Task<bool> WaitForChangeAsync(StreamToken since, IReadOnlyCollection<string> keys, TimeSpan timeout, CancellationToken ct = default)
+    /// <summary>Completes with true as soon as a row with one of <paramref name="keys"/>, or of one of
+    /// <paramref name="families"/>, is applied after <paramref name="since"/> (at once if that already happened); false
+    /// on timeout or cancellation.</summary>
+    public Task<bool> WaitForChangeAsync(StreamToken since, IReadOnlyCollection<string> keys, TimeSpan timeout, CancellationToken ct = default,
+        IReadOnlyCollection<KeyFamily>? families = null)
     {
         lock (_lock)
         {
-            if (ChangedSince(since, keys)) return Task.FromResult(true);
+            if (ChangedSince(since, keys, families: families)) return Task.FromResult(true);
             if (timeout <= TimeSpan.Zero || ct.IsCancellationRequested) return Task.FromResult(false);
-            var w = NewWaiter(keys.ToArray(), null, timeout, ct);
+            var w = NewWaiter(keys.ToArray(), families?.ToArray() ?? [], null, timeout, ct);
             foreach (var key in w.Keys)
             {
                 if (!_byKey.TryGetValue(key, out var set)) _byKey[key] = set = [];
+                set.Add(w);
+            }
+            foreach (var family in w.Families)
+            {
+                if (!_byFamily.TryGetValue((family.Stream, family.Prefix), out var bySet))
+                    _byFamily[(family.Stream, family.Prefix)] = bySet = new(ReferenceEqualityComparer.Instance);
+                if (!bySet.TryGetValue(family.Ids, out var set)) bySet[family.Ids] = set = [];
                 set.Add(w);
             }
             return w.Done.Task;
         }
     }
 
-    /// <summary>True if a row with one of the keys was applied here after <paramref name="since"/>.</summary>
-    public bool ChangedSince(StreamToken since, IReadOnlyCollection<string> keys, string? onlyStream = null)
+    /// <summary>True if a row with one of the keys, or of one of the families, was applied here after <paramref name="since"/>.</summary>
+    public bool ChangedSince(StreamToken since, IReadOnlyCollection<string> keys, string? onlyStream = null, IReadOnlyCollection<KeyFamily>? families = null)
     {
         lock (_lock)
         {
@@ -167,7 +188,62 @@ public sealed class StreamNotifier : IDisposable
                 foreach (var ((stream, writer), position) in changes)
                     if ((onlyStream is null || stream == onlyStream) && position > since.Get(stream, writer)) return true;
             }
+            if (families is not null)
+                foreach (var family in families)
+                    if ((onlyStream is null || family.Stream == onlyStream) && FamilyChangedSince(since, family)) return true;
             return false;
+        }
+    }
+
+    // Caller holds the lock. Usually the token is recent and the rows after it are few: those are checked against the
+    // family. A token older than what the recent rows hold checks every id of the family instead.
+    private bool FamilyChangedSince(StreamToken since, KeyFamily family)
+    {
+        var covered = true;
+        foreach (var ((stream, writer), floor) in _recentFloor)
+            if (stream == family.Stream && since.Get(stream, writer) < floor) covered = false;
+        if (!covered)
+        {
+            foreach (var id in family.Ids)
+            {
+                if (id == family.Except || !_lastChange.TryGetValue(family.Prefix + id, out var changes)) continue;
+                foreach (var ((stream, writer), position) in changes)
+                    if (stream == family.Stream && position > since.Get(stream, writer)) return true;
+            }
+            return false;
+        }
+        if (!_recent.TryGetValue(family.Stream, out var recent)) return false;
+        foreach (var (writer, position, key) in recent)
+            if (position > since.Get(family.Stream, writer) && family.Matches(key)) return true;
+        return false;
+    }
+
+    // Caller holds the lock.
+    private void RememberRecent(string stream, int writer, long position, string key)
+    {
+        if (!_recent.TryGetValue(stream, out var recent)) _recent[stream] = recent = new();
+        if (recent.Count >= RecentPerStream)
+        {
+            var (oldWriter, oldPosition, _) = recent.Dequeue();
+            _recentFloor[(stream, oldWriter)] = Math.Max(_recentFloor.GetValueOrDefault((stream, oldWriter)), oldPosition);
+        }
+        recent.Enqueue((writer, position, key));
+    }
+
+    // Caller holds the lock. A row's key checked against each distinct family of its stream: as many lookups as there
+    // are rooms being waited on, not as many as their members.
+    private void WakeFamilies(string stream, string key, ref List<Waiter>? wake)
+    {
+        foreach (var ((familyStream, prefix), bySet) in _byFamily)
+        {
+            if (familyStream != stream || !key.StartsWith(prefix, StringComparison.Ordinal)) continue;
+            var id = key[prefix.Length..];
+            foreach (var (ids, waiters) in bySet)
+            {
+                if (!ids.Contains(id)) continue;
+                foreach (var w in waiters)
+                    if (w.Families.Any(f => ReferenceEquals(f.Ids, ids) && f.Matches(key))) (wake ??= []).Add(w);
+            }
         }
     }
 
@@ -185,15 +261,21 @@ public sealed class StreamNotifier : IDisposable
 
     public int WaiterCount
     {
-        get { lock (_lock) return _tokenWaiters.Count + _byKey.Values.SelectMany(s => s).Distinct().Count(); }
+        get
+        {
+            lock (_lock)
+                return _tokenWaiters.Count + _byKey.Values.SelectMany(s => s)
+                    .Concat(_byFamily.Values.SelectMany(bySet => bySet.Values.SelectMany(s => s))).Distinct().Count();
+        }
     }
 
-    private Waiter NewWaiter(string[] keys, StreamToken? target, TimeSpan timeout, CancellationToken ct)
+    private Waiter NewWaiter(string[] keys, KeyFamily[] families, StreamToken? target, TimeSpan timeout, CancellationToken ct)
     {
         var w = new Waiter
         {
             Done = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously),
             Keys = keys,
+            Families = families,
             Target = target,
             DeadlineTicks = Environment.TickCount64 + (long)Math.Min(timeout.TotalMilliseconds, int.MaxValue),
         };
@@ -219,6 +301,10 @@ public sealed class StreamNotifier : IDisposable
         if (w.Target is not null) _tokenWaiters.Remove(w);
         foreach (var key in w.Keys)
             if (_byKey.TryGetValue(key, out var set) && set.Remove(w) && set.Count == 0) _byKey.Remove(key);
+        foreach (var family in w.Families)
+            if (_byFamily.TryGetValue((family.Stream, family.Prefix), out var bySet) && bySet.TryGetValue(family.Ids, out var set)
+                && set.Remove(w) && set.Count == 0 && bySet.Remove(family.Ids) && bySet.Count == 0)
+                _byFamily.Remove((family.Stream, family.Prefix));
     }
 
     private static void Complete(Waiter w, bool changed)
@@ -256,4 +342,16 @@ public sealed class StreamNotifier : IDisposable
     }
 
     public void Dispose() => _sweep.Dispose();
+}
+
+/// <summary>
+/// The keys of one stream made of <paramref name="Prefix"/> and one of <paramref name="Ids"/> (presence:
+/// <c>"presence/" + user</c> for every member of a room), but not <paramref name="Except"/>'s. A long-poll that
+/// follows every member of a big room names the room's one shared member set instead of a key per member, so
+/// parking 1,000 of them costs 1,000 registrations, not ten million.
+/// </summary>
+public sealed record KeyFamily(string Stream, string Prefix, IReadOnlySet<string> Ids, string? Except = null)
+{
+    public bool Matches(string key) =>
+        key.StartsWith(Prefix, StringComparison.Ordinal) && Ids.Contains(key[Prefix.Length..]) && !(Except is not null && key.AsSpan(Prefix.Length).SequenceEqual(Except));
 }

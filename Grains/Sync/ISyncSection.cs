@@ -14,6 +14,10 @@ public interface ISyncSection
     /// <summary>Stream keys that should wake this user's long-poll (e.g. the user id for to-device).</summary>
     IEnumerable<string> WakeKeys(SyncContext context);
 
+    /// <summary>Families of keys that should wake it too, for sections that follow every member of the user's rooms
+    /// (presence): one shared member set per room rather than a key per member.</summary>
+    IEnumerable<KeyFamily> WakeKeyFamilies(SyncContext context) => [];
+
     /// <summary>Adds this section's data for (Since, To] to the response; sets <see cref="SyncContext.HasChanges"/>
     /// when it added anything a client must see.</summary>
     Task ContributeAsync(SyncContext context, JsonObject response);

@@ -73,11 +73,11 @@ public sealed class SyncHandler(
             if (parkFirst)
             {
                 parkFirst = false;
-                var wake = WakeKeys(context);
-                if (!notifier.ChangedSince(since!, wake))
+                var (wake, families) = WakeKeys(context);
+                if (!notifier.ChangedSince(since!, wake, families: families))
                 {
                     var waitFor = deadline - DateTime.UtcNow;
-                    if (waitFor > TimeSpan.Zero && await notifier.WaitForChangeAsync(since!, wake, waitFor, waitEnds.Token))
+                    if (waitFor > TimeSpan.Zero && await notifier.WaitForChangeAsync(since!, wake, waitFor, waitEnds.Token, families))
                         wokenAt = metrics.SyncWoken();
                     continue; // build for whatever woke us (or the empty answer of a timeout)
                 }
@@ -91,20 +91,27 @@ public sealed class SyncHandler(
             }
 
             wokenAt = 0;
-            if (!await notifier.WaitForChangeAsync(to, WakeKeys(context), remaining, waitEnds.Token))
+            var (keys, keyFamilies) = WakeKeys(context);
+            if (!await notifier.WaitForChangeAsync(to, keys, remaining, waitEnds.Token, keyFamilies))
                 return response;
             wokenAt = metrics.SyncWoken();
         }
     }
 
-    /// <summary>The keys whose rows wake this user's long-poll: the user, their joined and peeked rooms, and what sections name.</summary>
-    private HashSet<string> WakeKeys(SyncContext context)
+    /// <summary>The keys whose rows wake this user's long-poll: the user, their joined and peeked rooms, and what
+    /// sections name (keys, and families of keys such as every member's presence).</summary>
+    private (HashSet<string> Keys, List<KeyFamily> Families) WakeKeys(SyncContext context)
     {
         var keys = new HashSet<string>(StringComparer.Ordinal) { context.Requester.UserId };
         keys.UnionWith(context.JoinedRooms);
         keys.UnionWith(context.PeekedRooms.Select(p => p.RoomId));
-        foreach (var section in _sections) keys.UnionWith(section.WakeKeys(context));
-        return keys;
+        var families = new List<KeyFamily>();
+        foreach (var section in _sections)
+        {
+            keys.UnionWith(section.WakeKeys(context));
+            families.AddRange(section.WakeKeyFamilies(context));
+        }
+        return (keys, families);
     }
 
     public async Task<SyncFilter> ResolveFilterAsync(string userId, string? filter)
@@ -374,10 +381,11 @@ public sealed class SyncHandler(
             needed.RemoveWhere(m => lazyMembers.WasSent(userId, deviceId, roomId, m));
 
         // Without a gap there is no state block; the needed members come from the state where the timeline starts.
+        // They are looked up one by one in the room's shared snapshot (a member event newer than that point is read
+        // from the database as it stood there): a woken long-poll in a room of 10,000 does not read the whole state
+        // for the one sender it has not shown yet.
         if (!full && !limited && needed.Count > 0)
-            state = timeline.Count > 0
-                ? await store.GetStateAtTopologicalAsync(roomId, timeline[0].Topological - 1)
-                : await store.GetStateAtStreamAsync(roomId, store.PositionIn(context.To, roomId));
+            state = await MembersBeforeAsync(roomId, needed, timeline[0].Topological - 1);
         var result = new List<StoredEvent>();
         foreach (var e in state)
         {
@@ -391,6 +399,20 @@ public sealed class SyncHandler(
             if (needed.Contains(member) || (limited && !full && e.StreamPosition > fromPosition)) result.Add(e);
         }
         lazyMembers.Record(userId, deviceId, roomId, result.Where(e => e.Type == "m.room.member").Select(e => e.StateKey!).Concat(inTimeline));
+        return result;
+    }
+
+    /// <summary>The member events of <paramref name="members"/> in the state after the event at <paramref name="topological"/>.</summary>
+    private async Task<IReadOnlyList<StoredEvent>> MembersBeforeAsync(string roomId, IEnumerable<string> members, long topological)
+    {
+        var current = await store.GetCurrentStateAsync(roomId);
+        var result = new List<StoredEvent>();
+        foreach (var member in members)
+        {
+            var e = current.Get("m.room.member", member);
+            if (e is null || e.Topological > topological) e = await store.GetStateEventAtAsync(roomId, "m.room.member", member, topological);
+            if (e is not null) result.Add(e);
+        }
         return result;
     }
 
