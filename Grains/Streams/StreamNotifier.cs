@@ -195,6 +195,35 @@ public sealed class StreamNotifier : IDisposable
         }
     }
 
+    /// <summary>
+    /// The ids (key without <paramref name="prefix"/>) of the rows of <paramref name="stream"/> applied here after
+    /// <paramref name="since"/>, when this silo still holds them all among its recent rows; false when it cannot tell.
+    /// Lets a reader ask the database about the few users whose presence changed rather than every member of a room.
+    /// </summary>
+    public bool TryGetChangedIds(StreamToken since, string stream, string prefix, out HashSet<string> ids)
+    {
+        ids = new HashSet<string>(StringComparer.Ordinal);
+        lock (_lock)
+        {
+            var tracked = false;
+            foreach (var ((s, writer), position) in _initial)
+            {
+                if (s != stream) continue;
+                tracked = true;
+                if (since.Get(stream, writer) < position) return false;
+            }
+            if (!tracked) return false;
+            foreach (var ((s, writer), position) in _forgottenUpTo)
+                if (s == stream && since.Get(stream, writer) < position) return false;
+            foreach (var ((s, writer), floor) in _recentFloor)
+                if (s == stream && since.Get(stream, writer) < floor) return false;
+            if (!_recent.TryGetValue(stream, out var recent)) return true;
+            foreach (var (writer, position, key) in recent)
+                if (position > since.Get(stream, writer) && key.StartsWith(prefix, StringComparison.Ordinal)) ids.Add(key[prefix.Length..]);
+            return true;
+        }
+    }
+
     // Caller holds the lock. Usually the token is recent and the rows after it are few: those are checked against the
     // family. A token older than what the recent rows hold checks every id of the family instead.
     private bool FamilyChangedSince(StreamToken since, KeyFamily family)

@@ -64,4 +64,23 @@ public sealed class StreamNotifierFamilyTests
         Assert.False(notifier.ChangedSince(afterA, [], families: [family]));
         Assert.True(notifier.ChangedSince(StreamToken.Zero, [], families: [family]));
     }
+
+    [Fact]
+    public void The_ids_changed_after_a_token_come_from_the_recent_rows_while_they_hold_them()
+    {
+        using var notifier = Started();
+        notifier.Advanced(StreamNames.Presence, 0, 1, [Row(StreamNames.Presence, 1, "presence/@a:x")]);
+        var afterA = notifier.Current;
+        notifier.Advanced(StreamNames.Presence, 0, 2, [Row(StreamNames.Presence, 2, "presence/@b:x")]);
+        notifier.Advanced(StreamNames.Presence, 0, 3, [Row(StreamNames.Presence, 3, "presence/@c:x")]);
+
+        Assert.True(notifier.TryGetChangedIds(afterA, StreamNames.Presence, "presence/", out var ids));
+        Assert.Equal(["@b:x", "@c:x"], ids.Order(StringComparer.Ordinal));
+        Assert.True(notifier.TryGetChangedIds(notifier.Current, StreamNames.Presence, "presence/", out var none));
+        Assert.Empty(none);
+
+        for (var p = 4L; p < 6000; p++) notifier.Advanced(StreamNames.Presence, 0, p, [Row(StreamNames.Presence, p, $"presence/@u{p}:x")]);
+        // The rows after the token no longer all fit: the caller must ask the database.
+        Assert.False(notifier.TryGetChangedIds(afterA, StreamNames.Presence, "presence/", out _));
+    }
 }
