@@ -16,9 +16,11 @@ public static class BigRoomBenchmark
     private const int SmallRoomMembers = 10;
     private const int Samples = 5;
 
-    private sealed class Round(string body)
+    /// <summary>What the pollers wait for: a message with this body, or (<paramref name="joiner"/>) that user's join.</summary>
+    private sealed class Round(string body, string? joiner = null)
     {
         public readonly string Body = body;
+        public readonly string? Joiner = joiner;
         public long SentAt;   // 0 until the send's 200 (a Stopwatch timestamp)
         public readonly ConcurrentDictionary<int, long> Received = new();
     }
@@ -95,7 +97,9 @@ public static class BigRoomBenchmark
                 var round = Volatile.Read(ref current);
                 if (round is null) continue;
                 if (sync["rooms"]?["join"]?[roomId]?["timeline"]?["events"] is JsonArray events
-                    && events.Any(e => e?["content"]?["body"]?.GetValue<string>() == round.Body))
+                    && events.Any(e => round.Joiner is null
+                        ? e?["content"]?["body"]?.GetValue<string>() == round.Body
+                        : e?["type"]?.GetValue<string>() == "m.room.member" && e["state_key"]?.GetValue<string>() == round.Joiner))
                     round.Received.TryAdd(index, at);
             }
         })).ToList();
@@ -143,17 +147,36 @@ public static class BigRoomBenchmark
                           $"last poller per round p50 {Stats.Percentile(perRoundMax, 50):F1} ms; poll failures {failures}");
         Console.WriteLine($"  CPU over the measured rounds: {usage.Summary()}");
 
-        // Joins while the pollers stay parked (each join wakes them all): member N+1... beside a small room's new member.
+        // Joins while the pollers stay parked (each join wakes them all): member N+1... beside a small room's new member,
+        // and the time from the join's 200 to each poller holding it.
         var bigJoins = new List<double>();
         var smallJoins = new List<double>();
+        var joinDelivery = new List<double>();
+        var joinLastPoller = new List<double>();
         for (var s = 0; s < Samples; s++)
         {
             await ParkedAsync(TimeSpan.FromSeconds(10));
             var joiner = users[members + s];
+            var round = new Round("", joiner.UserId);
+            Volatile.Write(ref current, round);
             bigJoins.Add(await TimeAsync(() => BenchHttp.SendAsync(http, HttpMethod.Post, $"{joiner.Url}{V3}/join/{room}", joiner.Token, new JsonObject())));
+            round.SentAt = Stopwatch.GetTimestamp();
+            var deadline = DateTime.UtcNow.AddSeconds(60);
+            while (round.Received.Count < pollers && DateTime.UtcNow < deadline) await Task.Delay(2);
+            Volatile.Write(ref current, null);
+            if (round.Received.Count < pollers) Console.WriteLine($"  join {s}: only {round.Received.Count}/{pollers} received");
+            var latencies = round.Received.Values.Select(at => Math.Max(0, (at - round.SentAt) * 1000.0 / Stopwatch.Frequency)).ToList();
+            joinDelivery.AddRange(latencies);
+            if (latencies.Count > 0) joinLastPoller.Add(latencies.Max());
+            await ParkedAsync(TimeSpan.FromSeconds(10));
             var smallJoiner = users[members + Samples + s];
             smallJoins.Add(await TimeAsync(() => BenchHttp.SendAsync(http, HttpMethod.Post, $"{smallJoiner.Url}{V3}/join/{smallRoom}", smallJoiner.Token, new JsonObject())));
         }
+        joinDelivery.Sort();
+        joinLastPoller.Sort();
+        Console.WriteLine($"  join delivered to the {pollers} pollers: per delivery p50 {Stats.Percentile(joinDelivery, 50):F1} ms, " +
+                          $"p99 {Stats.Percentile(joinDelivery, 99):F1} ms; last poller per join p50 {Stats.Percentile(joinLastPoller, 50):F1} ms, " +
+                          $"max {(joinLastPoller.Count > 0 ? joinLastPoller[^1] : double.NaN):F1} ms");
         stop.Cancel();
         try { await Task.WhenAll(pollTasks); } catch (OperationCanceledException) { }
         Report($"join as member {members + 1}..{members + Samples}", bigJoins, smallJoins);
