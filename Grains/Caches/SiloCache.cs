@@ -119,7 +119,15 @@ public sealed class SiloCache<TValue> : ISiloCache
     {
         Interlocked.Increment(ref _generation);
         while (_entries.TryGetValue(key, out var e))
-            if (_entries.TryUpdate(key, new Entry(update(e.Value)) { LastUsed = e.LastUsed }, e)) return;
+        {
+            var value = update(e.Value);
+            var updated = new Entry(value, _weigh?.Invoke(value) ?? 1) { LastUsed = e.LastUsed };
+            if (!_entries.TryUpdate(key, updated, e)) continue;
+            // A weighted value grows with the change (a room's state with each new member): keep the bound.
+            Interlocked.Add(ref _size, updated.Weight - e.Weight);
+            if (Size > Capacity) Evict();
+            return;
+        }
     }
 
     public void InvalidateAll()

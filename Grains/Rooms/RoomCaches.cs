@@ -23,7 +23,7 @@ public static class RoomCaches
     /// <summary>The current-state cache of this silo, bounded by state events (<see cref="DefaultStateEvents"/>, or
     /// <c>Homeserver:Caches:Sizes:rooms.current_state</c>).</summary>
     public static SiloCache<CurrentRoomState> CurrentStates(CacheRegistry caches) =>
-        caches.Get<CurrentRoomState>(CurrentState, DefaultStateEvents, state => Math.Max(1, state.Events.Count));
+        caches.Get<CurrentRoomState>(CurrentState, DefaultStateEvents, state => Math.Max(1, state.EventCount));
 
     /// <summary>Event id → <see cref="StoredEvent"/> (only events that exist are cached).</summary>
     public const string Events = "rooms.events";
@@ -50,7 +50,7 @@ public sealed class RoomCacheHandler(CacheRegistry caches, RecentRoomEvents rece
                 // drops it, to be loaded again.
                 if (row.RedactsState) caches.Invalidate(RoomCaches.CurrentState, row.RoomId);
                 else if (row.StateKey is not null)
-                    caches.Get<CurrentRoomState>(RoomCaches.CurrentState).Update(row.RoomId, state => state.With(RecentRoomEvents.ToStoredEvent(entry, row)));
+                    RoomCaches.CurrentStates(caches).Update(row.RoomId, state => state.With(RecentRoomEvents.ToStoredEvent(entry, row)));
                 if (row.Membership is not null && row.StateKey is not null) caches.Invalidate(RoomCaches.UserMemberships, row.StateKey);
                 if (row.Redacts is not null) caches.Invalidate(RoomCaches.Events, row.Redacts);
                 // The parent's bundled aggregations change with a new child, and with a child's redaction.
@@ -144,6 +144,10 @@ public sealed class CurrentRoomState
 
     /// <summary>Every current state event, in no particular order.</summary>
     public IReadOnlyList<StoredEvent> Events => _events ??= _byKey.Values.ToList();
+
+    /// <summary>How many state events the room has, without building <see cref="Events"/> (the cache weighs every new
+    /// snapshot by it).</summary>
+    public int EventCount => _byKey.Count;
 
     public bool Exists => !_byKey.IsEmpty;
 
