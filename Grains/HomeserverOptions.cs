@@ -52,6 +52,14 @@ public sealed class HomeserverOptions
     public int EventWriterMaxInFlight { get; set; } = 1;
 
     /// <summary>
+    /// Positions a stream writer takes from its sequence beyond what a group commit needs, for the next commits, so
+    /// that most commits are one round trip (the batch) instead of two (<c>nextval</c>, then the batch): what a lone
+    /// sender waits for. Spares are given back when the writer goes idle, so a sharded stream's minimum is not held
+    /// back for longer than an idle tick. 0 allocates per commit.
+    /// </summary>
+    public int StreamWriterSparePositions { get; set; } = 64;
+
+    /// <summary>
     /// How long a silo must have been active before running stream writers move to it (writers spread over the silos
     /// by rendezvous hashing of their keys; a joining or leaving silo moves only the writers whose home it is).
     /// Zero turns moving off: writers then stay where they were first placed until their silo goes.

@@ -34,8 +34,6 @@ public sealed class StreamWriterGrain(
 {
     private const int DefaultMaxInFlight = 8;
     private const int MaxBatchRows = 512;
-    /// <summary>Positions taken from the sequence beyond what a commit needs, for the next commits (see <see cref="_spare"/>).</summary>
-    private const int SparePositions = 64;
     private static readonly TimeSpan SubscriptionExpiry = TimeSpan.FromSeconds(90);
     private static readonly TimeSpan TypingLogRetention = TimeSpan.FromMinutes(10);
 
@@ -51,6 +49,8 @@ public sealed class StreamWriterGrain(
     // that a room moved to another writer never gets a position below its events on this one.
     private readonly Queue<long> _spare = new();
     private int _spareGeneration;
+    // The spares are topped up in the background once half are used, so that the query is off the commit's path.
+    private Task? _refill;
     private readonly Dictionary<IStreamHousekeeper, DateTime> _housekeepersDue = [];
     // When this activation first saw each active silo: writers move only to silos that have been up a while.
     private readonly Dictionary<SiloAddress, DateTime> _silosSeen = [];
@@ -177,12 +177,12 @@ public sealed class StreamWriterGrain(
         Seal();
         // What was accepted before the seal commits (or fails) in this generation; nothing new is accepted.
         var deadline = DateTime.UtcNow.AddSeconds(30);
-        while ((_queue.Count > 0 || _inFlight > 0 || _unresolved.Count > 0) && DateTime.UtcNow < deadline)
+        while ((_queue.Count > 0 || _inFlight > 0 || _unresolved.Count > 0 || _refill is not null) && DateTime.UtcNow < deadline)
         {
             if (_unresolved.Count > 0 && _inFlight == 0 && _queue.Count == 0) await ResolveUnknownOutcomesAsync(CancellationToken.None);
             else await Task.Delay(5);
         }
-        if (_queue.Count > 0 || _inFlight > 0 || _unresolved.Count > 0)
+        if (_queue.Count > 0 || _inFlight > 0 || _unresolved.Count > 0 || _refill is not null)
             throw new StreamUnavailableException($"Writer {_stream}/{_writer} could not drain its appends to seal");
         GiveBackSpare();
         logger.LogInformation("Writer {Stream}/{Writer} sealed at {Position} (shard generation {Generation})", _stream, _writer, _tracker.Persisted, _shardGeneration);
@@ -340,6 +340,8 @@ public sealed class StreamWriterGrain(
     /// (one query) when they do not suffice. Called under <see cref="_allocation"/>.</summary>
     private async ValueTask<long[]> TakePositionsAsync(int count)
     {
+        // Never two allocations at once: their values would arrive in either order, and the spares must ascend.
+        if (_refill is not null) await _refill;
         if (_spare.Count > 0 && _spareGeneration != _shardGeneration)
         {
             // Taken under an earlier shard map: rooms that moved here may already have higher positions elsewhere.
@@ -349,13 +351,34 @@ public sealed class StreamWriterGrain(
         if (_spare.Count < count)
         {
             _spareGeneration = _shardGeneration;
-            var fresh = await AllocateAsync(count - _spare.Count + SparePositions);
+            var fresh = await AllocateAsync(count - _spare.Count + Math.Max(0, options.Value.StreamWriterSparePositions));
             _tracker.Allocated(fresh);
             foreach (var p in fresh) _spare.Enqueue(p);
         }
         var positions = new long[count];
         for (var i = 0; i < count; i++) positions[i] = _spare.Dequeue();
+        var target = options.Value.StreamWriterSparePositions;
+        if (target > 0 && _spare.Count < target / 2 && RefillSpareAsync(target) is { IsCompleted: false } refill) _refill = refill;
         return positions;
+    }
+
+    private async Task RefillSpareAsync(int count)
+    {
+        var generation = _shardGeneration;
+        try
+        {
+            var fresh = await AllocateAsync(count);
+            // A reshard meanwhile: these values may be below what the rooms that moved here already have elsewhere.
+            if (generation != _shardGeneration || _fenced) return;
+            _tracker.Allocated(fresh);
+            foreach (var p in fresh) _spare.Enqueue(p);
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException or IOException)
+        {
+            // The commit that needs them allocates for itself (and reports the outage).
+            logger.LogDebug("Topping up the spare positions of {Stream}/{Writer} failed: {Message}", _stream, _writer, e.Message);
+        }
+        finally { _refill = null; }
     }
 
     /// <summary>Aborts the spare positions (nothing was written at them), so that "persisted up to" can pass them.</summary>
@@ -447,6 +470,7 @@ public sealed class StreamWriterGrain(
     private Task IdleTick(CancellationToken ct)
     {
         // Synchronous from the check to the advance: no append can start in between.
+        if (_refill is not null) return Task.CompletedTask; // its positions are not in the tracker yet
         if (!_fenced && _inFlight == 0 && _queue.Count == 0 && _allocation.CurrentCount > 0) GiveBackSpare();
         if (_fenced || !_tracker.Idle || _unresolved.Count > 0 || _allocation.CurrentCount == 0) return Task.CompletedTask;
         var seen = localReader.Current[_stream].Max;
