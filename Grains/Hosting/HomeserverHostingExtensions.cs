@@ -224,6 +224,7 @@ public static class HomeserverHostingExtensions
         silo.AddIncomingGrainCallFilter<StorageOutageCallFilter>();
         silo.AddOutgoingGrainCallFilter<SiloLossRetryFilter>();
         silo.Services.AddPlacementDirector<StreamWriterPlacement, StreamWriterPlacementDirector>();
+        silo.Services.AddPlacementDirector<RoomPlacement, RoomPlacementDirector>();
         silo.Services.AddSingleton(sp => ReaderHost.OfSilo(sp.GetRequiredService<ILocalSiloDetails>(), sp.GetRequiredService<IClusterMembershipService>()));
         silo.Services.AddHomeserverServices();
         return silo;

@@ -20,6 +20,7 @@ namespace Homeserver.Rooms;
 /// built and checked on the state the one before it leaves, so a busy room is not limited to one event per commit.
 /// </summary>
 [Orleans.Concurrency.Reentrant]
+[RoomPlacement]
 public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> options, ILogger<RoomGrain> logger,
     Profile.ProfileStore profiles, RoomDirectory.AliasStore aliases, RoomDirectory.PublicRoomStore directory, EventShards shards,
     Pushers.PusherDirectory pushers, BlockedRooms blocked)
