@@ -15,9 +15,9 @@ switch (mode)
         await SendBenchmark.RunAsync(TimeSpan.FromSeconds(Arg(1, 10)), Arg(2, 64), Arg(3, 64), Arg(4, 32), Arg(5, 500));
         return 0;
     case "send-latency":
-        // dotnet run -c Release --project bench/Homeserver.Bench -- send-latency [seconds] [rounds] [connections, comma-separated]
+        // dotnet run -c Release --project bench/Homeserver.Bench -- send-latency [seconds] [rounds] [connections, comma-separated] [baseline settings Key=Value;...]
         await SendLatencyBenchmark.RunAsync(TimeSpan.FromSeconds(args.Length > 1 ? int.Parse(args[1]) : 5), args.Length > 2 ? int.Parse(args[2]) : 3,
-            (args.Length > 3 ? args[3] : "1,10,64").Split(',').Select(int.Parse).ToArray());
+            (args.Length > 3 ? args[3] : "1,10,64").Split(',').Select(int.Parse).ToArray(), args.Length > 4 ? args[4] : null);
         return 0;
     case "metrics-cost":
         // dotnet run -c Release --project bench/Homeserver.Bench -- metrics-cost [rounds] [seconds] [connections] [users] [rooms] [excluded meters, comma-separated]...
