@@ -26,6 +26,23 @@ public sealed class RoomGrainTests(RoomClusterFixture fx) : IClassFixture<RoomCl
     }
 
     [Fact]
+    public async Task A_room_activates_on_the_silo_that_is_home_to_its_events_writer()
+    {
+        var silos = fx.Cluster.Silos.Select(s => s.Get<Orleans.Runtime.ILocalSiloDetails>().SiloAddress).ToList();
+        var management = fx.Cluster.Silos[0].Grains.GetGrain<IManagementGrain>(0);
+        var awayFromCaller = 0;
+        // Created through both silos: without the placement a room would mostly stay on the silo that first called it.
+        for (var i = 0; i < 8; i++)
+        {
+            var (roomId, created) = await CreateAsync(RoomClusterFixture.Create(Alice), silo: i % 2);
+            var home = StreamWriterHome.Choose(StreamNames.WriterKey(StreamNames.Events, created.Writer), silos);
+            if (!home.Equals(silos[i % 2])) awayFromCaller++;
+            Assert.Equal(home, await management.GetActivationAddress(fx.Room(roomId)));
+        }
+        Assert.True(awayFromCaller > 0, "every room was created through its writer's home, so placement was not tested");
+    }
+
+    [Fact]
     public async Task Create_writes_the_spec_order_with_a_linear_hash_chained_history()
     {
         var (roomId, created) = await CreateAsync(RoomClusterFixture.Create(Alice, name: "Room", topic: "Talk", invite: [Bob]));
