@@ -37,13 +37,16 @@ public static class ScaleBenchmark
         {
             var first = await InitialSyncAsync(http, cluster.Urls[syncer.Silo], syncer.Token, filter);
             Console.WriteLine($"first {name} sync on the silos that built the shape: {first.Ms:F0} ms, {first.Bytes / 1024.0 / 1024.0:F2} MB");
-            Check(name, first.Json, rooms, members);
+            Check(name, JsonNode.Parse(first.Body)!, rooms, members);
         }
         Console.WriteLine($"memory after building and syncing: {Memory()}");
         Console.WriteLine($"after a full collection: {Memory(collect: true)}");
         Console.WriteLine($"caches: {string.Join(", ", cluster.Silos.Select((s, i) => $"silo {i}: " + string.Join(" ", s.Services.GetRequiredService<Homeserver.Caches.CacheRegistry>().Status().Where(c => c.Count > 0).Select(c => $"{c.Name}={c.Count}"))))}");
 
         var results = new Dictionary<string, List<double>> { ["lazy cold"] = [], ["lazy warm"] = [], ["full cold"] = [], ["full warm"] = [] };
+        // CPU per sync (.NET process and PostgreSQL) is what a sync costs whatever else loads this shared machine.
+        var cpuMs = results.Keys.ToDictionary(k => k, _ => new List<double>());
+        var cpu = new CpuMeter(cluster.Postgres.DataDirectory);
         var sizes = new Dictionary<string, long>();
         for (var run = 0; run < runs; run++)
         {
@@ -52,11 +55,19 @@ public static class ScaleBenchmark
                 await cluster.RestartSilosAsync();
                 await WaitReadyAsync(http, cluster);
                 var url = cluster.Urls[syncer.Silo];
+                var before = cpu.Sample();
                 var (ms, bytes, _) = await InitialSyncAsync(http, url, syncer.Token, filter);
+                var used = cpu.Sample() - before;
                 results[$"{name} cold"].Add(ms);
+                cpuMs[$"{name} cold"].Add(used.ProcessMs + used.PostgresMs);
                 sizes[name] = bytes;
                 for (var i = 0; i < warmRepeats; i++)
+                {
+                    before = cpu.Sample();
                     results[$"{name} warm"].Add((await InitialSyncAsync(http, url, syncer.Token, filter)).Ms);
+                    used = cpu.Sample() - before;
+                    cpuMs[$"{name} warm"].Add(used.ProcessMs + used.PostgresMs);
+                }
             }
             Console.WriteLine($"run {run + 1}/{runs}: " + string.Join(", ", results.Select(r => $"{r.Key} {r.Value[^1]:F0} ms")) + $"; load {Load()}");
         }
@@ -64,7 +75,9 @@ public static class ScaleBenchmark
         foreach (var (name, ms) in results)
         {
             ms.Sort();
-            Console.WriteLine($"  {name,-10} median {Stats.Percentile(ms, 50),7:F0} ms  (min {ms[0]:F0}, max {ms[^1]:F0}); response {sizes[name.Split(' ')[0]] / 1024.0 / 1024.0:F2} MB");
+            var used = cpuMs[name];
+            used.Sort();
+            Console.WriteLine($"  {name,-10} median {Stats.Percentile(ms, 50),7:F0} ms  (min {ms[0]:F0}, max {ms[^1]:F0}); CPU median {Stats.Percentile(used, 50):F0} ms (.NET + PostgreSQL); response {sizes[name.Split(' ')[0]] / 1024.0 / 1024.0:F2} MB");
         }
         Console.WriteLine($"memory at the end ({runs * 2} restarts later, stopped silos not all collected): {Memory(collect: true)}");
     }
@@ -82,7 +95,7 @@ public static class ScaleBenchmark
             }
     }
 
-    private static async Task<(double Ms, long Bytes, JsonNode Json)> InitialSyncAsync(HttpClient http, string url, string token, string filter)
+    private static async Task<(double Ms, long Bytes, byte[] Body)> InitialSyncAsync(HttpClient http, string url, string token, string filter)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, $"{url}{V3}/sync?timeout=0&filter={Uri.EscapeDataString(filter)}");
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
@@ -91,7 +104,7 @@ public static class ScaleBenchmark
         var body = await response.Content.ReadAsByteArrayAsync();
         var ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"sync: {(int)response.StatusCode} {System.Text.Encoding.UTF8.GetString(body)}");
-        return (ms, body.Length, JsonNode.Parse(body)!);
+        return (ms, body.Length, body);
     }
 
     /// <summary>Says what the response holds, so a fast answer that left something out is seen: rooms, and member
