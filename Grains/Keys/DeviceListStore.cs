@@ -70,7 +70,8 @@ public sealed class DeviceListStore(NpgsqlDataSource db, EventShards shards)
         if (ownJoins.Count > 0) changed.UnionWith(await MembersAsync(ownJoins));
         if (ownLeaves.Count > 0) left.UnionWith(await MembersAsync(ownLeaves));
 
-        var sharing = await SharingAsync(userId);
+        // Only the candidates' sharing matters: a join into a room of 10,000 asks about the joiner, not all 10,000.
+        var sharing = await SharingAsync(userId, changed.Union(left).Where(u => u != userId).ToArray());
         sharing.Add(userId);
         changed.IntersectWith(sharing);
         changed.UnionWith(keyChanges);
@@ -79,15 +80,17 @@ public sealed class DeviceListStore(NpgsqlDataSource db, EventShards shards)
         return new Changes(changed.Order(StringComparer.Ordinal).ToList(), left.Order(StringComparer.Ordinal).ToList());
     }
 
-    /// <summary>Users joined to any room the user is joined to.</summary>
-    public async Task<HashSet<string>> SharingAsync(string userId)
+    /// <summary>Those of <paramref name="candidates"/> joined to any room the user is joined to.</summary>
+    public async Task<HashSet<string>> SharingAsync(string userId, string[] candidates)
     {
+        if (candidates.Length == 0) return new HashSet<string>(StringComparer.Ordinal);
         await using var cmd = db.CreateCommand(
             """
             SELECT DISTINCT b.user_id FROM room_memberships a JOIN room_memberships b ON b.room_id = a.room_id
-             WHERE a.user_id = $1 AND a.membership = 'join' AND b.membership = 'join'
+             WHERE a.user_id = $1 AND a.membership = 'join' AND b.membership = 'join' AND b.user_id = ANY($2)
             """);
         cmd.Parameters.AddWithValue(userId);
+        cmd.Parameters.AddWithValue(candidates);
         var set = new HashSet<string>(StringComparer.Ordinal);
         await using var reader = await cmd.ExecuteReaderAsync();
         while (await reader.ReadAsync()) set.Add(reader.GetString(0));
