@@ -280,7 +280,7 @@ public sealed class MetricsOptions
     /// <see cref="DefaultSiloPort"/>.</summary>
     public int? Port { get; set; }
 
-    /// <summary>Meters not to export, by name (<c>Homeserver</c>, <c>Microsoft.Orleans</c>, <c>Microsoft.AspNetCore.Hosting</c>,
+    /// <summary>Meters not to export, by name (<c>Homeserver</c>, which holds <c>http.server.request.duration</c> too, <c>Microsoft.Orleans</c>,
     /// <c>Microsoft.AspNetCore.Server.Kestrel</c>, <c>Microsoft.AspNetCore.Routing</c>, <c>Microsoft.AspNetCore.Diagnostics</c>,
     /// <c>Microsoft.AspNetCore.RateLimiting</c>, <c>Npgsql</c>, <c>runtime</c> for the .NET runtime's): for an
     /// operator who collects some elsewhere or wants a series' recording cost off a busy process.</summary>

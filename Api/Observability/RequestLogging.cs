@@ -1,19 +1,22 @@
 using System.Diagnostics;
 using Homeserver.Api.Http;
+using Homeserver.Observability;
 
 namespace Homeserver.Api.Observability;
 
 /// <summary>
-/// One log line per request: method, route template, status, duration and the authenticated user (when the request
-/// carried a valid token). The route is the endpoint's template (<c>/_matrix/client/v3/rooms/{roomId}/send/...</c>),
-/// never the path or query as sent: tokens travel in the query (<c>?access_token=</c>) and ids in the path would make
-/// every line unique. Headers and bodies are not logged at all (tokens, passwords).
+/// One log line per request (method, route template, status, duration and the authenticated user, when the request
+/// carried a valid token) and the <c>http.server.request.duration</c> histogram (<see cref="HomeserverMetrics.RequestServed"/>).
+/// The route is the endpoint's template (<c>/_matrix/client/v3/rooms/{roomId}/send/...</c>), never the path or query
+/// as sent: tokens travel in the query (<c>?access_token=</c>) and ids in the path would make every line and series
+/// unique. Headers and bodies are not logged at all (tokens, passwords).
 /// </summary>
-public sealed partial class RequestLogging(RequestDelegate next, ILogger<RequestLogging> logger)
+public sealed partial class RequestLogging(RequestDelegate next, ILogger<RequestLogging> logger, HomeserverMetrics metrics)
 {
     public async Task InvokeAsync(HttpContext context)
     {
-        if (!logger.IsEnabled(LogLevel.Information))
+        var log = logger.IsEnabled(LogLevel.Information);
+        if (!log && !metrics.HttpRequestsEnabled)
         {
             await next(context);
             return;
@@ -25,9 +28,12 @@ public sealed partial class RequestLogging(RequestDelegate next, ILogger<Request
         }
         finally
         {
-            var route = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "(no route)";
-            Request(logger, context.Request.Method, route, context.Response.StatusCode,
-                Stopwatch.GetElapsedTime(started).TotalMilliseconds, RequestAuth.AuthenticatedUser(context) ?? "-");
+            var duration = Stopwatch.GetElapsedTime(started);
+            var route = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText;
+            metrics.RequestServed(context.Request.Method, route, context.Response.StatusCode, duration);
+            if (log)
+                Request(logger, context.Request.Method, route ?? "(no route)", context.Response.StatusCode,
+                    duration.TotalMilliseconds, RequestAuth.AuthenticatedUser(context) ?? "-");
         }
     }
 

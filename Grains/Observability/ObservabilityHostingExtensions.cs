@@ -23,7 +23,10 @@ public static class ObservabilityHostingExtensions
 
     /// <summary>
     /// Meters that each DI container creates through its own <see cref="System.Diagnostics.Metrics.IMeterFactory"/>:
-    /// ours, Orleans' (<c>OrleansInstruments</c>) and ASP.NET Core's. They are enabled for this container's factory only
+    /// ours, Orleans' (<c>OrleansInstruments</c>) and ASP.NET Core's but its hosting meter (<c>Microsoft.AspNetCore.Hosting</c>):
+    /// recording its request duration and active requests cost the send benchmark 7 % of its messages/s, so the request
+    /// middleware records <c>http.server.request.duration</c> in our meter instead, at no measurable cost
+    /// (<see cref="HomeserverMetrics.RequestServed"/>, docs/benchmarks.md). They are enabled for this container's factory only
     /// (<see cref="MeterScope.Local"/>): OpenTelemetry's own <c>AddMeter</c> matches meters by name across the whole
     /// process, so several silos in one process (the tests) would each export the others' series, summed into theirs.
     /// ASP.NET Core's meters are enabled here rather than through <c>AddAspNetCoreInstrumentation</c> for that reason
@@ -33,7 +36,6 @@ public static class ObservabilityHostingExtensions
     [
         HomeserverMetrics.MeterName,
         "Microsoft.Orleans",
-        "Microsoft.AspNetCore.Hosting",
         "Microsoft.AspNetCore.Server.Kestrel",
         "Microsoft.AspNetCore.Routing",
         "Microsoft.AspNetCore.Diagnostics",
