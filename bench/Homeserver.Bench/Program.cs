@@ -74,6 +74,11 @@ switch (mode)
         int JoinsArg(int i, int fallback) => args.Length > i ? int.Parse(args[i]) : fallback;
         await JoinsBenchmark.RunAsync(JoinsArg(1, 300), JoinsArg(2, 300), JoinsArg(3, 32), JoinsArg(4, 1), args.Length <= 5 || args[5] != "users-first");
         return 0;
+    case "scale":
+        // dotnet run -c Release --project bench/Homeserver.Bench -- scale [rooms] [members] [messages per room] [runs] [warm repeats]
+        await ScaleBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 300, args.Length > 2 ? int.Parse(args[2]) : 300,
+            args.Length > 3 ? int.Parse(args[3]) : 3, args.Length > 4 ? int.Parse(args[4]) : 3, args.Length > 5 ? int.Parse(args[5]) : 3);
+        return 0;
     default:
         Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, metrics-cost, fanout, idle, cluster, orleans-floor, media, search, send-features, joins, send-latency, scale, bigroom");
         return 2;
