@@ -205,14 +205,7 @@ public sealed class StreamNotifier : IDisposable
         ids = new HashSet<string>(StringComparer.Ordinal);
         lock (_lock)
         {
-            var tracked = false;
-            foreach (var ((s, writer), position) in _initial)
-            {
-                if (s != stream) continue;
-                tracked = true;
-                if (since.Get(stream, writer) < position) return false;
-            }
-            if (!tracked) return false;
+            if (!Tracks(stream, since)) return false; // re-enters the lock
             foreach (var ((s, writer), position) in _forgottenUpTo)
                 if (s == stream && since.Get(stream, writer) < position) return false;
             foreach (var ((s, writer), floor) in _recentFloor)
