@@ -94,6 +94,6 @@ public sealed class RoomDirectoryGrain(AliasStore aliases, PublicRoomStore publi
     private async Task<RoomState?> StateAsync()
     {
         var current = await rooms.GetCurrentStateAsync(RoomId);
-        return current.Exists ? new RoomState(current.Events.Select(e => (JsonObject)JsonNode.Parse(e.Json)!)) : null;
+        return current.Exists ? RoomState.FromJson(current.Events.Select(e => e.Json)) : null;
     }
 }

@@ -1,4 +1,6 @@
 using System.Collections.Immutable;
+using System.Text;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace Homeserver.Matrix;
@@ -8,40 +10,98 @@ namespace Homeserver.Matrix;
 /// treated as immutable, and the map is an immutable one, so a clone costs nothing and a change to it costs O(log n):
 /// a join into a room of 10,000 members does not copy the other members' entries.
 /// </summary>
+/// <remarks>
+/// Member events, nearly all of a big room's state, are held compactly: their canonical JSON as UTF-8 bytes beside the
+/// two fields the writer reads of every one (membership, event id), and parsed only when a caller asks for the whole
+/// event (a membership change reads the previous one; a message reads only its sender's event id). A parsed
+/// <see cref="JsonObject"/> of a member event weighs several times its UTF-8 JSON, and a room grain holds every
+/// member's. The few other state events (create, power levels, join rules, ...) stay parsed: the auth rules read
+/// them for every event.
+/// </remarks>
 public sealed class RoomState
 {
-    private ImmutableDictionary<(string Type, string StateKey), JsonObject> _events;
+    private ImmutableDictionary<(string Type, string StateKey), Entry> _events;
     private PowerLevels? _powerLevels;
 
-    public RoomState() => _events = ImmutableDictionary<(string, string), JsonObject>.Empty;
+    /// <summary>One state event: parsed (<see cref="Object"/>), or a member event as UTF-8 JSON with what the writer
+    /// reads of it. Immutable, so clones share it.</summary>
+    private sealed class Entry
+    {
+        public readonly JsonObject? Object;
+        public readonly byte[]? Utf8;
+        public readonly string? Membership;
+        public readonly string? EventId;
+
+        public Entry(JsonObject ev) => Object = ev;
+
+        public Entry(byte[] utf8, string? membership, string? eventId) => (Utf8, Membership, EventId) = (utf8, membership, eventId);
+
+        public JsonObject Parse() => Object ?? JsonNode.Parse(Utf8!)!.AsObject();
+    }
+
+    public RoomState() => _events = ImmutableDictionary<(string, string), Entry>.Empty;
 
     public RoomState(IEnumerable<JsonObject> events) : this()
     {
         foreach (var ev in events) Set(ev);
     }
 
-    private RoomState(ImmutableDictionary<(string, string), JsonObject> events, PowerLevels? powerLevels)
+    private RoomState(ImmutableDictionary<(string, string), Entry> events, PowerLevels? powerLevels)
     {
         _events = events;
         _powerLevels = powerLevels;
     }
 
+    /// <summary>The state of these events, given as their stored JSON: member events are kept as bytes without
+    /// building a tree of them (a room grain loading a room of 10,000 members parses the 10 others).</summary>
+    public static RoomState FromJson(IEnumerable<string> events)
+    {
+        var builder = ImmutableDictionary.CreateBuilder<(string, string), Entry>();
+        foreach (var json in events)
+        {
+            var utf8 = Encoding.UTF8.GetBytes(json);
+            var (type, stateKey, membership, eventId) = ScanTopLevel(utf8);
+            if (type is null || stateKey is null) throw new ArgumentException("State event has no type or state_key", nameof(events));
+            builder[(type, stateKey)] = type == "m.room.member" ? new Entry(utf8, membership, eventId) : new Entry(JsonNode.Parse(utf8)!.AsObject());
+        }
+        return new RoomState(builder.ToImmutable(), null);
+    }
+
     public int Count => _events.Count;
 
-    /// <summary>All current state events, in no particular order.</summary>
-    public IEnumerable<JsonObject> Events => _events.Values;
+    /// <summary>All current state events, in no particular order (parses every member event: for small rooms and
+    /// tests; the writer's paths use <see cref="Keys"/>, <see cref="Members"/> and <see cref="Membership"/>).</summary>
+    public IEnumerable<JsonObject> Events => _events.Values.Select(e => e.Parse());
 
-    /// <summary>All entries with their keys, in no particular order.</summary>
-    public IEnumerable<KeyValuePair<(string Type, string StateKey), JsonObject>> Entries => _events;
+    /// <summary>All entries with their keys, in no particular order (parses every member event, as <see cref="Events"/>).</summary>
+    public IEnumerable<KeyValuePair<(string Type, string StateKey), JsonObject>> Entries =>
+        _events.Select(kv => KeyValuePair.Create(kv.Key, kv.Value.Parse()));
 
-    public JsonObject? Get(string type, string stateKey) => _events.GetValueOrDefault((type, stateKey));
+    /// <summary>The (type, state key) of every state event, without reading the events.</summary>
+    public IEnumerable<(string Type, string StateKey)> Keys => _events.Keys;
+
+    /// <summary>The event, parsed: a member event is parsed anew on each call, so callers that need it more than
+    /// once keep it.</summary>
+    public JsonObject? Get(string type, string stateKey) => _events.TryGetValue((type, stateKey), out var e) ? e.Parse() : null;
+
+    /// <summary>The event id of the state event at (type, state key), without parsing a member event.</summary>
+    public string? GetEventId(string type, string stateKey) =>
+        !_events.TryGetValue((type, stateKey), out var e) ? null : e.Object is { } o ? GetString(o, "event_id") : e.EventId;
 
     /// <summary>Records <paramref name="ev"/> as the state for its <c>(type, state_key)</c>, replacing any previous one.</summary>
-    public void Set(JsonObject ev)
+    public void Set(JsonObject ev) => Set(ev, null);
+
+    /// <summary>As <see cref="Set(JsonObject)"/>, with the event's JSON as stored when the caller has it (a member
+    /// event is kept as those bytes, without encoding it again).</summary>
+    public void Set(JsonObject ev, string? json)
     {
         var type = GetString(ev, "type") ?? throw new ArgumentException("State event has no type", nameof(ev));
         var stateKey = GetString(ev, "state_key") ?? throw new ArgumentException("Event has no state_key", nameof(ev));
-        _events = _events.SetItem((type, stateKey), ev);
+        var entry = type == "m.room.member"
+            ? new Entry(json is null ? JsonSerializer.SerializeToUtf8Bytes(ev) : Encoding.UTF8.GetBytes(json),
+                MembershipValue(ev["content"] is JsonObject c ? GetString(c, "membership") : null), GetString(ev, "event_id"))
+            : new Entry(ev);
+        _events = _events.SetItem((type, stateKey), entry);
         if (type is "m.room.power_levels" or "m.room.create") _powerLevels = null;
     }
 
@@ -85,14 +145,65 @@ public sealed class RoomState
 
     /// <summary>The user's membership ("join", "invite", "leave", "ban", "knock"), or null if they never had one.</summary>
     public string? Membership(string userId) =>
-        Get("m.room.member", userId)?["content"] is JsonObject c ? GetString(c, "membership") : null;
+        _events.TryGetValue(("m.room.member", userId), out var e) ? MembershipOf(e) : null;
 
     /// <summary>The users whose membership is <paramref name="membership"/>.</summary>
     public IEnumerable<string> Members(string membership = "join")
     {
-        foreach (var ((type, stateKey), ev) in _events)
-            if (type == "m.room.member" && ev["content"] is JsonObject c && GetString(c, "membership") == membership)
+        foreach (var ((type, stateKey), e) in _events)
+            if (type == "m.room.member" && MembershipOf(e) == membership)
                 yield return stateKey;
+    }
+
+    // Only member events are held as bytes; anything else keeps its tree.
+    private static string? MembershipOf(Entry e) =>
+        e.Object is { } o ? (o["content"] is JsonObject c ? GetString(c, "membership") : null) : e.Membership;
+
+    /// <summary>The membership values share one string each instead of one per member event.</summary>
+    private static string? MembershipValue(string? membership) => membership switch
+    {
+        "join" => "join",
+        "invite" => "invite",
+        "leave" => "leave",
+        "ban" => "ban",
+        "knock" => "knock",
+        _ => membership,
+    };
+
+    /// <summary>Reads type, state_key, event_id and content.membership of an event's JSON without building a tree.</summary>
+    private static (string? Type, string? StateKey, string? Membership, string? EventId) ScanTopLevel(byte[] utf8)
+    {
+        var reader = new Utf8JsonReader(utf8);
+        string? type = null, stateKey = null, membership = null, eventId = null;
+        if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) throw new ArgumentException("State event is not an object");
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            if (reader.ValueTextEquals("content"u8))
+            {
+                reader.Read();
+                if (reader.TokenType != JsonTokenType.StartObject) { reader.Skip(); continue; }
+                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                {
+                    var isMembership = reader.ValueTextEquals("membership"u8);
+                    reader.Read();
+                    if (isMembership && reader.TokenType == JsonTokenType.String) membership = MembershipValue(reader.GetString());
+                    else reader.Skip();
+                }
+                continue;
+            }
+            var field = reader.ValueTextEquals("type"u8) ? 1 : reader.ValueTextEquals("state_key"u8) ? 2 : reader.ValueTextEquals("event_id"u8) ? 3 : 0;
+            reader.Read();
+            if (field == 0 || reader.TokenType != JsonTokenType.String)
+            {
+                reader.Skip();
+                continue;
+            }
+            var value = reader.GetString();
+            if (field == 1) type = value;
+            else if (field == 2) stateKey = value;
+            else eventId = value;
+        }
+        return (type, stateKey, membership, eventId);
     }
 
     internal static string? GetString(JsonObject obj, string key) =>

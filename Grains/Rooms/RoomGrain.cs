@@ -290,8 +290,8 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
                     if (command.SenderIsGuest && (p.State.Get("m.room.guest_access", "") is not { } ga
                                                   || ga["content"] is not JsonObject gac || RoomState.GetString(gac, "guest_access") != "can_join"))
                         throw new MatrixException(ErrorCodes.GuestAccessForbidden, "Guest access is not allowed in this room", 403);
-                    if (current == "join" && p.State.Get("m.room.member", command.Target) is { } joined)
-                        return Task.FromResult<RoomWriteResult?>(new RoomWriteResult(RoomState.GetString(joined, "event_id"), WriterIndex, 0));
+                    if (current == "join" && p.State.GetEventId("m.room.member", command.Target) is { } joined)
+                        return Task.FromResult<RoomWriteResult?>(new RoomWriteResult(joined, WriterIndex, 0));
                     membership = "join";
                     break;
                 case MembershipAction.Invite:
@@ -394,7 +394,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
     {
         if (!force && p.State.Members().Any(IsLocal))
             throw new MatrixException(ErrorCodes.Unknown, "Users are still joined to this room", 400);
-        var users = p.State.Entries.Where(e => e.Key.Type == "m.room.member").Select(e => e.Key.StateKey).ToArray();
+        var users = p.State.Keys.Where(k => k.Type == "m.room.member").Select(k => k.StateKey).ToArray();
         p.Rows.Add(RoomStreamRows.Purge(new RoomPurgeRow(_roomId, users)));
         p.Purges = true;
         return Task.FromResult<RoomWriteResult?>(null);
@@ -665,12 +665,12 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
         var auth = AuthEvents(p.State, draft);
         // The auth rules read prev_events as plain ids, so check before v1/v2 turn them into [id, hashes] pairs.
         ev["prev_events"] = new JsonArray(prev.Select(e => (JsonNode)JsonValue.Create(RoomState.GetString(e, "event_id"))!).ToArray());
-        ev["auth_events"] = new JsonArray(auth.Select(e => (JsonNode)JsonValue.Create(RoomState.GetString(e, "event_id"))!).ToArray());
+        ev["auth_events"] = new JsonArray(auth.Select(k => (JsonNode)JsonValue.Create(p.State.GetEventId(k.Type, k.StateKey))!).ToArray());
         EventAuth.Check(ev, p.State);
         if (legacy)
         {
             ev["prev_events"] = new JsonArray(prev.Select(e => LegacyReference(e, p.Version)).ToArray());
-            ev["auth_events"] = new JsonArray(auth.Select(e => LegacyReference(e, p.Version)).ToArray());
+            ev["auth_events"] = new JsonArray(auth.Select(k => LegacyReference(p.State.Get(k.Type, k.StateKey)!, p.Version)).ToArray());
         }
 
         EventHashing.AddHashes(ev);
@@ -694,14 +694,14 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
     }
 
     // Spec "auth events selection": create, power levels, the sender's membership; for membership events also the
-    // target's membership and the join rules.
-    private static List<JsonObject> AuthEvents(RoomState state, EventDraft draft)
+    // target's membership and the join rules. As (type, state key): a member event is read only for its id.
+    private static List<(string Type, string StateKey)> AuthEvents(RoomState state, EventDraft draft)
     {
-        var auth = new List<JsonObject>();
+        var auth = new List<(string, string)>();
         if (draft.Type == "m.room.create") return auth;
         void Add(string type, string key)
         {
-            if (state.Get(type, key) is { } e && !auth.Contains(e)) auth.Add(e);
+            if (state.GetEventId(type, key) is not null && !auth.Contains((type, key))) auth.Add((type, key));
         }
         Add("m.room.create", "");
         Add("m.room.power_levels", "");
@@ -734,7 +734,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
     /// <summary>Makes a built event part of <paramref name="p"/>: its state, its depth, its rows.</summary>
     private static void Adopt(Pending p, JsonObject ev, RoomEventRow row)
     {
-        if (row.StateKey is not null) p.MutableState.Set(ev);
+        if (row.StateKey is not null) p.MutableState.Set(ev, row.Json);
         p.Last = ev;
         p.Depth = row.Topological;
         if (row.DeviceId is not null && row.TxnId is not null)
@@ -749,7 +749,7 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
         _transactions.Clear();
         var loaded = await store.LoadAsync(_roomId);
         _version = loaded.RoomVersion;
-        _state = new RoomState(loaded.State);
+        _state = RoomState.FromJson(loaded.State);
         _last = loaded.LastEvent;
         _depth = loaded.Depth;
     }

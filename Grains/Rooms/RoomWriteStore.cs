@@ -7,7 +7,7 @@ namespace Homeserver.Rooms;
 /// <summary>What the room grain reads straight from the database (never from caches: it is the writer).</summary>
 public sealed class RoomWriteStore(NpgsqlDataSource db)
 {
-    public sealed record Loaded(string? RoomVersion, IReadOnlyList<JsonObject> State, JsonObject? LastEvent, long Depth);
+    public sealed record Loaded(string? RoomVersion, IReadOnlyList<string> State, JsonObject? LastEvent, long Depth);
 
     /// <summary>The room's version, current state and latest event (all null/empty when the room does not exist).</summary>
     public async Task<Loaded> LoadAsync(string roomId)
@@ -21,8 +21,9 @@ public sealed class RoomWriteStore(NpgsqlDataSource db)
         await using var reader = await batch.ExecuteReaderAsync();
         string? version = await reader.ReadAsync() ? reader.GetString(0) : null;
         await reader.NextResultAsync();
-        var state = new List<JsonObject>();
-        while (await reader.ReadAsync()) state.Add(Parse(reader.GetString(0)));
+        // Kept as JSON: the room's state holds member events as bytes (RoomState.FromJson) and parses the few others.
+        var state = new List<string>();
+        while (await reader.ReadAsync()) state.Add(reader.GetString(0));
         await reader.NextResultAsync();
         JsonObject? last = null;
         long depth = 0;

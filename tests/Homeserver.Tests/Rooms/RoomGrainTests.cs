@@ -108,6 +108,44 @@ public sealed class RoomGrainTests(RoomClusterFixture fx) : IClassFixture<RoomCl
     }
 
     [Fact]
+    public async Task A_room_deactivated_and_loaded_again_decides_as_before()
+    {
+        var (roomId, _) = await CreateAsync(RoomClusterFixture.Create(Alice, preset: "public_chat"));
+        var room = fx.Room(roomId);
+        var bobJoin = await room.SetMembershipAsync(new MembershipCommand(Bob, Bob, MembershipAction.Join, null));
+        await room.SetMembershipAsync(new MembershipCommand(Alice, Carol, MembershipAction.Ban, "spam"));
+        var management = fx.Cluster.Silos[0].Grains.GetGrain<IManagementGrain>(0);
+        async Task<bool> ActiveAsync() => (await management.GetDetailedGrainStatistics()).Any(g => g.GrainId == room.GetGrainId());
+        Assert.True(await ActiveAsync());
+
+        // The room leaves memory, and its next call loads its state from the database (member events as bytes).
+        await room.AsReference<Orleans.Core.Internal.IGrainManagementExtension>().DeactivateOnIdle();
+        for (var i = 0; i < 50 && await ActiveAsync(); i++) await Task.Delay(100);
+        Assert.False(await ActiveAsync());
+
+        // Bob's membership, as loaded: joining again answers with his join; his message names it among its auth events.
+        Assert.Equal(bobJoin.EventId, (await room.SetMembershipAsync(new MembershipCommand(Bob, Bob, MembershipAction.Join, null))).EventId);
+        var sent = await room.SendAsync(Message(Bob, "after the reload"));
+        // Carol's ban, as loaded.
+        var banned = await Assert.ThrowsAsync<MatrixException>(() => room.SetMembershipAsync(new MembershipCommand(Carol, Carol, MembershipAction.Join, null)));
+        Assert.Equal(403, banned.Status);
+        // Bob leaving: the event says what it replaced, read from the loaded member event.
+        var left = await room.SetMembershipAsync(new MembershipCommand(Bob, Bob, MembershipAction.Leave, null));
+        await fx.WaitAsync(1, left);
+
+        var message = Parse((await fx.Store(1).GetEventAsync(sent.EventId!))!.Json);
+        Assert.Contains(bobJoin.EventId, message["auth_events"]!.AsArray().Select(e => e!.GetValue<string>()));
+        Assert.Equal(3, message["auth_events"]!.AsArray().Count);
+        var leave = Parse((await fx.Store(1).GetEventAsync(left.EventId!))!.Json);
+        Assert.Equal(bobJoin.EventId, leave["unsigned"]!["replaces_state"]!.GetValue<string>());
+        Assert.Equal("join", leave["unsigned"]!["prev_content"]!["membership"]!.GetValue<string>());
+        // The sender's and the target's member event are one: named once.
+        var authIds = leave["auth_events"]!.AsArray().Select(e => e!.GetValue<string>()).ToList();
+        Assert.Equal(authIds.Distinct().Count(), authIds.Count);
+        Assert.Contains(bobJoin.EventId, authIds);
+    }
+
+    [Fact]
     public async Task Unknown_room_versions_are_rejected()
     {
         var e = await Assert.ThrowsAsync<MatrixException>(() => CreateAsync(RoomClusterFixture.Create(Alice, version: "12")));

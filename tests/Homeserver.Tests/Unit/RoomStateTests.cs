@@ -108,4 +108,56 @@ public class RoomStateTests
         Assert.Equal(2, c.Events.Count());
         Assert.Contains(c.Entries, e => e.Key == ("m.room.member", "@b:x"));
     }
+
+    [Fact]
+    public void State_loaded_from_stored_json_answers_as_the_parsed_events_do()
+    {
+        var create = State("m.room.create", "", new JsonObject { ["room_version"] = "10", ["creator"] = "@a:x" }, "@a:x");
+        var levels = State("m.room.power_levels", "", new JsonObject { ["users"] = new JsonObject { ["@a:x"] = 100 }, ["ban"] = 60 });
+        var rules = State("m.room.join_rules", "", new JsonObject { ["join_rule"] = "public" });
+        var events = new List<JsonObject> { create, levels, rules };
+        var memberships = new[] { "join", "invite", "ban", "leave", "knock", "join" };
+        for (var i = 0; i < memberships.Length; i++)
+        {
+            var member = Member($"@u{i}:x", memberships[i]);
+            member["event_id"] = $"$m{i}";
+            // Fields the compact form does not read must come back whole, nested ones included.
+            member["content"]!["displayname"] = $"User {i}";
+            member["unsigned"] = new JsonObject { ["prev_content"] = new JsonObject { ["membership"] = "invite" } };
+            events.Add(member);
+        }
+        var parsed = new RoomState(events);
+        var loaded = RoomState.FromJson(events.Select(e => e.ToJsonString()));
+
+        Assert.Equal(parsed.Count, loaded.Count);
+        Assert.Equal(parsed.Keys.OrderBy(k => k), loaded.Keys.OrderBy(k => k));
+        foreach (var membership in memberships.Distinct())
+            Assert.Equal(parsed.Members(membership).Order(), loaded.Members(membership).Order());
+        for (var i = 0; i < memberships.Length; i++)
+        {
+            var user = $"@u{i}:x";
+            Assert.Equal(memberships[i], loaded.Membership(user));
+            Assert.Equal($"$m{i}", loaded.GetEventId("m.room.member", user));
+            Assert.True(JsonNode.DeepEquals(parsed.Get("m.room.member", user), loaded.Get("m.room.member", user)));
+        }
+        Assert.Null(loaded.Membership("@nobody:x"));
+        Assert.Null(loaded.GetEventId("m.room.member", "@nobody:x"));
+        Assert.Equal("public", loaded.JoinRule);
+        Assert.Equal("@a:x", loaded.Creator);
+        Assert.Equal(100, loaded.PowerLevels.GetUserLevel("@a:x"));
+        Assert.Equal(60, loaded.PowerLevels.Ban);
+
+        // A member event read from the compact form is a copy: changing it does not change the state.
+        loaded.Get("m.room.member", "@u0:x")!["content"]!["membership"] = "leave";
+        Assert.Equal("join", loaded.Membership("@u0:x"));
+        // Set on a loaded state: the new event replaces the held bytes, the clone before it keeps them.
+        var before = loaded.Clone();
+        var left = Member("@u0:x", "leave");
+        left["event_id"] = "$left";
+        loaded.Set(left, left.ToJsonString());
+        Assert.Equal("leave", loaded.Membership("@u0:x"));
+        Assert.Equal("$left", loaded.GetEventId("m.room.member", "@u0:x"));
+        Assert.Equal("join", before.Membership("@u0:x"));
+        Assert.Equal("$m0", before.GetEventId("m.room.member", "@u0:x"));
+    }
 }
