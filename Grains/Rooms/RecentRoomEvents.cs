@@ -13,22 +13,36 @@ public sealed class RecentRoomEvents
     public const string Cache = "rooms.recent_events";
     /// <summary>The events held per room.</summary>
     public const string PerRoom = "rooms.recent_events.per_room";
+    /// <summary>The bytes held, summed over the rooms (the events' JSON as .NET holds it, UTF-16, and their records).</summary>
+    public const string Bytes = "rooms.recent_events.bytes";
+
+    /// <summary>A long-poll woken by an event reads the few events since its token; 32 covers a burst between two polls.
+    /// A window the cache does not hold is read from the database.</summary>
+    public const int DefaultPerRoom = 32;
+    public const int DefaultRooms = 20_000;
+    public const int DefaultBytes = 64 * 1024 * 1024;
 
     private readonly RecentRows<StoredEvent> _rows;
 
     public RecentRoomEvents(CacheRegistry? caches = null)
     {
-        _rows = new(perKey: caches?.SizeOf(PerRoom, 128) ?? 128, maxKeys: caches?.SizeOf(Cache, 20_000) ?? 20_000);
+        _rows = new(perKey: caches?.SizeOf(PerRoom, DefaultPerRoom) ?? DefaultPerRoom, maxKeys: caches?.SizeOf(Cache, DefaultRooms) ?? DefaultRooms,
+            weigh: Weight, maxWeight: caches?.SizeOf(Bytes, DefaultBytes) ?? DefaultBytes);
         caches?.Track(Cache, () => new CacheStatus(Cache, _rows.KeyCount, 0, 0, 0));
+        caches?.Track(Bytes, () => new CacheStatus(Bytes, (int)Math.Min(int.MaxValue, _rows.Weight), 0, 0, 0));
     }
 
+    /// <summary>What an event held here costs: its JSON (two bytes a character) and the record with its other strings,
+    /// about 200 bytes.</summary>
+    public static int Weight(StoredEvent e) => e.Json.Length * 2 + 200;
+
     /// <summary>Called by the rooms' row handler for every event row, in stream order per room.</summary>
-    public void Applied(StreamEntry entry, RoomEventRow row)
+    public void Applied(StreamEntry entry, RoomEventRow row, StoredEvent? stored = null)
     {
         Func<StoredEvent, StoredEvent>? redact = row is { Redacts: { } target, RedactedJson: { } redacted }
             ? e => e.EventId == target ? e with { Json = redacted, Redacted = true } : e
             : null;
-        _rows.Add(row.RoomId, entry.Position, ToStoredEvent(entry, row), redact);
+        _rows.Add(row.RoomId, entry.Position, stored ?? ToStoredEvent(entry, row), redact);
     }
 
     /// <summary>The event a row carries, as <see cref="RoomEventStore"/> would read it back.</summary>

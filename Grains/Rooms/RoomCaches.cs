@@ -46,18 +46,20 @@ public sealed class RoomCacheHandler(CacheRegistry caches, RecentRoomEvents rece
             case RoomStreamRows.EventKind:
             {
                 var row = RoomStreamRows.Parse<RoomEventRow>(entry.Payload);
+                // One record for the room's current state and its recent events: the same event is not held twice.
+                var stored = RecentRoomEvents.ToStoredEvent(entry, row);
                 // A new state event makes the room's next snapshot from the cached one; a redaction of state (rare)
                 // drops it, to be loaded again.
                 if (row.RedactsState) caches.Invalidate(RoomCaches.CurrentState, row.RoomId);
                 else if (row.StateKey is not null)
-                    RoomCaches.CurrentStates(caches).Update(row.RoomId, state => state.With(RecentRoomEvents.ToStoredEvent(entry, row)));
+                    RoomCaches.CurrentStates(caches).Update(row.RoomId, state => state.With(stored));
                 if (row.Membership is not null && row.StateKey is not null) caches.Invalidate(RoomCaches.UserMemberships, row.StateKey);
                 if (row.Redacts is not null) caches.Invalidate(RoomCaches.Events, row.Redacts);
                 // The parent's bundled aggregations change with a new child, and with a child's redaction.
                 if (row.Relation is { } relation) caches.Invalidate(RoomRelations.Cache, relation.ParentId);
                 if (row.RedactsRelationTo is not null) caches.Invalidate(RoomRelations.Cache, row.RedactsRelationTo);
                 relations.RecordNew(row.EventId);
-                recent.Applied(entry, row);
+                recent.Applied(entry, row, stored);
                 break;
             }
             case RoomStreamRows.ForgetKind:

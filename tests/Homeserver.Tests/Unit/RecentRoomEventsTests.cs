@@ -71,4 +71,38 @@ public sealed class RecentRoomEventsTests
         Assert.True(recent.TryGet("!old:x", newEntry.Position - 1, long.MaxValue, 10, out var fresh, out _));
         Assert.Equal(["$new"], fresh.Select(e => e.EventId));
     }
+
+    [Fact]
+    public void Past_its_bytes_the_quietest_rooms_go_and_their_windows_go_to_the_database()
+    {
+        // Each event here weighs its JSON (two bytes a character) and 200 bytes; room 0 is written first, so quietest.
+        var events = Enumerable.Range(0, 10).Select(i => Event($"!w{i}:x", $"$w{i}")).ToList();
+        var perEvent = RecentRoomEvents.Weight(RecentRoomEvents.ToStoredEvent(events[0].Item1, events[0].Item2));
+        var caches = new Homeserver.Caches.CacheRegistry(new Dictionary<string, int> { [RecentRoomEvents.Bytes] = perEvent * 8 + perEvent / 2 });
+        var recent = new RecentRoomEvents(caches);
+        for (var i = 0; i < 8; i++) recent.Applied(events[i].Item1, events[i].Item2);
+        Assert.True(recent.TryGet("!w0:x", events[0].Item1.Position - 1, long.MaxValue, 10, out var held, out _));
+        Assert.Single(held);
+        Assert.Equal(8 * perEvent, caches.Status().Single(c => c.Name == RecentRoomEvents.Bytes).Count);
+
+        // The ninth event is past the bound: the quietest rooms go until nine tenths of it are left.
+        recent.Applied(events[8].Item1, events[8].Item2);
+        var bytes = caches.Status().Single(c => c.Name == RecentRoomEvents.Bytes).Count;
+        Assert.True(bytes <= (perEvent * 8 + perEvent / 2) * 9 / 10, $"{bytes} bytes held");
+        Assert.False(recent.TryGet("!w0:x", events[0].Item1.Position - 1, long.MaxValue, 10, out _, out _));
+        Assert.True(recent.TryGet("!w8:x", events[8].Item1.Position - 1, long.MaxValue, 10, out var newest, out _));
+        Assert.Equal(["$w8"], newest.Select(e => e.EventId));
+    }
+
+    [Fact]
+    public void Each_room_keeps_its_last_events_up_to_the_configured_count()
+    {
+        var recent = new RecentRoomEvents();
+        var events = Enumerable.Range(0, RecentRoomEvents.DefaultPerRoom + 1).Select(i => Event("!many:x", $"$n{i}")).ToList();
+        foreach (var (entry, row) in events) recent.Applied(entry, row);
+        // The first event was trimmed: a window from before it is not held; one from after it is.
+        Assert.False(recent.TryGet("!many:x", events[0].Item1.Position - 1, long.MaxValue, 100, out _, out _));
+        Assert.True(recent.TryGet("!many:x", events[0].Item1.Position, long.MaxValue, 100, out var held, out _));
+        Assert.Equal(RecentRoomEvents.DefaultPerRoom, held.Count);
+    }
 }
