@@ -130,6 +130,11 @@ public sealed class HomeserverOptions
     /// <summary>How long a grain (a room, a user, a device...) stays in memory after its last call: Orleans' collection
     /// age. A room nobody writes to leaves memory with its state after this and is loaded again on its next call.</summary>
     public TimeSpan GrainCollectionAge { get; set; } = TimeSpan.FromMinutes(15);
+
+    /// <summary>How many grains' silo addresses each silo's grain directory cache holds (Orleans'
+    /// <c>GrainDirectoryOptions.CacheSize</c>). Orleans' default, 1,000,000, sizes the cache's tables for a million
+    /// entries up front (about 9 MB each, several a silo) whatever the cluster holds; a miss costs one directory lookup.</summary>
+    public int GrainDirectoryCacheSize { get; set; } = 100_000;
 }
 
 /// <summary>See <see cref="HomeserverOptions.Caches"/>.</summary>
@@ -139,7 +144,7 @@ public sealed class CacheOptions
     /// The bound of each per-silo cache by its name in the <c>homeserver_cache_entries</c> metric
     /// (<c>--Homeserver:Caches:Sizes:rooms.events=20000</c>); a cache not named keeps its default. Entries, except
     /// <c>rooms.current_state</c> (state events, summed over the rooms held) and <c>rooms.recent_events</c> /
-    /// <c>receipts.recent</c> (rooms, each with its last rows).
+    /// <c>receipts.recent</c> (rooms, each with its last rows; <c>rooms.recent_events.bytes</c> bounds those rows' bytes).
     /// </summary>
     public Dictionary<string, int> Sizes { get; set; } = new(StringComparer.Ordinal);
 }

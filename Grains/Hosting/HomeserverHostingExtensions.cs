@@ -66,6 +66,7 @@ public static class HomeserverHostingExtensions
             silo.AddHomeserverDashboard(options);
             // Grains nobody calls leave memory (a room's state among them) and come back from the database on demand.
             silo.Configure<GrainCollectionOptions>(o => o.CollectionAge = options.GrainCollectionAge);
+            silo.Configure<GrainDirectoryOptions>(o => o.CacheSize = options.GrainDirectoryCacheSize);
         });
         return builder;
     }
