@@ -291,6 +291,12 @@ public sealed class MetricsOptions
     /// operator who collects some elsewhere or wants a series' recording cost off a busy process.</summary>
     public List<string> ExcludeMeters { get; set; } = [];
 
+    /// <summary>The most series one instrument keeps (OpenTelemetry's cardinality limit, whose default of 2,000 it
+    /// allocates for every instrument up front); further series are counted together in one series labelled
+    /// <c>otel.metric.overflow</c>. The widest instrument here, <c>http.server.request.duration</c>, has a series per
+    /// route, method and status answered.</summary>
+    public int CardinalityLimit { get; set; } = 500;
+
     /// <summary>The port a silo without HTTP serves <c>/metrics</c> on when <see cref="Port"/> is unset (the Prometheus
     /// exporter's customary port).</summary>
     public const int DefaultSiloPort = 9464;

@@ -79,6 +79,11 @@ public static class ObservabilityHostingExtensions
                 if (!excluded.Contains(RuntimeMeter)) m.AddRuntimeInstrumentation();
                 if (!excluded.Contains(NpgsqlMeter)) m.AddNpgsqlInstrumentation();
                 m.AddPrometheusExporter(o => o.ResourceConstantLabels = key => key == "service.instance.id");
+                // OpenTelemetry allocates every instrument's series table at its limit up front (2,000 by default, 72
+                // bytes a series): for the few hundred instruments of a silo that was tens of MB holding a handful of
+                // series each. Series past the limit are folded into one marked otel.metric.overflow.
+                var limit = metrics.CardinalityLimit;
+                m.AddView(_ => new MetricStreamConfiguration { CardinalityLimit = limit });
             });
         foreach (var meter in ContainerMeters.Where(m => !excluded.Contains(m)))
             builder.Metrics.EnableMetrics(meter, instrumentName: null, listenerName: OpenTelemetryListener, scopes: MeterScope.Local);
