@@ -41,6 +41,13 @@ public static class ScaleBenchmark
         }
         Console.WriteLine($"memory after building and syncing: {Memory()}");
         Console.WriteLine($"after a full collection: {Memory(collect: true)}");
+        // BENCH_GCDUMP_PAUSE=N: N seconds to take a heap snapshot of the silos that built and synced the shape
+        // (dotnet-gcdump collect -p <pid>) before the restarts.
+        if (int.TryParse(Environment.GetEnvironmentVariable("BENCH_GCDUMP_PAUSE"), out var pause) && pause > 0)
+        {
+            Console.WriteLine($"pid {Environment.ProcessId}: pausing {pause} s for a heap snapshot");
+            await Task.Delay(TimeSpan.FromSeconds(pause));
+        }
         Console.WriteLine($"caches: {string.Join(", ", cluster.Silos.Select((s, i) => $"silo {i}: " + string.Join(" ", s.Services.GetRequiredService<Homeserver.Caches.CacheRegistry>().Status().Where(c => c.Count > 0).Select(c => $"{c.Name}={c.Count}"))))}");
 
         var results = new Dictionary<string, List<double>> { ["lazy cold"] = [], ["lazy warm"] = [], ["full cold"] = [], ["full warm"] = [] };
