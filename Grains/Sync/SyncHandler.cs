@@ -74,7 +74,8 @@ public sealed class SyncHandler(
             {
                 parkFirst = false;
                 var (wake, families) = WakeKeys(context);
-                if (!notifier.ChangedSince(since!, wake, families: families))
+                // A family that gathers its wake-ups (presence) is left to the wait, which holds it back.
+                if (!notifier.ChangedSince(since!, wake, families: families.Where(f => f.WakeDelay <= TimeSpan.Zero).ToList()))
                 {
                     var waitFor = deadline - DateTime.UtcNow;
                     if (waitFor > TimeSpan.Zero && await notifier.WaitForChangeAsync(since!, wake, waitFor, waitEnds.Token, families))
