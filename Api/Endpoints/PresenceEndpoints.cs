@@ -19,7 +19,7 @@ public static class PresenceEndpoints
         return app;
     }
 
-    private static async Task<IResult> GetPresence(HttpContext context, string userId, PresenceStore store, RoomEventStore rooms,
+    private static async Task<IResult> GetPresence(HttpContext context, string userId, IGrainFactory grains, RoomEventStore rooms,
         IOptions<PresenceOptions> options)
     {
         var requester = await RequestAuth.RequireUserAsync(context);
@@ -31,10 +31,9 @@ public static class PresenceEndpoints
             if (!(await rooms.GetJoinedRoomsAsync(target)).Any(mine.Contains))
                 throw MatrixException.Forbidden("You are not allowed to see their presence");
         }
-        var presence = await store.GetAsync(target);
-        return Results.Json(presence is null
-            ? new JsonObject { ["presence"] = "offline" }
-            : PresenceSyncSection.Content(presence, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
+        // The grain, not the table: last_active moves in memory while the user stays currently active.
+        var presence = await grains.GetGrain<IPresenceGrain>(target).GetAsync();
+        return Results.Json(PresenceSyncSection.Content(presence, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds()));
     }
 
     private static async Task<IResult> SetPresence(HttpContext context, string userId, IGrainFactory grains, StreamNotifier notifier,

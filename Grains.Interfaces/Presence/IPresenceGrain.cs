@@ -1,3 +1,5 @@
+using Orleans.Concurrency;
+
 namespace Homeserver.Presence;
 
 /// <summary>
@@ -18,7 +20,21 @@ public interface IPresenceGrain : IGrainWithStringKey
     [Idempotent]
     Task<long> SyncedAsync(string presence, TimeSpan longPoll);
 
+    /// <summary>The user's presence as of now, <c>last_active</c> included (which moves in memory without a stream row
+    /// while the user stays currently active).</summary>
+    [AlwaysInterleave]
+    Task<PresenceRow> GetAsync();
+
     /// <summary>Does nothing but make sure the grain is active, so that its timers take a user who is no longer
     /// syncing offline (after the silo that had the grain went away).</summary>
     Task WatchAsync();
 }
+
+/// <summary>The stream row and the stored state: one user's presence after a change.</summary>
+[GenerateSerializer, Immutable]
+public sealed record PresenceRow(
+    [property: Id(0)] string UserId,
+    [property: Id(1)] string State,
+    [property: Id(2)] string? StatusMsg,
+    [property: Id(3)] long LastActiveTs,
+    [property: Id(4)] bool CurrentlyActive);

@@ -5,7 +5,8 @@ using Npgsql;
 
 namespace Homeserver.Presence;
 
-/// <summary><c>Homeserver:EnablePresence</c>, <c>Homeserver:PresenceIdleTimeout</c> and <c>Homeserver:PresenceSyncTimeout</c>.</summary>
+/// <summary><c>Homeserver:EnablePresence</c>, <c>Homeserver:PresenceIdleTimeout</c>, <c>Homeserver:PresenceSyncTimeout</c>,
+/// <c>Homeserver:PresenceLastActiveGranularity</c> and <c>Homeserver:PresenceWakeDelay</c>.</summary>
 public sealed class PresenceOptions
 {
     public bool EnablePresence { get; set; } = true;
@@ -16,10 +17,19 @@ public sealed class PresenceOptions
     /// <summary>How long after a client's /sync ends (plus the wait that sync asked for) without another one the user
     /// is marked offline. Synapse uses 30 seconds.</summary>
     public TimeSpan PresenceSyncTimeout { get; set; } = TimeSpan.FromSeconds(30);
-}
 
-/// <summary>The stream row and the stored state: one user's presence after a change.</summary>
-public sealed record PresenceRow(string UserId, string State, string? StatusMsg, long LastActiveTs, bool CurrentlyActive);
+    /// <summary>An online user active within this long is <c>currently_active</c>, and their further activity moves
+    /// <c>last_active</c> only in memory (stored at most this often), waking nobody. One whose activity stops for this
+    /// long is told to the others once (no longer currently active), and their next activity once more. Synapse's
+    /// <c>LAST_ACTIVE_GRANULARITY</c>, 60 seconds.</summary>
+    public TimeSpan PresenceLastActiveGranularity { get; set; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>How long a long-poll woken by nothing but presence changes of the members of its rooms waits to gather
+    /// more before it answers (a message, or anything else, still answers at once). In a room of 10,000 members with
+    /// 1,000 of them syncing, each one coming online would otherwise answer the other 999 long-polls once each.
+    /// Zero answers at once.</summary>
+    public TimeSpan PresenceWakeDelay { get; set; } = TimeSpan.FromSeconds(1);
+}
 
 public sealed class PresenceStore(NpgsqlDataSource db)
 {
@@ -34,6 +44,16 @@ public sealed class PresenceStore(NpgsqlDataSource db)
     public const string KeyPrefix = "presence/";
 
     public async Task<PresenceRow?> GetAsync(string userId) => (await GetChangesAsync([userId], 0, long.MaxValue)).FirstOrDefault();
+
+    /// <summary>Stores a newer <c>last_active</c> of a user whose presence did not otherwise change: no stream row, so it
+    /// wakes nobody (a later row carries it to the clients).</summary>
+    public async Task StoreLastActiveAsync(string userId, long lastActiveTs)
+    {
+        await using var cmd = db.CreateCommand("UPDATE presence SET last_active_ts = $2 WHERE user_id = $1 AND last_active_ts < $2");
+        cmd.Parameters.AddWithValue(userId);
+        cmd.Parameters.AddWithValue(lastActiveTs);
+        await cmd.ExecuteNonQueryAsync();
+    }
 
     /// <summary>The presence of those users that changed in (from, to] (from 0: everyone's current state).</summary>
     public async Task<IReadOnlyList<PresenceRow>> GetChangesAsync(IReadOnlyCollection<string> userIds, long from, long to)

@@ -22,7 +22,7 @@ public sealed class PresenceSyncSection(PresenceStore store, RoomEventStore room
 
     // Synchronous by contract: the co-members come from the current-state cache that ContributeAsync just filled. Each
     // room's member set is the one its shared snapshot holds: a long-poll in a room of 10,000 registers one family, not
-    // 10,000 keys.
+    // 10,000 keys. A wake-up by presence alone is held back (PresenceWakeDelay) to gather the changes that follow it.
     public IEnumerable<KeyFamily> WakeKeyFamilies(SyncContext context)
     {
         if (!options.Value.EnablePresence) return [];
@@ -30,7 +30,8 @@ public sealed class PresenceSyncSection(PresenceStore store, RoomEventStore room
         var cache = RoomCaches.CurrentStates(caches);
         foreach (var roomId in context.JoinedRooms)
             if (cache.TryGet(roomId, out var state))
-                families.Add(new KeyFamily(StreamNames.Presence, PresenceStore.KeyPrefix, state.JoinedMembers, context.Requester.UserId));
+                families.Add(new KeyFamily(StreamNames.Presence, PresenceStore.KeyPrefix, state.JoinedMembers, context.Requester.UserId,
+                    options.Value.PresenceWakeDelay));
         return families;
     }
 

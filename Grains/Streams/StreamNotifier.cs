@@ -37,6 +37,9 @@ public sealed class StreamNotifier : IDisposable
     private const int RecentPerStream = 4096;
     private readonly Dictionary<string, Queue<(int Writer, long Position, string Key)>> _recent = new(StringComparer.Ordinal);
     private readonly Dictionary<(string, int), long> _recentFloor = [];
+    // Waiters woken only by a family that asks for its wake-ups to be gathered (presence): they stay registered, so a
+    // row of any of their keys still completes them at once, and the sweep completes them once their hold is over.
+    private readonly List<Waiter> _held = [];
 
     private sealed class Waiter
     {
@@ -45,6 +48,8 @@ public sealed class StreamNotifier : IDisposable
         public KeyFamily[] Families { get; init; } = [];
         public StreamToken? Target { get; init; }
         public long DeadlineTicks { get; init; }
+        /// <summary>When a family wake-up held back completes it (<see cref="Environment.TickCount64"/>); 0 while not held.</summary>
+        public long HeldUntil;
         public CancellationTokenRegistration Registration;
     }
 
@@ -68,6 +73,7 @@ public sealed class StreamNotifier : IDisposable
     public void Advanced(string stream, int writer, long position, IReadOnlyList<StreamEntry> entries)
     {
         List<Waiter>? wake = null;
+        List<(Waiter, TimeSpan)>? hold = null;
         lock (_lock)
         {
             var writers = _writers.TryGetValue(stream, out var known) ? known : 0;
@@ -84,7 +90,7 @@ public sealed class StreamNotifier : IDisposable
                 changes[(stream, writer)] = e.Position;
                 if (_byKey.TryGetValue(e.Key, out var set)) (wake ??= []).AddRange(set);
                 RememberRecent(stream, writer, e.Position, e.Key);
-                if (_byFamily.Count > 0) WakeFamilies(stream, e.Key, ref wake);
+                if (_byFamily.Count > 0) WakeFamilies(stream, e.Key, ref wake, ref hold);
             }
             if (entries.Count > 0 && _byKey.TryGetValue(AnyKey, out var any)) (wake ??= []).AddRange(any);
             for (var i = _tokenWaiters.Count - 1; i >= 0; i--)
@@ -93,8 +99,19 @@ public sealed class StreamNotifier : IDisposable
                 (wake ??= []).Add(_tokenWaiters[i]);
             }
             if (wake is not null) foreach (var w in wake) Remove(w);
+            if (hold is not null)
+                foreach (var (w, delay) in hold)
+                    if (!w.Done.Task.IsCompleted && (wake is null || !wake.Contains(w))) Hold(w, delay);
         }
         if (wake is not null) foreach (var w in wake) Complete(w, true);
+    }
+
+    // Caller holds the lock. The first held wake-up of a waiter sets when it completes; later ones gather into it.
+    private void Hold(Waiter w, TimeSpan delay)
+    {
+        if (w.HeldUntil != 0) return;
+        w.HeldUntil = Math.Min(w.DeadlineTicks, Environment.TickCount64 + (long)delay.TotalMilliseconds);
+        _held.Add(w);
     }
 
     /// <summary>Sets the starting position of a writer (a silo joining follows from the writer's current position).</summary>
@@ -155,9 +172,20 @@ public sealed class StreamNotifier : IDisposable
     {
         lock (_lock)
         {
-            if (ChangedSince(since, keys, families: families)) return Task.FromResult(true);
-            if (timeout <= TimeSpan.Zero || ct.IsCancellationRequested) return Task.FromResult(false);
+            if (ChangedSince(since, keys)) return Task.FromResult(true);
+            // A family that changed since the token wakes at once unless it gathers its wake-ups: then the waiter
+            // registers already held, so a poll that comes straight back after a presence-only answer waits out the hold.
+            TimeSpan? heldFor = null;
+            if (families is not null)
+                foreach (var family in families)
+                {
+                    if (!FamilyChangedSince(since, family)) continue;
+                    if (family.WakeDelay <= TimeSpan.Zero) return Task.FromResult(true);
+                    heldFor = heldFor is { } h && h < family.WakeDelay ? h : family.WakeDelay;
+                }
+            if (timeout <= TimeSpan.Zero || ct.IsCancellationRequested) return Task.FromResult(heldFor is not null);
             var w = NewWaiter(keys.ToArray(), families?.ToArray() ?? [], null, timeout, ct);
+            if (heldFor is { } delay) Hold(w, delay);
             foreach (var key in w.Keys)
             {
                 if (!_byKey.TryGetValue(key, out var set)) _byKey[key] = set = [];
@@ -254,7 +282,7 @@ public sealed class StreamNotifier : IDisposable
 
     // Caller holds the lock. A row's key checked against each distinct family of its stream: as many lookups as there
     // are rooms being waited on, not as many as their members.
-    private void WakeFamilies(string stream, string key, ref List<Waiter>? wake)
+    private void WakeFamilies(string stream, string key, ref List<Waiter>? wake, ref List<(Waiter, TimeSpan)>? hold)
     {
         foreach (var ((familyStream, prefix), bySet) in _byFamily)
         {
@@ -264,7 +292,12 @@ public sealed class StreamNotifier : IDisposable
             {
                 if (!ids.Contains(id)) continue;
                 foreach (var w in waiters)
-                    if (w.Families.Any(f => ReferenceEquals(f.Ids, ids) && f.Matches(key))) (wake ??= []).Add(w);
+                {
+                    var family = w.Families.FirstOrDefault(f => ReferenceEquals(f.Ids, ids) && f.Matches(key));
+                    if (family is null) continue;
+                    if (family.WakeDelay > TimeSpan.Zero) (hold ??= []).Add((w, family.WakeDelay));
+                    else (wake ??= []).Add(w);
+                }
             }
         }
     }
@@ -338,8 +371,18 @@ public sealed class StreamNotifier : IDisposable
     {
         var now = Environment.TickCount64;
         List<Waiter>? expired = null;
+        List<Waiter>? matured = null;
         lock (_lock)
         {
+            for (var i = _held.Count - 1; i >= 0; i--)
+            {
+                var h = _held[i];
+                if (!h.Done.Task.IsCompleted && h.HeldUntil > now) continue;
+                _held.RemoveAt(i);
+                if (h.Done.Task.IsCompleted) continue;
+                Remove(h);
+                (matured ??= []).Add(h);
+            }
             while (_deadlines.TryPeek(out var w, out var deadline) && deadline <= now)
             {
                 _deadlines.Dequeue();
@@ -360,6 +403,7 @@ public sealed class StreamNotifier : IDisposable
                 _sweep.Change(Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
             }
         }
+        if (matured is not null) foreach (var w in matured) Complete(w, true);
         if (expired is not null) foreach (var w in expired) Complete(w, false);
     }
 
@@ -370,9 +414,11 @@ public sealed class StreamNotifier : IDisposable
 /// The keys of one stream made of <paramref name="Prefix"/> and one of <paramref name="Ids"/> (presence:
 /// <c>"presence/" + user</c> for every member of a room), but not <paramref name="Except"/>'s. A long-poll that
 /// follows every member of a big room names the room's one shared member set instead of a key per member, so
-/// parking 1,000 of them costs 1,000 registrations, not ten million.
+/// parking 1,000 of them costs 1,000 registrations, not ten million. A <paramref name="WakeDelay"/> above zero holds a
+/// waiter woken only by the family that long, gathering what else changes meanwhile (1,000 members coming online would
+/// otherwise answer each poll 999 times); a row of any of the waiter's keys still completes it at once.
 /// </summary>
-public sealed record KeyFamily(string Stream, string Prefix, IReadOnlySet<string> Ids, string? Except = null)
+public sealed record KeyFamily(string Stream, string Prefix, IReadOnlySet<string> Ids, string? Except = null, TimeSpan WakeDelay = default)
 {
     public bool Matches(string key) =>
         key.StartsWith(Prefix, StringComparison.Ordinal) && Ids.Contains(key[Prefix.Length..]) && !(Except is not null && key.AsSpan(Prefix.Length).SequenceEqual(Except));

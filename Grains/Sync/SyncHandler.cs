@@ -74,7 +74,8 @@ public sealed class SyncHandler(
             {
                 parkFirst = false;
                 var (wake, families) = WakeKeys(context);
-                if (!notifier.ChangedSince(since!, wake, families: families))
+                // A family that gathers its wake-ups (presence) is left to the wait, which holds it back.
+                if (!notifier.ChangedSince(since!, wake, families: families.Where(f => f.WakeDelay <= TimeSpan.Zero).ToList()))
                 {
                     var waitFor = deadline - DateTime.UtcNow;
                     if (waitFor > TimeSpan.Zero && await notifier.WaitForChangeAsync(since!, wake, waitFor, waitEnds.Token, families))
@@ -182,7 +183,10 @@ public sealed class SyncHandler(
         var ignored = await ignoredUsers.GetAsync(userId);
         // Rooms a filter leaves out are not read, so their membership changes cannot be seen: assume some.
         if (context.Filter.Rooms is not null || context.Filter.NotRooms.Count > 0)
+        {
             context.MembershipChanged = context.StreamMoved(StreamNames.Events);
+            context.KnownMembershipChanges = null;
+        }
         var prefetched = context.Since is null || context.FullState
             ? await PrefetchFullRoomsAsync(context, memberships.Where(m => m.Value.Membership == "join").Select(m => m.Key))
             : null;
@@ -190,7 +194,7 @@ public sealed class SyncHandler(
         {
             if (!context.Filter.IncludesRoom(roomId)) continue;
             changes.TryGetValue(roomId, out var roomChanges);
-            if (roomChanges is not null) context.MembershipChanged = true;
+            if (roomChanges is not null) (context.MembershipChanged, context.KnownMembershipChanges) = (true, null);
             switch (membership.Membership)
             {
                 case "join":
@@ -316,7 +320,14 @@ public sealed class SyncHandler(
                 ? (recentEvents, recentLimited)
                 : await store.GetEventsByStreamAsync(roomId, fromPosition, toPosition, limit);
         // A filtered timeline may hide membership changes: assume there were some.
-        if (full || limited || context.Filter.Timeline.Restricts || events.Any(e => e.Type == "m.room.member")) context.MembershipChanged = true;
+        if (full || limited || context.Filter.Timeline.Restricts) (context.MembershipChanged, context.KnownMembershipChanges) = (true, null);
+        else if (events.Any(e => e.Type == "m.room.member"))
+        {
+            context.MembershipChanged = true;
+            foreach (var e in events)
+                if (e is { Type: "m.room.member", StateKey: { } member })
+                    context.KnownMembershipChanges?.Add((roomId, member, RoomEventFormat.ContentString(e.Json, "membership") ?? ""));
+        }
         if (!full && events.Count == 0) return null;
         var timeline = await visibility.VisibleToMemberAsync(context.Requester.UserId, roomId, events);
         if (limited && timeline.Count < Math.Min(limit, events.Count) && !context.Filter.Timeline.Restricts)
