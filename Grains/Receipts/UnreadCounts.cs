@@ -84,15 +84,13 @@ public sealed class UnreadCounts : IStreamRowHandler
     /// the database in any case): the rooms this silo has no count for are counted from two queries for all of them
     /// (a sync from scratch asks for every room the user is in).</summary>
     public async Task<Dictionary<string, (long Notifications, long Highlights)>> GetManyAsync(string userId,
-        IReadOnlyList<(string RoomId, CurrentRoomState State, long ToPosition)> wanted, IReadOnlySet<string> fresh)
+        IReadOnlyList<(string RoomId, string? DisplayName, PushRoomContext Room, long ToPosition)> wanted, IReadOnlySet<string> fresh)
     {
         var rules = await pushRules.GetCompiledAsync(userId);
         var result = new Dictionary<string, (long, long)>(wanted.Count, StringComparer.Ordinal);
         var missing = new List<(string RoomId, string? DisplayName, PushRoomContext Room, long ToPosition)>();
-        foreach (var (roomId, state, toPosition) in wanted)
+        foreach (var (roomId, displayName, room, toPosition) in wanted)
         {
-            var displayName = state.DisplayName(userId);
-            var room = PushRoomContext.Of(state);
             if (!fresh.Contains(roomId) && TryKnown(roomId, userId, displayName, rules, room, toPosition) is { } known) result[roomId] = known;
             else missing.Add((roomId, displayName, room, toPosition));
         }
