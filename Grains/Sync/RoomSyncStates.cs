@@ -26,8 +26,8 @@ public sealed record RoomSyncState(CurrentRoomState Known, int JoinedMembers, in
 /// <summary>
 /// Reads the current states a sync from scratch needs, for all of a user's rooms at once: the whole state of the rooms
 /// this silo has in its cache; for the others, when the client lazy-loads members, every state event but the member
-/// events, the member events of the users each room's response needs, and the member counts, in one round trip (plus
-/// one for the heroes of rooms without a name). A cold sync of an account in 300 rooms of 300 members then reads about
+/// events and the member events of the users each room's response needs in one query, the member counts in another
+/// beside it (plus one for the heroes of rooms without a name). A cold sync of an account in 300 rooms of 300 members then reads about
 /// 2,000 state events instead of 90,000, and parses none of the others' member events.
 /// </summary>
 public sealed class RoomSyncStates(NpgsqlDataSource db, RoomEventStore store, CacheRegistry caches)
@@ -58,43 +58,29 @@ public sealed class RoomSyncStates(NpgsqlDataSource db, RoomEventStore store, Ca
         }
 
         var ids = missing.Select(m => m.RoomId).ToArray();
+        // Side by side: counting reads every membership row of the rooms, the state read a few events each.
+        var counting = CountMembersAsync(ids);
         var events = new Dictionary<string, List<StoredEvent>>(ids.Length, StringComparer.Ordinal);
-        var counts = new Dictionary<string, (int Joined, int Invited)>(ids.Length, StringComparer.Ordinal);
-        await using (var batch = db.CreateBatch())
+        await using (var cmd = db.CreateCommand(
+                         $"""
+                          SELECT {RoomEventStore.Prefixed("e")} FROM room_current_state s JOIN events e ON e.event_id = s.event_id
+                           WHERE s.room_id = ANY($1) AND s.type <> 'm.room.member'
+                          UNION ALL
+                          SELECT {RoomEventStore.Prefixed("e")} FROM unnest($2::text[], $3::text[]) AS m(room_id, user_id)
+                            JOIN room_current_state s ON s.room_id = m.room_id AND s.type = 'm.room.member' AND s.state_key = m.user_id
+                            JOIN events e ON e.event_id = s.event_id
+                          """))
         {
-            batch.BatchCommands.Add(new NpgsqlBatchCommand(
-                $"""
-                 SELECT {RoomEventStore.Prefixed("e")} FROM room_current_state s JOIN events e ON e.event_id = s.event_id
-                  WHERE s.room_id = ANY($1) AND s.type <> 'm.room.member'
-                 UNION ALL
-                 SELECT {RoomEventStore.Prefixed("e")} FROM unnest($2::text[], $3::text[]) AS m(room_id, user_id)
-                   JOIN room_current_state s ON s.room_id = m.room_id AND s.type = 'm.room.member' AND s.state_key = m.user_id
-                   JOIN events e ON e.event_id = s.event_id
-                 """)
+            cmd.Parameters.AddWithValue(ids);
+            cmd.Parameters.AddWithValue(missing.SelectMany(m => m.Members.Select(_ => m.RoomId)).ToArray());
+            cmd.Parameters.AddWithValue(missing.SelectMany(m => m.Members).ToArray());
+            foreach (var e in await RoomEventStore.ReadEventsAsync(cmd))
             {
-                Parameters =
-                {
-                    new NpgsqlParameter { Value = ids },
-                    new NpgsqlParameter { Value = missing.SelectMany(m => m.Members.Select(_ => m.RoomId)).ToArray() },
-                    new NpgsqlParameter { Value = missing.SelectMany(m => m.Members).ToArray() },
-                },
-            });
-            batch.BatchCommands.Add(new NpgsqlBatchCommand(
-                """
-                SELECT room_id, count(*) FILTER (WHERE membership = 'join')::int, count(*) FILTER (WHERE membership = 'invite')::int
-                  FROM room_memberships WHERE room_id = ANY($1) AND membership IN ('join', 'invite') GROUP BY room_id
-                """)
-            { Parameters = { new NpgsqlParameter { Value = ids } } });
-            await using var reader = await batch.ExecuteReaderAsync();
-            while (await reader.ReadAsync())
-            {
-                var e = RoomEventStore.ReadEvent(reader);
                 if (!events.TryGetValue(e.RoomId, out var list)) events[e.RoomId] = list = [];
                 list.Add(e);
             }
-            await reader.NextResultAsync();
-            while (await reader.ReadAsync()) counts[reader.GetString(0)] = (reader.GetInt32(1), reader.GetInt32(2));
         }
+        var counts = await counting;
 
         var known = ids.ToDictionary(id => id, id => events.TryGetValue(id, out var list) ? new CurrentRoomState(list) : CurrentRoomState.Empty,
             StringComparer.Ordinal);
@@ -126,6 +112,21 @@ public sealed class RoomSyncStates(NpgsqlDataSource db, RoomEventStore store, Ca
         await using var reader = await cmd.ExecuteReaderAsync();
         while (await reader.ReadAsync()) result.Add(reader.GetString(0));
         return result;
+    }
+
+    /// <summary>Joined and invited members per room, from <c>room_memberships</c>.</summary>
+    private async Task<Dictionary<string, (int Joined, int Invited)>> CountMembersAsync(string[] roomIds)
+    {
+        await using var cmd = db.CreateCommand(
+            """
+            SELECT room_id, count(*) FILTER (WHERE membership = 'join')::int, count(*) FILTER (WHERE membership = 'invite')::int
+              FROM room_memberships WHERE room_id = ANY($1) AND membership IN ('join', 'invite') GROUP BY room_id
+            """);
+        cmd.Parameters.AddWithValue(roomIds);
+        var counts = new Dictionary<string, (int, int)>(roomIds.Length, StringComparer.Ordinal);
+        await using var reader = await cmd.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) counts[reader.GetString(0)] = (reader.GetInt32(1), reader.GetInt32(2));
+        return counts;
     }
 
     /// <summary>Whether the room has a name or canonical alias, so that its summary names no heroes (spec
