@@ -15,7 +15,7 @@ namespace Homeserver.Presence;
 /// The user's own presence is included but neither wakes nor ends their long-poll: every sync may change it, and a
 /// client's next poll would otherwise always return at once. Nothing when presence is disabled.
 /// </summary>
-public sealed class PresenceSyncSection(PresenceStore store, RoomEventStore rooms, CacheRegistry caches, IGrainFactory grains,
+public sealed class PresenceSyncSection(PresenceStore store, RoomEventStore rooms, RoomSyncStates roomStates, CacheRegistry caches, IGrainFactory grains,
     IOptions<PresenceOptions> options, StreamNotifier notifier) : ISyncSection
 {
     public IEnumerable<string> WakeKeys(SyncContext context) => [];
@@ -53,8 +53,15 @@ public sealed class PresenceSyncSection(PresenceStore store, RoomEventStore room
         var changes = new List<PresenceRow>();
         if (context.StreamMoved(StreamNames.Presence))
         {
+            // A sync from scratch asks about everyone sharing a room: their ids are read without the rooms' states.
             var members = new List<IReadOnlySet<string>>();
-            foreach (var roomId in context.JoinedRooms) members.Add((await rooms.GetCurrentStateAsync(roomId)).JoinedMembers);
+            if (context.Since is null)
+            {
+                members.Add(await roomStates.GetJoinedMembersAsync(context.JoinedRooms));
+                WarmRoomStates(context.JoinedRooms);
+            }
+            else
+                foreach (var state in (await rooms.GetCurrentStatesAsync(context.JoinedRooms)).Values) members.Add(state.JoinedMembers);
             // The presence stream moves for everyone on the server: when this silo still holds the rows after the
             // token, only the users among them who share a room with this one are asked about (in a room of 10,000,
             // one user coming online costs each member's sync a query for that user, not for all 10,000).
@@ -91,6 +98,23 @@ public sealed class PresenceSyncSection(PresenceStore store, RoomEventStore room
             });
             if (p.UserId != userId) context.HasChanges = true;
         }
+    }
+
+    /// <summary>
+    /// The long-poll that follows a sync from scratch registers its wake-ups from the rooms' member sets in this silo's
+    /// cache (<see cref="WakeKeyFamilies"/> cannot wait for a read), and a sync from scratch that lazy-loads members does
+    /// not read them: they are read now, off the response's path.
+    /// </summary>
+    private void WarmRoomStates(IReadOnlyList<string> roomIds)
+    {
+        var cache = RoomCaches.CurrentStates(caches);
+        var missing = roomIds.Where(r => !cache.TryGet(r, out _)).ToList();
+        if (missing.Count == 0) return;
+        _ = Task.Run(async () =>
+        {
+            try { await rooms.GetCurrentStatesAsync(missing); }
+            catch (Exception) { /* best effort: a sync whose presence moved reads them itself */ }
+        });
     }
 
     /// <summary>Users the response's timelines show joining a room with the user: every member of a room the user

@@ -62,15 +62,18 @@ public sealed class ReceiptStore(NpgsqlDataSource db)
         return (long)(await cmd.ExecuteScalarAsync())!;
     }
 
-    /// <summary>As <see cref="GetUnreadSinceAsync"/> for many rooms of one user, in one query.</summary>
-    public async Task<Dictionary<string, long>> GetUnreadSinceManyAsync(IReadOnlyList<string> roomIds, string userId)
+    /// <summary>
+    /// As <see cref="GetUnreadSinceAsync"/> for many rooms of one user, in one query, without the user's own last
+    /// message: the caller finds it among the events it reads after this point. Looking it up here reads every event of
+    /// every room (no index has the sender), which for an account in 300 rooms of 300 members is 90,000 rows.
+    /// </summary>
+    public async Task<Dictionary<string, long>> GetReadPointsManyAsync(IReadOnlyList<string> roomIds, string userId)
     {
         await using var cmd = db.CreateCommand(
             """
             SELECT q.room_id, GREATEST(
                 COALESCE((SELECT max(e.stream_position) FROM receipts r JOIN events e ON e.event_id = r.event_id
                            WHERE r.room_id = q.room_id AND r.user_id = $2 AND r.receipt_type IN ('m.read', 'm.read.private')), 0),
-                COALESCE((SELECT max(stream_position) FROM events WHERE room_id = q.room_id AND sender = $2 AND state_key IS NULL), 0),
                 COALESCE((SELECT stream_position FROM room_memberships WHERE room_id = q.room_id AND user_id = $2), 0))
               FROM unnest($1::text[]) AS q(room_id)
             """);

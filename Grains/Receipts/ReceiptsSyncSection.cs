@@ -62,8 +62,18 @@ public sealed class ReceiptsSyncSection(ReceiptStore store, RoomEventStore rooms
         Dictionary<string, (long, long)>? initial = null;
         if (context.Since is null && !context.Filter.UnreadThreadNotifications && context.JoinedRoomResponses.Count > 0)
         {
-            var states = await rooms.GetCurrentStatesAsync(context.JoinedRoomResponses.Keys.ToList());
-            initial = await unread.GetManyAsync(userId, states.Select(s => (s.Key, s.Value, rooms.PositionIn(context.To, s.Key))).ToList(), ownReceipts);
+            // The room part read the rooms' states (the user's member event and power levels among them; the member
+            // count beside them): only rooms it did not send in full are read here.
+            var notRead = context.JoinedRoomResponses.Keys.Where(r => !context.RoomStates.ContainsKey(r)).ToList();
+            var states = notRead.Count == 0 ? [] : await rooms.GetCurrentStatesAsync(notRead);
+            var wanted = context.JoinedRoomResponses.Keys.Select(roomId =>
+            {
+                var (known, joined) = context.RoomStates.TryGetValue(roomId, out var read)
+                    ? (read.Known, read.JoinedMembers)
+                    : (states[roomId], states[roomId].JoinedMemberCount);
+                return (roomId, known.DisplayName(userId), new PushRoomContext(joined, known.PowerLevels), rooms.PositionIn(context.To, roomId));
+            }).ToList();
+            initial = await unread.GetManyAsync(userId, wanted, ownReceipts);
         }
         foreach (var (roomId, roomJson) in context.JoinedRoomResponses)
         {

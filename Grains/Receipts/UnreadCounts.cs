@@ -84,32 +84,41 @@ public sealed class UnreadCounts : IStreamRowHandler
     /// the database in any case): the rooms this silo has no count for are counted from two queries for all of them
     /// (a sync from scratch asks for every room the user is in).</summary>
     public async Task<Dictionary<string, (long Notifications, long Highlights)>> GetManyAsync(string userId,
-        IReadOnlyList<(string RoomId, CurrentRoomState State, long ToPosition)> wanted, IReadOnlySet<string> fresh)
+        IReadOnlyList<(string RoomId, string? DisplayName, PushRoomContext Room, long ToPosition)> wanted, IReadOnlySet<string> fresh)
     {
         var rules = await pushRules.GetCompiledAsync(userId);
         var result = new Dictionary<string, (long, long)>(wanted.Count, StringComparer.Ordinal);
         var missing = new List<(string RoomId, string? DisplayName, PushRoomContext Room, long ToPosition)>();
-        foreach (var (roomId, state, toPosition) in wanted)
+        foreach (var (roomId, displayName, room, toPosition) in wanted)
         {
-            var displayName = state.DisplayName(userId);
-            var room = PushRoomContext.Of(state);
             if (!fresh.Contains(roomId) && TryKnown(roomId, userId, displayName, rules, room, toPosition) is { } known) result[roomId] = known;
             else missing.Add((roomId, displayName, room, toPosition));
         }
         if (missing.Count == 0) return result;
         var generation = Interlocked.Read(ref _invalidations);
-        var since = await store.GetUnreadSinceManyAsync(missing.Select(m => m.RoomId).ToList(), userId);
+        var since = await store.GetReadPointsManyAsync(missing.Select(m => m.RoomId).ToList(), userId);
         var stretches = missing.Select(m => (m.RoomId, From: since.GetValueOrDefault(m.RoomId), To: m.ToPosition)).Where(m => m.From < m.To).ToList();
         // Others' joins and leaves are most of a big room's unread stretch and notify nobody under the default rules.
         var unread = stretches.Count == 0 ? []
             : await rooms.GetLatestEventsAsync(stretches, MaxCounted, rules.OthersMembershipsNeverNotify ? userId : null);
         foreach (var m in missing)
         {
-            var counts = unread.TryGetValue(m.RoomId, out var events) ? Count(events.Events, rules, m.Room, m.DisplayName) : (0, 0);
+            var counts = unread.TryGetValue(m.RoomId, out var events) ? Count(AfterOwnLastMessage(events.Events, userId), rules, m.Room, m.DisplayName) : (0, 0);
             Remember(m.RoomId, userId, generation, m.ToPosition, m.DisplayName, rules, counts);
             result[m.RoomId] = counts;
         }
         return result;
+    }
+
+    /// <summary>The events after the user's own last message among them (the user read what came before it): the same
+    /// events as reading from that message on, since a message is never left out of the stretch and the stretch keeps
+    /// the latest <see cref="MaxCounted"/> events either way.</summary>
+    private static IEnumerable<StoredEvent> AfterOwnLastMessage(IReadOnlyList<StoredEvent> events, string userId)
+    {
+        for (var i = events.Count - 1; i >= 0; i--)
+            if (events[i].Sender == userId && events[i].StateKey is null)
+                return events.Skip(i + 1);
+        return events;
     }
 
     /// <summary>The count kept here brought up to <paramref name="toPosition"/> from memory, or null when it must be

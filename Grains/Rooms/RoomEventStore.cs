@@ -116,19 +116,32 @@ public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, Ev
     public async Task<Dictionary<string, (IReadOnlyList<StoredEvent> Events, bool Limited)>> GetLatestEventsAsync(
         IReadOnlyList<(string RoomId, long FromExclusive, long ToInclusive)> rooms, int limit, string? withoutMembershipsOtherThan = null)
     {
-        await using var cmd = db.CreateCommand(
-            $"""
-             SELECT {Prefixed("e")} FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS r(room_id, after, upto)
-             CROSS JOIN LATERAL (SELECT * FROM events
-                                  WHERE events.room_id = r.room_id AND stream_position > r.after AND stream_position <= r.upto
-                                    AND ($5::text IS NULL OR type <> 'm.room.member' OR state_key = $5)
-                                  ORDER BY stream_position DESC LIMIT $4) e
-             """);
+        // Without others' memberships: the events that are not member events (their own index) and the user's own
+        // member events, merged below.
+        await using var cmd = db.CreateCommand(withoutMembershipsOtherThan is null
+            ? $"""
+               SELECT {Prefixed("e")} FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS r(room_id, after, upto)
+               CROSS JOIN LATERAL (SELECT * FROM events
+                                    WHERE events.room_id = r.room_id AND stream_position > r.after AND stream_position <= r.upto
+                                    ORDER BY stream_position DESC LIMIT $4) e
+               """
+            : $"""
+               SELECT {Prefixed("e")} FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS r(room_id, after, upto)
+               CROSS JOIN LATERAL ((SELECT * FROM events
+                                     WHERE events.room_id = r.room_id AND stream_position > r.after AND stream_position <= r.upto
+                                       AND type <> 'm.room.member'
+                                     ORDER BY stream_position DESC LIMIT $4)
+                                   UNION ALL
+                                   (SELECT * FROM events
+                                     WHERE events.room_id = r.room_id AND type = 'm.room.member' AND state_key = $5
+                                       AND stream_position > r.after AND stream_position <= r.upto
+                                     ORDER BY stream_position DESC LIMIT $4)) e
+               """);
         cmd.Parameters.AddWithValue(rooms.Select(r => r.RoomId).ToArray());
         cmd.Parameters.AddWithValue(rooms.Select(r => r.FromExclusive).ToArray());
         cmd.Parameters.AddWithValue(rooms.Select(r => r.ToInclusive).ToArray());
         cmd.Parameters.AddWithValue(limit + 1);
-        cmd.Parameters.Add(new NpgsqlParameter { Value = (object?)withoutMembershipsOtherThan ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+        if (withoutMembershipsOtherThan is not null) cmd.Parameters.AddWithValue(withoutMembershipsOtherThan);
         var byRoom = (await ReadEventsAsync(cmd)).GroupBy(e => e.RoomId, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => g.OrderBy(e => e.StreamPosition).ToList(), StringComparer.Ordinal);
         var result = new Dictionary<string, (IReadOnlyList<StoredEvent>, bool)>(rooms.Count, StringComparer.Ordinal);

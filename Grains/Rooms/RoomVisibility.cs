@@ -31,10 +31,15 @@ public sealed class RoomVisibility(RoomEventStore store)
     /// is shown even where history was hidden (as Synapse does): a member who rejoins must see how the room came to be
     /// as it is, e.g. who joined while they were away.
     /// </summary>
-    public async Task<IReadOnlyList<StoredEvent>> VisibleToMemberAsync(string userId, string roomId, IReadOnlyList<StoredEvent> events)
+    public async Task<IReadOnlyList<StoredEvent>> VisibleToMemberAsync(string userId, string roomId, IReadOnlyList<StoredEvent> events) =>
+        events.Count == 0 ? events : await VisibleToMemberAsync(userId, roomId, events, await store.GetCurrentStateAsync(roomId));
+
+    /// <summary>As <see cref="VisibleToMemberAsync(string, string, IReadOnlyList{StoredEvent})"/> with the room's
+    /// current state at hand: it needs the history visibility and the current entries of the events' state keys.</summary>
+    public async Task<IReadOnlyList<StoredEvent>> VisibleToMemberAsync(string userId, string roomId, IReadOnlyList<StoredEvent> events,
+        CurrentRoomState current)
     {
         if (events.Count == 0) return events;
-        var current = await store.GetCurrentStateAsync(roomId);
         var openSince = current.HistoryVisibility is "shared" or "world_readable"
             ? current.Get("m.room.history_visibility", "")?.Topological ?? -1
             : long.MaxValue;

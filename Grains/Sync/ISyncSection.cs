@@ -45,6 +45,10 @@ public sealed class SyncContext
     /// <summary>Per joined room in the response: the room's object under <c>rooms.join</c> (sections add
     /// <c>ephemeral</c>, <c>account_data</c>, <c>unread_notifications</c>).</summary>
     public Dictionary<string, JsonObject> JoinedRoomResponses { get; } = new(StringComparer.Ordinal);
+    /// <summary>The current states the room part read for the rooms it sent in full (a sync from scratch or with full
+    /// state), by room: sections use them rather than reading each room's state again. With lazy-loaded members they
+    /// hold only some member events (<see cref="RoomSyncState"/>).</summary>
+    public Dictionary<string, RoomSyncState> RoomStates { get; } = new(StringComparer.Ordinal);
     public bool HasChanges { get; set; }
 
     /// <summary>Whether any membership changed in (Since, To] in a room the user is or was in (set by the room part

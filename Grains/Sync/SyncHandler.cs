@@ -30,6 +30,7 @@ public sealed class SyncHandler(
     AccountData.IgnoredUsers ignoredUsers,
     RoomPeekStore peeks,
     ErasedSenders erased,
+    RoomSyncStates roomStates,
     HomeserverMetrics metrics,
     IEnumerable<ISyncSection> sections)
 {
@@ -264,7 +265,7 @@ public sealed class SyncHandler(
 
     /// <summary>What a room sent in full needs from the database, read for every such room at once: its latest events
     /// and the state where they start (<see cref="RoomEventStore.GetStatesAtTopologicalAsync"/>).</summary>
-    private sealed record FullRoomRead(IReadOnlyList<StoredEvent> Events, bool Limited, IReadOnlyList<StoredEvent>? StateBefore);
+    private sealed record FullRoomRead(IReadOnlyList<StoredEvent> Events, bool Limited, IReadOnlyList<StoredEvent>? StateBefore, RoomSyncState State);
 
     /// <summary>
     /// A sync from scratch (or with full state) sends every joined room in full: their windows, current states, the
@@ -279,13 +280,31 @@ public sealed class SyncHandler(
         var rooms = joinedRooms.Where(context.Filter.IncludesRoom).Select(r => (RoomId: r, From: 0L, To: store.PositionIn(context.To, r))).ToList();
         if (rooms.Count == 0) return null;
         var windows = await store.GetLatestEventsAsync(rooms, context.Filter.TimelineLimit);
-        var current = await store.GetCurrentStatesAsync(rooms.Select(r => r.RoomId).ToList());
+        // A client that lazy-loads members is sent the window's senders' and its own: the others' are not read.
+        var userId = context.Requester.UserId;
+        var current = await roomStates.GetAsync(rooms.Select(r => (r.RoomId, MembersShown(userId, windows[r.RoomId].Events))).ToList(),
+            allMembers: !context.Filter.LazyLoadMembers);
+        foreach (var (roomId, state) in current) context.RoomStates[roomId] = state;
         var starts = windows.Where(w => w.Value.Events.Count > 0).Select(w => (w.Key, w.Value.Events[0].Topological - 1)).ToList();
-        var states = await store.GetStatesAtTopologicalAsync(starts, current);
+        var states = await store.GetStatesAtTopologicalAsync(starts, current.ToDictionary(c => c.Key, c => c.Value.Known, StringComparer.Ordinal));
         await relations.PrefetchAsync(windows.Values.SelectMany(w => w.Events).Where(e => !e.Redacted && e.StateKey is null).Select(e => e.EventId));
         await erased.PrefetchAsync(windows.Values.SelectMany(w => w.Events).Select(e => e.Sender));
-        return windows.ToDictionary(w => w.Key, w => new FullRoomRead(w.Value.Events, w.Value.Limited, states.GetValueOrDefault(w.Key)),
+        return windows.ToDictionary(w => w.Key, w => new FullRoomRead(w.Value.Events, w.Value.Limited, states.GetValueOrDefault(w.Key), current[w.Key]),
             StringComparer.Ordinal);
+    }
+
+    /// <summary>The users whose member events a lazy-loading response for this window may hold or check: the user's
+    /// own, the senders', and those whose membership the window changes (visibility compares them with the current
+    /// state). A timeline that visibility or ignored users cut differently reads its state afresh.</summary>
+    private static IReadOnlyCollection<string> MembersShown(string userId, IReadOnlyList<StoredEvent> window)
+    {
+        var members = new HashSet<string>(StringComparer.Ordinal) { userId };
+        foreach (var e in window)
+        {
+            members.Add(e.Sender);
+            if (e.Type == "m.room.member" && e.StateKey is not null) members.Add(e.StateKey);
+        }
+        return members;
     }
 
     /// <summary>A peeked room reads as a joined one (MSC2753): in full in the first sync after the peek started, then
@@ -329,7 +348,9 @@ public sealed class SyncHandler(
                     context.KnownMembershipChanges?.Add((roomId, member, RoomEventFormat.ContentString(e.Json, "membership") ?? ""));
         }
         if (!full && events.Count == 0) return null;
-        var timeline = await visibility.VisibleToMemberAsync(context.Requester.UserId, roomId, events);
+        var timeline = prefetched is not null && full
+            ? await visibility.VisibleToMemberAsync(context.Requester.UserId, roomId, events, prefetched.State.Known)
+            : await visibility.VisibleToMemberAsync(context.Requester.UserId, roomId, events);
         if (limited && timeline.Count < Math.Min(limit, events.Count) && !context.Filter.Timeline.Restricts)
             (timeline, limited) = await FillVisibleAsync(context.Requester.UserId, roomId, fromPosition, timeline, events[0].StreamPosition, limit);
         // A room joined since the last sync has history before the join the client never saw: its timeline counts as
@@ -368,7 +389,8 @@ public sealed class SyncHandler(
         foreach (var e in state)
             if (context.Filter.State.Matches(e)) stateJson.Add(Render(context, e, forRequester: false));
         if (full || timeline.Any(e => e.Type == "m.room.member"))
-            room["summary"] = await SummaryAsync(roomId, context.Requester.UserId);
+            room["summary"] = Summary(prefetched is not null && full ? prefetched.State : RoomSyncState.Of(await store.GetCurrentStateAsync(roomId)),
+                context.Requester.UserId);
         context.HasChanges = true;
         return room;
     }
@@ -504,25 +526,19 @@ public sealed class SyncHandler(
         return collected.Count > limit ? (collected.GetRange(collected.Count - limit, limit), true) : (collected, true);
     }
 
-    private async Task<JsonObject> SummaryAsync(string roomId, string userId)
+    private static JsonObject Summary(RoomSyncState state, string userId)
     {
-        // The room's shared snapshot keeps its members by membership: a summary costs the same in a room of 10,000.
-        var state = await store.GetCurrentStateAsync(roomId);
-        var (joined, invited) = (state.JoinedMembers, state.InvitedMembers);
+        // The counts come with the state (from the room's shared snapshot, or counted for a sync from scratch): a summary
+        // costs the same in a room of 10,000.
         var summary = new JsonObject
         {
-            ["m.joined_member_count"] = joined.Count,
-            ["m.invited_member_count"] = invited.Count,
+            ["m.joined_member_count"] = state.JoinedMembers,
+            ["m.invited_member_count"] = state.InvitedMembers,
         };
-        // Heroes are for naming a room that has no name (spec "Calculating the display name for a room"): a room with a
-        // name or a canonical alias gets none, as in Synapse.
-        var named = state.Get("m.room.name", "") is { } name && RoomEventFormat.ContentString(name.Json, "name") is { Length: > 0 };
-        var aliased = state.Get("m.room.canonical_alias", "") is { } alias && RoomEventFormat.ContentString(alias.Json, "alias") is { Length: > 0 };
-        if (!named && !aliased)
+        if (!RoomSyncStates.IsNamed(state.Known))
         {
             var heroes = new JsonArray();
-            // Both sets are in ordinal order, so the first five of their union (without the user) are among their first six.
-            foreach (var hero in joined.Take(6).Concat(invited.Take(6)).Where(u => u != userId).Distinct().Order(StringComparer.Ordinal).Take(5))
+            foreach (var hero in state.FirstMembers.Where(u => u != userId).Distinct().Order(StringComparer.Ordinal).Take(5))
                 heroes.Add(hero);
             summary["m.heroes"] = heroes;
         }

@@ -12,6 +12,7 @@ public static class SyncHostingExtensions
         services.AddSingleton<ReplicationBarrier>();
         services.AddSingleton<FilterStore>();
         services.AddSingleton<LazyLoadedMembers>();
+        services.AddSingleton<RoomSyncStates>();
         services.AddSingleton<RoomPeekStore>();
         services.AddSingleton<IStreamRowPersister, RoomPeekStartPersister>();
         services.AddSingleton<IStreamRowPersister, RoomPeekStopPersister>();

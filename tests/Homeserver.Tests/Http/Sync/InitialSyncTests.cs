@@ -114,4 +114,62 @@ public sealed class InitialSyncTests(InitialSyncTests.Fixture fixture) : IClassF
         Assert.Equal("before", StateEvent(then, roomId, "m.room.topic", "")!["content"]!["topic"]!.GetValue<string>());
         Assert.Equal(2, then["rooms"]!["join"]![roomId]!["summary"]!["m.joined_member_count"]!.GetValue<int>());
     }
+
+    private static JsonNode Room(JsonNode sync, string roomId) => sync["rooms"]!["join"]![roomId]!;
+
+    private static string[] MemberKeys(JsonNode sync, string roomId) =>
+        State(sync, roomId).Where(e => e!["type"]!.GetValue<string>() == "m.room.member").Select(e => e!["state_key"]!.GetValue<string>())
+            .Order(StringComparer.Ordinal).ToArray();
+
+    [Fact]
+    public async Task A_lazy_sync_from_scratch_without_the_rooms_states_cached_counts_members_and_unread_as_with_them()
+    {
+        var alice = await fixture.UserAsync("alice");
+        var bob = await fixture.UserAsync("bob", fixture.B);
+        var carol = await fixture.UserAsync("carol");
+        var dave = await fixture.UserAsync("dave", fixture.B);
+        var erin = await fixture.UserAsync("erin");
+        var unnamed = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        var named = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat", ["name"] = "named" });
+        foreach (var member in new[] { bob, carol, erin }) await member.JoinAsync(unnamed);
+        await bob.JoinAsync(named);
+        (await erin.PostAsync($"{V3}/rooms/{E(unnamed)}/leave", new JsonObject())).EnsureSuccess();
+        (await alice.PostAsync($"{V3}/rooms/{E(unnamed)}/invite", new JsonObject { ["user_id"] = dave.UserId })).EnsureSuccess();
+        var before = (await alice.GetAsync($"{V3}/sync?filter={Filter(1, lazy: false)}")).EnsureSuccess().Body!;
+        var displayName = StateEvent(before, unnamed, "m.room.member", alice.UserId)!["content"]!["displayname"]!.GetValue<string>();
+        await bob.SendTextAsync(unnamed, $"hello {displayName}");
+        await bob.SendTextAsync(unnamed, "and again");
+        await bob.SendTextAsync(named, "in the named room");
+
+        foreach (var silo in Cluster.Silos)
+        {
+            foreach (var s in Cluster.Silos) RoomCaches.CurrentStates(s.Get<CacheRegistry>()).InvalidateAll();
+            var cold = (await alice.On(silo).GetAsync($"{V3}/sync?filter={Filter(1, lazy: true)}")).EnsureSuccess().Body!;
+            // Only the sender's and the user's member events; the others are counted, not sent.
+            Assert.Equal(new[] { alice.UserId, bob.UserId }.Order(StringComparer.Ordinal), MemberKeys(cold, unnamed));
+            var summary = Room(cold, unnamed)["summary"]!;
+            Assert.Equal(3, summary["m.joined_member_count"]!.GetValue<int>());
+            Assert.Equal(1, summary["m.invited_member_count"]!.GetValue<int>());
+            Assert.Equal(new[] { bob.UserId, carol.UserId, dave.UserId }.Order(StringComparer.Ordinal),
+                summary["m.heroes"]!.AsArray().Select(h => h!.GetValue<string>()));
+            Assert.Null(Room(cold, named)["summary"]!["m.heroes"]);
+            Assert.Equal(2, Room(cold, named)["summary"]!["m.joined_member_count"]!.GetValue<int>());
+            // Unread counts read the user's display name and the room's power levels from the partial state.
+            Assert.Equal(2, Room(cold, unnamed)["unread_notifications"]!["notification_count"]!.GetValue<long>());
+            Assert.Equal(1, Room(cold, unnamed)["unread_notifications"]!["highlight_count"]!.GetValue<long>());
+            Assert.Equal(1, Room(cold, named)["unread_notifications"]!["notification_count"]!.GetValue<long>());
+
+            // With the whole states cached (a full sync reads them) the answer is the same.
+            (await alice.On(silo).GetAsync($"{V3}/sync?filter={Filter(1, lazy: false)}")).EnsureSuccess();
+            Assert.True(RoomCaches.CurrentStates(silo.Get<CacheRegistry>()).TryGet(unnamed, out _));
+            var warm = (await alice.On(silo).GetAsync($"{V3}/sync?filter={Filter(1, lazy: true)}")).EnsureSuccess().Body!;
+            foreach (var roomId in new[] { unnamed, named })
+            {
+                Assert.Equal(StateIds(warm, roomId), StateIds(cold, roomId));
+                Assert.Equal(TimelineIds(warm, roomId), TimelineIds(cold, roomId));
+                Assert.Equal(Room(warm, roomId)["summary"]!.ToJsonString(), Room(cold, roomId)["summary"]!.ToJsonString());
+                Assert.Equal(Room(warm, roomId)["unread_notifications"]!.ToJsonString(), Room(cold, roomId)["unread_notifications"]!.ToJsonString());
+            }
+        }
+    }
 }
