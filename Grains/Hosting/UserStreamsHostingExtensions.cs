@@ -40,6 +40,8 @@ public static class UserStreamsHostingExtensions
         services.AddSingleton<ISyncSection, TypingSyncSection>();
         services.AddOptions<PresenceOptions>().BindConfiguration(HomeserverOptions.Section);
         services.AddSingleton<PresenceStore>();
+        services.AddSingleton<RecentPresence>();
+        services.AddSingleton<IStreamRowHandler>(sp => sp.GetRequiredService<RecentPresence>());
         services.AddSingleton<IStreamRowPersister, PresencePersister>();
         services.AddSingleton<IStreamHousekeeper, PresenceWatchdog>();
         services.AddSingleton<ISyncSection, PresenceSyncSection>();

@@ -15,7 +15,7 @@ namespace Homeserver.Presence;
 /// The user's own presence is included but neither wakes nor ends their long-poll: every sync may change it, and a
 /// client's next poll would otherwise always return at once. Nothing when presence is disabled.
 /// </summary>
-public sealed class PresenceSyncSection(PresenceStore store, RoomEventStore rooms, RoomSyncStates roomStates, CacheRegistry caches, IGrainFactory grains,
+public sealed class PresenceSyncSection(PresenceStore store, RecentPresence recent, RoomEventStore rooms, RoomSyncStates roomStates, CacheRegistry caches, IGrainFactory grains,
     IOptions<PresenceOptions> options, StreamNotifier notifier) : ISyncSection
 {
     public IEnumerable<string> WakeKeys(SyncContext context) => [];
@@ -68,7 +68,10 @@ public sealed class PresenceSyncSection(PresenceStore store, RoomEventStore room
             if (context.Since is not null && notifier.TryGetChangedIds(context.Since, StreamNames.Presence, PresenceStore.KeyPrefix, out var changed))
             {
                 changed.RemoveWhere(u => u != userId && !members.Any(m => m.Contains(u)));
-                if (changed.Count > 0) changes.AddRange(await store.GetChangesAsync(changed, since, to));
+                // Those rows are in this silo's memory too, unless pushed out: only the rest are read.
+                var unknown = new List<string>();
+                changes.AddRange(recent.GetChanges(changed, since, to, unknown));
+                if (unknown.Count > 0) changes.AddRange(await store.GetChangesAsync(unknown, since, to));
             }
             else
             {

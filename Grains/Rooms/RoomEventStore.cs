@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Homeserver.Caches;
 using Homeserver.Matrix;
 using Homeserver.Streams;
@@ -72,14 +73,14 @@ public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, Ev
 
     /// <summary>The room's current state (empty when the room is unknown).</summary>
     public async Task<CurrentRoomState> GetCurrentStateAsync(string roomId) =>
-        await RoomCaches.CurrentStates(caches).GetOrLoadAsync(roomId, async id =>
-        {
-            await using var cmd = db.CreateCommand(
-                $"SELECT {Prefixed("e")} FROM room_current_state s JOIN events e ON e.event_id = s.event_id WHERE s.room_id = $1");
-            cmd.Parameters.AddWithValue(id);
-            var events = await ReadEventsAsync(cmd);
-            return events.Count == 0 ? CurrentRoomState.Empty : new CurrentRoomState(events);
-        });
+        RoomCaches.CurrentStates(caches).TryGet(roomId, out var state) ? state : (await GetCurrentStatesAsync([roomId]))[roomId];
+
+    // The loads of rooms' current states this silo has in flight, so that the syncs one wave wakes at once (a thousand
+    // long-polls of a room of 10,000 members whose state this silo has not cached yet) share one read of it, where each
+    // would read the 10,000 member events itself and hold a connection meanwhile: more than the pool has. A load is
+    // shared only while the cache's generation has not moved since it began, since one begun before a change (of any
+    // room: the generation is the cache's) may not hold it.
+    private readonly ConcurrentDictionary<string, (long Generation, Task<CurrentRoomState> Load)> _stateLoads = new(StringComparer.Ordinal);
 
     /// <summary>The current state of each room (empty for an unknown one): from this silo's cache where it holds them,
     /// the rest in one query (an initial sync of a user in hundreds of rooms must not pay a round trip a room).</summary>
@@ -93,17 +94,48 @@ public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, Ev
             else missing.Add(id);
         if (missing.Count == 0) return result;
         var generation = cache.Generation;
-        await using var cmd = db.CreateCommand(
-            $"SELECT {Prefixed("e")} FROM room_current_state s JOIN events e ON e.event_id = s.event_id WHERE s.room_id = ANY($1)");
-        cmd.Parameters.AddWithValue(missing.ToArray());
-        var byRoom = (await ReadEventsAsync(cmd)).GroupBy(e => e.RoomId, StringComparer.Ordinal)
-            .ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+        var shared = new List<(string RoomId, Task<CurrentRoomState> Load)>();
+        var loads = new Dictionary<string, TaskCompletionSource<CurrentRoomState>>(StringComparer.Ordinal);
         foreach (var id in missing)
+            if (_stateLoads.TryGetValue(id, out var flight) && flight.Generation == generation) shared.Add((id, flight.Load));
+            else
+            {
+                var load = new TaskCompletionSource<CurrentRoomState>(TaskCreationOptions.RunContinuationsAsynchronously);
+                loads[id] = load;
+                _stateLoads[id] = (generation, load.Task);
+            }
+        if (loads.Count > 0)
         {
-            var state = byRoom.TryGetValue(id, out var events) ? new CurrentRoomState(events) : CurrentRoomState.Empty;
-            cache.Store(id, state, generation);
-            result[id] = state;
+            try
+            {
+                await using var cmd = db.CreateCommand(
+                    $"SELECT {Prefixed("e")} FROM room_current_state s JOIN events e ON e.event_id = s.event_id WHERE s.room_id = ANY($1)");
+                cmd.Parameters.AddWithValue(loads.Keys.ToArray());
+                var byRoom = (await ReadEventsAsync(cmd)).GroupBy(e => e.RoomId, StringComparer.Ordinal)
+                    .ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+                foreach (var (id, load) in loads)
+                {
+                    var state = byRoom.TryGetValue(id, out var events) ? new CurrentRoomState(events) : CurrentRoomState.Empty;
+                    cache.Store(id, state, generation);
+                    result[id] = state;
+                    load.TrySetResult(state);
+                }
+            }
+            catch (Exception e)
+            {
+                foreach (var load in loads.Values)
+                {
+                    load.TrySetException(e);
+                    _ = load.Task.Exception; // observed here: a load nobody shared would otherwise report it unobserved
+                }
+                throw;
+            }
+            finally
+            {
+                foreach (var (id, load) in loads) _stateLoads.TryRemove(KeyValuePair.Create(id, (generation, load.Task)));
+            }
         }
+        foreach (var (id, load) in shared) result[id] = await load;
         return result;
     }
 

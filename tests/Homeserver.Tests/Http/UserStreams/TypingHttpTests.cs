@@ -53,11 +53,12 @@ public sealed class TypingHttpTests(UserStreamsHttpCluster fx)
     public async Task Typing_expires_after_its_timeout_and_the_expiry_reaches_sync()
     {
         var (alice, bob, roomId) = await RoomAsync();
-        (await alice.PutAsync(Typing(roomId, alice.UserId), new { typing = true, timeout = 2000 })).EnsureSuccess();
+        // 5 s: long enough for the first sync to see it on a loaded machine (2 s was not, at load 10-40).
+        (await alice.PutAsync(Typing(roomId, alice.UserId), new { typing = true, timeout = 5000 })).EnsureSuccess();
         await fx.SettleAsync();
         var started = await bob.SyncAsync();
         Assert.Equal(alice.UserId, TypingUsers(started, roomId));
-        var expired = await bob.SyncAsync(started.NextBatch(), timeoutMs: 10_000);
+        var expired = await bob.SyncAsync(started.NextBatch(), timeoutMs: 20_000);
         Assert.Equal("", TypingUsers(expired, roomId));
     }
 
