@@ -17,7 +17,7 @@ public static class RoomEventFormat
     /// <param name="includeRoomId">False for /sync, where events are grouped under their room.</param>
     public static JsonObject ToClient(StoredEvent ev, string? userId = null, string? deviceId = null, bool includeRoomId = true)
     {
-        var json = JsonNode.Parse(ev.Json) as JsonObject ?? new JsonObject();
+        var json = JsonNode.Parse(ev.Utf8Json) as JsonObject ?? new JsonObject();
         foreach (var key in FederationOnlyKeys) json.Remove(key);
         if (!includeRoomId) json.Remove("room_id");
         var unsigned = json["unsigned"] as JsonObject ?? new JsonObject();
@@ -32,7 +32,7 @@ public static class RoomEventFormat
     /// the same <c>unsigned</c> a client gets.</summary>
     public static JsonObject ToFederation(StoredEvent ev, string? userId = null, string? deviceId = null)
     {
-        var json = JsonNode.Parse(ev.Json) as JsonObject ?? new JsonObject();
+        var json = JsonNode.Parse(ev.Utf8Json) as JsonObject ?? new JsonObject();
         json["unsigned"] = ToClient(ev, userId, deviceId)["unsigned"]!.DeepClone();
         return json;
     }
@@ -53,7 +53,11 @@ public static class RoomEventFormat
     }
 
     /// <summary>A string field of an event's content without building a DOM.</summary>
-    public static string? ContentString(string eventJson, string field)
+    public static string? ContentString(string eventJson, string field) =>
+        ContentString(System.Text.Encoding.UTF8.GetBytes(eventJson), field);
+
+    /// <summary>A string field of an event's content, read from its UTF-8 JSON (<see cref="StoredEvent.Utf8Json"/>).</summary>
+    public static string? ContentString(ReadOnlyMemory<byte> eventJson, string field)
     {
         using var doc = JsonDocument.Parse(eventJson);
         return doc.RootElement.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.Object
