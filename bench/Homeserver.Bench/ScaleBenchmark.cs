@@ -24,8 +24,10 @@ public static class ScaleBenchmark
         await using var cluster = await BenchCluster.StartAsync(2);
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 64, PooledConnectionLifetime = TimeSpan.FromMinutes(30) })
         { Timeout = TimeSpan.FromMinutes(5) };
-        Console.WriteLine($"GC: {(GCSettings.IsServerGC ? "server" : "workstation")}, conserve memory {AppContext.GetData("GCConserveMemory") ?? "unset"}, " +
-                          $"dynamic adaptation {AppContext.GetData("System.GC.DynamicAdaptationMode") ?? "default"}, {Environment.ProcessorCount} processors; load {Load()}");
+        var gc = GC.GetConfigurationVariables();
+        Console.WriteLine($"GC: {(GCSettings.IsServerGC ? "server" : "workstation")}, " +
+                          string.Join(", ", new[] { "ConserveMemory", "DynamicAdaptationMode", "HeapHardLimit", "HeapCount" }.Select(k => $"{k} {gc.GetValueOrDefault(k)}")) +
+                          $"; {Environment.ProcessorCount} processors; load {Load()}");
 
         var build = Stopwatch.StartNew();
         var shape = await ScaleShape.BuildAsync(http, cluster, members, rooms, messagesPerRoom, concurrency: 32);
