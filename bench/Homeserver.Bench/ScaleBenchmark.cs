@@ -26,7 +26,7 @@ public static class ScaleBenchmark
         { Timeout = TimeSpan.FromMinutes(5) };
         var gc = GC.GetConfigurationVariables();
         Console.WriteLine($"GC: {(GCSettings.IsServerGC ? "server" : "workstation")}, " +
-                          string.Join(", ", new[] { "ConserveMemory", "DynamicAdaptationMode", "HeapHardLimit", "HeapCount" }.Select(k => $"{k} {gc.GetValueOrDefault(k)}")) +
+                          string.Join(", ", gc.Where(kv => kv.Value is not (0L or 0UL or false or "")).Select(kv => $"{kv.Key} {kv.Value}")) +
                           $"; {Environment.ProcessorCount} processors; load {Load()}");
 
         var build = Stopwatch.StartNew();
