@@ -1,3 +1,5 @@
+using System.Text;
+
 namespace Homeserver.Rooms;
 
 /// <summary>
@@ -6,6 +8,9 @@ namespace Homeserver.Rooms;
 /// (<see cref="Topological"/>, its depth) and in the events stream (<see cref="StreamWriter"/>,
 /// <see cref="StreamPosition"/>). <see cref="DeviceId"/> and <see cref="TxnId"/> are the sender's device and
 /// transaction id, for <c>unsigned.transaction_id</c> in that device's copy.
+/// The JSON is held as UTF-8 (<see cref="Utf8Json"/>, never changed once made): a silo keeps tens of thousands of state
+/// events in its current-state snapshots, and UTF-16 text would cost twice the bytes; <see cref="Json"/> decodes it for
+/// callers that want text.
 /// </summary>
 [GenerateSerializer, Immutable]
 public sealed record StoredEvent(
@@ -18,12 +23,23 @@ public sealed record StoredEvent(
     [property: Id(6)] long Topological,
     [property: Id(7)] int StreamWriter,
     [property: Id(8)] long StreamPosition,
-    [property: Id(9)] string Json,
+    [property: Id(9)] byte[] Utf8Json,
     [property: Id(10)] string? DeviceId,
     [property: Id(11)] string? TxnId,
     [property: Id(12)] bool Redacted)
 {
+    public StoredEvent(string EventId, string RoomId, string Type, string? StateKey, string Sender, long OriginServerTs, long Topological,
+        int StreamWriter, long StreamPosition, string Json, string? DeviceId, string? TxnId, bool Redacted)
+        : this(EventId, RoomId, Type, StateKey, Sender, OriginServerTs, Topological, StreamWriter, StreamPosition, Encoding.UTF8.GetBytes(Json),
+            DeviceId, TxnId, Redacted)
+    {
+    }
+
     public bool IsState => StateKey is not null;
+
+    /// <summary>The event's JSON as text, decoded on each call (a new string): parse <see cref="Utf8Json"/> where a tree
+    /// or a field is wanted.</summary>
+    public string Json => Encoding.UTF8.GetString(Utf8Json);
 }
 
 /// <summary>A user's current membership of one room.</summary>

@@ -130,7 +130,7 @@ public sealed class CompiledPushRules
     private static JsonElement Parsed(StoredEvent ev) =>
         ParsedEvents.GetValue(ev, static e =>
         {
-            using var doc = JsonDocument.Parse(e.Json);
+            using var doc = JsonDocument.Parse(e.Utf8Json);
             return new StrongBox<JsonElement>(doc.RootElement.Clone());
         }).Value;
 

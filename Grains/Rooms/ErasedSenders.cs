@@ -1,3 +1,4 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Homeserver.Accounts;
 using Homeserver.Caches;
@@ -43,7 +44,7 @@ public sealed class ErasedSenders(AccountRepository accounts, RoomEventStore roo
             if (await rooms.GetMembershipAtAsync(roomId, viewerId, e.Topological) == "join") continue;
             version ??= (await rooms.GetRoomAsync(roomId))?.RoomVersion ?? RoomVersions.Default;
             shown ??= [.. events];
-            shown[i] = e with { Json = Redaction.Redact(JsonNode.Parse(e.Json)!.AsObject(), version).ToJsonString() };
+            shown[i] = e with { Utf8Json = JsonSerializer.SerializeToUtf8Bytes<JsonNode>(Redaction.Redact(JsonNode.Parse(e.Utf8Json)!.AsObject(), version)) };
         }
         return shown ?? events;
     }

@@ -1,3 +1,4 @@
+using System.Text;
 using Homeserver.Caches;
 using Homeserver.Streams;
 
@@ -13,7 +14,7 @@ public sealed class RecentRoomEvents
     public const string Cache = "rooms.recent_events";
     /// <summary>The events held per room.</summary>
     public const string PerRoom = "rooms.recent_events.per_room";
-    /// <summary>The bytes held, summed over the rooms (the events' JSON as .NET holds it, UTF-16, and their records).</summary>
+    /// <summary>The bytes held, summed over the rooms (the events' UTF-8 JSON and their records).</summary>
     public const string Bytes = "rooms.recent_events.bytes";
 
     /// <summary>A long-poll woken by an event reads the few events since its token; 32 covers a burst between two polls.
@@ -32,15 +33,14 @@ public sealed class RecentRoomEvents
         caches?.Track(Bytes, () => new CacheStatus(Bytes, (int)Math.Min(int.MaxValue, _rows.Weight), 0, 0, 0));
     }
 
-    /// <summary>What an event held here costs: its JSON (two bytes a character) and the record with its other strings,
-    /// about 200 bytes.</summary>
-    public static int Weight(StoredEvent e) => e.Json.Length * 2 + 200;
+    /// <summary>What an event held here costs: its UTF-8 JSON and the record with its other strings, about 200 bytes.</summary>
+    public static int Weight(StoredEvent e) => e.Utf8Json.Length + 200;
 
     /// <summary>Called by the rooms' row handler for every event row, in stream order per room.</summary>
     public void Applied(StreamEntry entry, RoomEventRow row, StoredEvent? stored = null)
     {
         Func<StoredEvent, StoredEvent>? redact = row is { Redacts: { } target, RedactedJson: { } redacted }
-            ? e => e.EventId == target ? e with { Json = redacted, Redacted = true } : e
+            ? e => e.EventId == target ? e with { Utf8Json = Encoding.UTF8.GetBytes(redacted), Redacted = true } : e
             : null;
         _rows.Add(row.RoomId, entry.Position, stored ?? ToStoredEvent(entry, row), redact);
     }

@@ -109,7 +109,7 @@ public sealed class CurrentRoomState
         foreach (var e in byKey.Values)
         {
             if (e.Type != "m.room.member") continue;
-            var membership = RoomEventFormat.ContentString(e.Json, "membership");
+            var membership = RoomEventFormat.ContentString(e.Utf8Json, "membership");
             if (membership == "join") joined.Add(e.StateKey!);
             else if (membership == "invite") invited.Add(e.StateKey!);
         }
@@ -133,7 +133,7 @@ public sealed class CurrentRoomState
         var (joined, invited) = (_joined, _invited);
         if (e.Type == "m.room.member")
         {
-            var membership = RoomEventFormat.ContentString(e.Json, "membership");
+            var membership = RoomEventFormat.ContentString(e.Utf8Json, "membership");
             joined = membership == "join" ? joined.Add(e.StateKey) : joined.Remove(e.StateKey);
             invited = membership == "invite" ? invited.Add(e.StateKey) : invited.Remove(e.StateKey);
         }
@@ -157,7 +157,7 @@ public sealed class CurrentRoomState
 
     /// <summary>The membership of a user ("join", "invite", "leave", "ban", "knock") or null.</summary>
     public string? Membership(string userId) =>
-        Get("m.room.member", userId) is { } e ? RoomEventFormat.ContentString(e.Json, "membership") : null;
+        Get("m.room.member", userId) is { } e ? RoomEventFormat.ContentString(e.Utf8Json, "membership") : null;
 
     public IEnumerable<StoredEvent> Members => _byKey.Values.Where(e => e.Type == "m.room.member");
 
@@ -184,5 +184,5 @@ public sealed class CurrentRoomState
     /// <summary>The room's power levels (spec defaults without a power levels event), as the auth rules read them.</summary>
     public PowerLevels PowerLevels => _powerLevels ??= new RoomState(
         new[] { Get("m.room.power_levels", ""), Get("m.room.create", "") }.OfType<StoredEvent>()
-            .Select(e => JsonNode.Parse(e.Json)!.AsObject())).PowerLevels;
+            .Select(e => JsonNode.Parse(e.Utf8Json)!.AsObject())).PowerLevels;
 }

@@ -1,5 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 
 namespace Homeserver.Rooms;
 
@@ -17,7 +19,7 @@ public static class RoomEventFormat
     /// <param name="includeRoomId">False for /sync, where events are grouped under their room.</param>
     public static JsonObject ToClient(StoredEvent ev, string? userId = null, string? deviceId = null, bool includeRoomId = true)
     {
-        var json = JsonNode.Parse(ev.Json) as JsonObject ?? new JsonObject();
+        var json = JsonNode.Parse(ev.Utf8Json) as JsonObject ?? new JsonObject();
         foreach (var key in FederationOnlyKeys) json.Remove(key);
         if (!includeRoomId) json.Remove("room_id");
         var unsigned = json["unsigned"] as JsonObject ?? new JsonObject();
@@ -28,11 +30,112 @@ public static class RoomEventFormat
         return json;
     }
 
+    /// <summary>
+    /// The client format of a stored event (as <see cref="ToClient(StoredEvent, string?, string?, bool)"/> makes it) as a
+    /// node that writes itself from the event's UTF-8 JSON when the response is written, copying every value as it is
+    /// stored: no tree is built. A sync with the full state renders tens of thousands of state events; as trees they
+    /// weighed about 2 KB each, several hundred MB for one response that the collector then kept committed. The node
+    /// is for writing: read it (or change it) and it is parsed into a tree first.
+    /// </summary>
+    public static JsonNode ToClientJson(StoredEvent ev, string? userId = null, string? deviceId = null, bool includeRoomId = true)
+    {
+        var transactionId = ev.TxnId is not null && ev.DeviceId is not null && userId == ev.Sender && deviceId == ev.DeviceId ? ev.TxnId : null;
+        var age = Math.Max(0, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - ev.OriginServerTs);
+        return JsonValue.Create(new StoredClientEvent(ev.Utf8Json, age, transactionId, includeRoomId), StoredClientEvent.TypeInfo)!;
+    }
+
+    /// <summary>What <see cref="ToClientJson"/> writes: the stored JSON without the federation-only keys (and the room id
+    /// when asked), <c>unsigned</c> with the age (and the transaction id) set.</summary>
+    private sealed class StoredClientEvent(byte[] utf8Json, long age, string? transactionId, bool includeRoomId)
+    {
+        public static readonly JsonTypeInfo<StoredClientEvent> TypeInfo =
+            JsonMetadataServices.CreateValueInfo<StoredClientEvent>(
+                // No resolver is asked (the converter writes everything), but options must name one to be used.
+                new JsonSerializerOptions { TypeInfoResolver = JsonTypeInfoResolver.Combine() }, new Converter());
+
+        public void WriteTo(Utf8JsonWriter writer)
+        {
+            var reader = new Utf8JsonReader(utf8Json);
+            writer.WriteStartObject();
+            var wroteUnsigned = false;
+            // ToClient replaces a body that is not an object by an empty one (a stored event always is one).
+            if (reader.Read() && reader.TokenType == JsonTokenType.StartObject)
+                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                {
+                    var name = reader.GetString()!;
+                    reader.Read();
+                    if (Array.IndexOf(FederationOnlyKeys, name) >= 0 || (!includeRoomId && name == "room_id"))
+                    {
+                        reader.Skip();
+                        continue;
+                    }
+                    writer.WritePropertyName(name);
+                    if (name == "unsigned")
+                    {
+                        WriteUnsigned(ref reader, writer);
+                        wroteUnsigned = true;
+                    }
+                    else CopyValue(ref reader, writer);
+                }
+            if (!wroteUnsigned)
+            {
+                writer.WritePropertyName("unsigned"u8);
+                writer.WriteStartObject();
+                WriteAdded(writer);
+                writer.WriteEndObject();
+            }
+            writer.WriteEndObject();
+        }
+
+        // The stored unsigned's keys, then the age and transaction id (replacing stored ones, as ToClient does).
+        private void WriteUnsigned(ref Utf8JsonReader reader, Utf8JsonWriter writer)
+        {
+            writer.WriteStartObject();
+            if (reader.TokenType == JsonTokenType.StartObject)
+                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                {
+                    var name = reader.GetString()!;
+                    reader.Read();
+                    if (name == "age" || (transactionId is not null && name == "transaction_id")) reader.Skip();
+                    else
+                    {
+                        writer.WritePropertyName(name);
+                        CopyValue(ref reader, writer);
+                    }
+                }
+            else reader.Skip();
+            WriteAdded(writer);
+            writer.WriteEndObject();
+        }
+
+        private void WriteAdded(Utf8JsonWriter writer)
+        {
+            writer.WriteNumber("age"u8, age);
+            if (transactionId is not null) writer.WriteString("transaction_id"u8, transactionId);
+        }
+
+        // The value at the reader, written as its stored bytes.
+        private void CopyValue(ref Utf8JsonReader reader, Utf8JsonWriter writer)
+        {
+            var start = (int)reader.TokenStartIndex;
+            reader.Skip();
+            writer.WriteRawValue(utf8Json.AsSpan(start, (int)reader.BytesConsumed - start), skipInputValidation: true);
+        }
+
+        private sealed class Converter : JsonConverter<StoredClientEvent>
+        {
+            public override StoredClientEvent Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+                throw new NotSupportedException("a rendered event is only written");
+
+            public override void Write(Utf8JsonWriter writer, StoredClientEvent value, JsonSerializerOptions options) => value.WriteTo(writer);
+        }
+    }
+
     /// <summary>The federation format (a filter's <c>event_format: federation</c>): the event as stored and signed, with
     /// the same <c>unsigned</c> a client gets.</summary>
     public static JsonObject ToFederation(StoredEvent ev, string? userId = null, string? deviceId = null)
     {
-        var json = JsonNode.Parse(ev.Json) as JsonObject ?? new JsonObject();
+        var json = JsonNode.Parse(ev.Utf8Json) as JsonObject ?? new JsonObject();
         json["unsigned"] = ToClient(ev, userId, deviceId)["unsigned"]!.DeepClone();
         return json;
     }
@@ -53,7 +156,11 @@ public static class RoomEventFormat
     }
 
     /// <summary>A string field of an event's content without building a DOM.</summary>
-    public static string? ContentString(string eventJson, string field)
+    public static string? ContentString(string eventJson, string field) =>
+        ContentString(System.Text.Encoding.UTF8.GetBytes(eventJson), field);
+
+    /// <summary>A string field of an event's content, read from its UTF-8 JSON (<see cref="StoredEvent.Utf8Json"/>).</summary>
+    public static string? ContentString(ReadOnlyMemory<byte> eventJson, string field)
     {
         using var doc = JsonDocument.Parse(eventJson);
         return doc.RootElement.TryGetProperty("content", out var content) && content.ValueKind == JsonValueKind.Object

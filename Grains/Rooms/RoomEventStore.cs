@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Text;
 using Homeserver.Caches;
 using Homeserver.Matrix;
 using Homeserver.Streams;
@@ -499,7 +500,7 @@ public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, Ev
         return new StoredEvent(
             reader.GetString(o), reader.GetString(o + 1), reader.GetString(o + 2), reader.IsDBNull(o + 3) ? null : reader.GetString(o + 3),
             reader.GetString(o + 4), reader.GetInt64(o + 5), reader.GetInt64(o + 6), reader.GetInt32(o + 7), reader.GetInt64(o + 8),
-            reader.GetString(o + 9), reader.IsDBNull(o + 10) ? null : reader.GetString(o + 10), reader.IsDBNull(o + 11) ? null : reader.GetString(o + 11),
+            Encoding.UTF8.GetBytes(reader.GetString(o + 9)), reader.IsDBNull(o + 10) ? null : reader.GetString(o + 10), reader.IsDBNull(o + 11) ? null : reader.GetString(o + 11),
             reader.GetBoolean(o + 12));
     }
 }

@@ -387,7 +387,7 @@ public sealed class SyncHandler(
             state = await LazyStateAsync(context, roomId, state, timeline, full, limited, fromPosition);
         var stateJson = (JsonArray)((JsonObject)room["state"]!)["events"]!;
         foreach (var e in state)
-            if (context.Filter.State.Matches(e)) stateJson.Add(Render(context, e, forRequester: false));
+            if (context.Filter.State.Matches(e)) stateJson.Add(RenderState(context, e));
         if (full || timeline.Any(e => e.Type == "m.room.member"))
             room["summary"] = Summary(prefetched is not null && full ? prefetched.State : RoomSyncState.Of(await store.GetCurrentStateAsync(roomId)),
                 context.Requester.UserId);
@@ -504,6 +504,12 @@ public sealed class SyncHandler(
             : RoomEventFormat.ToClient(e, userId, deviceId, includeRoomId: false);
     }
 
+    /// <summary>A state event as the filter asks for it; the client format is written from the stored bytes when the
+    /// response is written (<see cref="RoomEventFormat.ToClientJson"/>), not built as a tree: a full-state sync holds
+    /// every member event of every room.</summary>
+    private static JsonNode RenderState(SyncContext context, StoredEvent e) =>
+        context.Filter.FederationFormat ? RoomEventFormat.ToFederation(e) : RoomEventFormat.ToClientJson(e, includeRoomId: false);
+
     private const int MaxVisibilityPages = 5;
 
     /// <summary>
@@ -588,7 +594,7 @@ public sealed class SyncHandler(
         foreach (var rendered in await RenderTimelineAsync(context, visible)) timeline.Add(rendered);
         var stateJson = new JsonArray();
         foreach (var e in state)
-            if (context.Filter.State.Matches(e)) stateJson.Add(Render(context, e, forRequester: false));
+            if (context.Filter.State.Matches(e)) stateJson.Add(RenderState(context, e));
         return new JsonObject
         {
             ["timeline"] = new JsonObject

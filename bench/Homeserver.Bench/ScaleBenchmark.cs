@@ -24,6 +24,10 @@ public static class ScaleBenchmark
         await using var cluster = await BenchCluster.StartAsync(2);
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 64, PooledConnectionLifetime = TimeSpan.FromMinutes(30) })
         { Timeout = TimeSpan.FromMinutes(5) };
+        var gc = GC.GetConfigurationVariables();
+        Console.WriteLine($"GC: {(GCSettings.IsServerGC ? "server" : "workstation")}, " +
+                          string.Join(", ", gc.Where(kv => kv.Value is not (0L or 0UL or false or "")).Select(kv => $"{kv.Key} {kv.Value}")) +
+                          $"; {Environment.ProcessorCount} processors; load {Load()}");
 
         var build = Stopwatch.StartNew();
         var shape = await ScaleShape.BuildAsync(http, cluster, members, rooms, messagesPerRoom, concurrency: 32);

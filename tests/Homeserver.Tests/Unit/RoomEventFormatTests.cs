@@ -1,0 +1,56 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Homeserver.Rooms;
+
+namespace Homeserver.Tests.Unit;
+
+/// <summary>An event's client form written from its stored bytes (what a sync writes for its state) is the form
+/// <see cref="RoomEventFormat.ToClient(StoredEvent, string?, string?, bool)"/> builds as a tree.</summary>
+public sealed class RoomEventFormatTests
+{
+    private static StoredEvent Event(string json, string? deviceId = null, string? txnId = null) =>
+        new("$e", "!r:x", "m.room.member", "@a:x", "@a:x", DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - 5_000, 3, 0, 7, json, deviceId, txnId, false);
+
+    public static TheoryData<string> StoredForms => new()
+    {
+        // As the room grain stores a state event: federation keys, unsigned with the replaced state.
+        """{"type":"m.room.member","state_key":"@a:x","sender":"@a:x","room_id":"!r:x","origin_server_ts":1,"content":{"membership":"join","displayname":"Ä \"b\" \u00e9 <&> 😀"},"event_id":"$e","auth_events":["$a","$b"],"prev_events":["$p"],"depth":3,"hashes":{"sha256":"x"},"signatures":{"x":{"ed25519:a":"s"}},"unsigned":{"replaces_state":"$o","prev_content":{"membership":"invite","n":[1,2.5,-3e2,true,false,null]}}}""",
+        // No unsigned at all, a stored age, escaped keys, nested arrays of objects.
+        """{"type":"m.room.topic","state_key":"","content":{"topic":"t","a\u0062c":[{"x":{}},[]]},"room_id":"!r:x","origin":"x"}""",
+        """{"type":"m.room.name","state_key":"","content":{"name":"n"},"unsigned":{"age":99,"transaction_id":"old","redacted_because":{"type":"m.room.redaction","content":{}}}}""",
+        " { \"type\" : \"m.room.name\" ,\n \"content\" : { } , \"unsigned\" : { } } ",
+    };
+
+    [Theory]
+    [MemberData(nameof(StoredForms))]
+    public void Written_from_the_bytes_it_is_the_tree_form(string json)
+    {
+        foreach (var includeRoomId in new[] { true, false })
+        foreach (var (user, device) in new[] { ("@a:x", "D"), ("@b:x", "D"), ((string?)null, (string?)null) })
+        {
+            var ev = Event(json, "D", "txn1");
+            var tree = RoomEventFormat.ToClient(ev, user, device, includeRoomId);
+            var written = JsonNode.Parse(RoomEventFormat.ToClientJson(ev, user, device, includeRoomId).ToJsonString())!.AsObject();
+            // The age is computed at each call; the rest must be the same.
+            Assert.InRange(written["unsigned"]!["age"]!.GetValue<long>(), 5_000, 60_000);
+            tree["unsigned"]!.AsObject().Remove("age");
+            written["unsigned"]!.AsObject().Remove("age");
+            Assert.True(JsonNode.DeepEquals(tree, written), $"tree {tree.ToJsonString()}\nwritten {written.ToJsonString()}");
+        }
+    }
+
+    [Fact]
+    public void It_is_written_into_a_response_as_json_and_can_be_read_as_a_tree()
+    {
+        var ev = Event("""{"type":"m.room.name","state_key":"","room_id":"!r:x","content":{"name":"n"},"depth":1}""");
+        var response = new JsonObject { ["events"] = new JsonArray(RoomEventFormat.ToClientJson(ev, includeRoomId: false)) };
+        using var stream = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(stream)) response.WriteTo(writer);
+        var parsed = JsonNode.Parse(stream.ToArray())!;
+        Assert.Equal("n", parsed["events"]![0]!["content"]!["name"]!.GetValue<string>());
+        Assert.Null(parsed["events"]![0]!["depth"]);
+        Assert.Null(parsed["events"]![0]!["room_id"]);
+        Assert.Equal(JsonValueKind.Object, response["events"]![0]!.GetValueKind());
+        Assert.Equal("n", response.DeepClone()["events"]![0]!["content"]!["name"]!.GetValue<string>());
+    }
+}
