@@ -73,8 +73,14 @@ public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, Ev
     }
 
     /// <summary>The room's current state (empty when the room is unknown).</summary>
-    public async Task<CurrentRoomState> GetCurrentStateAsync(string roomId) =>
-        RoomCaches.CurrentStates(caches).TryGet(roomId, out var state) ? state : (await GetCurrentStatesAsync([roomId]))[roomId];
+    public async Task<CurrentRoomState> GetCurrentStateAsync(string roomId)
+    {
+        var cache = RoomCaches.CurrentStates(caches);
+        if (cache.TryGet(roomId, out var state)) return state;
+        var result = new Dictionary<string, CurrentRoomState>(1, StringComparer.Ordinal);
+        await LoadCurrentStatesAsync(cache, [roomId], result);
+        return result[roomId];
+    }
 
     // The loads of rooms' current states this silo has in flight, so that the syncs one wave wakes at once (a thousand
     // long-polls of a room of 10,000 members whose state this silo has not cached yet) share one read of it, where each
@@ -93,7 +99,14 @@ public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, Ev
         foreach (var id in roomIds)
             if (cache.TryGet(id, out var state)) result[id] = state;
             else missing.Add(id);
-        if (missing.Count == 0) return result;
+        if (missing.Count > 0) await LoadCurrentStatesAsync(cache, missing, result);
+        return result;
+    }
+
+    /// <summary>Adds the current state of each of <paramref name="missing"/> (rooms the cache was just asked for and
+    /// did not hold) to <paramref name="result"/>: shared with a load in flight, or read in one query.</summary>
+    private async Task LoadCurrentStatesAsync(SiloCache<CurrentRoomState> cache, IReadOnlyList<string> missing, Dictionary<string, CurrentRoomState> result)
+    {
         var generation = cache.Generation;
         var shared = new List<(string RoomId, Task<CurrentRoomState> Load)>();
         var loads = new Dictionary<string, TaskCompletionSource<CurrentRoomState>>(StringComparer.Ordinal);
@@ -137,7 +150,6 @@ public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, Ev
             }
         }
         foreach (var (id, load) in shared) result[id] = await load;
-        return result;
     }
 
     /// <summary>
