@@ -39,8 +39,9 @@ public sealed class SiloCache<TValue> : ISiloCache
     /// <summary>The bound: entries, or the total weight of a weighted cache.</summary>
     public int Capacity { get; }
     public int Count => _entries.Count;
-    /// <summary>What the bound counts: entries, or their total weight.</summary>
-    public long Size => _weigh is null ? _entries.Count : Interlocked.Read(ref _size);
+    /// <summary>What the bound counts: entries, or their total weight (an entry of an unweighted cache weighs 1).
+    /// Kept in a counter: <c>ConcurrentDictionary.Count</c> takes every one of its locks, and every store asks.</summary>
+    public long Size => Interlocked.Read(ref _size);
 
     public bool TryGet(string key, out TValue value)
     {

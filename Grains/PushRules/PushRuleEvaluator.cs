@@ -155,7 +155,9 @@ public sealed class CompiledPushRules
 
     private static readonly ConcurrentDictionary<string, string[]> KeyParts = new();
 
-    private static string[] SplitKey(string key) => KeyParts.Count < 10_000 ? KeyParts.GetOrAdd(key, Split) : Split(key);
+    // The count (which takes every lock of the dictionary) only on a miss: every condition of every rule asks.
+    private static string[] SplitKey(string key) =>
+        KeyParts.TryGetValue(key, out var parts) ? parts : KeyParts.Count < 10_000 ? KeyParts.GetOrAdd(key, Split) : Split(key);
 
     private static string[] Split(string key)
     {

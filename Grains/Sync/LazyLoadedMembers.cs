@@ -34,8 +34,12 @@ public sealed class LazyLoadedMembers
 
     public void Record(string userId, string deviceId, string roomId, IEnumerable<string> members)
     {
-        if (_sent.Count >= MaxEntries) _sent.Clear();
-        var set = _sent.GetOrAdd((userId, deviceId, roomId), _ => new HashSet<string>(StringComparer.Ordinal));
+        // The count (which takes every lock of the dictionary) only when a key is new.
+        if (!_sent.TryGetValue((userId, deviceId, roomId), out var set))
+        {
+            if (_sent.Count >= MaxEntries) _sent.Clear();
+            set = _sent.GetOrAdd((userId, deviceId, roomId), _ => new HashSet<string>(StringComparer.Ordinal));
+        }
         lock (set)
             foreach (var m in members) set.Add(m);
     }
