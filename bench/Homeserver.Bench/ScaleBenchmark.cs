@@ -142,7 +142,7 @@ public static class ScaleBenchmark
         }
         var ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         var body = head is null ? (keepBody ? ReadOnlySequence<byte>.Empty : (ReadOnlySequence<byte>?)null) : new ReadOnlySequence<byte>(head, 0, tail!, tail!.Memory.Length);
-        if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"sync: {(int)response.StatusCode} {System.Text.Encoding.UTF8.GetString(body!.Value)}");
+        if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"sync: {(int)response.StatusCode} {System.Text.Encoding.UTF8.GetString(body!.Value.ToArray())}");
         return (ms, bytes, body);
     }
 
