@@ -40,16 +40,52 @@ public static class SyncEndpoints
         return new JsonBodyResult(response);
     }
 
-    /// <summary>A response written as UTF-8 straight into the body: a sync from scratch of a big account is tens of
-    /// megabytes, twice that as one UTF-16 string on the large object heap.</summary>
+    /// <summary>
+    /// A response written as UTF-8 straight into the body (a sync from scratch of a big account is tens of megabytes,
+    /// twice that as one UTF-16 string on the large object heap), sent as it is written: the body is flushed every
+    /// <see cref="FlushBytes"/> at the boundary of a room (or of any member of the top three levels), and each flush
+    /// waits for the connection to take it. Written whole and flushed once, a 23 MB response sat in Kestrel's pinned
+    /// memory pool until the end, and the pool kept those blocks afterwards (docs/benchmarks.md, "Issue 13, eighth
+    /// session: memory").
+    /// </summary>
     private sealed class JsonBodyResult(JsonNode body) : IResult
     {
+        private const int FlushBytes = 64 * 1024;
+        // Levels whose members are written one by one: the response, "rooms", "join"; a room is written whole.
+        private const int ExpandedLevels = 3;
+
         public async Task ExecuteAsync(HttpContext context)
         {
             context.Response.ContentType = "application/json";
-            await using (var writer = new System.Text.Json.Utf8JsonWriter(context.Response.BodyWriter))
-                body.WriteTo(writer);
-            await context.Response.BodyWriter.FlushAsync(context.RequestAborted);
+            var pipe = context.Response.BodyWriter;
+            long flushed = 0;
+            await using (var writer = new System.Text.Json.Utf8JsonWriter(pipe))
+            {
+                await WriteAsync(body, 0);
+                writer.Flush();
+
+                async ValueTask WriteAsync(JsonNode? node, int level)
+                {
+                    if (node is JsonObject obj && level < ExpandedLevels)
+                    {
+                        writer.WriteStartObject();
+                        foreach (var (name, value) in obj)
+                        {
+                            writer.WritePropertyName(name);
+                            await WriteAsync(value, level + 1);
+                        }
+                        writer.WriteEndObject();
+                        return;
+                    }
+                    if (node is null) writer.WriteNullValue();
+                    else node.WriteTo(writer);
+                    if (writer.BytesCommitted + writer.BytesPending - flushed < FlushBytes) return;
+                    writer.Flush();
+                    flushed = writer.BytesCommitted;
+                    await pipe.FlushAsync(context.RequestAborted);
+                }
+            }
+            await pipe.FlushAsync(context.RequestAborted);
         }
     }
 

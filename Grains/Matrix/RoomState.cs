@@ -62,6 +62,7 @@ public sealed class RoomState
             var utf8 = Encoding.UTF8.GetBytes(json);
             var (type, stateKey, membership, eventId) = ScanTopLevel(utf8);
             if (type is null || stateKey is null) throw new ArgumentException("State event has no type or state_key", nameof(events));
+            type = EventStrings.Type(type);
             builder[(type, stateKey)] = type == "m.room.member" ? new Entry(utf8, membership, eventId) : new Entry(JsonNode.Parse(utf8)!.AsObject());
         }
         return new RoomState(builder.ToImmutable(), null);

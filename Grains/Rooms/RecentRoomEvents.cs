@@ -1,5 +1,6 @@
 using System.Text;
 using Homeserver.Caches;
+using Homeserver.Matrix;
 using Homeserver.Streams;
 
 namespace Homeserver.Rooms;
@@ -47,8 +48,9 @@ public sealed class RecentRoomEvents
 
     /// <summary>The event a row carries, as <see cref="RoomEventStore"/> would read it back.</summary>
     public static StoredEvent ToStoredEvent(StreamEntry entry, RoomEventRow row) =>
-        new(row.EventId, row.RoomId, row.Type, row.StateKey, row.Sender, row.OriginServerTs, row.Topological, entry.Writer, entry.Position,
-            row.Json, row.DeviceId, row.TxnId, false);
+        // A member event's sender is usually its state key: one string for both.
+        new(row.EventId, row.RoomId, EventStrings.Type(row.Type), row.StateKey, row.StateKey is { } key && key == row.Sender ? key : row.Sender,
+            row.OriginServerTs, row.Topological, entry.Writer, entry.Position, row.Json, row.DeviceId, row.TxnId, false);
 
     /// <summary>
     /// As <see cref="RoomEventStore.GetEventsByStreamAsync"/>: the latest <paramref name="limit"/> events with stream

@@ -58,7 +58,7 @@ public sealed class RoomCacheHandler(CacheRegistry caches, RecentRoomEvents rece
                 // The parent's bundled aggregations change with a new child, and with a child's redaction.
                 if (row.Relation is { } relation) caches.Invalidate(RoomRelations.Cache, relation.ParentId);
                 if (row.RedactsRelationTo is not null) caches.Invalidate(RoomRelations.Cache, row.RedactsRelationTo);
-                relations.RecordNew(row.EventId);
+                relations.RecordNew(row.EventId, row.StateKey is not null);
                 recent.Applied(entry, row, stored);
                 break;
             }

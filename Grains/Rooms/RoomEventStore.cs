@@ -500,18 +500,24 @@ public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, Ev
     internal static async Task<List<StoredEvent>> ReadEventsAsync(NpgsqlCommand cmd)
     {
         var list = new List<StoredEvent>();
+        var strings = new EventStrings.Pool();
         await using var reader = await cmd.ExecuteReaderAsync();
-        while (await reader.ReadAsync()) list.Add(ReadEvent(reader));
+        while (await reader.ReadAsync()) list.Add(ReadEvent(reader, strings: strings));
         return list;
     }
 
-    /// <summary>The event in the current row, its <see cref="EventColumns"/> starting at column <paramref name="offset"/>.</summary>
-    internal static StoredEvent ReadEvent(NpgsqlDataReader reader, int offset = 0)
+    /// <summary>The event in the current row, its <see cref="EventColumns"/> starting at column <paramref name="offset"/>;
+    /// with <paramref name="strings"/>, its room id, state key and sender shared with the other rows read (a room's
+    /// state read into the cache repeats them in every event).</summary>
+    internal static StoredEvent ReadEvent(NpgsqlDataReader reader, int offset = 0, EventStrings.Pool? strings = null)
     {
         var o = offset;
+        string roomId = reader.GetString(o + 1), sender = reader.GetString(o + 4);
+        var stateKey = reader.IsDBNull(o + 3) ? null : reader.GetString(o + 3);
+        if (strings is not null) (roomId, stateKey, sender) = (strings.Share(roomId), strings.ShareOrNull(stateKey), strings.Share(sender));
         return new StoredEvent(
-            reader.GetString(o), reader.GetString(o + 1), reader.GetString(o + 2), reader.IsDBNull(o + 3) ? null : reader.GetString(o + 3),
-            reader.GetString(o + 4), reader.GetInt64(o + 5), reader.GetInt64(o + 6), reader.GetInt32(o + 7), reader.GetInt64(o + 8),
+            reader.GetString(o), roomId, EventStrings.Type(reader.GetString(o + 2)), stateKey,
+            sender, reader.GetInt64(o + 5), reader.GetInt64(o + 6), reader.GetInt32(o + 7), reader.GetInt64(o + 8),
             Encoding.UTF8.GetBytes(reader.GetString(o + 9)), reader.IsDBNull(o + 10) ? null : reader.GetString(o + 10), reader.IsDBNull(o + 11) ? null : reader.GetString(o + 11),
             reader.GetBoolean(o + 12));
     }

@@ -39,8 +39,14 @@ public sealed class RoomRelations(NpgsqlDataSource db, CacheRegistry caches, Roo
 
     private readonly SiloCache<RelationSummary> _summaries = caches.Get<RelationSummary>(Cache, 50_000);
 
-    /// <summary>Called by the cache handler for a new event row: nothing relates to an event that did not exist.</summary>
-    internal void RecordNew(string eventId) => _summaries.Store(eventId, RelationSummary.None, _summaries.Generation);
+    /// <summary>Called by the cache handler for a new event row: nothing relates to an event that did not exist. Only
+    /// for events that are not state: bundled aggregations are looked up for timeline events that are not state
+    /// (<see cref="BundleAsync"/>, the sync's prefetch), so a summary of a join is never read, and the joins of a busy
+    /// silo (90,000 building 300 rooms of 300) would fill the cache with them, pushing out the messages' summaries.</summary>
+    internal void RecordNew(string eventId, bool isState)
+    {
+        if (!isState) _summaries.Store(eventId, RelationSummary.None, _summaries.Generation);
+    }
 
     /// <summary>
     /// A page of the events relating to <paramref name="parentId"/> (optionally of one relation and event type), by

@@ -1,6 +1,8 @@
+using System.Buffers;
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Runtime;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 
 namespace Homeserver.Bench;
@@ -29,6 +31,8 @@ public static class ScaleBenchmark
                           string.Join(", ", gc.Where(kv => kv.Value is not (0L or 0UL or false or "")).Select(kv => $"{kv.Key} {kv.Value}")) +
                           $"; {Environment.ProcessorCount} processors; load {Load()}");
 
+        Console.WriteLine($"memory with both silos started: {Memory()}");
+
         var build = Stopwatch.StartNew();
         var shape = await ScaleShape.BuildAsync(http, cluster, members, rooms, messagesPerRoom, concurrency: 32);
         Console.WriteLine($"built {members} users x {rooms} rooms ({shape.Joins} joins at {shape.JoinsPerSecond:F0}/s, {rooms * messagesPerRoom} messages) in {build.Elapsed.TotalSeconds:F1} s");
@@ -38,11 +42,7 @@ public static class ScaleBenchmark
         // Memory is measured on the silos that built the shape, before any restart: silos stopped in this process are
         // not all collected (the host keeps some of them reachable), which a real deploy, a new process, does not have.
         foreach (var (name, filter) in new[] { ("lazy", LazyFilter), ("full", FullFilter) })
-        {
-            var first = await InitialSyncAsync(http, cluster.Urls[syncer.Silo], syncer.Token, filter);
-            Console.WriteLine($"first {name} sync on the silos that built the shape: {first.Ms:F0} ms, {first.Bytes / 1024.0 / 1024.0:F2} MB");
-            Check(name, JsonNode.Parse(first.Body)!, rooms, members);
-        }
+            await FirstSyncAsync(http, cluster.Urls[syncer.Silo], syncer.Token, name, filter, rooms, members);
         Console.WriteLine($"memory after building and syncing: {Memory()}");
         Console.WriteLine($"after a full collection: {Memory(collect: true)}");
         // BENCH_GCDUMP_PAUSE=N: N seconds to take a heap snapshot of the silos that built and synced the shape
@@ -106,35 +106,93 @@ public static class ScaleBenchmark
             }
     }
 
-    private static async Task<(double Ms, long Bytes, byte[] Body)> InitialSyncAsync(HttpClient http, string url, string token, string filter)
+    /// <summary>The first sync of a kind, timed and checked. In a method of its own so that nothing of the response
+    /// stays referenced from the caller's frame when memory is measured after it.</summary>
+    private static async Task FirstSyncAsync(HttpClient http, string url, string token, string name, string filter, int rooms, int members)
+    {
+        var first = await InitialSyncAsync(http, url, token, filter, keepBody: true);
+        Console.WriteLine($"first {name} sync on the silos that built the shape: {first.Ms:F0} ms, {first.Bytes / 1024.0 / 1024.0:F2} MB");
+        Check(name, first.Body!.Value, rooms, members);
+    }
+
+    /// <summary>One initial sync, timed to its last byte. The body is kept only when asked for (the first syncs are
+    /// checked), in 64 KB chunks: read whole through HttpContent, a 23 MB response was buffered in arrays doubling up to
+    /// 32 MB and then copied, about 80 MB of garbage on the large object heap of this process just before its resident
+    /// memory, the silos' measure, is read.</summary>
+    private static async Task<(double Ms, long Bytes, ReadOnlySequence<byte>? Body)> InitialSyncAsync(HttpClient http, string url, string token,
+        string filter, bool keepBody = false)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, $"{url}{V3}/sync?timeout=0&filter={Uri.EscapeDataString(filter)}");
         request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
         var started = Stopwatch.GetTimestamp();
-        using var response = await http.SendAsync(request);
-        var body = await response.Content.ReadAsByteArrayAsync();
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        await using var stream = await response.Content.ReadAsStreamAsync();
+        keepBody |= !response.IsSuccessStatusCode;
+        Chunk? head = null, tail = null;
+        var buffer = new byte[Chunk.Size];
+        long bytes = 0;
+        for (int read; (read = await stream.ReadAtLeastAsync(buffer, Chunk.Size, throwOnEndOfStream: false)) > 0; bytes += read)
+        {
+            if (!keepBody) continue;
+            var chunk = new Chunk(buffer.AsMemory(0, read), bytes);
+            if (tail is null) head = chunk;
+            else tail.Append(chunk);
+            tail = chunk;
+            buffer = new byte[Chunk.Size];
+        }
         var ms = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-        if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"sync: {(int)response.StatusCode} {System.Text.Encoding.UTF8.GetString(body)}");
-        return (ms, body.Length, body);
+        var body = head is null ? (keepBody ? ReadOnlySequence<byte>.Empty : (ReadOnlySequence<byte>?)null) : new ReadOnlySequence<byte>(head, 0, tail!, tail!.Memory.Length);
+        if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"sync: {(int)response.StatusCode} {System.Text.Encoding.UTF8.GetString(body!.Value.ToArray())}");
+        return (ms, bytes, body);
+    }
+
+    private sealed class Chunk : ReadOnlySequenceSegment<byte>
+    {
+        public const int Size = 64 * 1024;
+
+        public Chunk(ReadOnlyMemory<byte> memory, long runningIndex) => (Memory, RunningIndex) = (memory, runningIndex);
+
+        public void Append(Chunk next) => Next = next;
     }
 
     /// <summary>Says what the response holds, so a fast answer that left something out is seen: rooms, and member
-    /// events in the state blocks (lazy: only the timeline's senders' and the syncer's own).</summary>
-    private static void Check(string name, JsonNode sync, int rooms, int members)
+    /// events in the state blocks (lazy: only the timeline's senders' and the syncer's own). Read a room at a time: a
+    /// tree of the whole 23 MB response would be a few hundred MB of this process's memory just before it is measured.</summary>
+    private static void Check(string name, ReadOnlySequence<byte> body, int rooms, int members)
     {
-        var join = sync["rooms"]!["join"]!.AsObject();
-        long memberEvents = 0, stateEvents = 0, timelineEvents = 0;
-        foreach (var (_, room) in join)
-        {
-            foreach (var e in room!["state"]!["events"]!.AsArray())
+        long roomCount = 0, memberEvents = 0, stateEvents = 0, timelineEvents = 0;
+        var reader = new Utf8JsonReader(body);
+        reader.Read();
+        if (Find(ref reader, "rooms"u8) && Find(ref reader, "join"u8))
+            // On "join"'s start: each member is a room id and the room's object, parsed alone.
+            for (reader.Read(); reader.TokenType == JsonTokenType.PropertyName; reader.Read())
             {
-                stateEvents++;
-                if (e!["type"]!.GetValue<string>() == "m.room.member") memberEvents++;
+                reader.Read();
+                var room = JsonNode.Parse(ref reader)!;
+                roomCount++;
+                foreach (var e in room["state"]!["events"]!.AsArray())
+                {
+                    stateEvents++;
+                    if (e!["type"]!.GetValue<string>() == "m.room.member") memberEvents++;
+                }
+                timelineEvents += room["timeline"]!["events"]!.AsArray().Count;
             }
-            timelineEvents += room["timeline"]!["events"]!.AsArray().Count;
+        Console.WriteLine($"  {name}: {roomCount}/{rooms} rooms, {timelineEvents} timeline events, {stateEvents} state events of which {memberEvents} members ({(double)memberEvents / Math.Max(1, roomCount):F1} a room of {members})");
+        if (roomCount != rooms) throw new InvalidOperationException($"{name} sync returned {roomCount} rooms, expected {rooms}");
+    }
+
+    /// <summary>With the reader on an object's start: moves it onto the value of member <paramref name="name"/>, skipping
+    /// the members before it; false when the object has none.</summary>
+    private static bool Find(ref Utf8JsonReader reader, ReadOnlySpan<byte> name)
+    {
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var found = reader.ValueTextEquals(name);
+            reader.Read();
+            if (found) return true;
+            reader.Skip();
         }
-        Console.WriteLine($"  {name}: {join.Count}/{rooms} rooms, {timelineEvents} timeline events, {stateEvents} state events of which {memberEvents} members ({(double)memberEvents / Math.Max(1, join.Count):F1} a room of {members})");
-        if (join.Count != rooms) throw new InvalidOperationException($"{name} sync returned {join.Count} rooms, expected {rooms}");
+        return false;
     }
 
     internal static string Memory(bool collect = false)

@@ -1,5 +1,7 @@
 using System.Text.Json.Nodes;
 using Homeserver.Tests.Http.Accounts;
+using Homeserver.Caches;
+using Homeserver.Rooms;
 using Homeserver.Tests.Infrastructure;
 
 namespace Homeserver.Tests.Http.Rooms;
@@ -238,5 +240,22 @@ public sealed class RelationTests(TwoSiloCluster fixture) : IClassFixture<TwoSil
         await outsider.JoinAsync(privateRoom);
         var notVisible = await outsider.GetAsync(Relations(privateRoom, hidden));
         Assert.Equal((404, "M_NOT_FOUND"), (notVisible.StatusCode, notVisible.ErrCode));
+    }
+
+    [Fact]
+    public async Task Each_silo_records_that_nothing_relates_to_a_new_message_but_keeps_no_such_record_for_a_state_event()
+    {
+        var (alice, _, _, roomId) = await RoomAsync();
+        var topic = (await alice.PutAsync($"{MatrixPaths.Room(roomId)}/state/m.room.topic/", new JsonObject { ["topic"] = "t" }))
+            .EnsureSuccess()["event_id"].GetValue<string>();
+        var message = await alice.SendTextAsync(roomId, "after the topic");
+        foreach (var silo in new[] { fixture.A, fixture.B })
+        {
+            var summaries = silo.Get<CacheRegistry>().Get<RelationSummary>(RoomRelations.Cache);
+            // The reader applies the message after the topic: once the message is recorded, the topic was passed.
+            for (var deadline = DateTime.UtcNow.AddSeconds(10); !summaries.TryGet(message, out _); await Task.Delay(20))
+                Assert.True(DateTime.UtcNow < deadline, "the silo's reader never recorded the message");
+            Assert.False(summaries.TryGet(topic, out _));
+        }
     }
 }
