@@ -67,14 +67,17 @@ public static class JoinsBenchmark
                 Console.WriteLine($"{(on ? "batched state writes" : "one append per state write")}: {users * rooms} joins starting (pid {Environment.ProcessId})");
                 var catchUpsBefore = CatchUps();
                 var before = cpu.Sample();
+                var allocatedBefore = GC.GetTotalAllocatedBytes();
                 var (elapsed, latencies) = await PhaseAsync(http, cluster, accounts, roomIds, connections, roomsFirst);
                 var used = cpu.Sample() - before;
+                var allocated = GC.GetTotalAllocatedBytes() - allocatedBefore;
                 var joins = (long)users * rooms;
                 var rate = joins / elapsed.TotalSeconds;
                 figures[on].Add(rate);
                 var joined = await JoinedAsync(cluster, roomIds);
                 Console.WriteLine($"{(on ? "batched state writes" : "one append per state write")}: {joins} joins in {elapsed.TotalSeconds:F1} s = {rate:F0} joins/s, " +
-                                  $"{Stats.Summary(latencies)}; {used.PerRequest(joins)}; readers caught up from the log {CatchUps() - catchUpsBefore} times; " +
+                                  $"{Stats.Summary(latencies)}; {used.PerRequest(joins)}; {allocated / joins / 1024.0:F1} KB allocated in .NET per join; " +
+                                  $"GC paused {used.GcPauseMs:F0} ms in {used.Collections} collections ({used.Gen1} of gen1, {used.Gen2} of gen2); readers caught up from the log {CatchUps() - catchUpsBefore} times; " +
                                   $"memberships joined {joined}/{joins}; load before {load}");
                 if (joined != joins) throw new InvalidOperationException($"{joins - joined} joins are missing");
             }
