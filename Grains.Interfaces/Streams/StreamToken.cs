@@ -179,11 +179,12 @@ public sealed class StreamPosition
         return i >= 0 ? _positions[i] : Min;
     }
 
+    // A loop, not Ahead's enumerator: the notifier asks this of every read-your-writes waiter on every advance.
     public bool Covers(StreamPosition other)
     {
         if (Min < other.Min) return false;
-        foreach (var (w, p) in other.Ahead)
-            if (Get(w) < p) return false;
+        for (var i = 0; i < other._writers.Length; i++)
+            if (Get(other._writers[i]) < other._positions[i]) return false;
         return true;
     }
 

@@ -1,4 +1,6 @@
+using System.Buffers;
 using System.Globalization;
+using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -28,9 +30,13 @@ public static class CanonicalJson
 
     public static string Encode(JsonNode? node)
     {
-        var sb = new StringBuilder();
-        Write(sb, node, 0);
-        return sb.ToString();
+        var sb = RentBuilder();
+        try
+        {
+            Write(sb, node, 0);
+            return sb.ToString();
+        }
+        finally { ReturnBuilder(sb); }
     }
 
     public static byte[] EncodeToUtf8(JsonNode? node) => Encoding.UTF8.GetBytes(Encode(node));
@@ -41,16 +47,86 @@ public static class CanonicalJson
     /// </summary>
     public static byte[] EncodeToUtf8Without(JsonObject obj, params string[] excludedKeys)
     {
-        var sb = new StringBuilder();
-        WriteObject(sb, obj, 0, excludedKeys);
-        return Encoding.UTF8.GetBytes(sb.ToString());
+        var sb = RentBuilder();
+        try
+        {
+            WriteObject(sb, obj, 0, excludedKeys);
+            return Encoding.UTF8.GetBytes(sb.ToString());
+        }
+        finally { ReturnBuilder(sb); }
+    }
+
+    /// <summary>SHA-256 of <see cref="EncodeToUtf8(JsonNode?)"/>, without making the string or the byte array: an
+    /// event built here is hashed twice (content hash, reference hash) before it is encoded for storage.</summary>
+    public static byte[] Sha256(JsonNode? node)
+    {
+        var sb = RentBuilder();
+        try
+        {
+            Write(sb, node, 0);
+            return Sha256(sb);
+        }
+        finally { ReturnBuilder(sb); }
+    }
+
+    /// <summary>SHA-256 of <see cref="EncodeToUtf8Without"/>.</summary>
+    public static byte[] Sha256Without(JsonObject obj, params string[] excludedKeys)
+    {
+        var sb = RentBuilder();
+        try
+        {
+            WriteObject(sb, obj, 0, excludedKeys);
+            return Sha256(sb);
+        }
+        finally { ReturnBuilder(sb); }
+    }
+
+    private static byte[] Sha256(StringBuilder sb)
+    {
+        var chars = ArrayPool<char>.Shared.Rent(sb.Length);
+        var bytes = ArrayPool<byte>.Shared.Rent(Encoding.UTF8.GetMaxByteCount(sb.Length));
+        try
+        {
+            sb.CopyTo(0, chars, 0, sb.Length);
+            // Lone surrogates were refused while writing, so this encoding is exact (no U+FFFD replacement).
+            var n = Encoding.UTF8.GetBytes(chars, 0, sb.Length, bytes, 0);
+            return SHA256.HashData(bytes.AsSpan(0, n));
+        }
+        finally
+        {
+            ArrayPool<char>.Shared.Return(chars);
+            ArrayPool<byte>.Shared.Return(bytes);
+        }
+    }
+
+    // One builder per thread, reused: encoding is synchronous and an event's three encodings otherwise grow a new
+    // builder chunk by chunk each time. Taken out while in use, so a nested encoding gets a fresh one.
+    [ThreadStatic] private static StringBuilder? _builder;
+    private const int MaxKeptBuilderChars = 64 * 1024;
+
+    private static StringBuilder RentBuilder()
+    {
+        var sb = _builder ?? new StringBuilder(1024);
+        _builder = null;
+        return sb;
+    }
+
+    private static void ReturnBuilder(StringBuilder sb)
+    {
+        if (sb.Capacity > MaxKeptBuilderChars) return;
+        sb.Clear();
+        _builder = sb;
     }
 
     public static string Encode(JsonElement element)
     {
-        var sb = new StringBuilder();
-        Write(sb, element, 0);
-        return sb.ToString();
+        var sb = RentBuilder();
+        try
+        {
+            Write(sb, element, 0);
+            return sb.ToString();
+        }
+        finally { ReturnBuilder(sb); }
     }
 
     public static byte[] EncodeToUtf8(JsonElement element) => Encoding.UTF8.GetBytes(Encode(element));
@@ -311,8 +387,14 @@ public static class CanonicalJson
     {
         CheckString(s, "");
         sb.Append('"');
-        foreach (var c in s)
+        // Runs that need no escaping (nearly every string) are appended whole.
+        var start = 0;
+        for (var i = 0; i < s.Length; i++)
         {
+            var c = s[i];
+            if (c >= 0x20 && c != '"' && c != '\\') continue;
+            if (i > start) sb.Append(s, start, i - start);
+            start = i + 1;
             switch (c)
             {
                 case '"': sb.Append("\\\""); break;
@@ -322,12 +404,10 @@ public static class CanonicalJson
                 case '\n': sb.Append("\\n"); break;
                 case '\r': sb.Append("\\r"); break;
                 case '\t': sb.Append("\\t"); break;
-                default:
-                    if (c < 0x20) sb.Append("\\u00").Append(((int)c).ToString("x2", CultureInfo.InvariantCulture));
-                    else sb.Append(c);
-                    break;
+                default: sb.Append("\\u00").Append(((int)c).ToString("x2", CultureInfo.InvariantCulture)); break;
             }
         }
+        if (s.Length > start) sb.Append(s, start, s.Length - start);
         sb.Append('"');
     }
 

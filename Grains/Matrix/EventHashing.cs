@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using Homeserver.Errors;
 
@@ -17,8 +16,7 @@ public static class EventHashing
     /// </summary>
     public static string ComputeContentHash(JsonObject ev)
     {
-        var bytes = CanonicalJson.EncodeToUtf8Without(ev, "unsigned", "signatures", "hashes");
-        return ToUnpaddedBase64(SHA256.HashData(bytes));
+        return ToUnpaddedBase64(CanonicalJson.Sha256Without(ev, "unsigned", "signatures", "hashes"));
     }
 
     /// <summary>Sets <c>hashes.sha256</c> on <paramref name="ev"/> (replacing any hashes it had).</summary>
@@ -43,7 +41,7 @@ public static class EventHashing
         // From v3 the id is not part of the event format. A stored copy may carry it for convenience; hashing it
         // would make the id depend on itself.
         if (RoomVersions.Number(roomVersion) >= 3) redacted.Remove("event_id");
-        return SHA256.HashData(CanonicalJson.EncodeToUtf8(redacted));
+        return CanonicalJson.Sha256(redacted);
     }
 
     /// <summary>
@@ -60,8 +58,20 @@ public static class EventHashing
         return "$" + (version == 3 ? ToUnpaddedBase64(hash) : ToUnpaddedUrlSafeBase64(hash));
     }
 
-    public static string ToUnpaddedBase64(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=');
+    public static string ToUnpaddedBase64(byte[] bytes) => Base64(bytes, urlSafe: false);
 
-    public static string ToUnpaddedUrlSafeBase64(byte[] bytes) =>
-        Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    public static string ToUnpaddedUrlSafeBase64(byte[] bytes) => Base64(bytes, urlSafe: true);
+
+    // One string per hash (every event built is hashed twice), not three from trimming and replacing.
+    private static string Base64(byte[] bytes, bool urlSafe)
+    {
+        var length = (bytes.Length + 2) / 3 * 4;
+        var chars = length <= 256 ? stackalloc char[length] : new char[length];
+        Convert.TryToBase64Chars(bytes, chars, out var written);
+        while (written > 0 && chars[written - 1] == '=') written--;
+        if (urlSafe)
+            for (var i = 0; i < written; i++)
+                chars[i] = chars[i] switch { '+' => '-', '/' => '_', var c => c };
+        return new string(chars[..written]);
+    }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Homeserver.Streams;
@@ -25,16 +26,34 @@ public static class RoomStreamRows
         DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
     };
 
-    public static StreamRow Event(RoomEventRow row) => new(EventKind, row.RoomId, JsonSerializer.Serialize(row, Json));
+    public static StreamRow Event(RoomEventRow row) => new(EventKind, row.RoomId, Serialize(row));
 
-    public static StreamRow MemberNotice(MemberNoticeRow row) => new(MemberNoticeKind, row.UserId, JsonSerializer.Serialize(row, Json));
+    public static StreamRow MemberNotice(MemberNoticeRow row) => new(MemberNoticeKind, row.UserId, Serialize(row));
 
     public static StreamRow Forget(ForgetRow row) => new(ForgetKind, row.UserId, JsonSerializer.Serialize(row, Json));
 
     public static StreamRow Purge(RoomPurgeRow row) => new(PurgeKind, row.RoomId, JsonSerializer.Serialize(row, Json));
 
     public static T Parse<T>(string payload) =>
-        JsonSerializer.Deserialize<T>(payload, Json) ?? throw new InvalidOperationException($"Empty {typeof(T).Name} payload");
+        Decoded.TryGetValue(payload, out var decoded) && decoded is T row ? row
+        : JsonSerializer.Deserialize<T>(payload, Json) ?? throw new InvalidOperationException($"Empty {typeof(T).Name} payload");
+
+    /// <summary>
+    /// The records this process serialised into event and notice payloads, by the payload string itself (its identity,
+    /// not its value). The events writer's persister and this silo's reader are handed that very string (the room's
+    /// grain lives on its writer's silo, and calls inside a silo pass immutable records by reference), so they take
+    /// the record back instead of parsing its JSON, and with it the escaped event JSON, again; rows that crossed silos
+    /// or were read from the log are other strings and are parsed. Entries go with their payloads (weak keys). The
+    /// records are immutable and equal to what parsing gives.
+    /// </summary>
+    private static readonly ConditionalWeakTable<string, object> Decoded = new();
+
+    private static string Serialize<T>(T row) where T : class
+    {
+        var payload = JsonSerializer.Serialize(row, Json);
+        Decoded.AddOrUpdate(payload, row);
+        return payload;
+    }
 }
 
 /// <summary>An event and the side effects its persister applies in the same transaction.</summary>

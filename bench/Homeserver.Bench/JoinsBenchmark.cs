@@ -60,27 +60,43 @@ public static class JoinsBenchmark
             // Alternate which path goes first: off, on, then on, off, ...
             foreach (var on in pair % 2 == 0 ? new[] { false, true } : [true, false])
             {
+                if (!on && SkipBaseline) continue;
                 var roomIds = await CreateRoomsAsync(http, cluster, accounts, rooms);
                 Batching(on);
                 var load = Load();
+                Console.WriteLine($"{(on ? "batched state writes" : "one append per state write")}: {users * rooms} joins starting (pid {Environment.ProcessId})");
                 var catchUpsBefore = CatchUps();
                 var before = cpu.Sample();
+                var allocatedBefore = GC.GetTotalAllocatedBytes();
                 var (elapsed, latencies) = await PhaseAsync(http, cluster, accounts, roomIds, connections, roomsFirst);
                 var used = cpu.Sample() - before;
+                var allocated = GC.GetTotalAllocatedBytes() - allocatedBefore;
                 var joins = (long)users * rooms;
                 var rate = joins / elapsed.TotalSeconds;
                 figures[on].Add(rate);
                 var joined = await JoinedAsync(cluster, roomIds);
                 Console.WriteLine($"{(on ? "batched state writes" : "one append per state write")}: {joins} joins in {elapsed.TotalSeconds:F1} s = {rate:F0} joins/s, " +
-                                  $"{Stats.Summary(latencies)}; {used.PerRequest(joins)}; readers caught up from the log {CatchUps() - catchUpsBefore} times; " +
+                                  $"{Stats.Summary(latencies)}; {used.PerRequest(joins)}; {allocated / joins / 1024.0:F1} KB allocated in .NET per join; " +
+                                  $"GC paused {used.GcPauseMs:F0} ms in {used.Collections} collections ({used.Gen1} of gen1, {used.Gen2} of gen2); readers caught up from the log {CatchUps() - catchUpsBefore} times; " +
                                   $"memberships joined {joined}/{joins}; load before {load}");
                 if (joined != joins) throw new InvalidOperationException($"{joins - joined} joins are missing");
             }
+        }
+        if (SkipBaseline)
+        {
+            Console.WriteLine($"median of {pairs}: batched {Median(figures[true]):F0} joins/s (baseline skipped)");
+            return;
         }
         var batched = Median(figures[true]);
         var unbatched = Median(figures[false]);
         Console.WriteLine($"median of {pairs}: batched {batched:F0} joins/s, one append per state write {unbatched:F0} joins/s; ratio {batched / unbatched:F2}x");
     }
+
+    /// <summary>
+    /// <c>BENCH_JOINS_BASELINE=skip</c> runs only the batched phases (after the same warm-up of both paths): for profiling
+    /// the batched path, and for comparing two builds' batched CPU per join without the serial phase's minutes.
+    /// </summary>
+    private static bool SkipBaseline => Environment.GetEnvironmentVariable("BENCH_JOINS_BASELINE") == "skip";
 
     private static async Task<List<string>> CreateRoomsAsync(HttpClient http, BenchCluster cluster, IReadOnlyList<(string UserId, string Token, int Silo)> accounts, int rooms)
     {

@@ -141,4 +141,21 @@ public class CanonicalJsonTests
         for (var i = 0; i < 200; i++) node = new JsonArray(node);
         Assert.Throws<MatrixException>(() => CanonicalJson.Encode(node));
     }
+
+    // Strings are written in runs between the characters that need escaping: escapes at the start, the end, side by
+    // side and between non-ASCII text must come out as the grammar says, and the hashes must be those of these bytes.
+    [Fact]
+    public void EscapesBetweenRunsAndHashesTheEncodedBytes()
+    {
+        var text = "\"a\\b\n\u0001é日😀\t\"\"x\u001f";
+        var obj = new JsonObject { ["k"] = text, ["\"q"] = new JsonArray("plain", "") };
+        var expected = "{\"\\\"q\":[\"plain\",\"\"],\"k\":\"\\\"a\\\\b\\n\\u0001é日😀\\t\\\"\\\"x\\u001f\"}";
+        Assert.Equal(expected, CanonicalJson.Encode(obj));
+        Assert.Equal(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(expected)), CanonicalJson.Sha256(obj));
+        var without = CanonicalJson.EncodeToUtf8Without(obj, "k");
+        Assert.Equal("{\"\\\"q\":[\"plain\",\"\"]}", Encoding.UTF8.GetString(without));
+        Assert.Equal(System.Security.Cryptography.SHA256.HashData(without), CanonicalJson.Sha256Without(obj, "k"));
+        // The builder is reused per thread: a second, shorter encoding holds nothing of the first.
+        Assert.Equal("{\"a\":1}", CanonicalJson.Encode(new JsonObject { ["a"] = 1 }));
+    }
 }

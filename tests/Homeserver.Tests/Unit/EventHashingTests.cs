@@ -186,4 +186,20 @@ public class EventHashingTests
         ["auth_events"] = new JsonArray("$auth"),
         ["unsigned"] = new JsonObject { ["transaction_id"] = "txn1" },
     };
+
+    // The unpadded forms are the standard ones with '=' dropped (and, URL-safe, '+' and '/' replaced), for every
+    // padding length.
+    [Fact]
+    public void UnpaddedBase64MatchesTheStandardEncoding()
+    {
+        var random = new Random(13);
+        for (var length = 0; length < 70; length++)
+        {
+            var bytes = new byte[length];
+            random.NextBytes(bytes);
+            var standard = Convert.ToBase64String(bytes).TrimEnd('=');
+            Assert.Equal(standard, EventHashing.ToUnpaddedBase64(bytes));
+            Assert.Equal(standard.Replace('+', '-').Replace('/', '_'), EventHashing.ToUnpaddedUrlSafeBase64(bytes));
+        }
+    }
 }
