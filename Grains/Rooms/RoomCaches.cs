@@ -163,13 +163,13 @@ public sealed class CurrentRoomState
 
     /// <summary>The room's current <c>history_visibility</c>; "shared" without one (the spec's default).</summary>
     public string HistoryVisibility =>
-        Get("m.room.history_visibility", "") is { } hv ? RoomEventFormat.ContentString(hv.Json, "history_visibility") ?? "shared" : "shared";
+        Get("m.room.history_visibility", "") is { } hv ? RoomEventFormat.ContentString(hv.Utf8Json, "history_visibility") ?? "shared" : "shared";
 
     public bool IsWorldReadable => HistoryVisibility == "world_readable";
 
     /// <summary>The display name the user has in the room (their member event's), or null.</summary>
     public string? DisplayName(string userId) =>
-        Get("m.room.member", userId) is { } member ? RoomEventFormat.ContentString(member.Json, "displayname") : null;
+        Get("m.room.member", userId) is { } member ? RoomEventFormat.ContentString(member.Utf8Json, "displayname") : null;
 
     private PowerLevels? _powerLevels;
 

@@ -45,7 +45,11 @@ public static class RoomEventFormat
     }
 
     /// <summary>What <see cref="ToClientJson"/> writes: the stored JSON without the federation-only keys (and the room id
-    /// when asked), <c>unsigned</c> with the age (and the transaction id) set.</summary>
+    /// when asked), <c>unsigned</c> with the age (and the transaction id) set. The converter is named on the type too:
+    /// a node written with serializer options other than its own (ASP.NET Core's <c>Results.Json</c>) is written by
+    /// the converter those options resolve for the type, and a resolver that looked at this class's properties (it has
+    /// none) would write <c>{}</c>.</summary>
+    [JsonConverter(typeof(Converter))]
     private sealed class StoredClientEvent(byte[] utf8Json, long age, string? transactionId, bool includeRoomId)
     {
         public static readonly JsonTypeInfo<StoredClientEvent> TypeInfo =

@@ -132,8 +132,8 @@ public sealed class RoomSyncStates(NpgsqlDataSource db, RoomEventStore store, Ca
     /// <summary>Whether the room has a name or canonical alias, so that its summary names no heroes (spec
     /// "Calculating the display name for a room"; as in Synapse).</summary>
     public static bool IsNamed(CurrentRoomState state) =>
-        (state.Get("m.room.name", "") is { } name && RoomEventFormat.ContentString(name.Json, "name") is { Length: > 0 })
-        || (state.Get("m.room.canonical_alias", "") is { } alias && RoomEventFormat.ContentString(alias.Json, "alias") is { Length: > 0 });
+        (state.Get("m.room.name", "") is { } name && RoomEventFormat.ContentString(name.Utf8Json, "name") is { Length: > 0 })
+        || (state.Get("m.room.canonical_alias", "") is { } alias && RoomEventFormat.ContentString(alias.Utf8Json, "alias") is { Length: > 0 });
 
     /// <summary>The first joined and the first invited members of each room by user id (ordinal, as the member sets of
     /// <see cref="CurrentRoomState"/> order them), <see cref="RoomSyncState.FirstMembersKept"/> of each.</summary>

@@ -345,7 +345,7 @@ public sealed class SyncHandler(
             context.MembershipChanged = true;
             foreach (var e in events)
                 if (e is { Type: "m.room.member", StateKey: { } member })
-                    context.KnownMembershipChanges?.Add((roomId, member, RoomEventFormat.ContentString(e.Json, "membership") ?? ""));
+                    context.KnownMembershipChanges?.Add((roomId, member, RoomEventFormat.ContentString(e.Utf8Json, "membership") ?? ""));
         }
         if (!full && events.Count == 0) return null;
         var timeline = prefetched is not null && full

@@ -53,4 +53,21 @@ public sealed class RoomEventFormatTests
         Assert.Equal(JsonValueKind.Object, response["events"]![0]!.GetValueKind());
         Assert.Equal("n", response.DeepClone()["events"]![0]!["content"]!["name"]!.GetValue<string>());
     }
+
+    /// <summary>ASP.NET Core's <c>Results.Json</c> writes with its own serializer options, where a JSON value is
+    /// written by the converter those options resolve for its type: the event must still come out whole (with a
+    /// resolver that looked at the type's properties it came out as <c>{}</c>, and GET /members lost every field).</summary>
+    [Fact]
+    public void It_is_written_whole_with_any_serializer_options()
+    {
+        var ev = Event("""{"type":"m.room.member","state_key":"@a:x","room_id":"!r:x","content":{"membership":"join"},"depth":1}""");
+        foreach (var options in new[] { new JsonSerializerOptions(JsonSerializerDefaults.Web), new JsonSerializerOptions(JsonSerializerDefaults.General), JsonSerializerOptions.Default })
+        {
+            var response = new JsonObject { ["chunk"] = new JsonArray(RoomEventFormat.ToClientJson(ev)) };
+            var parsed = JsonNode.Parse(JsonSerializer.Serialize(response, options))!;
+            Assert.Equal("join", parsed["chunk"]![0]!["content"]!["membership"]!.GetValue<string>());
+            Assert.Equal("!r:x", parsed["chunk"]![0]!["room_id"]!.GetValue<string>());
+            Assert.Null(parsed["chunk"]![0]!["depth"]);
+        }
+    }
 }
