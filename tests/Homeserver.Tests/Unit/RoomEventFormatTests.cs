@@ -70,4 +70,28 @@ public sealed class RoomEventFormatTests
             Assert.Null(parsed["chunk"]![0]!["depth"]);
         }
     }
+
+    /// <summary>A content field read with the reader is what a parsed document gives.</summary>
+    [Theory]
+    [InlineData("""{"type":"m.room.member","content":{"membership":"join","displayname":"A \"b\" \u00e9"},"unsigned":{"content":{"membership":"leave"}}}""")]
+    [InlineData("""{"content":{"membership":1,"displayname":null},"x":[{"content":{"membership":"ban"}}]}""")]
+    [InlineData("""{"content":"join"}""")]
+    [InlineData("""{"content":{"nested":{"membership":"invite"},"membership":{"a":"join"}}}""")]
+    [InlineData("""{"unsigned":{},"content":{"displayname":"first","displayname":"last"}}""")]
+    [InlineData("""{"content":{"membership":"leave"},"content":{"membership":"knock"}}""")]
+    [InlineData("""[]""")]
+    [InlineData("""{}""")]
+    public void A_content_field_read_with_the_reader_is_the_documents(string json)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(json);
+        foreach (var field in new[] { "membership", "displayname", "avatar_url" })
+        {
+            using var doc = JsonDocument.Parse(bytes);
+            var expected = doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("content", out var content)
+                           && content.ValueKind == JsonValueKind.Object && content.TryGetProperty(field, out var value) && value.ValueKind == JsonValueKind.String
+                ? value.GetString()
+                : null;
+            Assert.Equal(expected, RoomEventFormat.ContentString(bytes, field));
+        }
+    }
 }
