@@ -140,10 +140,13 @@ public static class RoomEndpoints
         var notMembership = query["not_membership"].ToString();
         var members = state.Where(e => e.Type == "m.room.member").Where(e =>
         {
-            var m = RoomEventFormat.ContentString(e.Json, "membership");
+            var m = RoomEventFormat.ContentString(e.Utf8Json, "membership");
             return (membership.Length == 0 || m == membership) && (notMembership.Length == 0 || m != notMembership);
         });
-        return Results.Json(new JsonObject { ["chunk"] = RoomEventFormat.ToClientArray(members, requester.UserId, requester.DeviceId) });
+        // Written from each member event's stored bytes: a room of 10,000 members would otherwise build 10,000 trees.
+        var chunk = new JsonArray();
+        foreach (var member in members) chunk.Add(RoomEventFormat.ToClientJson(member, requester.UserId, requester.DeviceId));
+        return Results.Json(new JsonObject { ["chunk"] = chunk });
     }
 
     private static async Task<IResult> GetJoinedMembersByRoom(HttpContext context, string roomId, RoomEventStore store, RoomVisibility visibility)
@@ -155,12 +158,12 @@ public static class RoomEndpoints
         var joined = new JsonObject();
         foreach (var member in state.Where(e => e.Type == "m.room.member" && e.StateKey is not null))
         {
-            if (RoomEventFormat.ContentString(member.Json, "membership") != "join") continue;
+            if (RoomEventFormat.ContentString(member.Utf8Json, "membership") != "join") continue;
             // Both keys always, null when unset, as Synapse answers (clients and SyTest read them unconditionally).
             joined[member.StateKey!] = new JsonObject
             {
-                ["display_name"] = RoomEventFormat.ContentString(member.Json, "displayname"),
-                ["avatar_url"] = RoomEventFormat.ContentString(member.Json, "avatar_url"),
+                ["display_name"] = RoomEventFormat.ContentString(member.Utf8Json, "displayname"),
+                ["avatar_url"] = RoomEventFormat.ContentString(member.Utf8Json, "avatar_url"),
             };
         }
         return Results.Json(new JsonObject { ["joined"] = joined });

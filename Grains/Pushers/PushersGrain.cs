@@ -246,12 +246,12 @@ public sealed class PushersGrain(
         if (json["content"] is JsonObject content) notification["content"] = content.DeepClone();
         if (ev.Type == "m.room.member" && ev.StateKey is not null)
         {
-            notification["membership"] = RoomEventFormat.ContentString(ev.Json, "membership");
+            notification["membership"] = RoomEventFormat.ContentString(ev.Utf8Json, "membership");
             notification["user_is_target"] = ev.StateKey == _userId;
         }
         if (state.DisplayName(ev.Sender) is { } senderName) notification["sender_display_name"] = senderName;
-        var alias = state.Get("m.room.canonical_alias", "") is { } a ? RoomEventFormat.ContentString(a.Json, "alias") : null;
-        var name = state.Get("m.room.name", "") is { } n ? RoomEventFormat.ContentString(n.Json, "name") : null;
+        var alias = state.Get("m.room.canonical_alias", "") is { } a ? RoomEventFormat.ContentString(a.Utf8Json, "alias") : null;
+        var name = state.Get("m.room.name", "") is { } n ? RoomEventFormat.ContentString(n.Utf8Json, "name") : null;
         if (!string.IsNullOrEmpty(name ?? alias)) notification["room_name"] = name ?? alias;
         if (!string.IsNullOrEmpty(alias)) notification["room_alias"] = alias;
         return new JsonObject { ["notification"] = notification };

@@ -518,7 +518,9 @@ public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, Ev
         return new StoredEvent(
             reader.GetString(o), roomId, EventStrings.Type(reader.GetString(o + 2)), stateKey,
             sender, reader.GetInt64(o + 5), reader.GetInt64(o + 6), reader.GetInt32(o + 7), reader.GetInt64(o + 8),
-            Encoding.UTF8.GetBytes(reader.GetString(o + 9)), reader.IsDBNull(o + 10) ? null : reader.GetString(o + 10), reader.IsDBNull(o + 11) ? null : reader.GetString(o + 11),
+            // The JSON's bytes as they come (text arrives in the connection's client encoding, UTF-8): a full-state sync
+            // reads 90,000 of them, each decoded to a UTF-16 string and encoded back before.
+            reader.GetFieldValue<byte[]>(o + 9), reader.IsDBNull(o + 10) ? null : reader.GetString(o + 10), reader.IsDBNull(o + 11) ? null : reader.GetString(o + 11),
             reader.GetBoolean(o + 12));
     }
 }

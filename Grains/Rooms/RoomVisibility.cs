@@ -88,6 +88,6 @@ public sealed class RoomVisibility(RoomEventStore store)
     private async Task<string> HistoryVisibilityAtAsync(string roomId, long topological)
     {
         var at = await store.GetStateEventAtAsync(roomId, "m.room.history_visibility", "", topological);
-        return at is null ? "shared" : RoomEventFormat.ContentString(at.Json, "history_visibility") ?? "shared";
+        return at is null ? "shared" : RoomEventFormat.ContentString(at.Utf8Json, "history_visibility") ?? "shared";
     }
 }

@@ -17,6 +17,7 @@ public static class RoomsHostingExtensions
         services.AddSingleton<IStreamRowHandler, RoomCacheHandler>();
         services.AddSingleton<RoomWriteStore>();
         services.AddSingleton<RoomEventStore>();
+        services.AddSingleton<RoomMemberSets>();
         services.AddSingleton<RoomRelations>();
         services.AddSingleton<BlockedRooms>();
         services.AddSingleton<RoomVisibility>();

@@ -185,8 +185,8 @@ public sealed class EventSearch(NpgsqlDataSource db, RoomEventStore rooms, RoomV
                 var member = state.Get("m.room.member", sender);
                 profiles[sender] = new JsonObject
                 {
-                    ["displayname"] = member is null ? null : RoomEventFormat.ContentString(member.Json, "displayname"),
-                    ["avatar_url"] = member is null ? null : RoomEventFormat.ContentString(member.Json, "avatar_url"),
+                    ["displayname"] = member is null ? null : RoomEventFormat.ContentString(member.Utf8Json, "displayname"),
+                    ["avatar_url"] = member is null ? null : RoomEventFormat.ContentString(member.Utf8Json, "avatar_url"),
                 };
             }
             context["profile_info"] = profiles;

@@ -218,7 +218,7 @@ public sealed class LegacySyncHandler(
         foreach (var (roomId, room) in Rooms(response["rooms"]!["leave"]))
         {
             var membership = (await store.GetCurrentStateAsync(roomId)).Get("m.room.member", requester.UserId);
-            rooms.Add(await RoomEntryAsync(roomId, membership is null ? "leave" : RoomEventFormat.ContentString(membership.Json, "membership") ?? "leave",
+            rooms.Add(await RoomEntryAsync(roomId, membership is null ? "leave" : RoomEventFormat.ContentString(membership.Utf8Json, "membership") ?? "leave",
                 room, end, upTo: membership?.Topological));
         }
         return new JsonObject

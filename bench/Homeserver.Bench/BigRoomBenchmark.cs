@@ -200,7 +200,12 @@ public static class BigRoomBenchmark
         {
             await call(); // warm: the first call of a kind pays for JIT and cold caches
             var list = new List<double>();
+            var before = cpu.Sample();
             for (var i = 0; i < Samples; i++) list.Add(await TimeAsync(call));
+            // CPU per call (the server's and this client's parsing in one process, and PostgreSQL's): unlike the
+            // times, the machine's other load does not inflate it.
+            var used = cpu.Sample() - before;
+            Console.WriteLine($"    {Samples} calls: CPU per call {used.ProcessMs / Samples:F1} ms .NET + {used.PostgresMs / Samples:F1} ms PostgreSQL");
             return list;
         }
     }

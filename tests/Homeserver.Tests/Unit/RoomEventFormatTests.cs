@@ -53,4 +53,45 @@ public sealed class RoomEventFormatTests
         Assert.Equal(JsonValueKind.Object, response["events"]![0]!.GetValueKind());
         Assert.Equal("n", response.DeepClone()["events"]![0]!["content"]!["name"]!.GetValue<string>());
     }
+
+    /// <summary>ASP.NET Core's <c>Results.Json</c> writes with its own serializer options, where a JSON value is
+    /// written by the converter those options resolve for its type: the event must still come out whole (with a
+    /// resolver that looked at the type's properties it came out as <c>{}</c>, and GET /members lost every field).</summary>
+    [Fact]
+    public void It_is_written_whole_with_any_serializer_options()
+    {
+        var ev = Event("""{"type":"m.room.member","state_key":"@a:x","room_id":"!r:x","content":{"membership":"join"},"depth":1}""");
+        foreach (var options in new[] { new JsonSerializerOptions(JsonSerializerDefaults.Web), new JsonSerializerOptions(JsonSerializerDefaults.General), JsonSerializerOptions.Default })
+        {
+            var response = new JsonObject { ["chunk"] = new JsonArray(RoomEventFormat.ToClientJson(ev)) };
+            var parsed = JsonNode.Parse(JsonSerializer.Serialize(response, options))!;
+            Assert.Equal("join", parsed["chunk"]![0]!["content"]!["membership"]!.GetValue<string>());
+            Assert.Equal("!r:x", parsed["chunk"]![0]!["room_id"]!.GetValue<string>());
+            Assert.Null(parsed["chunk"]![0]!["depth"]);
+        }
+    }
+
+    /// <summary>A content field read with the reader is what a parsed document gives.</summary>
+    [Theory]
+    [InlineData("""{"type":"m.room.member","content":{"membership":"join","displayname":"A \"b\" \u00e9"},"unsigned":{"content":{"membership":"leave"}}}""")]
+    [InlineData("""{"content":{"membership":1,"displayname":null},"x":[{"content":{"membership":"ban"}}]}""")]
+    [InlineData("""{"content":"join"}""")]
+    [InlineData("""{"content":{"nested":{"membership":"invite"},"membership":{"a":"join"}}}""")]
+    [InlineData("""{"unsigned":{},"content":{"displayname":"first","displayname":"last"}}""")]
+    [InlineData("""{"content":{"membership":"leave"},"content":{"membership":"knock"}}""")]
+    [InlineData("""[]""")]
+    [InlineData("""{}""")]
+    public void A_content_field_read_with_the_reader_is_the_documents(string json)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetBytes(json);
+        foreach (var field in new[] { "membership", "displayname", "avatar_url" })
+        {
+            using var doc = JsonDocument.Parse(bytes);
+            var expected = doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("content", out var content)
+                           && content.ValueKind == JsonValueKind.Object && content.TryGetProperty(field, out var value) && value.ValueKind == JsonValueKind.String
+                ? value.GetString()
+                : null;
+            Assert.Equal(expected, RoomEventFormat.ContentString(bytes, field));
+        }
+    }
 }
