@@ -7,7 +7,7 @@ namespace Homeserver.Accounts;
 public static class AccessTokens
 {
     /// <summary>256 random bits, URL-safe, with a prefix that makes leaked tokens easy to recognise.</summary>
-    public static string NewToken() => "hs_" + Base64Url(RandomNumberGenerator.GetBytes(32));
+    public static string NewToken() => "hs_" + System.Buffers.Text.Base64Url.EncodeToString(RandomNumberGenerator.GetBytes(32));
 
     public static byte[] Hash(string token) => SHA256.HashData(Encoding.UTF8.GetBytes(token));
 
@@ -31,7 +31,4 @@ public static class AccessTokens
         for (var i = 1; i < chars.Length; i++) chars[i] = alphabet[RandomNumberGenerator.GetInt32(alphabet.Length)];
         return new string(chars);
     }
-
-    private static string Base64Url(byte[] bytes) =>
-        Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 }

@@ -58,20 +58,16 @@ public static class EventHashing
         return "$" + (version == 3 ? ToUnpaddedBase64(hash) : ToUnpaddedUrlSafeBase64(hash));
     }
 
-    public static string ToUnpaddedBase64(byte[] bytes) => Base64(bytes, urlSafe: false);
-
-    public static string ToUnpaddedUrlSafeBase64(byte[] bytes) => Base64(bytes, urlSafe: true);
-
-    // One string per hash (every event built is hashed twice), not three from trimming and replacing.
-    private static string Base64(byte[] bytes, bool urlSafe)
+    // One string per hash (every event built is hashed twice), not three from trimming the padding and replacing.
+    public static string ToUnpaddedBase64(byte[] bytes)
     {
         var length = (bytes.Length + 2) / 3 * 4;
         var chars = length <= 256 ? stackalloc char[length] : new char[length];
         Convert.TryToBase64Chars(bytes, chars, out var written);
         while (written > 0 && chars[written - 1] == '=') written--;
-        if (urlSafe)
-            for (var i = 0; i < written; i++)
-                chars[i] = chars[i] switch { '+' => '-', '/' => '_', var c => c };
         return new string(chars[..written]);
     }
+
+    /// <summary>The URL-safe alphabet, unpadded (RFC 4648 §5), as the runtime's <see cref="System.Buffers.Text.Base64Url"/> writes it.</summary>
+    public static string ToUnpaddedUrlSafeBase64(byte[] bytes) => System.Buffers.Text.Base64Url.EncodeToString(bytes);
 }

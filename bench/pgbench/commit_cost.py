@@ -86,13 +86,13 @@ scripts = tempfile.mkdtemp(prefix="commit-cost-")
 for name, parts in VARIANTS.items():
     body = ("INSERT INTO bench_messages (room, body) VALUES ('!room.localhost', 'benchmark message with a little text in it') RETURNING id;"
             if parts is None else "\n".join(STATEMENTS[p] for p in parts))
-    with open(os.path.join(scripts, f"{abs(hash(name))}.sql"), "w") as f:
+    with open(os.path.join(scripts, f"{list(VARIANTS).index(name)}.sql"), "w") as f:
         f.write("\\set p random(1000000000, 900000000000000)\n\\startpipeline\n" + body + "\n\\endpipeline\n")
 
 results = {name: ([], [], []) for name in VARIANTS}
 for _ in range(ROUNDS):
     for name in VARIANTS:
-        script = os.path.join(scripts, f"{abs(hash(name))}.sql")
+        script = os.path.join(scripts, f"{list(VARIANTS).index(name)}.sql")
         c0, w0 = (cpu_seconds() if PM else 0), wal()
         out = subprocess.run(["pgbench", "-n", "-M", "prepared", "-c1", "-t", str(N), "-f", script], env=env, capture_output=True, text=True)
         if out.returncode != 0: sys.exit(f"pgbench failed for {name}: {out.stderr.strip()}")
