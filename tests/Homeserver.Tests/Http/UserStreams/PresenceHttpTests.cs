@@ -136,15 +136,7 @@ public sealed class PresenceHttpTests(UserStreamsHttpCluster fx)
         var quiet = Stopwatch.StartNew();
         var after = await poll;
         Assert.Null(PresenceOf(after, carol.UserId));
-        // Carol's change must not end the poll. Something else may (another member's presence, a device list change
-        // that a slow run delivers late), and then the response carries it.
-        var body = after.Body!;
-        var carriesSomething = after.Events("presence").Any(e => e!["sender"]!.GetValue<string>() != bob.UserId)
-            || body["rooms"] is JsonObject rooms && rooms.Any(kv => kv.Value is JsonObject section && section.Count > 0)
-            || body["device_lists"]?["changed"] is JsonArray { Count: > 0 } || body["device_lists"]?["left"] is JsonArray { Count: > 0 }
-            || body["to_device"]?["events"] is JsonArray { Count: > 0 } || body["account_data"]?["events"] is JsonArray { Count: > 0 };
-        if (!carriesSomething)
-            Assert.True(quiet.ElapsedMilliseconds > 2_000, $"the long-poll returned after {quiet.ElapsedMilliseconds} ms with nothing for it: {after.Text}");
+        Assert.True(quiet.ElapsedMilliseconds > 2_000, $"the long-poll returned after {quiet.ElapsedMilliseconds} ms");
     }
 
     [Fact]
