@@ -15,22 +15,23 @@ namespace Homeserver.Presence;
 /// The user's own presence is included but neither wakes nor ends their long-poll: every sync may change it, and a
 /// client's next poll would otherwise always return at once. Nothing when presence is disabled.
 /// </summary>
-public sealed class PresenceSyncSection(PresenceStore store, RecentPresence recent, RoomMemberSets memberSets, IGrainFactory grains,
+public sealed class PresenceSyncSection(PresenceStore store, RecentPresence recent, RoomEventStore rooms, RoomSyncStates roomStates, CacheRegistry caches, IGrainFactory grains,
     IOptions<PresenceOptions> options, StreamNotifier notifier) : ISyncSection
 {
     public IEnumerable<string> WakeKeys(SyncContext context) => [];
 
-    // Each room's member set is the one this silo's RoomMemberSets holds (user ids, not the room's state): a long-poll
-    // in a room of 10,000 registers one family, not 10,000 keys, and one after a lazy-loading sync from scratch reads
-    // no member events for it. A wake-up by presence alone is held back (PresenceWakeDelay) to gather the changes that
-    // follow it.
-    public async Task<IReadOnlyList<KeyFamily>> WakeKeyFamiliesAsync(SyncContext context)
+    // Synchronous by contract: the co-members come from the current-state cache that ContributeAsync just filled. Each
+    // room's member set is the one its shared snapshot holds: a long-poll in a room of 10,000 registers one family, not
+    // 10,000 keys. A wake-up by presence alone is held back (PresenceWakeDelay) to gather the changes that follow it.
+    public IEnumerable<KeyFamily> WakeKeyFamilies(SyncContext context)
     {
         if (!options.Value.EnablePresence) return [];
         var families = new List<KeyFamily>();
-        foreach (var members in (await memberSets.GetAsync(context.JoinedRooms)).Values)
-            families.Add(new KeyFamily(StreamNames.Presence, PresenceStore.KeyPrefix, members, context.Requester.UserId,
-                options.Value.PresenceWakeDelay));
+        var cache = RoomCaches.CurrentStates(caches);
+        foreach (var roomId in context.JoinedRooms)
+            if (cache.TryGet(roomId, out var state))
+                families.Add(new KeyFamily(StreamNames.Presence, PresenceStore.KeyPrefix, state.JoinedMembers, context.Requester.UserId,
+                    options.Value.PresenceWakeDelay));
         return families;
     }
 
@@ -52,9 +53,15 @@ public sealed class PresenceSyncSection(PresenceStore store, RecentPresence rece
         var changes = new List<PresenceRow>();
         if (context.StreamMoved(StreamNames.Presence))
         {
-            // Who shares a room with the user, from the rooms' member sets (ids, not the rooms' states); a sync from
-            // scratch reads them for the long-poll that follows it too.
-            var members = (await memberSets.GetAsync(context.JoinedRooms)).Values.ToList();
+            // A sync from scratch asks about everyone sharing a room: their ids are read without the rooms' states.
+            var members = new List<IReadOnlySet<string>>();
+            if (context.Since is null)
+            {
+                members.Add(await roomStates.GetJoinedMembersAsync(context.JoinedRooms));
+                WarmRoomStates(context.JoinedRooms);
+            }
+            else
+                foreach (var state in (await rooms.GetCurrentStatesAsync(context.JoinedRooms)).Values) members.Add(state.JoinedMembers);
             // The presence stream moves for everyone on the server: when this silo still holds the rows after the
             // token, only the users among them who share a room with this one are asked about (in a room of 10,000,
             // one user coming online costs each member's sync a query for that user, not for all 10,000).
@@ -96,6 +103,23 @@ public sealed class PresenceSyncSection(PresenceStore store, RecentPresence rece
         }
     }
 
+    /// <summary>
+    /// The long-poll that follows a sync from scratch registers its wake-ups from the rooms' member sets in this silo's
+    /// cache (<see cref="WakeKeyFamilies"/> cannot wait for a read), and a sync from scratch that lazy-loads members does
+    /// not read them: they are read now, off the response's path.
+    /// </summary>
+    private void WarmRoomStates(IReadOnlyList<string> roomIds)
+    {
+        var cache = RoomCaches.CurrentStates(caches);
+        var missing = roomIds.Where(r => !cache.TryGet(r, out _)).ToList();
+        if (missing.Count == 0) return;
+        _ = Task.Run(async () =>
+        {
+            try { await rooms.GetCurrentStatesAsync(missing); }
+            catch (Exception) { /* best effort: a sync whose presence moved reads them itself */ }
+        });
+    }
+
     /// <summary>Users the response's timelines show joining a room with the user: every member of a room the user
     /// joined, and whoever joined one of the user's rooms.</summary>
     private async Task<HashSet<string>> NewlySharedUsersAsync(SyncContext context)
@@ -111,7 +135,7 @@ public sealed class PresenceSyncSection(PresenceStore store, RecentPresence rece
                 var member = e["state_key"]?.GetValue<string>();
                 if (member is null) continue;
                 if (member != userId) result.Add(member);
-                else result.UnionWith((await memberSets.GetAsync([roomId]))[roomId]);
+                else result.UnionWith((await rooms.GetCurrentStateAsync(roomId)).JoinedMembers);
             }
         }
         result.Remove(userId);

@@ -53,11 +53,7 @@ public sealed class RoomCacheHandler(CacheRegistry caches, RecentRoomEvents rece
                 if (row.RedactsState) caches.Invalidate(RoomCaches.CurrentState, row.RoomId);
                 else if (row.StateKey is not null)
                     RoomCaches.CurrentStates(caches).Update(row.RoomId, state => state.With(stored));
-                if (row.Membership is not null && row.StateKey is not null)
-                {
-                    caches.Invalidate(RoomCaches.UserMemberships, row.StateKey);
-                    RoomMemberSets.Apply(caches, row.RoomId, row.StateKey, row.Membership);
-                }
+                if (row.Membership is not null && row.StateKey is not null) caches.Invalidate(RoomCaches.UserMemberships, row.StateKey);
                 if (row.Redacts is not null) caches.Invalidate(RoomCaches.Events, row.Redacts);
                 // The parent's bundled aggregations change with a new child, and with a child's redaction.
                 if (row.Relation is { } relation) caches.Invalidate(RoomRelations.Cache, relation.ParentId);
@@ -77,7 +73,6 @@ public sealed class RoomCacheHandler(CacheRegistry caches, RecentRoomEvents rece
                 // The room's events are cached by event id; a purge is rare enough to drop them all rather than list them.
                 var row = RoomStreamRows.Parse<RoomPurgeRow>(entry.Payload);
                 caches.Invalidate(RoomCaches.CurrentState, row.RoomId);
-                caches.Invalidate(RoomMemberSets.Cache, row.RoomId);
                 caches.Invalidate(RoomCaches.Rooms, row.RoomId);
                 caches.InvalidateAll(RoomCaches.Events);
                 foreach (var user in row.Users) caches.Invalidate(RoomCaches.UserMemberships, user);
@@ -180,9 +175,6 @@ public sealed class CurrentRoomState
 
     /// <summary>The user ids whose membership is join, in ordinal order.</summary>
     public IReadOnlySet<string> JoinedMembers => _joined;
-
-    /// <summary><see cref="JoinedMembers"/> as the immutable set it is (<see cref="RoomMemberSets"/> shares it).</summary>
-    public ImmutableSortedSet<string> JoinedMemberSet => _joined;
 
     /// <summary>The user ids whose membership is invite, in ordinal order.</summary>
     public IReadOnlySet<string> InvitedMembers => _invited;

@@ -17,7 +17,6 @@ public static class RoomsHostingExtensions
         services.AddSingleton<IStreamRowHandler, RoomCacheHandler>();
         services.AddSingleton<RoomWriteStore>();
         services.AddSingleton<RoomEventStore>();
-        services.AddSingleton<RoomMemberSets>();
         services.AddSingleton<RoomRelations>();
         services.AddSingleton<BlockedRooms>();
         services.AddSingleton<RoomVisibility>();

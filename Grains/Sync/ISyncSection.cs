@@ -15,9 +15,8 @@ public interface ISyncSection
     IEnumerable<string> WakeKeys(SyncContext context);
 
     /// <summary>Families of keys that should wake it too, for sections that follow every member of the user's rooms
-    /// (presence): one shared member set per room rather than a key per member. Asked before a long-poll parks, which
-    /// may be before <see cref="ContributeAsync"/> ran.</summary>
-    Task<IReadOnlyList<KeyFamily>> WakeKeyFamiliesAsync(SyncContext context) => Task.FromResult<IReadOnlyList<KeyFamily>>([]);
+    /// (presence): one shared member set per room rather than a key per member.</summary>
+    IEnumerable<KeyFamily> WakeKeyFamilies(SyncContext context) => [];
 
     /// <summary>Adds this section's data for (Since, To] to the response; sets <see cref="SyncContext.HasChanges"/>
     /// when it added anything a client must see.</summary>

@@ -94,6 +94,26 @@ public sealed class RoomSyncStates(NpgsqlDataSource db, RoomEventStore store, Ca
         return result;
     }
 
+    /// <summary>Everyone joined to at least one of the rooms: from the member sets of the rooms this silo has in its
+    /// cache, one query for the others (a sync from scratch asks for its presence; the rooms' member events are not
+    /// needed for it).</summary>
+    public async Task<HashSet<string>> GetJoinedMembersAsync(IReadOnlyCollection<string> roomIds)
+    {
+        var cache = RoomCaches.CurrentStates(caches);
+        var result = new HashSet<string>(StringComparer.Ordinal);
+        var missing = new List<string>();
+        foreach (var roomId in roomIds)
+            if (cache.TryGet(roomId, out var state)) result.UnionWith(state.JoinedMembers);
+            else missing.Add(roomId);
+        if (missing.Count == 0) return result;
+        await using var cmd = db.CreateCommand(
+            "SELECT DISTINCT user_id FROM room_memberships WHERE room_id = ANY($1) AND membership = 'join'");
+        cmd.Parameters.AddWithValue(missing.ToArray());
+        await using var reader = await cmd.ExecuteReaderAsync();
+        while (await reader.ReadAsync()) result.Add(reader.GetString(0));
+        return result;
+    }
+
     /// <summary>Joined and invited members per room, from <c>room_memberships</c>.</summary>
     private async Task<Dictionary<string, (int Joined, int Invited)>> CountMembersAsync(string[] roomIds)
     {

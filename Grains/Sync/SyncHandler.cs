@@ -74,7 +74,7 @@ public sealed class SyncHandler(
             if (parkFirst)
             {
                 parkFirst = false;
-                var (wake, families) = await WakeKeysAsync(context);
+                var (wake, families) = WakeKeys(context);
                 // A family that gathers its wake-ups (presence) is left to the wait, which holds it back.
                 if (!notifier.ChangedSince(since!, wake, families: families.Where(f => f.WakeDelay <= TimeSpan.Zero).ToList()))
                 {
@@ -93,7 +93,7 @@ public sealed class SyncHandler(
             }
 
             wokenAt = 0;
-            var (keys, keyFamilies) = await WakeKeysAsync(context);
+            var (keys, keyFamilies) = WakeKeys(context);
             if (!await notifier.WaitForChangeAsync(to, keys, remaining, waitEnds.Token, keyFamilies))
                 return response;
             wokenAt = metrics.SyncWoken();
@@ -102,7 +102,7 @@ public sealed class SyncHandler(
 
     /// <summary>The keys whose rows wake this user's long-poll: the user, their joined and peeked rooms, and what
     /// sections name (keys, and families of keys such as every member's presence).</summary>
-    private async Task<(HashSet<string> Keys, List<KeyFamily> Families)> WakeKeysAsync(SyncContext context)
+    private (HashSet<string> Keys, List<KeyFamily> Families) WakeKeys(SyncContext context)
     {
         var keys = new HashSet<string>(StringComparer.Ordinal) { context.Requester.UserId };
         keys.UnionWith(context.JoinedRooms);
@@ -111,7 +111,7 @@ public sealed class SyncHandler(
         foreach (var section in _sections)
         {
             keys.UnionWith(section.WakeKeys(context));
-            families.AddRange(await section.WakeKeyFamiliesAsync(context));
+            families.AddRange(section.WakeKeyFamilies(context));
         }
         return (keys, families);
     }

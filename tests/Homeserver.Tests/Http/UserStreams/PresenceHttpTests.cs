@@ -82,63 +82,6 @@ public sealed class PresenceHttpTests(UserStreamsHttpCluster fx)
         Assert.Equal("offline", PresenceOf(last, dan.UserId)?["presence"]?.GetValue<string>());
     }
 
-    /// <summary>The long-poll after a lazy-loading sync from scratch learns who shares a room with the user from the
-    /// rooms' member sets (<see cref="RoomMemberSets"/>), not by loading the rooms' whole states; the sets follow joins
-    /// and leaves, so presence reaches who shares a room and only them.</summary>
-    [Fact]
-    public async Task Presence_wakes_a_lazy_long_poll_from_the_member_sets_without_the_rooms_state_and_follows_joins_and_leaves()
-    {
-        const string lazy = "&set_presence=offline&filter=%7B%22room%22%3A%7B%22timeline%22%3A%7B%22limit%22%3A1%7D%2C%22state%22%3A%7B%22lazy_load_members%22%3Atrue%7D%7D%7D";
-        var alice = await fx.UserAsync("alice");
-        var bob = await fx.UserAsync("bob");
-        var carol = await fx.UserAsync("carol");
-        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
-        (await bob.PostAsync($"{Room(roomId)}/join")).EnsureSuccess();
-        await fx.SettleAsync();
-        // Silo B as after a restart: neither the room's state nor its member set cached.
-        var caches = fx.B.Services.GetRequiredService<Homeserver.Caches.CacheRegistry>();
-        caches.Invalidate(Homeserver.Rooms.RoomCaches.CurrentState, roomId);
-        caches.Invalidate(Homeserver.Rooms.RoomMemberSets.Cache, roomId);
-        var bobOnB = bob.On(fx.B);
-        var since = (await bobOnB.SyncAsync(extra: lazy)).NextBatch();
-
-        var poll = bobOnB.SyncAsync(since, timeoutMs: 20_000, extra: lazy);
-        await Task.Delay(500);
-        Assert.False(poll.IsCompleted);
-        var states = Homeserver.Rooms.RoomCaches.CurrentStates(caches);
-        Assert.False(states.TryGet(roomId, out _), "the room's whole state was loaded for presence");
-        Assert.True(Homeserver.Rooms.RoomMemberSets.Sets(caches).TryGet(roomId, out var members));
-        Assert.Equal([alice.UserId, bob.UserId], members.Order(StringComparer.Ordinal));
-        (await alice.PutAsync(Status(alice.UserId), new { presence = "unavailable", status_msg = "away" })).EnsureSuccess();
-        var woken = await poll;
-        Assert.Equal("away", PresenceOf(woken, alice.UserId)?["status_msg"]?.GetValue<string>());
-
-        // Carol joins: her presence wakes Bob's next long-poll.
-        (await carol.PostAsync($"{Room(roomId)}/join")).EnsureSuccess();
-        await fx.SettleAsync();
-        since = (await bobOnB.SyncAsync(woken.NextBatch(), extra: lazy)).NextBatch();
-        poll = bobOnB.SyncAsync(since, timeoutMs: 20_000, extra: lazy);
-        await Task.Delay(500);
-        Assert.False(poll.IsCompleted);
-        (await carol.PutAsync(Status(carol.UserId), new { presence = "online", status_msg = "joined" })).EnsureSuccess();
-        woken = await poll;
-        Assert.Equal("joined", PresenceOf(woken, carol.UserId)?["status_msg"]?.GetValue<string>());
-
-        // Carol leaves: her presence no longer reaches Bob, whose long-poll runs to its timeout.
-        (await carol.PostAsync($"{Room(roomId)}/leave")).EnsureSuccess();
-        await fx.SettleAsync();
-        since = (await bobOnB.SyncAsync(woken.NextBatch(), extra: lazy)).NextBatch();
-        Assert.True(Homeserver.Rooms.RoomMemberSets.Sets(caches).TryGet(roomId, out members));
-        Assert.DoesNotContain(carol.UserId, members);
-        poll = bobOnB.SyncAsync(since, timeoutMs: 3_000, extra: lazy);
-        await Task.Delay(300);
-        (await carol.PutAsync(Status(carol.UserId), new { presence = "unavailable", status_msg = "gone" })).EnsureSuccess();
-        var quiet = Stopwatch.StartNew();
-        var after = await poll;
-        Assert.Null(PresenceOf(after, carol.UserId));
-        Assert.True(quiet.ElapsedMilliseconds > 2_000, $"the long-poll returned after {quiet.ElapsedMilliseconds} ms");
-    }
-
     [Fact]
     public async Task A_new_users_first_sync_shows_its_own_presence()
     {
