@@ -16,6 +16,14 @@ public interface IRoomGrain : IGrainWithStringKey
     [Idempotent]
     Task<RoomWriteResult> SendAsync(SendEventCommand command);
 
+    /// <summary>
+    /// Sends the room's <c>m.room.canonical_alias</c> without <paramref name="alias"/> (as <c>alias</c> or among
+    /// <c>alt_aliases</c>), for a deleted alias, read from the room's own state as the write runs: a read of the silo's
+    /// state cache may not yet hold a canonical alias event just sent on another silo. No event when it names the alias
+    /// nowhere; 403 when the user may not send it.
+    /// </summary>
+    Task<RoomWriteResult> RemoveCanonicalAliasAsync(string alias, string userId);
+
     /// <summary>Join, invite, leave, kick, ban or unban.</summary>
     Task<RoomWriteResult> SetMembershipAsync(MembershipCommand command);
 

@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using Homeserver.Errors;
 using Homeserver.Matrix;
 using Homeserver.Rooms;
@@ -34,42 +33,19 @@ public sealed class RoomDirectoryGrain(AliasStore aliases, PublicRoomStore publi
 
     /// <summary>
     /// A canonical alias event must only name aliases of the room, so a deleted one leaves it (as <c>alias</c> or
-    /// among <c>alt_aliases</c>). The alias is gone either way: when the user may not send the event, the stale
-    /// entry stays, as in Synapse.
+    /// among <c>alt_aliases</c>); the room grain reads its own state for that. The alias is gone either way: when the
+    /// user may not send the event, the stale entry stays, as in Synapse.
     /// </summary>
     private async Task<RoomWriteResult> RemoveFromCanonicalAliasAsync(string alias, string userId)
     {
-        var none = new RoomWriteResult(null, 0, 0);
-        // Only the one state event is needed: read it from the silo's state cache, not the whole state parsed.
-        if ((await rooms.GetCurrentStateAsync(RoomId)).Get("m.room.canonical_alias", "") is not { } canonical
-            || JsonNode.Parse(canonical.Json)?["content"] is not JsonObject content)
-            return none;
-        var changed = false;
-        if (content["alias"] is JsonValue main && main.TryGetValue<string>(out var named) && named == alias)
-        {
-            content.Remove("alias");
-            changed = true;
-        }
-        if (content["alt_aliases"] is JsonArray alt)
-        {
-            var kept = new JsonArray();
-            foreach (var a in alt)
-            {
-                if (a is JsonValue v && v.TryGetValue<string>(out var s) && s == alias) changed = true;
-                else kept.Add(a?.DeepClone());
-            }
-            content["alt_aliases"] = kept;
-        }
-        if (!changed) return none;
         try
         {
-            return await GrainFactory.GetGrain<IRoomGrain>(RoomId).SendAsync(
-                new SendEventCommand(userId, null, null, "m.room.canonical_alias", "", content.ToJsonString()));
+            return await GrainFactory.GetGrain<IRoomGrain>(RoomId).RemoveCanonicalAliasAsync(alias, userId);
         }
         catch (MatrixException e) when (e.Status == 403)
         {
             logger.LogInformation("Alias {Alias} deleted but {User} may not update the canonical alias of {Room}: {Message}", alias, userId, RoomId, e.Message);
-            return none;
+            return new RoomWriteResult(null, 0, 0);
         }
     }
 

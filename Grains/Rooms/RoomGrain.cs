@@ -145,6 +145,41 @@ public sealed class RoomGrain(RoomWriteStore store, IOptions<HomeserverOptions> 
         return result;
     }
 
+    public Task<RoomWriteResult> RemoveCanonicalAliasAsync(string alias, string userId) =>
+        SubmitAsync(null, StateBatching(userId, null, null), p =>
+        {
+            if (p.State.Get("m.room.canonical_alias", "")?["content"] is not JsonObject current
+                || CanonicalAliasWithout(current, alias) is not { } content)
+                return Task.FromResult<RoomWriteResult?>(new RoomWriteResult(null, WriterIndex, 0));
+            var (ev, json) = Build(p, new EventDraft(userId, "m.room.canonical_alias", "", content));
+            Adopt(p, ev, Row(ev, json));
+            return Task.FromResult<RoomWriteResult?>(null);
+        });
+
+    /// <summary>The canonical alias content with <paramref name="alias"/> left out, or null when it names it nowhere.
+    /// Only removes names, so what is left was valid before and needs no new check against the alias table.</summary>
+    private static JsonObject? CanonicalAliasWithout(JsonObject current, string alias)
+    {
+        var content = (JsonObject)current.DeepClone();
+        var changed = false;
+        if (content["alias"] is JsonValue main && main.TryGetValue<string>(out var named) && named == alias)
+        {
+            content.Remove("alias");
+            changed = true;
+        }
+        if (content["alt_aliases"] is JsonArray alt)
+        {
+            var kept = new JsonArray();
+            foreach (var a in alt)
+            {
+                if (a is JsonValue v && v.TryGetValue<string>(out var s) && s == alias) changed = true;
+                else kept.Add(a?.DeepClone());
+            }
+            content["alt_aliases"] = kept;
+        }
+        return changed ? content : null;
+    }
+
     /// <summary>State a room upgrade carries over (Synapse's list): how the room is joined, read and shown.</summary>
     private static readonly string[] UpgradedStateTypes =
     [
