@@ -1,24 +1,23 @@
 using System.Text.Json.Nodes;
 using Homeserver.Streams;
-using Microsoft.Extensions.Options;
 using Npgsql;
 
 namespace Homeserver.Rooms;
 
 /// <summary>
 /// Writes an event's domain rows in the events writer's transaction: the event, the room's current state, the
-/// membership tables, the transaction id, the room itself (create events; its join rule and history visibility on
+/// membership tables, the room itself (create events; its join rule and history visibility on
 /// each change of them) and the in-place redaction of a target.
 /// </summary>
-public sealed class RoomEventPersister(IOptions<HomeserverOptions> options) : IStreamRowPersister
+public sealed class RoomEventPersister : IStreamRowPersister
 {
     public string Kind => RoomStreamRows.EventKind;
 
     public void AddCommands(NpgsqlBatch batch, StreamEntry entry) => AddCommands(batch, [entry]);
 
     /// <summary>
-    /// The events and their transaction ids of a whole run go in one multi-row statement each (a group commit of
-    /// messages is mostly these two), so do the room's current state, memberships and membership history (a batch of
+    /// The events of a whole run go in one multi-row statement (a group commit of messages is mostly this one; a
+    /// send's transaction id is the row's own device_id and txn_id, migration 0028), so do the room's current state, memberships and membership history (a batch of
     /// joins is mostly these), then each row's other side effects in position order.
     /// </summary>
     public void AddCommands(NpgsqlBatch batch, IReadOnlyList<StreamEntry> run)
@@ -43,21 +42,6 @@ public sealed class RoomEventPersister(IOptions<HomeserverOptions> options) : IS
             run.Select(e => e.Position).ToArray(), rows.Select(r => r.Topological).ToArray(), rows.Select(r => r.Type).ToArray(),
             rows.Select(r => r.StateKey).ToArray(), rows.Select(r => r.Sender).ToArray(), rows.Select(r => r.OriginServerTs).ToArray(),
             rows.Select(r => r.Json).ToArray(), rows.Select(r => r.DeviceId).ToArray(), rows.Select(r => r.TxnId).ToArray()));
-
-        // An expired transaction id may still have its row until the housekeeping prunes it: the new send takes it
-        // over. A live one never conflicts: the room grain found it first, and a second activation of the room
-        // fails on the (room, depth) index before this matters.
-        var sent = rows.Where(r => r.DeviceId is not null && r.TxnId is not null).ToArray();
-        if (sent.Length > 0)
-            batch.BatchCommands.Add(Command(
-                """
-                INSERT INTO event_txn_ids (user_id, device_id, room_id, txn_id, event_id)
-                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-                ON CONFLICT (user_id, device_id, room_id, txn_id) DO UPDATE SET event_id = EXCLUDED.event_id, created_at = now()
-                 WHERE event_txn_ids.created_at < now() - $6::interval
-                """,
-                sent.Select(r => r.Sender).ToArray(), sent.Select(r => r.DeviceId).ToArray(), sent.Select(r => r.RoomId).ToArray(),
-                sent.Select(r => r.TxnId).ToArray(), sent.Select(r => r.EventId).ToArray(), options.Value.TransactionIdLifetime));
 
         AddStateAndMemberships(batch, run, rows);
         for (var i = 0; i < rows.Length; i++) AddSideEffects(batch, run[i], rows[i]);

@@ -17,7 +17,7 @@ public sealed class RoomPurgePersister : IStreamRowPersister
 {
     private static readonly string[] Tables =
     [
-        "room_membership_history", "room_memberships", "room_current_state", "event_txn_ids", "receipts", "account_data",
+        "room_membership_history", "room_memberships", "room_current_state", "receipts", "account_data",
         "room_peeks", "room_aliases", "room_directory", "event_relations", "event_search", "events", "rooms",
     ];
 

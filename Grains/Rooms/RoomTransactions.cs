@@ -5,10 +5,10 @@ namespace Homeserver.Rooms;
 /// <summary>
 /// The transaction ids of one room, per sending device, kept by the room's grain so that a new send does not ask the
 /// database whether its transaction id was seen before. A transaction id is honoured for
-/// <see cref="HomeserverOptions.TransactionIdLifetime"/> (24 hours, as Synapse keeps <c>event_txn_id_device_id</c>);
-/// the writers' housekeeping prunes older rows (<see cref="TransactionIdPruner"/>).
+/// <see cref="HomeserverOptions.TransactionIdLifetime"/> (24 hours, as Synapse keeps <c>event_txn_id_device_id</c>),
+/// counted from the event's <c>origin_server_ts</c>; the id is the event row's own <c>device_id</c>/<c>txn_id</c>.
 /// <para>
-/// A device's ids within the lifetime are loaded from <c>event_txn_ids</c> the first time the device sends to the room
+/// A device's ids within the lifetime are loaded from <c>events</c> the first time the device sends to the room
 /// in this activation; after that the grain, the room's only writer, adds each transaction it commits, so the set is
 /// complete and a miss means a new transaction. The latest <see cref="ExactPerDevice"/> ids keep the event they
 /// produced; older ones keep only a 64-bit hash, so that a device sending all day costs a few bytes per message and

@@ -47,12 +47,16 @@ public sealed class RoomWriteStore(NpgsqlDataSource db)
         return guests;
     }
 
+    /// <summary>The event a device's transaction id produced in a room within <paramref name="lifetime"/> (the newest,
+    /// as an expired id may have been sent again).</summary>
     public async Task<(string EventId, long Position)?> FindTransactionAsync(string userId, string deviceId, string roomId, string txnId, TimeSpan lifetime)
     {
         await using var cmd = db.CreateCommand(
             """
-            SELECT t.event_id, e.stream_position FROM event_txn_ids t JOIN events e ON e.event_id = t.event_id
-             WHERE t.user_id = $1 AND t.device_id = $2 AND t.room_id = $3 AND t.txn_id = $4 AND t.created_at >= now() - $5::interval
+            SELECT event_id, stream_position FROM events
+             WHERE room_id = $3 AND sender = $1 AND device_id = $2 AND txn_id = $4
+               AND origin_server_ts >= (extract(epoch FROM now() - $5::interval) * 1000)::bigint
+             ORDER BY stream_position DESC LIMIT 1
             """);
         cmd.Parameters.AddWithValue(userId);
         cmd.Parameters.AddWithValue(deviceId);
@@ -63,16 +67,17 @@ public sealed class RoomWriteStore(NpgsqlDataSource db)
         return await reader.ReadAsync() ? (reader.GetString(0), reader.GetInt64(1)) : null;
     }
 
-    /// <summary>A device's transaction ids in a room created within <paramref name="lifetime"/>, oldest first, with the
-    /// event and stream position each produced.</summary>
+    /// <summary>A device's transaction ids in a room sent within <paramref name="lifetime"/>, oldest first, with the
+    /// event and stream position each produced (an id sent again after it expired: the newest comes last).</summary>
     public async Task<List<(string TxnId, string EventId, long Position, DateTimeOffset CreatedAt)>> LiveTransactionsAsync(
         string userId, string deviceId, string roomId, TimeSpan lifetime)
     {
         await using var cmd = db.CreateCommand(
             """
-            SELECT t.txn_id, t.event_id, e.stream_position, t.created_at FROM event_txn_ids t JOIN events e ON e.event_id = t.event_id
-             WHERE t.user_id = $1 AND t.device_id = $2 AND t.room_id = $3 AND t.created_at >= now() - $4::interval
-             ORDER BY t.created_at, e.stream_position
+            SELECT txn_id, event_id, stream_position, origin_server_ts FROM events
+             WHERE room_id = $3 AND sender = $1 AND device_id = $2 AND txn_id IS NOT NULL
+               AND origin_server_ts >= (extract(epoch FROM now() - $4::interval) * 1000)::bigint
+             ORDER BY origin_server_ts, stream_position
             """);
         cmd.Parameters.AddWithValue(userId);
         cmd.Parameters.AddWithValue(deviceId);
@@ -81,7 +86,7 @@ public sealed class RoomWriteStore(NpgsqlDataSource db)
         var found = new List<(string, string, long, DateTimeOffset)>();
         await using var reader = await cmd.ExecuteReaderAsync();
         while (await reader.ReadAsync())
-            found.Add((reader.GetString(0), reader.GetString(1), reader.GetInt64(2), reader.GetFieldValue<DateTimeOffset>(3)));
+            found.Add((reader.GetString(0), reader.GetString(1), reader.GetInt64(2), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(3))));
         return found;
     }
 

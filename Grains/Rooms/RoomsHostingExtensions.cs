@@ -1,4 +1,3 @@
-using Homeserver.Storage;
 using Homeserver.Streams;
 using Microsoft.Extensions.DependencyInjection;
 
@@ -12,7 +11,6 @@ public static class RoomsHostingExtensions
         services.AddSingleton<IStreamRowPersister, RoomEventPersister>();
         services.AddSingleton<IStreamRowPersister, RoomForgetPersister>();
         services.AddSingleton<IStreamRowPersister, RoomPurgePersister>();
-        services.AddTransactionIdPruner(StreamNames.Events, "event_txn_ids");
         services.AddSingleton<RecentRoomEvents>();
         services.AddSingleton<IStreamRowHandler, RoomCacheHandler>();
         services.AddSingleton<RoomWriteStore>();

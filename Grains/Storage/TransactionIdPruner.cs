@@ -7,9 +7,10 @@ using Npgsql;
 namespace Homeserver.Storage;
 
 /// <summary>
-/// Deletes the transaction ids of one table (<c>event_txn_ids</c>, <c>to_device_txns</c>) older than
+/// Deletes the transaction ids of one table (<c>to_device_txns</c>) older than
 /// <see cref="HomeserverOptions.TransactionIdLifetime"/>, in bounded batches, as the housekeeping of the stream whose
-/// writer records them. Synapse prunes its event transaction ids the same way (every five minutes, after 24 hours).
+/// writer records them. Synapse prunes its transaction ids the same way (every five minutes, after 24 hours). A room
+/// event's transaction id is the event row's own columns (migration 0028) and lives as long as the event.
 /// </summary>
 public sealed class TransactionIdPruner(string stream, string table, TimeSpan lifetime, NpgsqlDataSource db, ILogger logger)
     : IStreamHousekeeper

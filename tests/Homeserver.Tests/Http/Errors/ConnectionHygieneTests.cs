@@ -35,15 +35,30 @@ public sealed class ConnectionHygieneTests(ITestOutputHelper output) : IAsyncLif
     public async Task Answers_belong_to_their_requests_while_requests_vanish_and_statements_fail()
     {
         var silo = _cluster.Silos[0];
-        using var stop = new CancellationTokenSource(Duration);
+        // The clock starts once every worker has registered and made its room, so that a slow start (CI under load
+        // has spent the whole duration registering) still leaves them the duration side by side.
+        using var stop = new CancellationTokenSource();
+        const int workers = 8;
+        var arrived = 0;
+        var go = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        async Task Ready()
+        {
+            if (Interlocked.Increment(ref arrived) == workers)
+            {
+                stop.CancelAfter(Duration);
+                go.TrySetResult();
+            }
+            // Bounded: a worker whose set-up failed never arrives, and its fault fails the test below.
+            if (await Task.WhenAny(go.Task, Task.Delay(TimeSpan.FromSeconds(90))) != go.Task) stop.Cancel();
+        }
         var failures = new List<string>();
         void Fail(string what) { lock (failures) failures.Add(what); }
         var counts = new int[4];
 
-        var honest = Enumerable.Range(0, 4).Select(i => HonestAsync(silo, i, stop.Token, Fail, () => Interlocked.Increment(ref counts[0])));
-        var vanishing = Enumerable.Range(0, 2).Select(_ => VanishingAsync(silo, stop.Token, () => Interlocked.Increment(ref counts[1])));
-        var nul = NulInputAsync(silo, stop.Token, Fail, () => Interlocked.Increment(ref counts[2]));
-        var failing = FailingStatementsAsync(silo.Get<NpgsqlDataSource>(), stop.Token, () => Interlocked.Increment(ref counts[3]));
+        var honest = Enumerable.Range(0, 4).Select(i => HonestAsync(silo, i, Ready, stop.Token, Fail, () => Interlocked.Increment(ref counts[0])));
+        var vanishing = Enumerable.Range(0, 2).Select(_ => VanishingAsync(silo, Ready, stop.Token, () => Interlocked.Increment(ref counts[1])));
+        var nul = NulInputAsync(silo, Ready, stop.Token, Fail, () => Interlocked.Increment(ref counts[2]));
+        var failing = FailingStatementsAsync(silo.Get<NpgsqlDataSource>(), Ready, stop.Token, () => Interlocked.Increment(ref counts[3]));
         await Task.WhenAll([.. honest, .. vanishing, nul, failing]);
 
         output.WriteLine($"honest rounds {counts[0]}, vanished requests {counts[1]}, NUL requests {counts[2]}, failed statements {counts[3]}");
@@ -55,10 +70,11 @@ public sealed class ConnectionHygieneTests(ITestOutputHelper output) : IAsyncLif
     }
 
     /// <summary>Writes values only this worker knows and reads each back through a database read.</summary>
-    private static async Task HonestAsync(TestSilo silo, int index, CancellationToken stop, Action<string> fail, Action counted)
+    private static async Task HonestAsync(TestSilo silo, int index, Func<Task> ready, CancellationToken stop, Action<string> fail, Action counted)
     {
         var user = await MatrixTestClient.RegisterAsync(silo, MatrixTestClient.UniqueLocalpart($"honest{index}"));
         var room = await user.CreateRoomAsync();
+        await ready();
         for (var round = 0; round < MaxRoundsPerWorker && !stop.IsCancellationRequested; round++)
         {
             var mine = $"{user.UserId}/{round}/{Guid.NewGuid():N}";
@@ -84,10 +100,11 @@ public sealed class ConnectionHygieneTests(ITestOutputHelper output) : IAsyncLif
     }
 
     /// <summary>Requests whose client goes away: mid-body, mid-long-poll, or cancelled at a random moment.</summary>
-    private static async Task VanishingAsync(TestSilo silo, CancellationToken stop, Action counted)
+    private static async Task VanishingAsync(TestSilo silo, Func<Task> ready, CancellationToken stop, Action counted)
     {
         var user = await MatrixTestClient.RegisterAsync(silo, MatrixTestClient.UniqueLocalpart("vanishing"));
         var room = await user.CreateRoomAsync();
+        await ready();
         var uri = new Uri(silo.BaseUrl);
         var random = new Random(17);
         for (var round = 0; round < MaxRoundsPerWorker && !stop.IsCancellationRequested; round++)
@@ -139,11 +156,12 @@ public sealed class ConnectionHygieneTests(ITestOutputHelper output) : IAsyncLif
     }
 
     /// <summary>NUL where a client once got it into a query: each must be refused as input, never reach PostgreSQL.</summary>
-    private static async Task NulInputAsync(TestSilo silo, CancellationToken stop, Action<string> fail, Action counted)
+    private static async Task NulInputAsync(TestSilo silo, Func<Task> ready, CancellationToken stop, Action<string> fail, Action counted)
     {
         var user = await MatrixTestClient.RegisterAsync(silo, MatrixTestClient.UniqueLocalpart("nul"));
         var room = await user.CreateRoomAsync();
         var eventId = await user.SendTextAsync(room, "target");
+        await ready();
         for (var round = 0; round < MaxRoundsPerWorker && !stop.IsCancellationRequested; round++)
         {
             var (method, path, body) = (round % 4) switch
@@ -163,8 +181,9 @@ public sealed class ConnectionHygieneTests(ITestOutputHelper output) : IAsyncLif
     }
 
     /// <summary>Statements that fail in the ways that can leave a connection mid-protocol, on the server's own pool.</summary>
-    private static async Task FailingStatementsAsync(NpgsqlDataSource db, CancellationToken stop, Action counted)
+    private static async Task FailingStatementsAsync(NpgsqlDataSource db, Func<Task> ready, CancellationToken stop, Action counted)
     {
+        await ready();
         for (var round = 0; round < MaxRoundsPerWorker && !stop.IsCancellationRequested; round++)
         {
             try
