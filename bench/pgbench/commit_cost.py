@@ -2,9 +2,11 @@
 """What a message's commit costs PostgreSQL, statement by statement, beside the send benchmark's thin endpoint.
 
 The events writer commits a message as one batch (one round trip, one implicit transaction): the writer's fence, the
-stream_log row, the events row, the transaction id and the search entry (Grains/Streams/StreamWriterGrain.WriteAsync,
-Grains/Rooms/RoomEventPersister). This replays that batch with pgbench (pipeline mode: one Sync, as Npgsql sends a
-batch), whole and with one statement left out at a time, beside the thin endpoint's one-row insert, and prints per
+stream_log row, the events row (which carries the transaction id since migration 0028) and the search entry
+(Grains/Streams/StreamWriterGrain.WriteAsync, Grains/Rooms/RoomEventPersister). This replays that batch with pgbench
+(pipeline mode: one Sync, as Npgsql sends a batch), whole and with one statement left out at a time, beside the thin
+endpoint's one-row insert and the batch as it was before migration 0028 (an events table without the transaction
+index and a separate event_txn_ids upsert, its old schema rebuilt here), and prints per
 transaction the median latency, WAL bytes and (when the server runs on this machine and its postmaster.pid is
 readable) the CPU of PostgreSQL's processes. The tables are copies (LIKE ... INCLUDING ALL: same indexes) in a schema
 of their own, so a running homeserver is not touched.
@@ -33,15 +35,20 @@ STATEMENTS = {
              "SELECT * FROM unnest(ARRAY['$e' || :p]::text[], ARRAY['!room.localhost']::text[], ARRAY[0]::integer[], ARRAY[:p]::bigint[], ARRAY[:p]::bigint[], "
              f"ARRAY['m.room.message']::text[], ARRAY[NULL]::text[], ARRAY['@sender.localhost']::text[], ARRAY[1764655075000]::bigint[], ARRAY['{EVENT}']::text[], "
              "ARRAY['DEV']::text[], ARRAY['t' || :p]::text[]);",
-    "txn": "INSERT INTO event_txn_ids (user_id, device_id, room_id, txn_id, event_id) SELECT * FROM unnest(ARRAY['@sender.localhost']::text[], ARRAY['DEV']::text[], "
+}
+# Before migration 0028: the same row into an events table without its transaction index, and the id's own upsert.
+STATEMENTS["event before 0028"] = STATEMENTS["event"].replace("INSERT INTO events ", "INSERT INTO events_before_0028 ")
+STATEMENTS.update({
+    "txn before 0028": "INSERT INTO event_txn_ids (user_id, device_id, room_id, txn_id, event_id) SELECT * FROM unnest(ARRAY['@sender.localhost']::text[], ARRAY['DEV']::text[], "
            "ARRAY['!room.localhost']::text[], ARRAY['t' || :p]::text[], ARRAY['$e' || :p]::text[]) ON CONFLICT (user_id, device_id, room_id, txn_id) "
            "DO UPDATE SET event_id = EXCLUDED.event_id, created_at = now() WHERE event_txn_ids.created_at < now() - '24 hours'::interval;",
     "search": "INSERT INTO event_search (event_id, room_id, key, vector, sender, type, topological, stream_position, origin_server_ts) "
               "VALUES ('$e' || :p, '!room.localhost', 'content.body', to_tsvector('english', 'benchmark message with a little text in it'), "
               "'@sender.localhost', 'm.room.message', :p, :p, 1764655075000);",
-}
-ALL = ["fence", "log", "event", "txn", "search"]
-VARIANTS = {"thin endpoint (one row)": None, "message batch": ALL}
+})
+ALL = ["fence", "log", "event", "search"]
+VARIANTS = {"thin endpoint (one row)": None, "message batch": ALL,
+            "message batch before 0028": ["fence", "log", "event before 0028", "txn before 0028", "search"]}
 VARIANTS.update({f"without {s}": [x for x in ALL if x != s] for s in ALL})
 VARIANTS["event row alone"] = ["event"]
 
@@ -55,7 +62,14 @@ CREATE TABLE {SCHEMA}.stream_writers (LIKE public.stream_writers INCLUDING ALL);
 INSERT INTO {SCHEMA}.stream_writers (stream, writer, epoch) VALUES ('events', 0, 1);
 CREATE TABLE {SCHEMA}.stream_log (LIKE public.stream_log INCLUDING ALL);
 CREATE TABLE {SCHEMA}.events (LIKE public.events INCLUDING ALL);
-CREATE TABLE {SCHEMA}.event_txn_ids (LIKE public.event_txn_ids INCLUDING ALL);
+CREATE TABLE {SCHEMA}.events_before_0028 (LIKE public.events INCLUDING ALL);
+DO $$ DECLARE i text; BEGIN
+  SELECT indexname INTO i FROM pg_indexes WHERE schemaname = '{SCHEMA}' AND tablename = 'events_before_0028' AND indexdef LIKE '%txn_id%';
+  EXECUTE format('DROP INDEX {SCHEMA}.%I', i);
+END $$;
+CREATE TABLE {SCHEMA}.event_txn_ids (user_id text NOT NULL, device_id text NOT NULL, room_id text NOT NULL, txn_id text NOT NULL,
+  event_id text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (user_id, device_id, room_id, txn_id));
+CREATE INDEX ON {SCHEMA}.event_txn_ids (created_at);
 CREATE TABLE {SCHEMA}.event_search (LIKE public.event_search INCLUDING ALL);
 CREATE TABLE {SCHEMA}.bench_messages (id bigserial PRIMARY KEY, room text NOT NULL, body text NOT NULL);""")
 
@@ -101,6 +115,6 @@ for _ in range(ROUNDS):
         results[name][0].append(latency); results[name][1].append((w1 - w0) / N); results[name][2].append((c1 - c0) / N * 1e6)
 
 for name, (lat, wal_bytes, cpu) in results.items():
-    print(f"{name:28s} latency {statistics.median(lat):.3f} ms, WAL {statistics.median(wal_bytes):5.0f} B"
+    print(f"{name:30s} latency {statistics.median(lat):.3f} ms, WAL {statistics.median(wal_bytes):5.0f} B"
           + (f", PostgreSQL CPU {statistics.median(cpu):4.0f} µs" if PM else "") + " a transaction (median of rounds)")
 psql(f"DROP SCHEMA {SCHEMA} CASCADE")
