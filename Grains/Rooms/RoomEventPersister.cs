@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using Homeserver.Streams;
 using Npgsql;
 
@@ -114,10 +113,10 @@ public sealed class RoomEventPersister : IStreamRowPersister
         // keeps both keys, so only a new state event changes them.
         if (row.StateKey == "" && row.Type == "m.room.join_rules")
             batch.BatchCommands.Add(Command(
-                "UPDATE rooms SET join_rule = $2::text WHERE room_id = $1", row.RoomId, ContentString(row.Json, "join_rule")));
+                "UPDATE rooms SET join_rule = $2::text WHERE room_id = $1", row.RoomId, RoomEventFormat.ContentString(row.Json, "join_rule")));
         if (row.StateKey == "" && row.Type == "m.room.history_visibility")
             batch.BatchCommands.Add(Command(
-                "UPDATE rooms SET history_visibility = $2::text WHERE room_id = $1", row.RoomId, ContentString(row.Json, "history_visibility")));
+                "UPDATE rooms SET history_visibility = $2::text WHERE room_id = $1", row.RoomId, RoomEventFormat.ContentString(row.Json, "history_visibility")));
 
         if (row.Relation is { } relation)
             batch.BatchCommands.Add(Command(
@@ -146,10 +145,6 @@ public sealed class RoomEventPersister : IStreamRowPersister
                 "UPDATE events SET json = $2, redacted_because = $3 WHERE event_id = $1 AND room_id = $4 AND redacted_because IS NULL",
                 row.Redacts, row.RedactedJson, row.RedactedBecause ?? row.EventId, row.RoomId));
     }
-
-    private static string? ContentString(string eventJson, string field) =>
-        JsonNode.Parse(eventJson) is JsonObject ev && ev["content"] is JsonObject content
-        && content[field] is JsonValue value && value.TryGetValue<string>(out var text) ? text : null;
 
     internal static NpgsqlBatchCommand Command(string sql, params object?[] values)
     {
