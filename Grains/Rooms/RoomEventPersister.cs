@@ -5,8 +5,8 @@ namespace Homeserver.Rooms;
 
 /// <summary>
 /// Writes an event's domain rows in the events writer's transaction: the event, the room's current state, the
-/// membership tables, the room itself (create events; its join rule and history visibility on
-/// each change of them) and the in-place redaction of a target.
+/// membership tables, the room itself (create events; its join rule and history visibility on each change of them) and
+/// the in-place redaction of a target.
 /// </summary>
 public sealed class RoomEventPersister : IStreamRowPersister
 {
@@ -16,8 +16,9 @@ public sealed class RoomEventPersister : IStreamRowPersister
 
     /// <summary>
     /// The events of a whole run go in one multi-row statement (a group commit of messages is mostly this one; a
-    /// send's transaction id is the row's own device_id and txn_id, migration 0028), so do the room's current state, memberships and membership history (a batch of
-    /// joins is mostly these), then each row's other side effects in position order.
+    /// send's transaction id is the row's own device_id and txn_id, migration 0028), so do the room's current state,
+    /// memberships and membership history (a batch of joins is mostly these), then each row's other side effects in
+    /// position order.
     /// </summary>
     public void AddCommands(NpgsqlBatch batch, IReadOnlyList<StreamEntry> run)
     {
