@@ -78,7 +78,15 @@ public sealed class ProfileTests(KeysCluster fx)
         (await bob.PutAsync($"{ProfilePath(bob.UserId)}/avatar_url", new JsonObject { ["avatar_url"] = "mxc://localhost/bob" })).EnsureSuccess();
         foreach (var room in new[] { room1, room2 })
         {
+            // Bob's PUTs waited for his own silo (A) to have both member events; B's reader may be one event behind, as
+            // another user's writes on another silo may be, so alice reads on B until the second one is there (bounded).
             var member = await MemberContentAsync(alice.On(fx.B), room, bob.UserId);
+            var deadline = DateTime.UtcNow.AddSeconds(10);
+            while (member["avatar_url"] is null && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(50);
+                member = await MemberContentAsync(alice.On(fx.B), room, bob.UserId);
+            }
             Assert.Equal("join", member["membership"]!.GetValue<string>());
             Assert.Equal("Robert", member["displayname"]!.GetValue<string>());
             Assert.Equal("mxc://localhost/bob", member["avatar_url"]!.GetValue<string>());
