@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Immutable;
 using System.Text;
 using System.Text.Json;
@@ -11,83 +12,124 @@ namespace Homeserver.Matrix;
 /// a join into a room of 10,000 members does not copy the other members' entries.
 /// </summary>
 /// <remarks>
-/// Member events, nearly all of a big room's state, are held compactly: their canonical JSON as UTF-8 bytes beside the
-/// two fields the writer reads of every one (membership, event id), and parsed only when a caller asks for the whole
-/// event (a membership change reads the previous one; a message reads only its sender's event id). A parsed
-/// <see cref="JsonObject"/> of a member event weighs several times its UTF-8 JSON, and a room grain holds every
-/// member's. The few other state events (create, power levels, join rules, ...) stay parsed: the auth rules read
-/// them for every event.
+/// Member events, nearly all of a big room's state, are held compactly: what the writer reads of them (event id,
+/// sender, content) as UTF-8 JSON beside their membership, and parsed only when a caller asks for the event (a
+/// membership change reads the previous one's content for <c>unsigned.prev_content</c>; a message reads only its
+/// sender's event id). The rest of a stored member event (hashes, signatures, auth and prev events, unsigned) is three
+/// quarters of its bytes and nothing here reads it: a room grain holds every member's, so 300 rooms of 300 members held
+/// 55 MB of whole member events. Rooms of versions 1 and 2 keep them whole, as their events name their auth events by
+/// the reference hash of the whole event. The few other state events (create, power levels, join rules, ...) stay
+/// parsed: the auth rules read them for every event.
 /// </remarks>
 public sealed class RoomState
 {
     private ImmutableDictionary<(string Type, string StateKey), Entry> _events;
     private PowerLevels? _powerLevels;
+    // Versions 1 and 2 reference auth events by the hash of the whole event, so their member events are kept whole.
+    private bool _wholeMemberEvents;
 
-    /// <summary>One state event: parsed (<see cref="Object"/>), or a member event as UTF-8 JSON with what the writer
-    /// reads of it. Immutable, so clones share it.</summary>
+    /// <summary>One state event: parsed (<see cref="Object"/>), or a member event as UTF-8 JSON with its membership:
+    /// its summary (<c>{"event_id","sender","content"}</c>, event id first) or, in rooms that need it, the whole event
+    /// with its event id beside it. Immutable, so clones share it.</summary>
     private sealed class Entry
     {
         public readonly JsonObject? Object;
         public readonly byte[]? Utf8;
         public readonly string? Membership;
-        public readonly string? EventId;
+        public readonly string? WholeEventId;
 
         public Entry(JsonObject ev) => Object = ev;
 
-        public Entry(byte[] utf8, string? membership, string? eventId) => (Utf8, Membership, EventId) = (utf8, membership, eventId);
+        private Entry(byte[] utf8, string? membership, string? wholeEventId) => (Utf8, Membership, WholeEventId) = (utf8, membership, wholeEventId);
 
-        public JsonObject Parse() => Object ?? JsonNode.Parse(Utf8!)!.AsObject();
+        public static Entry Summary(byte[] summary, string? membership) => new(summary, membership, null);
+
+        public static Entry Whole(byte[] utf8, string? membership, string? eventId) => new(utf8, membership, eventId);
+
+        public bool IsSummary => Utf8 is not null && WholeEventId is null;
+
+        public string? EventId => Object is { } o ? GetString(o, "event_id") : IsSummary ? SummaryEventId(Utf8!) : WholeEventId;
+
+        /// <summary>The event as a tree of its own (a copy: changing it leaves the state as it was); a summary comes
+        /// back with its type and state key.</summary>
+        public JsonObject Parse(string stateKey)
+        {
+            if (Object is not null) return Object;
+            var ev = JsonNode.Parse(Utf8!)!.AsObject();
+            if (IsSummary)
+            {
+                ev["type"] = "m.room.member";
+                ev["state_key"] = stateKey;
+            }
+            return ev;
+        }
     }
 
     public RoomState() => _events = ImmutableDictionary<(string, string), Entry>.Empty;
 
     public RoomState(IEnumerable<JsonObject> events) : this()
     {
-        foreach (var ev in events) Set(ev);
+        // The create event first: it decides how member events are held.
+        foreach (var ev in events.OrderBy(e => GetString(e, "type") == "m.room.create" ? 0 : 1)) Set(ev);
     }
 
-    private RoomState(ImmutableDictionary<(string, string), Entry> events, PowerLevels? powerLevels)
+    private RoomState(ImmutableDictionary<(string, string), Entry> events, PowerLevels? powerLevels, bool wholeMemberEvents)
     {
         _events = events;
         _powerLevels = powerLevels;
+        _wholeMemberEvents = wholeMemberEvents;
     }
 
-    /// <summary>The state of these events, given as their stored JSON: member events are kept as bytes without
-    /// building a tree of them (a room grain loading a room of 10,000 members parses the 10 others).</summary>
+    /// <summary>The state of these events, given as their stored JSON: member events are kept as their summaries (or
+    /// whole, in rooms of versions 1 and 2) without building a tree of them (a room grain loading a room of 10,000
+    /// members parses the 10 others).</summary>
     public static RoomState FromJson(IEnumerable<string> events)
     {
         var builder = ImmutableDictionary.CreateBuilder<(string, string), Entry>();
+        var members = new List<(string StateKey, byte[] Utf8, string? Membership, string? EventId)>();
+        JsonObject? create = null;
         foreach (var json in events)
         {
             var utf8 = Encoding.UTF8.GetBytes(json);
             var (type, stateKey, membership, eventId) = ScanTopLevel(utf8);
             if (type is null || stateKey is null) throw new ArgumentException("State event has no type or state_key", nameof(events));
             type = EventStrings.Type(type);
-            builder[(type, stateKey)] = type == "m.room.member" ? new Entry(utf8, membership, eventId) : new Entry(JsonNode.Parse(utf8)!.AsObject());
+            if (type == "m.room.member") members.Add((stateKey, utf8, membership, eventId));
+            else
+            {
+                var ev = JsonNode.Parse(utf8)!.AsObject();
+                builder[(type, stateKey)] = new Entry(ev);
+                if (type == "m.room.create") create = ev;
+            }
         }
-        return new RoomState(builder.ToImmutable(), null);
+        // The create event decides how member events are held, and it may come after them.
+        var whole = NeedsWholeMemberEvents(create);
+        foreach (var (stateKey, utf8, membership, eventId) in members)
+            builder[("m.room.member", stateKey)] = whole ? Entry.Whole(utf8, membership, eventId) : Entry.Summary(SummaryOf(utf8), membership);
+        return new RoomState(builder.ToImmutable(), null, whole);
     }
 
     public int Count => _events.Count;
 
     /// <summary>All current state events, in no particular order (parses every member event: for small rooms and
     /// tests; the writer's paths use <see cref="Keys"/>, <see cref="Members"/> and <see cref="Membership"/>).</summary>
-    public IEnumerable<JsonObject> Events => _events.Values.Select(e => e.Parse());
+    public IEnumerable<JsonObject> Events => _events.Select(kv => kv.Value.Parse(kv.Key.StateKey));
 
     /// <summary>All entries with their keys, in no particular order (parses every member event, as <see cref="Events"/>).</summary>
     public IEnumerable<KeyValuePair<(string Type, string StateKey), JsonObject>> Entries =>
-        _events.Select(kv => KeyValuePair.Create(kv.Key, kv.Value.Parse()));
+        _events.Select(kv => KeyValuePair.Create(kv.Key, kv.Value.Parse(kv.Key.StateKey)));
 
     /// <summary>The (type, state key) of every state event, without reading the events.</summary>
     public IEnumerable<(string Type, string StateKey)> Keys => _events.Keys;
 
     /// <summary>The event, parsed: a member event is parsed anew on each call, so callers that need it more than
-    /// once keep it.</summary>
-    public JsonObject? Get(string type, string stateKey) => _events.TryGetValue((type, stateKey), out var e) ? e.Parse() : null;
+    /// once keep it. Outside rooms of versions 1 and 2, a member event has only its type, state key, event id, sender
+    /// and content (what the writer reads: the auth rules, <c>unsigned.prev_content</c>, a re-sent state).</summary>
+    public JsonObject? Get(string type, string stateKey) => _events.TryGetValue((type, stateKey), out var e) ? e.Parse(stateKey) : null;
 
     /// <summary>The event id of the state event at (type, state key), without parsing a member event.</summary>
     public string? GetEventId(string type, string stateKey) =>
-        !_events.TryGetValue((type, stateKey), out var e) ? null : e.Object is { } o ? GetString(o, "event_id") : e.EventId;
+        _events.TryGetValue((type, stateKey), out var e) ? e.EventId : null;
 
     /// <summary>Records <paramref name="ev"/> as the state for its <c>(type, state_key)</c>, replacing any previous one.</summary>
     public void Set(JsonObject ev) => Set(ev, null);
@@ -98,12 +140,18 @@ public sealed class RoomState
     {
         var type = GetString(ev, "type") ?? throw new ArgumentException("State event has no type", nameof(ev));
         var stateKey = GetString(ev, "state_key") ?? throw new ArgumentException("Event has no state_key", nameof(ev));
-        var entry = type == "m.room.member"
-            ? new Entry(json is null ? JsonSerializer.SerializeToUtf8Bytes(ev) : Encoding.UTF8.GetBytes(json),
-                MembershipValue(ev["content"] is JsonObject c ? GetString(c, "membership") : null), GetString(ev, "event_id"))
-            : new Entry(ev);
+        Entry entry;
+        if (type != "m.room.member") entry = new Entry(ev);
+        else
+        {
+            var membership = MembershipValue(ev["content"] is JsonObject c ? GetString(c, "membership") : null);
+            entry = _wholeMemberEvents
+                ? Entry.Whole(json is null ? JsonSerializer.SerializeToUtf8Bytes(ev) : Encoding.UTF8.GetBytes(json), membership, GetString(ev, "event_id"))
+                : Entry.Summary(SummaryOf(ev), membership);
+        }
         _events = _events.SetItem((type, stateKey), entry);
         if (type is "m.room.power_levels" or "m.room.create") _powerLevels = null;
+        if (type == "m.room.create") _wholeMemberEvents = NeedsWholeMemberEvents(ev);
     }
 
     public bool Remove(string type, string stateKey)
@@ -114,7 +162,7 @@ public sealed class RoomState
         return _events != before;
     }
 
-    public RoomState Clone() => new(_events, _powerLevels);
+    public RoomState Clone() => new(_events, _powerLevels, _wholeMemberEvents);
 
     public JsonObject? CreateEvent => Get("m.room.create", "");
 
@@ -205,6 +253,77 @@ public sealed class RoomState
             else eventId = value;
         }
         return (type, stateKey, membership, eventId);
+    }
+
+    // Versions 1 and 2 (and a create event that names no version: "1") reference events by their hashes.
+    private static bool NeedsWholeMemberEvents(JsonObject? create)
+    {
+        var version = create?["content"] is JsonObject c && GetString(c, "room_version") is { } v ? v : "1";
+        return create is not null && (!RoomVersions.IsKnown(version) || RoomVersions.Number(version) < 3);
+    }
+
+    /// <summary>A member event's summary, <c>{"event_id","sender","content"}</c>, from its tree.</summary>
+    private static byte[] SummaryOf(JsonObject ev)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("event_id"u8, GetString(ev, "event_id"));
+            writer.WriteString("sender"u8, GetString(ev, "sender"));
+            writer.WritePropertyName("content"u8);
+            if (ev["content"] is { } content) content.WriteTo(writer);
+            else writer.WriteNullValue();
+            writer.WriteEndObject();
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>A member event's summary from its stored JSON, its content copied as it is.</summary>
+    private static byte[] SummaryOf(byte[] utf8)
+    {
+        var reader = new Utf8JsonReader(utf8);
+        string? eventId = null, sender = null;
+        ReadOnlySpan<byte> content = "null"u8;
+        reader.Read();
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+        {
+            var field = reader.ValueTextEquals("event_id"u8) ? 1 : reader.ValueTextEquals("sender"u8) ? 2 : reader.ValueTextEquals("content"u8) ? 3 : 0;
+            reader.Read();
+            if (field == 3)
+            {
+                var start = (int)reader.TokenStartIndex;
+                reader.Skip();
+                content = utf8.AsSpan(start, (int)reader.BytesConsumed - start);
+            }
+            else if (field != 0 && reader.TokenType == JsonTokenType.String)
+            {
+                if (field == 1) eventId = reader.GetString();
+                else sender = reader.GetString();
+            }
+            else reader.Skip();
+        }
+        var buffer = new ArrayBufferWriter<byte>(content.Length + 128);
+        using (var writer = new Utf8JsonWriter(buffer))
+        {
+            writer.WriteStartObject();
+            writer.WriteString("event_id"u8, eventId);
+            writer.WriteString("sender"u8, sender);
+            writer.WritePropertyName("content"u8);
+            writer.WriteRawValue(content, skipInputValidation: true);
+            writer.WriteEndObject();
+        }
+        return buffer.WrittenSpan.ToArray();
+    }
+
+    /// <summary>The event id of a summary: its first property.</summary>
+    private static string? SummaryEventId(byte[] summary)
+    {
+        var reader = new Utf8JsonReader(summary);
+        reader.Read();
+        reader.Read();
+        reader.Read();
+        return reader.TokenType == JsonTokenType.String ? reader.GetString() : null;
     }
 
     internal static string? GetString(JsonObject obj, string key) =>

@@ -121,8 +121,9 @@ public class RoomStateTests
         {
             var member = Member($"@u{i}:x", memberships[i]);
             member["event_id"] = $"$m{i}";
-            // Fields the compact form does not read must come back whole, nested ones included.
+            // The content comes back whole, nested fields included; what the writer never reads (unsigned) is not held.
             member["content"]!["displayname"] = $"User {i}";
+            member["content"]!["m.extra"] = new JsonObject { ["nested"] = new JsonArray(1, "two") };
             member["unsigned"] = new JsonObject { ["prev_content"] = new JsonObject { ["membership"] = "invite" } };
             events.Add(member);
         }
@@ -139,6 +140,11 @@ public class RoomStateTests
             Assert.Equal(memberships[i], loaded.Membership(user));
             Assert.Equal($"$m{i}", loaded.GetEventId("m.room.member", user));
             Assert.True(JsonNode.DeepEquals(parsed.Get("m.room.member", user), loaded.Get("m.room.member", user)));
+            var member = loaded.Get("m.room.member", user)!;
+            Assert.True(JsonNode.DeepEquals(events[3 + i]["content"], member["content"]));
+            Assert.Equal(("m.room.member", user, user, $"$m{i}"),
+                (member["type"]!.GetValue<string>(), member["state_key"]!.GetValue<string>(), member["sender"]!.GetValue<string>(), member["event_id"]!.GetValue<string>()));
+            Assert.Null(member["unsigned"]);
         }
         Assert.Null(loaded.Membership("@nobody:x"));
         Assert.Null(loaded.GetEventId("m.room.member", "@nobody:x"));
@@ -159,5 +165,35 @@ public class RoomStateTests
         Assert.Equal("$left", loaded.GetEventId("m.room.member", "@u0:x"));
         Assert.Equal("join", before.Membership("@u0:x"));
         Assert.Equal("$m0", before.GetEventId("m.room.member", "@u0:x"));
+    }
+
+    [Theory]
+    [InlineData("1")]
+    [InlineData("2")]
+    [InlineData(null)]
+    public void Rooms_that_reference_events_by_hash_keep_member_events_whole(string? version)
+    {
+        var content = new JsonObject { ["creator"] = "@a:x" };
+        if (version is not null) content["room_version"] = version;
+        var member = Member("@u:x", "join");
+        member["event_id"] = "$m";
+        member["hashes"] = new JsonObject { ["sha256"] = "abc" };
+        member["prev_events"] = new JsonArray(new JsonArray("$p", new JsonObject { ["sha256"] = "def" }));
+        // The member event before the create event: the create event decides however they come.
+        var events = new List<JsonObject> { member, State("m.room.create", "", content) };
+
+        foreach (var state in new[] { new RoomState(events), RoomState.FromJson(events.Select(e => e.ToJsonString())) })
+        {
+            Assert.True(JsonNode.DeepEquals(member, state.Get("m.room.member", "@u:x")));
+            Assert.Equal("$m", state.GetEventId("m.room.member", "@u:x"));
+            Assert.Equal("join", state.Membership("@u:x"));
+            var later = Member("@v:x", "invite");
+            later["hashes"] = new JsonObject { ["sha256"] = "ghi" };
+            state.Set(later);
+            Assert.True(JsonNode.DeepEquals(later, state.Get("m.room.member", "@v:x")));
+        }
+        // From version 3 on, only the summary is held.
+        var v3 = new RoomState([State("m.room.create", "", new JsonObject { ["room_version"] = "3" }), member]);
+        Assert.Null(v3.Get("m.room.member", "@u:x")!["hashes"]);
     }
 }
