@@ -75,9 +75,13 @@ public sealed class SiloStreamReader(
         // Notifications that arrived ahead of a gap, by their From (guarded by Gate).
         public readonly SortedList<long, StreamAdvance> Parked = [];
         public bool GapCheckScheduled;
-        // Backstop polling (touched by the backstop loop only); a new cursor is due at once.
+        // Backstop polling (the loop and the poll in flight: one at a time a cursor); a new cursor is due at once.
         public TimeSpan PollInterval;
         public DateTime NextPoll;
+        public Task? Poll;
+        // A renewal or a membership change came while a poll was in flight: the next poll, at once, takes it.
+        public bool RenewDue;
+        public bool MembershipDue;
         // For metrics (see CursorStatus): the newest position the writer announced, since when (a Stopwatch timestamp;
         // 0 when caught up) the reader has been behind it, and counts. Bumped with plain interlocked operations.
         public long Known;
@@ -393,7 +397,9 @@ public sealed class SiloStreamReader(
     /// <summary>
     /// Polls each writer when its cursor is due, renews every subscription each <see cref="RenewPeriod"/>, and polls
     /// every writer at once when membership changes. It sleeps until the next of those is due (or membership changes),
-    /// so a quiet process wakes for it every few seconds, not every period.
+    /// so a quiet process wakes for it every few seconds, not every period. Each cursor's poll runs on its own: a call
+    /// to a writer on a silo that died and is not yet declared dead waits for its response timeout, and the other
+    /// writers' polls (the ones that find where writers went after a failure) must not wait with it.
     /// </summary>
     private async Task BackstopLoopAsync(CancellationToken ct)
     {
@@ -405,7 +411,11 @@ public sealed class SiloStreamReader(
         while (!ct.IsCancellationRequested)
         {
             var next = lastRenew + RenewPeriod;
-            foreach (var c in _cursors.Values) if (c.NextPoll < next) next = c.NextPoll;
+            foreach (var c in _cursors.Values)
+            {
+                var due = c.RenewDue || c.MembershipDue ? DateTime.MinValue : c.NextPoll;
+                if (due < next) next = due;
+            }
             var sleep = next - DateTime.UtcNow;
             if (sleep < period) sleep = period; // never busier than the configured period
             try { await Task.WhenAny(Task.Delay(sleep, ct), membershipChange.Task); }
@@ -422,16 +432,31 @@ public sealed class SiloStreamReader(
             // Renewing subscriptions asks every writer.
             var renew = now - lastRenew >= RenewPeriod;
             if (renew) lastRenew = now;
-            var due = _cursors.Values.Where(c => membershipChanged || renew || c.NextPoll <= now).ToList();
-            var found = await Task.WhenAll(due.Select(c => PollAsync(c, renew)));
-            var trouble = membershipChanged || found.Any(f => f);
-            foreach (var c in trouble ? _cursors.Values : due)
+            foreach (var c in _cursors.Values)
             {
-                c.PollInterval = trouble || c.PollInterval == TimeSpan.Zero
-                    ? period
-                    : TimeSpan.FromTicks(Math.Min(c.PollInterval.Ticks * 2, Math.Max(MaxBackstopInterval.Ticks, period.Ticks)));
-                c.NextPoll = now + c.PollInterval;
+                if (renew) c.RenewDue = true;
+                if (membershipChanged) c.MembershipDue = true;
+                if (c.Poll is { IsCompleted: false } || !(c.MembershipDue || c.RenewDue || c.NextPoll <= now)) continue;
+                var (renewing, moved) = (c.RenewDue, c.MembershipDue);
+                (c.RenewDue, c.MembershipDue) = (false, false);
+                c.Poll = PollAndScheduleAsync(c, renewing, moved, period);
             }
+        }
+    }
+
+    /// <summary>One cursor's backstop poll, then when it is due next: trouble (a membership change, a writer that moved or
+    /// could not be reached, rows the pushes missed) brings every cursor back to the shortest period; a quiet poll
+    /// doubles its own interval up to <see cref="MaxBackstopInterval"/>.</summary>
+    private async Task PollAndScheduleAsync(Cursor cursor, bool renew, bool membershipChanged, TimeSpan period)
+    {
+        var trouble = await PollAsync(cursor, renew) || membershipChanged;
+        var now = DateTime.UtcNow;
+        foreach (var c in trouble ? _cursors.Values : [cursor])
+        {
+            c.PollInterval = trouble || c.PollInterval == TimeSpan.Zero
+                ? period
+                : TimeSpan.FromTicks(Math.Min(c.PollInterval.Ticks * 2, Math.Max(MaxBackstopInterval.Ticks, period.Ticks)));
+            c.NextPoll = now + c.PollInterval;
         }
     }
 
