@@ -35,20 +35,25 @@ public sealed class RoomState
     {
         public readonly JsonObject? Object;
         public readonly byte[]? Utf8;
+        public readonly bool IsSummary;
         public readonly string? Membership;
-        public readonly string? WholeEventId;
+        private readonly string? _wholeEventId;
 
         public Entry(JsonObject ev) => Object = ev;
 
-        private Entry(byte[] utf8, string? membership, string? wholeEventId) => (Utf8, Membership, WholeEventId) = (utf8, membership, wholeEventId);
+        private Entry(byte[] utf8, bool isSummary, string? membership, string? wholeEventId) =>
+            (Utf8, IsSummary, Membership, _wholeEventId) = (utf8, isSummary, membership, wholeEventId);
 
-        public static Entry Summary(byte[] summary, string? membership) => new(summary, membership, null);
+        /// <summary>A member event from its stored JSON (<paramref name="scan"/> being what <see cref="ScanTopLevel"/>
+        /// read of it): its summary, or the whole event where the room needs it.</summary>
+        public static Entry Member(byte[] utf8, TopLevel scan, bool whole)
+        {
+            if (whole) return new(utf8, false, scan.Membership, scan.EventId);
+            ReadOnlySpan<byte> content = utf8.AsSpan(scan.Content);
+            return new(Summary(scan.EventId, scan.Sender, content.IsEmpty ? "null"u8 : content), true, scan.Membership, null);
+        }
 
-        public static Entry Whole(byte[] utf8, string? membership, string? eventId) => new(utf8, membership, eventId);
-
-        public bool IsSummary => Utf8 is not null && WholeEventId is null;
-
-        public string? EventId => Object is { } o ? GetString(o, "event_id") : IsSummary ? SummaryEventId(Utf8!) : WholeEventId;
+        public string? EventId => Object is { } o ? GetString(o, "event_id") : IsSummary ? SummaryEventId(Utf8!) : _wholeEventId;
 
         /// <summary>The event as a tree of its own (a copy: changing it leaves the state as it was); a summary comes
         /// back with its type and state key.</summary>
@@ -86,15 +91,15 @@ public sealed class RoomState
     public static RoomState FromJson(IEnumerable<string> events)
     {
         var builder = ImmutableDictionary.CreateBuilder<(string, string), Entry>();
-        var members = new List<(string StateKey, byte[] Utf8, string? Membership, string? EventId)>();
+        var members = new List<(byte[] Utf8, TopLevel Scan)>();
         JsonObject? create = null;
         foreach (var json in events)
         {
             var utf8 = Encoding.UTF8.GetBytes(json);
-            var (type, stateKey, membership, eventId) = ScanTopLevel(utf8);
-            if (type is null || stateKey is null) throw new ArgumentException("State event has no type or state_key", nameof(events));
-            type = EventStrings.Type(type);
-            if (type == "m.room.member") members.Add((stateKey, utf8, membership, eventId));
+            var scan = ScanTopLevel(utf8);
+            if (scan.Type is null || scan.StateKey is not { } stateKey) throw new ArgumentException("State event has no type or state_key", nameof(events));
+            var type = EventStrings.Type(scan.Type);
+            if (type == "m.room.member") members.Add((utf8, scan));
             else
             {
                 var ev = JsonNode.Parse(utf8)!.AsObject();
@@ -104,8 +109,7 @@ public sealed class RoomState
         }
         // The create event decides how member events are held, and it may come after them.
         var whole = NeedsWholeMemberEvents(create);
-        foreach (var (stateKey, utf8, membership, eventId) in members)
-            builder[("m.room.member", stateKey)] = whole ? Entry.Whole(utf8, membership, eventId) : Entry.Summary(SummaryOf(utf8), membership);
+        foreach (var (utf8, scan) in members) builder[("m.room.member", scan.StateKey!)] = Entry.Member(utf8, scan, whole);
         return new RoomState(builder.ToImmutable(), null, whole);
     }
 
@@ -144,10 +148,8 @@ public sealed class RoomState
         if (type != "m.room.member") entry = new Entry(ev);
         else
         {
-            var membership = MembershipValue(ev["content"] is JsonObject c ? GetString(c, "membership") : null);
-            entry = _wholeMemberEvents
-                ? Entry.Whole(json is null ? JsonSerializer.SerializeToUtf8Bytes(ev) : Encoding.UTF8.GetBytes(json), membership, GetString(ev, "event_id"))
-                : Entry.Summary(SummaryOf(ev), membership);
+            var utf8 = json is null ? JsonSerializer.SerializeToUtf8Bytes(ev) : Encoding.UTF8.GetBytes(json);
+            entry = Entry.Member(utf8, ScanTopLevel(utf8), _wholeMemberEvents);
         }
         _events = _events.SetItem((type, stateKey), entry);
         if (type is "m.room.power_levels" or "m.room.create") _powerLevels = null;
@@ -219,28 +221,38 @@ public sealed class RoomState
         _ => membership,
     };
 
-    /// <summary>Reads type, state_key, event_id and content.membership of an event's JSON without building a tree.</summary>
-    private static (string? Type, string? StateKey, string? Membership, string? EventId) ScanTopLevel(byte[] utf8)
+    /// <summary>What <see cref="ScanTopLevel"/> reads of an event's JSON: its top-level strings, content.membership,
+    /// and where its content is in the bytes (empty without one).</summary>
+    private readonly record struct TopLevel(string? Type, string? StateKey, string? EventId, string? Sender, string? Membership, Range Content);
+
+    /// <summary>Reads type, state_key, event_id, sender and content.membership of an event's JSON, and where its content
+    /// is, without building a tree.</summary>
+    private static TopLevel ScanTopLevel(byte[] utf8)
     {
         var reader = new Utf8JsonReader(utf8);
-        string? type = null, stateKey = null, membership = null, eventId = null;
+        string? type = null, stateKey = null, eventId = null, sender = null, membership = null;
+        var content = default(Range);
         if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) throw new ArgumentException("State event is not an object");
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             if (reader.ValueTextEquals("content"u8))
             {
                 reader.Read();
-                if (reader.TokenType != JsonTokenType.StartObject) { reader.Skip(); continue; }
-                while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-                {
-                    var isMembership = reader.ValueTextEquals("membership"u8);
-                    reader.Read();
-                    if (isMembership && reader.TokenType == JsonTokenType.String) membership = MembershipValue(reader.GetString());
-                    else reader.Skip();
-                }
+                var start = (int)reader.TokenStartIndex;
+                if (reader.TokenType == JsonTokenType.StartObject)
+                    while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                    {
+                        var isMembership = reader.ValueTextEquals("membership"u8);
+                        reader.Read();
+                        if (isMembership && reader.TokenType == JsonTokenType.String) membership = MembershipValue(reader.GetString());
+                        else reader.Skip();
+                    }
+                else reader.Skip();
+                content = start..(int)reader.BytesConsumed;
                 continue;
             }
-            var field = reader.ValueTextEquals("type"u8) ? 1 : reader.ValueTextEquals("state_key"u8) ? 2 : reader.ValueTextEquals("event_id"u8) ? 3 : 0;
+            var field = reader.ValueTextEquals("type"u8) ? 1 : reader.ValueTextEquals("state_key"u8) ? 2
+                : reader.ValueTextEquals("event_id"u8) ? 3 : reader.ValueTextEquals("sender"u8) ? 4 : 0;
             reader.Read();
             if (field == 0 || reader.TokenType != JsonTokenType.String)
             {
@@ -248,11 +260,15 @@ public sealed class RoomState
                 continue;
             }
             var value = reader.GetString();
-            if (field == 1) type = value;
-            else if (field == 2) stateKey = value;
-            else eventId = value;
+            switch (field)
+            {
+                case 1: type = value; break;
+                case 2: stateKey = value; break;
+                case 3: eventId = value; break;
+                default: sender = value; break;
+            }
         }
-        return (type, stateKey, membership, eventId);
+        return new TopLevel(type, stateKey, eventId, sender, membership, content);
     }
 
     // Versions 1 and 2 (and a create event that names no version: "1") reference events by their hashes.
@@ -262,47 +278,10 @@ public sealed class RoomState
         return create is not null && (!RoomVersions.IsKnown(version) || RoomVersions.Number(version) < 3);
     }
 
-    /// <summary>A member event's summary, <c>{"event_id","sender","content"}</c>, from its tree.</summary>
-    private static byte[] SummaryOf(JsonObject ev)
+    /// <summary>A member event's summary, <c>{"event_id","sender","content"}</c> (event id first), its content copied
+    /// as stored.</summary>
+    private static byte[] Summary(string? eventId, string? sender, ReadOnlySpan<byte> content)
     {
-        var buffer = new ArrayBufferWriter<byte>(256);
-        using (var writer = new Utf8JsonWriter(buffer))
-        {
-            writer.WriteStartObject();
-            writer.WriteString("event_id"u8, GetString(ev, "event_id"));
-            writer.WriteString("sender"u8, GetString(ev, "sender"));
-            writer.WritePropertyName("content"u8);
-            if (ev["content"] is { } content) content.WriteTo(writer);
-            else writer.WriteNullValue();
-            writer.WriteEndObject();
-        }
-        return buffer.WrittenSpan.ToArray();
-    }
-
-    /// <summary>A member event's summary from its stored JSON, its content copied as it is.</summary>
-    private static byte[] SummaryOf(byte[] utf8)
-    {
-        var reader = new Utf8JsonReader(utf8);
-        string? eventId = null, sender = null;
-        ReadOnlySpan<byte> content = "null"u8;
-        reader.Read();
-        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
-        {
-            var field = reader.ValueTextEquals("event_id"u8) ? 1 : reader.ValueTextEquals("sender"u8) ? 2 : reader.ValueTextEquals("content"u8) ? 3 : 0;
-            reader.Read();
-            if (field == 3)
-            {
-                var start = (int)reader.TokenStartIndex;
-                reader.Skip();
-                content = utf8.AsSpan(start, (int)reader.BytesConsumed - start);
-            }
-            else if (field != 0 && reader.TokenType == JsonTokenType.String)
-            {
-                if (field == 1) eventId = reader.GetString();
-                else sender = reader.GetString();
-            }
-            else reader.Skip();
-        }
         var buffer = new ArrayBufferWriter<byte>(content.Length + 128);
         using (var writer = new Utf8JsonWriter(buffer))
         {
