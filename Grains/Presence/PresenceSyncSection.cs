@@ -20,17 +20,16 @@ public sealed class PresenceSyncSection(PresenceStore store, RecentPresence rece
 {
     public IEnumerable<string> WakeKeys(SyncContext context) => [];
 
-    // Synchronous by contract: the co-members come from the current-state cache that ContributeAsync just filled. Each
-    // room's member set is the one its shared snapshot holds: a long-poll in a room of 10,000 registers one family, not
-    // 10,000 keys. A wake-up by presence alone is held back (PresenceWakeDelay) to gather the changes that follow it.
+    // Synchronous by contract: the co-members come from the sets ContributeAsync just read (a room's state snapshot, or
+    // its joined-member set). Each room's set is the one the silo's cache shares: a long-poll in a room of 10,000
+    // registers one family, not 10,000 keys. A wake-up by presence alone is held back (PresenceWakeDelay) to gather the changes that follow it.
     public IEnumerable<KeyFamily> WakeKeyFamilies(SyncContext context)
     {
         if (!options.Value.EnablePresence) return [];
         var families = new List<KeyFamily>();
-        var cache = RoomCaches.CurrentStates(caches);
         foreach (var roomId in context.JoinedRooms)
-            if (cache.TryGet(roomId, out var state))
-                families.Add(new KeyFamily(StreamNames.Presence, PresenceStore.KeyPrefix, state.JoinedMembers, context.Requester.UserId,
+            if (RoomCaches.CachedJoinedMembers(caches, roomId) is { } members)
+                families.Add(new KeyFamily(StreamNames.Presence, PresenceStore.KeyPrefix, members, context.Requester.UserId,
                     options.Value.PresenceWakeDelay));
         return families;
     }
@@ -53,15 +52,9 @@ public sealed class PresenceSyncSection(PresenceStore store, RecentPresence rece
         var changes = new List<PresenceRow>();
         if (context.StreamMoved(StreamNames.Presence))
         {
-            // A sync from scratch asks about everyone sharing a room: their ids are read without the rooms' states.
-            var members = new List<IReadOnlySet<string>>();
-            if (context.Since is null)
-            {
-                members.Add(await roomStates.GetJoinedMembersAsync(context.JoinedRooms));
-                WarmRoomStates(context.JoinedRooms);
-            }
-            else
-                foreach (var state in (await rooms.GetCurrentStatesAsync(context.JoinedRooms)).Values) members.Add(state.JoinedMembers);
+            // Who shares a room with the user: the rooms' member ids, read without their states where this silo does
+            // not hold them, and kept for the long-poll's wake-ups (WakeKeyFamilies).
+            var members = await roomStates.GetJoinedMemberSetsAsync(context.JoinedRooms);
             // The presence stream moves for everyone on the server: when this silo still holds the rows after the
             // token, only the users among them who share a room with this one are asked about (in a room of 10,000,
             // one user coming online costs each member's sync a query for that user, not for all 10,000).
@@ -101,23 +94,6 @@ public sealed class PresenceSyncSection(PresenceStore store, RecentPresence rece
             });
             if (p.UserId != userId) context.HasChanges = true;
         }
-    }
-
-    /// <summary>
-    /// The long-poll that follows a sync from scratch registers its wake-ups from the rooms' member sets in this silo's
-    /// cache (<see cref="WakeKeyFamilies"/> cannot wait for a read), and a sync from scratch that lazy-loads members does
-    /// not read them: they are read now, off the response's path.
-    /// </summary>
-    private void WarmRoomStates(IReadOnlyList<string> roomIds)
-    {
-        var cache = RoomCaches.CurrentStates(caches);
-        var missing = roomIds.Where(r => !cache.TryGet(r, out _)).ToList();
-        if (missing.Count == 0) return;
-        _ = Task.Run(async () =>
-        {
-            try { await rooms.GetCurrentStatesAsync(missing); }
-            catch (Exception) { /* best effort: a sync whose presence moved reads them itself */ }
-        });
     }
 
     /// <summary>Users the response's timelines show joining a room with the user: every member of a room the user

@@ -25,6 +25,26 @@ public static class RoomCaches
     public static SiloCache<CurrentRoomState> CurrentStates(CacheRegistry caches) =>
         caches.Get<CurrentRoomState>(CurrentState, DefaultStateEvents, state => Math.Max(1, state.EventCount));
 
+    /// <summary>Room id → the user ids joined to it, for rooms whose whole state this silo does not hold: what presence
+    /// asks of a room (who shares it with the syncing user) without reading its member events.</summary>
+    public const string JoinedMembers = "rooms.joined_members";
+
+    /// <summary>Members <see cref="JoinedMembers"/> holds by default, summed over its rooms.</summary>
+    public const int DefaultJoinedMembers = 200_000;
+
+    /// <summary>The joined-member sets of this silo, bounded by members (<see cref="DefaultJoinedMembers"/>, or
+    /// <c>Homeserver:Caches:Sizes:rooms.joined_members</c>). Moved forward by the reader's membership rows as the state
+    /// snapshots are, so a set read after waiting for a position holds every membership change up to it.</summary>
+    public static SiloCache<ImmutableSortedSet<string>> JoinedMemberSets(CacheRegistry caches) =>
+        caches.Get<ImmutableSortedSet<string>>(JoinedMembers, DefaultJoinedMembers, members => Math.Max(1, members.Count));
+
+    /// <summary>The user ids joined to <paramref name="roomId"/> as this silo knows them without a read: from its
+    /// state snapshot, else from its joined-member set, else null.</summary>
+    public static IReadOnlySet<string>? CachedJoinedMembers(CacheRegistry caches, string roomId) =>
+        CurrentStates(caches).TryGet(roomId, out var state) ? state.JoinedMembers
+        : JoinedMemberSets(caches).TryGet(roomId, out var members) ? members
+        : null;
+
     /// <summary>Event id → <see cref="StoredEvent"/> (only events that exist are cached).</summary>
     public const string Events = "rooms.events";
 
@@ -50,10 +70,21 @@ public sealed class RoomCacheHandler(CacheRegistry caches, RecentRoomEvents rece
                 var stored = RecentRoomEvents.ToStoredEvent(entry, row);
                 // A new state event makes the room's next snapshot from the cached one; a redaction of state (rare)
                 // drops it, to be loaded again.
-                if (row.RedactsState) caches.Invalidate(RoomCaches.CurrentState, row.RoomId);
+                if (row.RedactsState)
+                {
+                    caches.Invalidate(RoomCaches.CurrentState, row.RoomId);
+                    caches.Invalidate(RoomCaches.JoinedMembers, row.RoomId);
+                }
                 else if (row.StateKey is not null)
                     RoomCaches.CurrentStates(caches).Update(row.RoomId, state => state.With(stored));
-                if (row.Membership is not null && row.StateKey is not null) caches.Invalidate(RoomCaches.UserMemberships, row.StateKey);
+                if (row.Membership is not null && row.StateKey is not null)
+                {
+                    caches.Invalidate(RoomCaches.UserMemberships, row.StateKey);
+                    var member = row.StateKey;
+                    if (!row.RedactsState)
+                        RoomCaches.JoinedMemberSets(caches).Update(row.RoomId,
+                            members => row.Membership == "join" ? members.Add(member) : members.Remove(member));
+                }
                 if (row.Redacts is not null) caches.Invalidate(RoomCaches.Events, row.Redacts);
                 // The parent's bundled aggregations change with a new child, and with a child's redaction.
                 if (row.Relation is { } relation) caches.Invalidate(RoomRelations.Cache, relation.ParentId);
@@ -73,6 +104,7 @@ public sealed class RoomCacheHandler(CacheRegistry caches, RecentRoomEvents rece
                 // The room's events are cached by event id; a purge is rare enough to drop them all rather than list them.
                 var row = RoomStreamRows.Parse<RoomPurgeRow>(entry.Payload);
                 caches.Invalidate(RoomCaches.CurrentState, row.RoomId);
+                caches.Invalidate(RoomCaches.JoinedMembers, row.RoomId);
                 caches.Invalidate(RoomCaches.Rooms, row.RoomId);
                 caches.InvalidateAll(RoomCaches.Events);
                 foreach (var user in row.Users) caches.Invalidate(RoomCaches.UserMemberships, user);

@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using Homeserver.Caches;
 using Homeserver.Rooms;
 using Npgsql;
@@ -94,23 +95,42 @@ public sealed class RoomSyncStates(NpgsqlDataSource db, RoomEventStore store, Ca
         return result;
     }
 
-    /// <summary>Everyone joined to at least one of the rooms: from the member sets of the rooms this silo has in its
-    /// cache, one query for the others (a sync from scratch asks for its presence; the rooms' member events are not
-    /// needed for it).</summary>
-    public async Task<HashSet<string>> GetJoinedMembersAsync(IReadOnlyCollection<string> roomIds)
+    /// <summary>The user ids joined to each room: from this silo's state snapshots and joined-member sets, one query of
+    /// <c>room_memberships</c> for the others, whose sets are kept (<see cref="RoomCaches.JoinedMembers"/>). Presence
+    /// asks it on every sync and registers its long-poll's wake-ups from the same sets; reading members this way costs
+    /// a row per member, where a room's whole state costs its member events parsed.</summary>
+    public async Task<List<IReadOnlySet<string>>> GetJoinedMemberSetsAsync(IReadOnlyCollection<string> roomIds)
     {
-        var cache = RoomCaches.CurrentStates(caches);
-        var result = new HashSet<string>(StringComparer.Ordinal);
+        var result = new List<IReadOnlySet<string>>(roomIds.Count);
         var missing = new List<string>();
         foreach (var roomId in roomIds)
-            if (cache.TryGet(roomId, out var state)) result.UnionWith(state.JoinedMembers);
+            if (RoomCaches.CachedJoinedMembers(caches, roomId) is { } members) result.Add(members);
             else missing.Add(roomId);
         if (missing.Count == 0) return result;
-        await using var cmd = db.CreateCommand(
-            "SELECT DISTINCT user_id FROM room_memberships WHERE room_id = ANY($1) AND membership = 'join'");
-        cmd.Parameters.AddWithValue(missing.ToArray());
-        await using var reader = await cmd.ExecuteReaderAsync();
-        while (await reader.ReadAsync()) result.Add(reader.GetString(0));
+
+        var sets = RoomCaches.JoinedMemberSets(caches);
+        var generation = sets.Generation;
+        var read = missing.ToDictionary(id => id, _ => new List<string>(), StringComparer.Ordinal);
+        // One string per user however many of the rooms they share: 300 users in 300 rooms are 300 strings, not 90,000.
+        var users = new Dictionary<string, string>(StringComparer.Ordinal);
+        await using (var cmd = db.CreateCommand("SELECT room_id, user_id FROM room_memberships WHERE room_id = ANY($1) AND membership = 'join'"))
+        {
+            cmd.Parameters.AddWithValue(missing.ToArray());
+            await using var reader = await cmd.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                var userId = reader.GetString(1);
+                if (!users.TryGetValue(userId, out var shared)) users[userId] = shared = userId;
+                read[reader.GetString(0)].Add(shared);
+            }
+        }
+        foreach (var (roomId, members) in read)
+        {
+            var set = ImmutableSortedSet.CreateRange(StringComparer.Ordinal, members);
+            // A room without members (unknown to the database) is not kept: nothing moves its set forward once it exists.
+            if (set.Count > 0) sets.Store(roomId, set, generation);
+            result.Add(set);
+        }
         return result;
     }
 

@@ -20,11 +20,15 @@ public static class SendLatencyBenchmark
 
     public static async Task RunAsync(TimeSpan duration, int rounds, int[] connectionCounts, string? baselineSettings)
     {
-        await using var cluster = await BenchCluster.StartAsync(2, map: SendBenchmark.MapThinEndpoint);
+        // Two silos by default (a send's hops cross silos as in a cluster); BENCH_SILOS=1 is the embedded default's shape,
+        // one silo with its front end, which is how the issue measured its baseline.
+        var silos = int.TryParse(Environment.GetEnvironmentVariable("BENCH_SILOS"), out var n) && n > 0 ? n : 2;
+        Console.WriteLine($"silos: {silos}");
+        await using var cluster = await BenchCluster.StartAsync(silos, map: SendBenchmark.MapThinEndpoint);
         await using (var db = NpgsqlDataSource.Create(cluster.ConnectionString))
         await using (var create = db.CreateCommand("CREATE TABLE IF NOT EXISTS bench_messages (id bigserial PRIMARY KEY, room text NOT NULL, body text NOT NULL)"))
             await create.ExecuteNonQueryAsync();
-        await using var baseline = baselineSettings is null ? null : await BenchCluster.StartAsync(2,
+        await using var baseline = baselineSettings is null ? null : await BenchCluster.StartAsync(silos,
             baselineSettings.Split(';', StringSplitOptions.RemoveEmptyEntries).Select(kv => kv.Split('=', 2)).ToDictionary(kv => kv[0], kv => (string?)kv[1]));
         using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = connectionCounts.Max(), PooledConnectionLifetime = TimeSpan.FromMinutes(30) })
         { Timeout = TimeSpan.FromSeconds(60) };

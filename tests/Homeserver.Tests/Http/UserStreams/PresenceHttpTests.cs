@@ -182,6 +182,54 @@ public sealed class PresenceConfigurationTests
         Assert.Equal("offline", (await store.GetAsync("@ghost:localhost"))!.State);
     }
 
+    /// <summary>A lazy-loading sync from scratch reads who shares the user's rooms without their states; the long-poll
+    /// after it wakes on a co-member's presence from those sets, which the reader moves forward with every membership
+    /// change (a member who joined wakes it, one who left does not).</summary>
+    [Fact]
+    public async Task A_long_poll_after_a_lazy_sync_from_scratch_wakes_on_members_without_reading_room_states()
+    {
+        await using var cluster = await HomeserverTestCluster.StartAsync(silos: 2);
+        var alice = await MatrixTestClient.RegisterAsync(cluster.Silos[0]);
+        var bob = (await MatrixTestClient.RegisterAsync(cluster.Silos[0])).On(cluster.Silos[1]);
+        var carol = await MatrixTestClient.RegisterAsync(cluster.Silos[0]);
+        var roomId = await alice.CreateRoomAsync(new JsonObject { ["preset"] = "public_chat" });
+        (await bob.PostAsync($"{Room(roomId)}/join")).EnsureSuccess();
+        var siloB = cluster.Silos[1];
+        async Task SettleOnB() => await siloB.Get<Homeserver.Streams.StreamNotifier>().WaitForTokenAsync(
+            cluster.Silos[0].Get<Homeserver.Streams.StreamNotifier>().Current, TimeSpan.FromSeconds(5));
+        await SettleOnB();
+        var caches = siloB.Get<Homeserver.Caches.CacheRegistry>();
+        caches.InvalidateAll(Homeserver.Rooms.RoomCaches.CurrentState);
+        caches.InvalidateAll(Homeserver.Rooms.RoomCaches.JoinedMembers);
+
+        var lazy = "&set_presence=offline&filter=" + Uri.EscapeDataString("""{"room":{"state":{"lazy_load_members":true}}}""");
+        var first = await bob.SyncAsync(extra: lazy);
+        Assert.False(Homeserver.Rooms.RoomCaches.CurrentStates(caches).TryGet(roomId, out _), "a lazy sync from scratch read the room's whole state");
+        Assert.True(Homeserver.Rooms.RoomCaches.JoinedMemberSets(caches).TryGet(roomId, out var members));
+        Assert.Equal(new[] { alice.UserId, bob.UserId }.Order(StringComparer.Ordinal), members.ToList());
+
+        var poll = bob.SyncAsync(first.NextBatch(), timeoutMs: 20_000, extra: lazy);
+        await Task.Delay(200);
+        Assert.False(poll.IsCompleted);
+        (await alice.PutAsync($"{V3}/presence/{E(alice.UserId)}/status", new { presence = "unavailable" })).EnsureSuccess();
+        var woken = await poll;
+        Assert.Equal("unavailable", PresenceHttpTests.PresenceOf(woken, alice.UserId)?["presence"]?.GetValue<string>());
+
+        // Carol joins, then leaves: the set follows each change, and her presence after leaving reaches no one.
+        (await carol.PostAsync($"{Room(roomId)}/join")).EnsureSuccess();
+        await SettleOnB();
+        Assert.True(Homeserver.Rooms.RoomCaches.JoinedMemberSets(caches).TryGet(roomId, out members));
+        Assert.Contains(carol.UserId, members);
+        (await carol.PostAsync($"{Room(roomId)}/leave")).EnsureSuccess();
+        await SettleOnB();
+        Assert.True(Homeserver.Rooms.RoomCaches.JoinedMemberSets(caches).TryGet(roomId, out members));
+        Assert.DoesNotContain(carol.UserId, members);
+        var since = (await bob.SyncAsync(woken.NextBatch(), extra: lazy)).NextBatch();
+        var quiet = bob.SyncAsync(since, timeoutMs: 1_500, extra: lazy);
+        (await carol.PutAsync($"{V3}/presence/{E(carol.UserId)}/status", new { presence = "online" })).EnsureSuccess();
+        Assert.Null(PresenceHttpTests.PresenceOf(await quiet, carol.UserId));
+    }
+
     [Fact]
     public async Task Disabled_presence_accepts_updates_but_reports_offline_and_sends_nothing()
     {
