@@ -497,7 +497,8 @@ public static class ClusterBenchmark
         }
     }
 
-    private sealed class Node
+    /// <summary>One homeserver process started from a build's binaries (also used by <see cref="ScaleProcessBenchmark"/>).</summary>
+    internal sealed class Node
     {
         private readonly Queue<string> _tail = new();
         private readonly Dictionary<string, int> _levels = new();
@@ -515,17 +516,19 @@ public static class ClusterBenchmark
         public bool Killed { get; set; }
         public long Started { get; } = Stopwatch.GetTimestamp();
 
-        public static Node Start(string root, string project, string name, bool http, string[] args)
+        /// <summary>Starts <paramref name="project"/>'s Release build; on free loopback ports unless <paramref name="ports"/>
+        /// names them (a process restarted on its own ports, as a deploy does, takes over its old silo's place at once).</summary>
+        public static Node Start(string root, string project, string name, bool http, string[] args, (int Http, int Silo, int Gateway)? ports = null)
         {
             var dll = System.IO.Path.Combine(root, project, "bin", "Release", "net10.0", $"Homeserver.{project}.dll");
             if (!File.Exists(dll)) throw new FileNotFoundException($"build {project} first: dotnet build -c Release {project}", dll);
-            var siloPort = LoopbackPorts.Free();
-            var httpPort = http ? LoopbackPorts.Free() : 0;
+            var siloPort = ports?.Silo ?? LoopbackPorts.Free();
+            var httpPort = http ? ports?.Http ?? LoopbackPorts.Free() : 0;
             var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
             psi.ArgumentList.Add(dll);
             if (http) psi.ArgumentList.Add($"--urls=http://127.0.0.1:{httpPort}");
             psi.ArgumentList.Add($"--Homeserver:Cluster:SiloPort={siloPort}");
-            psi.ArgumentList.Add($"--Homeserver:Cluster:GatewayPort={LoopbackPorts.Free()}");
+            psi.ArgumentList.Add($"--Homeserver:Cluster:GatewayPort={ports?.Gateway ?? LoopbackPorts.Free()}");
             // Silo processes serve /metrics on a port of their own; several on one machine need one each.
             if (!http) psi.ArgumentList.Add($"--Homeserver:Metrics:Port={LoopbackPorts.Free()}");
             foreach (var a in args) psi.ArgumentList.Add(a);

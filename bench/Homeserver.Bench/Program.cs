@@ -79,7 +79,12 @@ switch (mode)
         await ScaleBenchmark.RunAsync(args.Length > 1 ? int.Parse(args[1]) : 300, args.Length > 2 ? int.Parse(args[2]) : 300,
             args.Length > 3 ? int.Parse(args[3]) : 3, args.Length > 4 ? int.Parse(args[4]) : 3, args.Length > 5 ? int.Parse(args[5]) : 3);
         return 0;
+    case "scale-process":
+        // dotnet run -c Release --project bench/Homeserver.Bench -- scale-process [binaries folder] [rooms] [members] [messages per room] [runs] [warm repeats]
+        await ScaleProcessBenchmark.RunAsync(args.Length > 1 ? args[1] : ".", args.Length > 2 ? int.Parse(args[2]) : 300, args.Length > 3 ? int.Parse(args[3]) : 300,
+            args.Length > 4 ? int.Parse(args[4]) : 3, args.Length > 5 ? int.Parse(args[5]) : 2, args.Length > 6 ? int.Parse(args[6]) : 3);
+        return 0;
     default:
-        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, metrics-cost, fanout, idle, cluster, orleans-floor, media, search, send-features, joins, send-latency, scale, bigroom");
+        Console.Error.WriteLine($"unknown benchmark '{mode}'; known: streams, send, metrics-cost, fanout, idle, cluster, orleans-floor, media, search, send-features, joins, send-latency, scale, scale-process, bigroom");
         return 2;
 }

@@ -18,8 +18,8 @@ namespace Homeserver.Bench;
 public static class ScaleBenchmark
 {
     private const string V3 = "/_matrix/client/v3";
-    private const string LazyFilter = """{"room":{"timeline":{"limit":1},"state":{"lazy_load_members":true}}}""";
-    private const string FullFilter = """{"room":{"timeline":{"limit":10}}}""";
+    internal const string LazyFilter = """{"room":{"timeline":{"limit":1},"state":{"lazy_load_members":true}}}""";
+    internal const string FullFilter = """{"room":{"timeline":{"limit":10}}}""";
 
     public static async Task RunAsync(int rooms, int members, int messagesPerRoom, int runs, int warmRepeats)
     {
@@ -34,7 +34,7 @@ public static class ScaleBenchmark
         Console.WriteLine($"memory with both silos started: {Memory()}");
 
         var build = Stopwatch.StartNew();
-        var shape = await ScaleShape.BuildAsync(http, cluster, members, rooms, messagesPerRoom, concurrency: 32);
+        var shape = await ScaleShape.BuildAsync(http, cluster.Urls, members, rooms, messagesPerRoom, concurrency: 32);
         Console.WriteLine($"built {members} users x {rooms} rooms ({shape.Joins} joins at {shape.JoinsPerSecond:F0}/s, {rooms * messagesPerRoom} messages) in {build.Elapsed.TotalSeconds:F1} s");
         Console.WriteLine($"memory after building: {Memory()}");
 
@@ -108,7 +108,7 @@ public static class ScaleBenchmark
 
     /// <summary>The first sync of a kind, timed and checked. In a method of its own so that nothing of the response
     /// stays referenced from the caller's frame when memory is measured after it.</summary>
-    private static async Task FirstSyncAsync(HttpClient http, string url, string token, string name, string filter, int rooms, int members)
+    internal static async Task FirstSyncAsync(HttpClient http, string url, string token, string name, string filter, int rooms, int members)
     {
         var first = await InitialSyncAsync(http, url, token, filter, keepBody: true);
         Console.WriteLine($"first {name} sync on the silos that built the shape: {first.Ms:F0} ms, {first.Bytes / 1024.0 / 1024.0:F2} MB");
@@ -119,7 +119,7 @@ public static class ScaleBenchmark
     /// checked), in 64 KB chunks: read whole through HttpContent, a 23 MB response was buffered in arrays doubling up to
     /// 32 MB and then copied, about 80 MB of garbage on the large object heap of this process just before its resident
     /// memory, the silos' measure, is read.</summary>
-    private static async Task<(double Ms, long Bytes, ReadOnlySequence<byte>? Body)> InitialSyncAsync(HttpClient http, string url, string token,
+    internal static async Task<(double Ms, long Bytes, ReadOnlySequence<byte>? Body)> InitialSyncAsync(HttpClient http, string url, string token,
         string filter, bool keepBody = false)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, $"{url}{V3}/sync?timeout=0&filter={Uri.EscapeDataString(filter)}");
@@ -232,14 +232,14 @@ public static class ScaleShape
 
     public sealed record Shape(List<Account> Accounts, List<string> RoomIds, int Joins, double JoinsPerSecond);
 
-    public static async Task<Shape> BuildAsync(HttpClient http, BenchCluster cluster, int users, int rooms, int messagesPerRoom, int concurrency)
+    public static async Task<Shape> BuildAsync(HttpClient http, IReadOnlyList<string> urls, int users, int rooms, int messagesPerRoom, int concurrency)
     {
         var parallel = new ParallelOptions { MaxDegreeOfParallelism = concurrency };
         var accounts = new Account[users];
         await Parallel.ForEachAsync(Enumerable.Range(0, users), parallel, async (i, ct) =>
         {
-            var silo = i % cluster.Urls.Count;
-            var r = await BenchHttp.SendAsync(http, HttpMethod.Post, cluster.Urls[silo] + $"{V3}/register", null,
+            var silo = i % urls.Count;
+            var r = await BenchHttp.SendAsync(http, HttpMethod.Post, urls[silo] + $"{V3}/register", null,
                 new JsonObject { ["username"] = $"scale{i}", ["password"] = "benchmark-password", ["auth"] = new JsonObject { ["type"] = "m.login.dummy" } }, ct);
             accounts[i] = new Account(r["user_id"]!.GetValue<string>(), r["access_token"]!.GetValue<string>(), silo);
         });
@@ -247,7 +247,7 @@ public static class ScaleShape
         await Parallel.ForEachAsync(Enumerable.Range(0, rooms), parallel, async (i, ct) =>
         {
             var owner = accounts[i % users];
-            var r = await BenchHttp.SendAsync(http, HttpMethod.Post, cluster.Urls[owner.Silo] + $"{V3}/createRoom", owner.Token,
+            var r = await BenchHttp.SendAsync(http, HttpMethod.Post, urls[owner.Silo] + $"{V3}/createRoom", owner.Token,
                 new JsonObject { ["preset"] = "public_chat", ["name"] = $"scale room {i}" }, ct);
             roomIds[i] = r["room_id"]!.GetValue<string>();
         });
@@ -260,7 +260,7 @@ public static class ScaleShape
         await Parallel.ForEachAsync(joins, parallel, async (j, ct) =>
         {
             var a = accounts[j.User];
-            await BenchHttp.SendAsync(http, HttpMethod.Post, cluster.Urls[a.Silo] + $"{V3}/join/{Uri.EscapeDataString(roomIds[j.Room])}", a.Token, new JsonObject(), ct);
+            await BenchHttp.SendAsync(http, HttpMethod.Post, urls[a.Silo] + $"{V3}/join/{Uri.EscapeDataString(roomIds[j.Room])}", a.Token, new JsonObject(), ct);
         });
         var joinRate = joins.Count / joining.Elapsed.TotalSeconds;
         var messages = Enumerable.Range(0, rooms * messagesPerRoom);
@@ -268,7 +268,7 @@ public static class ScaleShape
         {
             var (room, n) = (m % rooms, m / rooms);
             var a = accounts[(room + n * 7) % users];
-            await BenchHttp.SendAsync(http, HttpMethod.Put, cluster.Urls[a.Silo] + $"{V3}/rooms/{Uri.EscapeDataString(roomIds[room])}/send/m.room.message/scale{m}",
+            await BenchHttp.SendAsync(http, HttpMethod.Put, urls[a.Silo] + $"{V3}/rooms/{Uri.EscapeDataString(roomIds[room])}/send/m.room.message/scale{m}",
                 a.Token, new JsonObject { ["msgtype"] = "m.text", ["body"] = $"message {n} in room {room}" }, ct);
         });
         return new Shape([.. accounts], [.. roomIds], joins.Count, joinRate);
