@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
@@ -13,6 +14,8 @@ public static class RoomEventFormat
 {
     private static readonly string[] FederationOnlyKeys =
         ["auth_events", "prev_events", "hashes", "signatures", "depth", "origin", "prev_state", "membership"];
+
+    private static readonly byte[][] FederationOnlyKeysUtf8 = FederationOnlyKeys.Select(System.Text.Encoding.UTF8.GetBytes).ToArray();
 
     /// <param name="ev">The stored event.</param>
     /// <param name="userId">The requesting user (with <paramref name="deviceId"/>: whether to add transaction_id).</param>
@@ -57,73 +60,116 @@ public static class RoomEventFormat
                 // No resolver is asked (the converter writes everything), but options must name one to be used.
                 new JsonSerializerOptions { TypeInfoResolver = JsonTypeInfoResolver.Combine() }, new Converter());
 
+        /// <summary>Writes the event as one raw value, assembled by copying each kept member's stored bytes (its name,
+        /// colon and value as they are) into a pooled buffer. A full-state sync writes 90,000 of these; written member
+        /// by member (a name decoded to a string, then written, escaped and validated again) they took about 0.5 s of
+        /// the 24 MB response.</summary>
         public void WriteTo(Utf8JsonWriter writer)
         {
+            var encodedTransactionId = transactionId is null ? default : JsonEncodedText.Encode(transactionId);
+            // What is added beyond the stored bytes (which only lose members): "unsigned":{} with a comma, the age, and
+            // ,"transaction_id":"…".
+            var added = 64 + (transactionId is null ? 0 : 24 + encodedTransactionId.EncodedUtf8Bytes.Length);
+            var buffer = ArrayPool<byte>.Shared.Rent(utf8Json.Length + added);
+            try
+            {
+                var length = Render(buffer, encodedTransactionId);
+                writer.WriteRawValue(buffer.AsSpan(0, length), skipInputValidation: true);
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+
+        private int Render(Span<byte> output, JsonEncodedText encodedTransactionId)
+        {
             var reader = new Utf8JsonReader(utf8Json);
-            writer.WriteStartObject();
+            var length = 0;
+            output[length++] = (byte)'{';
             var wroteUnsigned = false;
             // ToClient replaces a body that is not an object by an empty one (a stored event always is one).
             if (reader.Read() && reader.TokenType == JsonTokenType.StartObject)
                 while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                 {
-                    var name = reader.GetString()!;
+                    var memberStart = (int)reader.TokenStartIndex;
+                    var dropped = IsFederationOnly(ref reader) || (!includeRoomId && reader.ValueTextEquals("room_id"u8));
+                    var isUnsigned = !dropped && reader.ValueTextEquals("unsigned"u8);
                     reader.Read();
-                    if (Array.IndexOf(FederationOnlyKeys, name) >= 0 || (!includeRoomId && name == "room_id"))
+                    if (dropped)
                     {
                         reader.Skip();
                         continue;
                     }
-                    writer.WritePropertyName(name);
-                    if (name == "unsigned")
+                    if (length > 1) output[length++] = (byte)',';
+                    if (isUnsigned)
                     {
-                        WriteUnsigned(ref reader, writer);
+                        length += RenderUnsigned(ref reader, output[length..], encodedTransactionId);
                         wroteUnsigned = true;
                     }
-                    else CopyValue(ref reader, writer);
+                    else length += CopyMember(ref reader, memberStart, output[length..]);
                 }
             if (!wroteUnsigned)
             {
-                writer.WritePropertyName("unsigned"u8);
-                writer.WriteStartObject();
-                WriteAdded(writer);
-                writer.WriteEndObject();
+                if (length > 1) output[length++] = (byte)',';
+                length += RenderUnsigned(ref reader, output[length..], encodedTransactionId, stored: false);
             }
-            writer.WriteEndObject();
+            output[length++] = (byte)'}';
+            return length;
         }
 
-        // The stored unsigned's keys, then the age and transaction id (replacing stored ones, as ToClient does).
-        private void WriteUnsigned(ref Utf8JsonReader reader, Utf8JsonWriter writer)
+        // "unsigned" with the stored one's members (when stored: the reader is at its value), then the age and
+        // transaction id, replacing stored ones as ToClient does.
+        private int RenderUnsigned(ref Utf8JsonReader reader, Span<byte> output, JsonEncodedText encodedTransactionId, bool stored = true)
         {
-            writer.WriteStartObject();
-            if (reader.TokenType == JsonTokenType.StartObject)
+            "\"unsigned\":{"u8.CopyTo(output);
+            var length = 12;
+            if (stored && reader.TokenType == JsonTokenType.StartObject)
                 while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                 {
-                    var name = reader.GetString()!;
+                    var memberStart = (int)reader.TokenStartIndex;
+                    var replaced = reader.ValueTextEquals("age"u8) || (transactionId is not null && reader.ValueTextEquals("transaction_id"u8));
                     reader.Read();
-                    if (name == "age" || (transactionId is not null && name == "transaction_id")) reader.Skip();
-                    else
+                    if (replaced)
                     {
-                        writer.WritePropertyName(name);
-                        CopyValue(ref reader, writer);
+                        reader.Skip();
+                        continue;
                     }
+                    if (length > 12) output[length++] = (byte)',';
+                    length += CopyMember(ref reader, memberStart, output[length..]);
                 }
-            else reader.Skip();
-            WriteAdded(writer);
-            writer.WriteEndObject();
+            else if (stored) reader.Skip();
+            if (length > 12) output[length++] = (byte)',';
+            "\"age\":"u8.CopyTo(output[length..]);
+            length += 6;
+            age.TryFormat(output[length..], out var digits);
+            length += digits;
+            if (transactionId is not null)
+            {
+                ",\"transaction_id\":\""u8.CopyTo(output[length..]);
+                length += 19;
+                encodedTransactionId.EncodedUtf8Bytes.CopyTo(output[length..]);
+                length += encodedTransactionId.EncodedUtf8Bytes.Length;
+                output[length++] = (byte)'"';
+            }
+            output[length++] = (byte)'}';
+            return length;
         }
 
-        private void WriteAdded(Utf8JsonWriter writer)
+        // The member whose name starts at memberStart, its value at the reader: its stored bytes, name to value's end.
+        private int CopyMember(ref Utf8JsonReader reader, int memberStart, Span<byte> output)
         {
-            writer.WriteNumber("age"u8, age);
-            if (transactionId is not null) writer.WriteString("transaction_id"u8, transactionId);
-        }
-
-        // The value at the reader, written as its stored bytes.
-        private void CopyValue(ref Utf8JsonReader reader, Utf8JsonWriter writer)
-        {
-            var start = (int)reader.TokenStartIndex;
             reader.Skip();
-            writer.WriteRawValue(utf8Json.AsSpan(start, (int)reader.BytesConsumed - start), skipInputValidation: true);
+            var member = utf8Json.AsSpan(memberStart, (int)reader.BytesConsumed - memberStart);
+            member.CopyTo(output);
+            return member.Length;
+        }
+
+        private static bool IsFederationOnly(ref Utf8JsonReader reader)
+        {
+            foreach (var key in FederationOnlyKeysUtf8)
+                if (reader.ValueTextEquals(key)) return true;
+            return false;
         }
 
         private sealed class Converter : JsonConverter<StoredClientEvent>

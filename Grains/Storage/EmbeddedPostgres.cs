@@ -107,9 +107,12 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
             if (!(await File.ReadAllTextAsync(hba, ct)).Contains(line)) await File.AppendAllTextAsync(hba, line + "\n", ct);
         }
         var listen = _alsoListenOn is null ? "127.0.0.1" : $"127.0.0.1,{_alsoListenOn}";
+        // No parallel query: the server's queries are many short ones side by side, and a worker per query costs more
+        // CPU than it saves. The state read of a full-state sync (23,000 events a query, four side by side) took 43 ms
+        // of one backend without a worker, 53-61 ms with one and twice the CPU (docs/benchmarks.md, twelfth session).
         var options = $"-p {Port} -c listen_addresses={listen} -c unix_socket_directories= -c max_connections=300 " +
                       $"-c shared_buffers=256MB -c fsync={(_fsync ? "on" : "off")} -c synchronous_commit={(_fsync ? "on" : "off")} " +
-                      $"-c full_page_writes={(_fsync ? "on" : "off")}";
+                      $"-c full_page_writes={(_fsync ? "on" : "off")} -c max_parallel_workers_per_gather=0";
         var log = Path.Combine(_root, "postgres.log");
         await RunAsync(pgCtl, ["-D", DataDirectory, "-o", options, "-l", log, "-w", "-t", "60", "start"], IsRoot, ct);
         _startedByUs = true;

@@ -76,7 +76,9 @@ public static class ScaleProcessBenchmark
         {
             server.Stop();
             server.Report();
-            try { Directory.Delete(folder, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+            // BENCH_KEEP_DATA=1: the data directory (its PostgreSQL cluster) stays, to look at the queries afterwards.
+            if (Environment.GetEnvironmentVariable("BENCH_KEEP_DATA") == "1") Console.WriteLine($"data kept in {folder}");
+            else try { Directory.Delete(folder, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         }
     }
 

@@ -19,6 +19,10 @@ public sealed class RoomEventFormatTests
         """{"type":"m.room.topic","state_key":"","content":{"topic":"t","a\u0062c":[{"x":{}},[]]},"room_id":"!r:x","origin":"x"}""",
         """{"type":"m.room.name","state_key":"","content":{"name":"n"},"unsigned":{"age":99,"transaction_id":"old","redacted_because":{"type":"m.room.redaction","content":{}}}}""",
         " { \"type\" : \"m.room.name\" ,\n \"content\" : { } , \"unsigned\" : { } } ",
+        // Keys spelled with escapes are the keys they spell: a federation key goes, unsigned's age is replaced.
+        """{"type":"m.room.name","\u0064epth":4,"content":{"k":"\u00e9"},"\u0075nsigned":{"a\u0067e":1,"k":"v","transaction_id":"t"}}""",
+        // An unsigned that is not an object is replaced by one.
+        """{"type":"m.room.name","unsigned":[1,2],"content":{}}""",
     };
 
     [Theory]
@@ -28,7 +32,7 @@ public sealed class RoomEventFormatTests
         foreach (var includeRoomId in new[] { true, false })
         foreach (var (user, device) in new[] { ("@a:x", "D"), ("@b:x", "D"), ((string?)null, (string?)null) })
         {
-            var ev = Event(json, "D", "txn1");
+            var ev = Event(json, "D", "txn \"1\" <é>");
             var tree = RoomEventFormat.ToClient(ev, user, device, includeRoomId);
             var written = JsonNode.Parse(RoomEventFormat.ToClientJson(ev, user, device, includeRoomId).ToJsonString())!.AsObject();
             // The age is computed at each call; the rest must be the same.
