@@ -85,8 +85,8 @@ public static class RoomEventFormat
         private int Render(Span<byte> output, JsonEncodedText encodedTransactionId)
         {
             var reader = new Utf8JsonReader(utf8Json);
-            var length = 0;
-            output[length++] = (byte)'{';
+            var json = new RawJson(output);
+            json.StartObject();
             var wroteUnsigned = false;
             // ToClient replaces a body that is not an object by an empty one (a stored event always is one).
             if (reader.Read() && reader.TokenType == JsonTokenType.StartObject)
@@ -96,73 +96,60 @@ public static class RoomEventFormat
                     var dropped = IsFederationOnly(ref reader) || (!includeRoomId && reader.ValueTextEquals("room_id"u8));
                     var isUnsigned = !dropped && reader.ValueTextEquals("unsigned"u8);
                     reader.Read();
-                    if (dropped)
+                    if (dropped) reader.Skip();
+                    else if (isUnsigned)
                     {
-                        reader.Skip();
-                        continue;
-                    }
-                    if (length > 1) output[length++] = (byte)',';
-                    if (isUnsigned)
-                    {
-                        length += RenderUnsigned(ref reader, output[length..], encodedTransactionId);
+                        RenderUnsigned(ref reader, ref json, encodedTransactionId);
                         wroteUnsigned = true;
                     }
-                    else length += CopyMember(ref reader, memberStart, output[length..]);
+                    else json.Member(CopiedMember(ref reader, memberStart));
                 }
             if (!wroteUnsigned)
             {
-                if (length > 1) output[length++] = (byte)',';
-                length += RenderUnsigned(ref reader, output[length..], encodedTransactionId, stored: false);
+                json.Member("\"unsigned\":"u8);
+                json.StartObject();
+                RenderAdded(ref json, encodedTransactionId);
+                json.EndObject();
             }
-            output[length++] = (byte)'}';
-            return length;
+            json.EndObject();
+            return json.Length;
         }
 
-        // "unsigned" with the stored one's members (when stored: the reader is at its value), then the age and
-        // transaction id, replacing stored ones as ToClient does.
-        private int RenderUnsigned(ref Utf8JsonReader reader, Span<byte> output, JsonEncodedText encodedTransactionId, bool stored = true)
+        // "unsigned" (the reader at the stored one's value) with the stored members, then the age and transaction id,
+        // replacing stored ones as ToClient does.
+        private void RenderUnsigned(ref Utf8JsonReader reader, ref RawJson json, JsonEncodedText encodedTransactionId)
         {
-            "\"unsigned\":{"u8.CopyTo(output);
-            var length = 12;
-            if (stored && reader.TokenType == JsonTokenType.StartObject)
+            json.Member("\"unsigned\":"u8);
+            json.StartObject();
+            if (reader.TokenType == JsonTokenType.StartObject)
                 while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
                 {
                     var memberStart = (int)reader.TokenStartIndex;
                     var replaced = reader.ValueTextEquals("age"u8) || (transactionId is not null && reader.ValueTextEquals("transaction_id"u8));
                     reader.Read();
-                    if (replaced)
-                    {
-                        reader.Skip();
-                        continue;
-                    }
-                    if (length > 12) output[length++] = (byte)',';
-                    length += CopyMember(ref reader, memberStart, output[length..]);
+                    if (replaced) reader.Skip();
+                    else json.Member(CopiedMember(ref reader, memberStart));
                 }
-            else if (stored) reader.Skip();
-            if (length > 12) output[length++] = (byte)',';
-            "\"age\":"u8.CopyTo(output[length..]);
-            length += 6;
-            age.TryFormat(output[length..], out var digits);
-            length += digits;
-            if (transactionId is not null)
-            {
-                ",\"transaction_id\":\""u8.CopyTo(output[length..]);
-                length += 19;
-                encodedTransactionId.EncodedUtf8Bytes.CopyTo(output[length..]);
-                length += encodedTransactionId.EncodedUtf8Bytes.Length;
-                output[length++] = (byte)'"';
-            }
-            output[length++] = (byte)'}';
-            return length;
+            else reader.Skip();
+            RenderAdded(ref json, encodedTransactionId);
+            json.EndObject();
+        }
+
+        private void RenderAdded(ref RawJson json, JsonEncodedText encodedTransactionId)
+        {
+            json.Member("\"age\":"u8);
+            json.Number(age);
+            if (transactionId is null) return;
+            json.Member("\"transaction_id\":\""u8);
+            json.Append(encodedTransactionId.EncodedUtf8Bytes);
+            json.Append("\""u8);
         }
 
         // The member whose name starts at memberStart, its value at the reader: its stored bytes, name to value's end.
-        private int CopyMember(ref Utf8JsonReader reader, int memberStart, Span<byte> output)
+        private ReadOnlySpan<byte> CopiedMember(ref Utf8JsonReader reader, int memberStart)
         {
             reader.Skip();
-            var member = utf8Json.AsSpan(memberStart, (int)reader.BytesConsumed - memberStart);
-            member.CopyTo(output);
-            return member.Length;
+            return utf8Json.AsSpan(memberStart, (int)reader.BytesConsumed - memberStart);
         }
 
         private static bool IsFederationOnly(ref Utf8JsonReader reader)
@@ -170,6 +157,48 @@ public static class RoomEventFormat
             foreach (var key in FederationOnlyKeysUtf8)
                 if (reader.ValueTextEquals(key)) return true;
             return false;
+        }
+
+        /// <summary>JSON bytes appended to a buffer large enough for them; a member after the first of its object gets
+        /// its comma.</summary>
+        private ref struct RawJson(Span<byte> output)
+        {
+            private readonly Span<byte> _output = output;
+            private bool _first;
+
+            public int Length { get; private set; }
+
+            public void Append(scoped ReadOnlySpan<byte> bytes)
+            {
+                bytes.CopyTo(_output[Length..]);
+                Length += bytes.Length;
+            }
+
+            public void StartObject()
+            {
+                Append("{"u8);
+                _first = true;
+            }
+
+            public void EndObject()
+            {
+                Append("}"u8);
+                _first = false;
+            }
+
+            /// <summary>A member, or its start (the name and colon, its value appended next).</summary>
+            public void Member(scoped ReadOnlySpan<byte> bytes)
+            {
+                if (!_first) Append(","u8);
+                _first = false;
+                Append(bytes);
+            }
+
+            public void Number(long value)
+            {
+                value.TryFormat(_output[Length..], out var written);
+                Length += written;
+            }
         }
 
         private sealed class Converter : JsonConverter<StoredClientEvent>

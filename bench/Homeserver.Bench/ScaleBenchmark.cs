@@ -207,13 +207,14 @@ public static class ScaleBenchmark
                $"{info.HeapSizeBytes / 1024.0 / 1024.0:F0} MB heap after the last GC, {info.TotalCommittedBytes / 1024.0 / 1024.0:F0} MB committed";
     }
 
-    private static long ResidentBytes()
+    /// <summary>A process's resident size (<c>VmRSS</c>): this one's, or another's by pid.</summary>
+    internal static long ResidentBytes(int? pid = null)
     {
-        if (!OperatingSystem.IsLinux()) return Environment.WorkingSet;
-        foreach (var line in File.ReadLines("/proc/self/status"))
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-                return long.Parse(line["VmRSS:".Length..].Trim().Split(' ')[0]) * 1024;
-        return Environment.WorkingSet;
+        if (OperatingSystem.IsLinux())
+            foreach (var line in File.ReadLines($"/proc/{pid?.ToString() ?? "self"}/status"))
+                if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+                    return long.Parse(line["VmRSS:".Length..].Trim().Split(' ')[0]) * 1024;
+        return pid is null ? Environment.WorkingSet : System.Diagnostics.Process.GetProcessById(pid.Value).WorkingSet64;
     }
 
     internal static string Load() => OperatingSystem.IsLinux() ? File.ReadAllText("/proc/loadavg").Split(' ')[0] : "?";

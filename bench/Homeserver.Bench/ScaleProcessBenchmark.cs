@@ -105,11 +105,5 @@ public static class ScaleProcessBenchmark
         return $"resident {resident:F0} MB (VmRSS), managed heap after the last GC {heap / 1024 / 1024:F0} MB, caches {cacheEntries:F0} entries ({string.Join(" ", caches)})";
     }
 
-    private static double ResidentMegabytes(int pid)
-    {
-        foreach (var line in File.ReadLines($"/proc/{pid}/status"))
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-                return long.Parse(line["VmRSS:".Length..].Trim().Split(' ')[0]) / 1024.0;
-        return double.NaN;
-    }
+    private static double ResidentMegabytes(int pid) => ScaleBenchmark.ResidentBytes(pid) / 1024.0 / 1024.0;
 }
