@@ -135,9 +135,10 @@ public static class BenchHttp
 /// <summary>
 /// CPU time of this process (load generator, silos, front ends) and of the private PostgreSQL's processes (read from
 /// /proc, Linux only), with this process's garbage collections: the machine is CPU-bound, so CPU per request is what a
-/// path really costs, and pauses tell a run's slow waves from its work.
+/// path really costs, and pauses tell a run's slow waves from its work. With <paramref name="server"/>, "process" is
+/// that process (a server the benchmark started) instead of this one; the collections are still this one's.
 /// </summary>
-public sealed class CpuMeter(string dataDirectory)
+public sealed class CpuMeter(string dataDirectory, Process? server = null)
 {
     public readonly record struct Usage(double WallMs, double ProcessMs, double PostgresMs, double GcPauseMs, int Collections, int Gen1, int Gen2)
     {
@@ -152,8 +153,15 @@ public sealed class CpuMeter(string dataDirectory)
             $"GC paused {GcPauseMs:F1} ms in {Collections} collections ({Gen1} of gen1, {Gen2} of gen2)";
     }
 
-    public Usage Sample() => new(Stopwatch.GetTimestamp() * 1000.0 / Stopwatch.Frequency, Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds,
+    public Usage Sample() => new(Stopwatch.GetTimestamp() * 1000.0 / Stopwatch.Frequency, ProcessMs(),
         PostgresMs(), GC.GetTotalPauseDuration().TotalMilliseconds, GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2));
+
+    private double ProcessMs()
+    {
+        if (server is null) return Process.GetCurrentProcess().TotalProcessorTime.TotalMilliseconds;
+        server.Refresh();
+        return server.TotalProcessorTime.TotalMilliseconds;
+    }
 
     // Backends are pooled, so the postmaster's live children cover (almost) all of PostgreSQL's work in a phase.
     private double PostgresMs()

@@ -17,8 +17,13 @@ public static class ScaleProcessBenchmark
 {
     public static async Task RunAsync(string root, int rooms, int members, int messagesPerRoom, int runs, int warmRepeats)
     {
-        var folder = Path.Combine(Path.GetTempPath(), $"homeserver-scale-process-{Guid.NewGuid():N}");
+        // BENCH_DATA=folder: the data directory is that folder and stays; the shape built in it is kept (with the
+        // syncing account's token) and the next run with the same folder and shape goes straight to the cold syncs,
+        // so that runtime settings (DOTNET_* variables, which the server process inherits) can be compared quickly.
+        var given = Environment.GetEnvironmentVariable("BENCH_DATA");
+        var folder = string.IsNullOrEmpty(given) ? Path.Combine(Path.GetTempPath(), $"homeserver-scale-process-{Guid.NewGuid():N}") : Path.GetFullPath(given);
         Directory.CreateDirectory(folder);
+        var shapeFile = Path.Combine(folder, $"bench-shape-{rooms}x{members}x{messagesPerRoom}.txt");
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(folder, (UnixFileMode)0b111_101_101);
         string[] args = [$"--Homeserver:DataDirectory={folder}", "--Homeserver:PasswordHashCost=4",
             "--Homeserver:RateLimits:Enabled=false", // load from one address, as fast as it goes
@@ -34,15 +39,28 @@ public static class ScaleProcessBenchmark
             Console.WriteLine($"server: one Api process on its embedded default (pid {server.Process.Id}); load {ScaleBenchmark.Load()}");
             Console.WriteLine($"server memory when ready: {await MemoryAsync(http, server)}");
 
-            var shape = await ScaleShape.BuildAsync(http, [url], members, rooms, messagesPerRoom, concurrency: 32);
-            Console.WriteLine($"built {members} users x {rooms} rooms ({shape.Joins} joins at {shape.JoinsPerSecond:F0}/s, {rooms * messagesPerRoom} messages)");
-            Console.WriteLine($"server memory after building: {await MemoryAsync(http, server)}");
-            var syncer = shape.Accounts[0];
-            foreach (var (name, filter) in new[] { ("lazy", ScaleBenchmark.LazyFilter), ("full", ScaleBenchmark.FullFilter) })
-                await ScaleBenchmark.FirstSyncAsync(http, url, syncer.Token, name, filter, rooms, members);
-            Console.WriteLine($"server memory after building and syncing: {await MemoryAsync(http, server)}");
+            string token;
+            if (!string.IsNullOrEmpty(given) && File.Exists(shapeFile))
+            {
+                token = (await File.ReadAllTextAsync(shapeFile)).Trim();
+                Console.WriteLine($"the shape is already built in {folder}");
+            }
+            else
+            {
+                var shape = await ScaleShape.BuildAsync(http, [url], members, rooms, messagesPerRoom, concurrency: 32);
+                Console.WriteLine($"built {members} users x {rooms} rooms ({shape.Joins} joins at {shape.JoinsPerSecond:F0}/s, {rooms * messagesPerRoom} messages)");
+                Console.WriteLine($"server memory after building: {await MemoryAsync(http, server)}");
+                token = shape.Accounts[0].Token;
+                foreach (var (name, filter) in new[] { ("lazy", ScaleBenchmark.LazyFilter), ("full", ScaleBenchmark.FullFilter) })
+                    await ScaleBenchmark.FirstSyncAsync(http, url, token, name, filter, rooms, members);
+                Console.WriteLine($"server memory after building and syncing: {await MemoryAsync(http, server)}");
+                if (!string.IsNullOrEmpty(given)) await File.WriteAllTextAsync(shapeFile, token);
+            }
 
             var results = new Dictionary<string, List<double>> { ["lazy cold"] = [], ["lazy warm"] = [], ["full cold"] = [], ["full warm"] = [] };
+            // CPU beside the wall clock: this machine's neighbours move a sync's wall time by half or more between runs,
+            // while the CPU the server and its PostgreSQL spend on it moves far less.
+            var cpuMs = results.Keys.ToDictionary(k => k, _ => new List<double>());
             var resident = new List<double>();
             for (var run = 0; run < runs; run++)
                 foreach (var (name, filter) in new[] { ("lazy", ScaleBenchmark.LazyFilter), ("full", ScaleBenchmark.FullFilter) })
@@ -56,9 +74,15 @@ public static class ScaleProcessBenchmark
                         Console.WriteLine($"pid {server.Process.Id} ready; {name} cold sync in {pause} s");
                         await Task.Delay(TimeSpan.FromSeconds(pause));
                     }
-                    results[$"{name} cold"].Add((await ScaleBenchmark.InitialSyncAsync(http, url, syncer.Token, filter)).Ms);
-                    for (var i = 0; i < warmRepeats; i++)
-                        results[$"{name} warm"].Add((await ScaleBenchmark.InitialSyncAsync(http, url, syncer.Token, filter)).Ms);
+                    var cpu = new CpuMeter(Path.Combine(folder, "postgres", "pgdata"), server.Process);
+                    for (var i = 0; i <= warmRepeats; i++)
+                    {
+                        var kind = i == 0 ? $"{name} cold" : $"{name} warm";
+                        var before = cpu.Sample();
+                        results[kind].Add((await ScaleBenchmark.InitialSyncAsync(http, url, token, filter)).Ms);
+                        var used = cpu.Sample() - before;
+                        cpuMs[kind].Add(used.ProcessMs + used.PostgresMs);
+                    }
                     resident.Add(ResidentMegabytes(server.Process.Id));
                     Console.WriteLine($"run {run + 1}/{runs} {name}: cold {results[$"{name} cold"][^1]:F0} ms, warm {string.Join(" ", results[$"{name} warm"].TakeLast(warmRepeats).Select(ms => $"{ms:F0}"))} ms; " +
                                       $"server {await MemoryAsync(http, server)}; load {ScaleBenchmark.Load()}");
@@ -67,7 +91,10 @@ public static class ScaleProcessBenchmark
             foreach (var (name, ms) in results.Where(r => r.Value.Count > 0))
             {
                 ms.Sort();
-                Console.WriteLine($"  {name,-10} median {Stats.Percentile(ms, 50),7:F0} ms  (min {ms[0]:F0}, max {ms[^1]:F0})");
+                var used = cpuMs[name];
+                used.Sort();
+                Console.WriteLine($"  {name,-10} median {Stats.Percentile(ms, 50),7:F0} ms  (min {ms[0]:F0}, max {ms[^1]:F0}); " +
+                                  $"CPU median {Stats.Percentile(used, 50):F0} ms (server + PostgreSQL)");
             }
             resident.Sort();
             Console.WriteLine($"  resident after a restart and its syncs: median {Stats.Percentile(resident, 50):F0} MB (min {resident[0]:F0}, max {resident[^1]:F0})");
@@ -77,7 +104,7 @@ public static class ScaleProcessBenchmark
             server.Stop();
             server.Report();
             // BENCH_KEEP_DATA=1: the data directory (its PostgreSQL cluster) stays, to look at the queries afterwards.
-            if (Environment.GetEnvironmentVariable("BENCH_KEEP_DATA") == "1") Console.WriteLine($"data kept in {folder}");
+            if (Environment.GetEnvironmentVariable("BENCH_KEEP_DATA") == "1" || !string.IsNullOrEmpty(given)) Console.WriteLine($"data kept in {folder}");
             else try { Directory.Delete(folder, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         }
     }
