@@ -61,6 +61,7 @@ public static class ScaleProcessBenchmark
             // CPU beside the wall clock: this machine's neighbours move a sync's wall time by half or more between runs,
             // while the CPU the server and its PostgreSQL spend on it moves far less.
             var cpuMs = results.Keys.ToDictionary(k => k, _ => new List<double>());
+            var postgresMs = results.Keys.ToDictionary(k => k, _ => new List<double>());
             var resident = new List<double>();
             for (var run = 0; run < runs; run++)
                 foreach (var (name, filter) in new[] { ("lazy", ScaleBenchmark.LazyFilter), ("full", ScaleBenchmark.FullFilter) })
@@ -82,6 +83,7 @@ public static class ScaleProcessBenchmark
                         results[kind].Add((await ScaleBenchmark.InitialSyncAsync(http, url, token, filter)).Ms);
                         var used = cpu.Sample() - before;
                         cpuMs[kind].Add(used.ProcessMs + used.PostgresMs);
+                        postgresMs[kind].Add(used.PostgresMs);
                     }
                     resident.Add(ResidentMegabytes(server.Process.Id));
                     Console.WriteLine($"run {run + 1}/{runs} {name}: cold {results[$"{name} cold"][^1]:F0} ms, warm {string.Join(" ", results[$"{name} warm"].TakeLast(warmRepeats).Select(ms => $"{ms:F0}"))} ms; " +
@@ -91,10 +93,11 @@ public static class ScaleProcessBenchmark
             foreach (var (name, ms) in results.Where(r => r.Value.Count > 0))
             {
                 ms.Sort();
-                var used = cpuMs[name];
+                var (used, postgres) = (cpuMs[name], postgresMs[name]);
                 used.Sort();
+                postgres.Sort();
                 Console.WriteLine($"  {name,-10} median {Stats.Percentile(ms, 50),7:F0} ms  (min {ms[0]:F0}, max {ms[^1]:F0}); " +
-                                  $"CPU median {Stats.Percentile(used, 50):F0} ms (server + PostgreSQL)");
+                                  $"CPU median {Stats.Percentile(used, 50):F0} ms (server + PostgreSQL; PostgreSQL's median {Stats.Percentile(postgres, 50):F0} ms)");
             }
             resident.Sort();
             Console.WriteLine($"  resident after a restart and its syncs: median {Stats.Percentile(resident, 50):F0} MB (min {resident[0]:F0}, max {resident[^1]:F0})");
