@@ -200,7 +200,7 @@ public static class HomeserverHostingExtensions
         if (string.IsNullOrWhiteSpace(options.Postgres))
         {
             using var loggerFactory = LoggerFactory.Create(l => l.AddConsole());
-            var embedded = new EmbeddedPostgres(Path.Combine(options.DataDirectory, "postgres"),
+            var embedded = new EmbeddedPostgres(EmbeddedPostgres.RootIn(options.DataDirectory),
                 loggerFactory.CreateLogger<EmbeddedPostgres>(), binaries: options.PostgresBinaries);
             connectionString = embedded.ConnectionString();
             builder.Services.AddSingleton(embedded);

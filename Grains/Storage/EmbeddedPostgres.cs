@@ -19,7 +19,13 @@ public sealed class EmbeddedPostgres : IAsyncDisposable
     private readonly string? _binaries;
     private bool _startedByUs;
 
-    public string DataDirectory => Path.Combine(_root, "pgdata");
+    /// <summary>Where a server keeps its private cluster under its data directory (<c>Homeserver:DataDirectory</c>).</summary>
+    public static string RootIn(string homeserverDataDirectory) => Path.Combine(homeserverDataDirectory, "postgres");
+
+    /// <summary>The cluster's own data directory (<c>postmaster.pid</c>, <c>PG_VERSION</c>) under a root.</summary>
+    public static string DataDirectoryUnder(string root) => Path.Combine(root, "pgdata");
+
+    public string DataDirectory => DataDirectoryUnder(_root);
     public int Port { get; private set; }
     public string ConnectionString(string database = "postgres") =>
         $"Host=127.0.0.1;Port={Port};Username=postgres;Database={database};Pooling=true;Maximum Pool Size=64;Timeout=15;Command Timeout=60";

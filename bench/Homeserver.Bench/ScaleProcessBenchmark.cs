@@ -1,5 +1,6 @@
 using System.Globalization;
 using Homeserver.Hosting;
+using Homeserver.Storage;
 
 namespace Homeserver.Bench;
 
@@ -21,7 +22,8 @@ public static class ScaleProcessBenchmark
         // syncing account's token) and the next run with the same folder and shape goes straight to the cold syncs,
         // so that runtime settings (DOTNET_* variables, which the server process inherits) can be compared quickly.
         var given = Environment.GetEnvironmentVariable("BENCH_DATA");
-        var folder = string.IsNullOrEmpty(given) ? Path.Combine(Path.GetTempPath(), $"homeserver-scale-process-{Guid.NewGuid():N}") : Path.GetFullPath(given);
+        var kept = !string.IsNullOrEmpty(given);
+        var folder = kept ? Path.GetFullPath(given!) : Path.Combine(Path.GetTempPath(), $"homeserver-scale-process-{Guid.NewGuid():N}");
         Directory.CreateDirectory(folder);
         var shapeFile = Path.Combine(folder, $"bench-shape-{rooms}x{members}x{messagesPerRoom}.txt");
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(folder, (UnixFileMode)0b111_101_101);
@@ -40,7 +42,7 @@ public static class ScaleProcessBenchmark
             Console.WriteLine($"server memory when ready: {await MemoryAsync(http, server)}");
 
             string token;
-            if (!string.IsNullOrEmpty(given) && File.Exists(shapeFile))
+            if (kept && File.Exists(shapeFile))
             {
                 token = (await File.ReadAllTextAsync(shapeFile)).Trim();
                 Console.WriteLine($"the shape is already built in {folder}");
@@ -54,7 +56,7 @@ public static class ScaleProcessBenchmark
                 foreach (var (name, filter) in new[] { ("lazy", ScaleBenchmark.LazyFilter), ("full", ScaleBenchmark.FullFilter) })
                     await ScaleBenchmark.FirstSyncAsync(http, url, token, name, filter, rooms, members);
                 Console.WriteLine($"server memory after building and syncing: {await MemoryAsync(http, server)}");
-                if (!string.IsNullOrEmpty(given)) await File.WriteAllTextAsync(shapeFile, token);
+                if (kept) await File.WriteAllTextAsync(shapeFile, token);
             }
 
             var results = new Dictionary<string, List<double>> { ["lazy cold"] = [], ["lazy warm"] = [], ["full cold"] = [], ["full warm"] = [] };
@@ -75,7 +77,7 @@ public static class ScaleProcessBenchmark
                         Console.WriteLine($"pid {server.Process.Id} ready; {name} cold sync in {pause} s");
                         await Task.Delay(TimeSpan.FromSeconds(pause));
                     }
-                    var cpu = new CpuMeter(Path.Combine(folder, "postgres", "pgdata"), server.Process);
+                    var cpu = new CpuMeter(EmbeddedPostgres.DataDirectoryUnder(EmbeddedPostgres.RootIn(folder)), server.Process);
                     for (var i = 0; i <= warmRepeats; i++)
                     {
                         var kind = i == 0 ? $"{name} cold" : $"{name} warm";
@@ -107,7 +109,7 @@ public static class ScaleProcessBenchmark
             server.Stop();
             server.Report();
             // BENCH_KEEP_DATA=1: the data directory (its PostgreSQL cluster) stays, to look at the queries afterwards.
-            if (Environment.GetEnvironmentVariable("BENCH_KEEP_DATA") == "1" || !string.IsNullOrEmpty(given)) Console.WriteLine($"data kept in {folder}");
+            if (Environment.GetEnvironmentVariable("BENCH_KEEP_DATA") == "1" || kept) Console.WriteLine($"data kept in {folder}");
             else try { Directory.Delete(folder, true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         }
     }

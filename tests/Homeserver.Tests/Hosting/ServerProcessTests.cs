@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 using System.Text;
 using Homeserver.Hosting;
+using Homeserver.Storage;
 using Homeserver.Tests.Infrastructure;
 
 namespace Homeserver.Tests.Hosting;
@@ -46,7 +47,7 @@ public sealed class ServerProcessTests
                 Assert.Equal(0, kill(first.Process.Id, SigTerm));
                 Assert.True(first.Process.WaitForExit(60_000), $"the server did not stop on SIGTERM:\n{first.Output}");
                 Assert.Equal(0, first.Process.ExitCode);
-                Assert.False(File.Exists(Path.Combine(data, "postgres", "pgdata", "postmaster.pid")), "the private PostgreSQL is still running");
+                Assert.False(File.Exists(Path.Combine(EmbeddedPostgres.DataDirectoryUnder(EmbeddedPostgres.RootIn(data)), "postmaster.pid")), "the private PostgreSQL is still running");
             }
 
             using var second = Start($"--Homeserver:DataDirectory={data}");
