@@ -34,6 +34,17 @@ public static class EventStrings
         _ => type,
     };
 
+    /// <summary>The spec's memberships as literals; others as given.</summary>
+    public static string Membership(string membership) => membership switch
+    {
+        "join" => "join",
+        "invite" => "invite",
+        "leave" => "leave",
+        "ban" => "ban",
+        "knock" => "knock",
+        _ => membership,
+    };
+
     /// <summary>Shares equal strings among the values of one batch (a query's rows): room ids, user ids.</summary>
     public sealed class Pool
     {

@@ -128,22 +128,30 @@ public sealed class CurrentRoomState
     private readonly ImmutableSortedSet<string> _joined;
     private readonly ImmutableSortedSet<string> _invited;
 
-    public CurrentRoomState(IEnumerable<StoredEvent> events)
+    public CurrentRoomState(IEnumerable<StoredEvent> events) : this(events.Select(e => (e, (string?)null)))
+    {
+    }
+
+    /// <summary>From state events each read with its membership where the reader had it beside the event
+    /// (<c>room_memberships</c>), so that a member event's JSON is parsed only where it did not: reading the
+    /// memberships of 90,000 member events out of their JSON was a sixth of a process-cold full-state sync's CPU.</summary>
+    public CurrentRoomState(IEnumerable<(StoredEvent Event, string? Membership)> events)
     {
         var byKey = ImmutableDictionary.CreateBuilder<(string, string), StoredEvent>();
-        var joined = NoUsers.ToBuilder();
-        var invited = NoUsers.ToBuilder();
-        foreach (var e in events)
+        var memberships = new Dictionary<string, string?>(StringComparer.Ordinal);
+        foreach (var (e, membership) in events)
         {
             if (e.StateKey is null) continue;
             byKey[(e.Type, e.StateKey)] = e;
+            if (e.Type == "m.room.member") memberships[e.StateKey] = membership;
         }
-        foreach (var e in byKey.Values)
+        var joined = NoUsers.ToBuilder();
+        var invited = NoUsers.ToBuilder();
+        foreach (var (member, known) in memberships)
         {
-            if (e.Type != "m.room.member") continue;
-            var membership = RoomEventFormat.ContentString(e.Utf8Json, "membership");
-            if (membership == "join") joined.Add(e.StateKey!);
-            else if (membership == "invite") invited.Add(e.StateKey!);
+            var membership = known ?? RoomEventFormat.ContentString(byKey[("m.room.member", member)].Utf8Json, "membership");
+            if (membership == "join") joined.Add(member);
+            else if (membership == "invite") invited.Add(member);
         }
         (_byKey, _joined, _invited) = (byKey.ToImmutable(), joined.ToImmutable(), invited.ToImmutable());
     }
@@ -155,7 +163,7 @@ public sealed class CurrentRoomState
         if (powerLevelsKept) _powerLevels = previous._powerLevels;
     }
 
-    public static readonly CurrentRoomState Empty = new([]);
+    public static readonly CurrentRoomState Empty = new(Array.Empty<StoredEvent>());
 
     /// <summary>The state after <paramref name="e"/>, a state event newer than every one here (the reader applies a
     /// room's rows in order): this snapshot with the event's (type, state key) replaced; this one stays as it was.</summary>

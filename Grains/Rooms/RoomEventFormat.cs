@@ -1,8 +1,10 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
 using System.Text.Json.Serialization.Metadata;
+using Homeserver.Matrix;
 
 namespace Homeserver.Rooms;
 
@@ -73,13 +75,68 @@ public static class RoomEventFormat
             var buffer = ArrayPool<byte>.Shared.Rent(utf8Json.Length + added);
             try
             {
-                var length = Render(buffer, encodedTransactionId);
+                var length = RenderScanned(buffer, encodedTransactionId);
+                if (length < 0) length = Render(buffer, encodedTransactionId);
                 writer.WriteRawValue(buffer.AsSpan(0, length), skipInputValidation: true);
             }
             finally
             {
                 ArrayPool<byte>.Shared.Return(buffer);
             }
+        }
+
+        /// <summary>
+        /// What <see cref="Render"/> writes, with the members found by <see cref="StoredJsonMembers"/> instead of the
+        /// reader; -1 (nothing usable written) where that cannot tell (a key spelled with an escape). In a new process
+        /// the reader's string search runs unoptimised for most of the first full-state sync, and rendering its 90,000
+        /// state events with the reader was a sixth of that sync's CPU.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        private int RenderScanned(Span<byte> output, JsonEncodedText encodedTransactionId)
+        {
+            var json = new RawJson(output);
+            json.StartObject();
+            var members = new StoredJsonMembers(utf8Json);
+            var wroteUnsigned = false;
+            while (members.Next(out var member, out var key, out var value))
+            {
+                if (IsFederationOnly(key) || (!includeRoomId && key.SequenceEqual("room_id"u8))) continue;
+                if (!key.SequenceEqual("unsigned"u8))
+                {
+                    json.Member(member);
+                    continue;
+                }
+                json.Member("\"unsigned\":"u8);
+                json.StartObject();
+                if (value[0] == (byte)'{')
+                {
+                    var inner = new StoredJsonMembers(value);
+                    while (inner.Next(out var unsignedMember, out var unsignedKey, out _))
+                        if (!unsignedKey.SequenceEqual("age"u8) && !(transactionId is not null && unsignedKey.SequenceEqual("transaction_id"u8)))
+                            json.Member(unsignedMember);
+                    if (inner.Failed) return -1;
+                }
+                RenderAdded(ref json, encodedTransactionId);
+                json.EndObject();
+                wroteUnsigned = true;
+            }
+            if (members.Failed) return -1;
+            if (!wroteUnsigned)
+            {
+                json.Member("\"unsigned\":"u8);
+                json.StartObject();
+                RenderAdded(ref json, encodedTransactionId);
+                json.EndObject();
+            }
+            json.EndObject();
+            return json.Length;
+        }
+
+        private static bool IsFederationOnly(ReadOnlySpan<byte> key)
+        {
+            foreach (var federationKey in FederationOnlyKeysUtf8)
+                if (key.SequenceEqual(federationKey)) return true;
+            return false;
         }
 
         private int Render(Span<byte> output, JsonEncodedText encodedTransactionId)

@@ -70,12 +70,12 @@ public sealed class RoomEventPersister : IStreamRowPersister
             var state = lastState.Values.Order().Select(i => rows[i]).ToArray();
             batch.BatchCommands.Add(Command(
                 """
-                INSERT INTO room_current_state (room_id, type, state_key, event_id)
-                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-                ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = EXCLUDED.event_id
+                INSERT INTO room_current_state (room_id, type, state_key, event_id, membership)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = EXCLUDED.event_id, membership = EXCLUDED.membership
                 """,
                 state.Select(r => r.RoomId).ToArray(), state.Select(r => r.Type).ToArray(), state.Select(r => r.StateKey).ToArray(),
-                state.Select(r => r.EventId).ToArray()));
+                state.Select(r => r.EventId).ToArray(), state.Select(r => r.Membership).ToArray()));
         }
         if (lastMembership.Count > 0)
         {

@@ -33,6 +33,9 @@ public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, Ev
     internal const string EventColumns =
         "event_id, room_id, type, state_key, sender, origin_server_ts, topological, stream_writer, stream_position, json, device_id, txn_id, redacted_because IS NOT NULL";
 
+    /// <summary>How many columns <see cref="EventColumns"/> names: the first column after them in a query's row.</summary>
+    internal static readonly int EventColumnCount = EventColumns.Split(", ").Length;
+
     /// <summary>The room's position in a token (<see cref="EventShardMap.PositionIn"/>): the bound for its events'
     /// <c>stream_position</c>, whichever writers wrote them.</summary>
     public long PositionIn(StreamToken token, string roomId) => shards.Current.PositionIn(token, roomId);
@@ -122,11 +125,7 @@ public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, Ev
         {
             try
             {
-                await using var cmd = db.CreateCommand(
-                    $"SELECT {Prefixed("e")} FROM room_current_state s JOIN events e ON e.event_id = s.event_id WHERE s.room_id = ANY($1)");
-                cmd.Parameters.AddWithValue(loads.Keys.ToArray());
-                var byRoom = (await ReadEventsAsync(cmd)).GroupBy(e => e.RoomId, StringComparer.Ordinal)
-                    .ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
+                var byRoom = await ReadCurrentStatesAsync(loads.Keys.ToArray());
                 foreach (var (id, load) in loads)
                 {
                     var state = byRoom.TryGetValue(id, out var events) ? new CurrentRoomState(events) : CurrentRoomState.Empty;
@@ -150,6 +149,27 @@ public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, Ev
             }
         }
         foreach (var (id, load) in shared) result[id] = await load;
+    }
+
+    /// <summary>The current state events of each room, each member event with the membership its state row holds
+    /// (migration 0029; where a member event's row holds none, its JSON decides).</summary>
+    private async Task<Dictionary<string, List<(StoredEvent, string?)>>> ReadCurrentStatesAsync(string[] roomIds)
+    {
+        await using var cmd = db.CreateCommand(
+            $"SELECT {Prefixed("e")}, s.membership FROM room_current_state s JOIN events e ON e.event_id = s.event_id WHERE s.room_id = ANY($1)");
+        cmd.Parameters.AddWithValue(roomIds);
+        var byRoom = new Dictionary<string, List<(StoredEvent, string?)>>(roomIds.Length, StringComparer.Ordinal);
+        var strings = new EventStrings.Pool();
+        var membershipColumn = EventColumnCount;
+        await using var reader = await cmd.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            var e = ReadEvent(reader, strings: strings);
+            var membership = reader.IsDBNull(membershipColumn) ? null : EventStrings.Membership(reader.GetString(membershipColumn));
+            if (!byRoom.TryGetValue(e.RoomId, out var events)) byRoom[e.RoomId] = events = [];
+            events.Add((e, membership));
+        }
+        return byRoom;
     }
 
     /// <summary>

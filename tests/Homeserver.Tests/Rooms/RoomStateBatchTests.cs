@@ -348,17 +348,21 @@ internal static class BatchTestDatabase
         }
     }
 
-    /// <summary>The room's current state as (type, state key) → sender and canonical content (event ids differ between rooms).</summary>
+    /// <summary>The room's current state as (type, state key) → sender and canonical content (event ids differ between
+    /// rooms). Each row's membership column is checked against its event: a member event's membership, null for other
+    /// state (what loading the state into a cache reads instead of the event's JSON).</summary>
     public static async Task<SortedDictionary<string, string>> CurrentStateAsync(HomeserverTestCluster cluster, string roomId)
     {
         await using var cmd = cluster.Database.CreateCommand(
-            "SELECT s.type, s.state_key, e.json FROM room_current_state s JOIN events e ON e.event_id = s.event_id WHERE s.room_id = $1");
+            "SELECT s.type, s.state_key, e.json, s.membership FROM room_current_state s JOIN events e ON e.event_id = s.event_id WHERE s.room_id = $1");
         cmd.Parameters.AddWithValue(roomId);
         var state = new SortedDictionary<string, string>(StringComparer.Ordinal);
         await using var reader = await cmd.ExecuteReaderAsync();
         while (await reader.ReadAsync())
         {
             var ev = (JsonObject)JsonNode.Parse(reader.GetString(2))!;
+            var expected = reader.GetString(0) == "m.room.member" ? ev["content"]!["membership"]!.GetValue<string>() : null;
+            Assert.Equal(expected, reader.IsDBNull(3) ? null : reader.GetString(3));
             state[$"{reader.GetString(0)}|{reader.GetString(1)}"] = $"{ev["sender"]} {CanonicalJson.Encode((JsonObject)ev["content"]!)}";
         }
         return state;

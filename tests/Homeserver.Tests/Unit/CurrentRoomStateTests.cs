@@ -38,6 +38,20 @@ public sealed class CurrentRoomStateTests
         Assert.Equal(3, after.JoinedMemberCount);
     }
 
+    /// <summary>Loaded from the database, each member event comes with the membership its state row holds, which is
+    /// then not read from its JSON; a row without one (none recorded) leaves it to the JSON.</summary>
+    [Fact]
+    public void Memberships_read_beside_the_events_are_used_and_the_json_decides_where_none_was_read()
+    {
+        var state = new CurrentRoomState([
+            (Member("@a:x", "join"), "join"), (Member("@b:x", "join"), "invite"), (Member("@c:x", "invite"), null),
+            (State("m.room.create", "", "{}"), null), (Member("@d:x", "join"), "leave"),
+        ]);
+        Assert.Equal(["@a:x"], state.JoinedMembers);
+        Assert.Equal(["@b:x", "@c:x"], state.InvitedMembers);
+        Assert.Equal(5, state.EventCount);
+    }
+
     [Fact]
     public void Leaving_and_bans_take_members_out_of_the_sets()
     {

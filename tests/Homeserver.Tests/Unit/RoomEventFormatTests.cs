@@ -23,6 +23,14 @@ public sealed class RoomEventFormatTests
         """{"type":"m.room.name","\u0064epth":4,"content":{"k":"\u00e9"},"\u0075nsigned":{"a\u0067e":1,"k":"v","transaction_id":"t"}}""",
         // An unsigned that is not an object is replaced by one.
         """{"type":"m.room.name","unsigned":[1,2],"content":{}}""",
+        // Values holding what ends a member or an object, inside strings and escaped; numbers and literals last in
+        // their objects; an unsigned with only what is replaced; whitespace everywhere.
+        """{"auth_events":["$a}","$b]"],"content":{"body":"a,b}c]d\"e\\","n":-1.5e3,"t":true,"f":false,"z":null,"deep":[[{"k":"}"}],{}]},"depth":12,"event_id":"$e","hashes":{"sha256":"x\""},"origin_server_ts":1796314334446,"prev_events":[],"room_id":"!r:x","sender":"@a:x","state_key":"","type":"m.room.topic","unsigned":{"age":5,"transaction_id":"t"}}""",
+        "{\n  \"type\" :\t\"m.room.name\",\r\n  \"content\": {\"name\" : \"n\" } ,\"depth\": 7 , \"unsigned\" : { \"k\" : [ 1 , 2 ] , \"age\" : 3 } }",
+        """{"content":{},"unsigned":{}}""",
+        """{}""",
+        // A nested key spelled with an escape, inside unsigned.
+        """{"type":"m.room.name","content":{},"unsigned":{"\u0061ge":1,"k":1}}""",
     };
 
     [Theory]
