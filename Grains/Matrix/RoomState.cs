@@ -210,17 +210,6 @@ public sealed class RoomState
     private static string? MembershipOf(Entry e) =>
         e.Object is { } o ? (o["content"] is JsonObject c ? GetString(c, "membership") : null) : e.Membership;
 
-    /// <summary>The membership values share one string each instead of one per member event.</summary>
-    private static string? MembershipValue(string? membership) => membership switch
-    {
-        "join" => "join",
-        "invite" => "invite",
-        "leave" => "leave",
-        "ban" => "ban",
-        "knock" => "knock",
-        _ => membership,
-    };
-
     /// <summary>What <see cref="ScanTopLevel"/> reads of an event's JSON: its top-level strings, content.membership,
     /// and where its content is in the bytes (empty without one).</summary>
     private readonly record struct TopLevel(string? Type, string? StateKey, string? EventId, string? Sender, string? Membership, Range Content);
@@ -244,7 +233,7 @@ public sealed class RoomState
                     {
                         var isMembership = reader.ValueTextEquals("membership"u8);
                         reader.Read();
-                        if (isMembership && reader.TokenType == JsonTokenType.String) membership = MembershipValue(reader.GetString());
+                        if (isMembership && reader.TokenType == JsonTokenType.String) membership = EventStrings.Membership(reader.GetString()!);
                         else reader.Skip();
                     }
                 else reader.Skip();

@@ -113,8 +113,9 @@ public ref struct StoredJsonMembers(ReadOnlySpan<byte> json)
                 }
                 return -1;
             default: // a number, true, false or null: up to the next delimiter
+                var start = i;
                 while (i < json.Length && json[i] is not ((byte)',' or (byte)'}' or (byte)']' or (byte)' ' or (byte)'\t' or (byte)'\n' or (byte)'\r')) i++;
-                return i;
+                return i > start ? i : -1; // no value where one must be
         }
     }
 }

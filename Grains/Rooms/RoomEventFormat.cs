@@ -106,30 +106,33 @@ public static class RoomEventFormat
                     json.Member(member);
                     continue;
                 }
-                json.Member("\"unsigned\":"u8);
-                json.StartObject();
-                if (value[0] == (byte)'{')
-                {
-                    var inner = new StoredJsonMembers(value);
-                    while (inner.Next(out var unsignedMember, out var unsignedKey, out _))
-                        if (!unsignedKey.SequenceEqual("age"u8) && !(transactionId is not null && unsignedKey.SequenceEqual("transaction_id"u8)))
-                            json.Member(unsignedMember);
-                    if (inner.Failed) return -1;
-                }
-                RenderAdded(ref json, encodedTransactionId);
-                json.EndObject();
+                // A stored unsigned that is not an object is replaced by one, as ToClient does.
+                if (!RenderUnsignedScanned(ref json, value[0] == (byte)'{' ? value : default, encodedTransactionId)) return -1;
                 wroteUnsigned = true;
             }
             if (members.Failed) return -1;
-            if (!wroteUnsigned)
-            {
-                json.Member("\"unsigned\":"u8);
-                json.StartObject();
-                RenderAdded(ref json, encodedTransactionId);
-                json.EndObject();
-            }
+            if (!wroteUnsigned) RenderUnsignedScanned(ref json, default, encodedTransactionId);
             json.EndObject();
             return json.Length;
+        }
+
+        // "unsigned" with the members of the stored one (none when empty) but the age and transaction id, then those as
+        // they are now; false where the stored one cannot be scanned.
+        private bool RenderUnsignedScanned(ref RawJson json, ReadOnlySpan<byte> stored, JsonEncodedText encodedTransactionId)
+        {
+            json.Member("\"unsigned\":"u8);
+            json.StartObject();
+            if (!stored.IsEmpty)
+            {
+                var members = new StoredJsonMembers(stored);
+                while (members.Next(out var member, out var key, out _))
+                    if (!key.SequenceEqual("age"u8) && !(transactionId is not null && key.SequenceEqual("transaction_id"u8)))
+                        json.Member(member);
+                if (members.Failed) return false;
+            }
+            RenderAdded(ref json, encodedTransactionId);
+            json.EndObject();
+            return true;
         }
 
         private static bool IsFederationOnly(ReadOnlySpan<byte> key)
@@ -161,13 +164,7 @@ public static class RoomEventFormat
                     }
                     else json.Member(CopiedMember(ref reader, memberStart));
                 }
-            if (!wroteUnsigned)
-            {
-                json.Member("\"unsigned\":"u8);
-                json.StartObject();
-                RenderAdded(ref json, encodedTransactionId);
-                json.EndObject();
-            }
+            if (!wroteUnsigned) RenderUnsignedScanned(ref json, default, encodedTransactionId);
             json.EndObject();
             return json.Length;
         }

@@ -160,12 +160,11 @@ public sealed class RoomEventStore(NpgsqlDataSource db, CacheRegistry caches, Ev
         cmd.Parameters.AddWithValue(roomIds);
         var byRoom = new Dictionary<string, List<(StoredEvent, string?)>>(roomIds.Length, StringComparer.Ordinal);
         var strings = new EventStrings.Pool();
-        var membershipColumn = EventColumnCount;
         await using var reader = await cmd.ExecuteReaderAsync();
         while (await reader.ReadAsync())
         {
             var e = ReadEvent(reader, strings: strings);
-            var membership = reader.IsDBNull(membershipColumn) ? null : EventStrings.Membership(reader.GetString(membershipColumn));
+            var membership = reader.IsDBNull(EventColumnCount) ? null : EventStrings.Membership(reader.GetString(EventColumnCount));
             if (!byRoom.TryGetValue(e.RoomId, out var events)) byRoom[e.RoomId] = events = [];
             events.Add((e, membership));
         }

@@ -50,6 +50,7 @@ public sealed class StoredJsonMembersTests
     [InlineData("""{"a":1""")] // cut short
     [InlineData("""{"a":"x""")]
     [InlineData("""{"a":[1,2}""")]
+    [InlineData("""{"a":}""")] // no value
     [InlineData("""[1,2]""")] // not an object
     [InlineData("")]
     public void What_it_cannot_tell_fails_the_scan(string json)
