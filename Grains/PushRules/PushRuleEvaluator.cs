@@ -3,7 +3,6 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using System.Text.RegularExpressions;
 using Homeserver.Matrix;
 using Homeserver.Rooms;
 
@@ -21,8 +20,8 @@ public sealed record PushRoomContext(int JoinedMembers, PowerLevels PowerLevels)
 
 /// <summary>
 /// One user's push rules (the merged ruleset of <see cref="PushRuleDocument.Merge"/>) compiled once for evaluation:
-/// enabled rules in the spec's priority order (override, content, room, sender, underride), each rule's globs turned
-/// into regular expressions. <see cref="Evaluate"/> is the spec's algorithm: the first rule whose conditions all hold
+/// enabled rules in the spec's priority order (override, content, room, sender, underride), each rule's globs parsed
+/// into <see cref="PushGlob"/>s. <see cref="Evaluate"/> is the spec's algorithm: the first rule whose conditions all hold
 /// decides; an unknown condition kind never holds, so a rule the server does not understand never fires.
 /// </summary>
 public sealed class CompiledPushRules
@@ -188,9 +187,9 @@ public sealed class CompiledPushRules
     /// Synapse does), over any other key the whole value. Case-insensitive.</summary>
     private sealed class EventMatch(string key, string pattern) : Condition
     {
-        private readonly Regex _regex = Globs.For(pattern, wordBoundary: key == "content.body");
+        private readonly PushGlob _glob = new(pattern, wordBoundary: key == "content.body");
 
-        public override bool Holds(in EventView ev) => ev.At(key) is { ValueKind: JsonValueKind.String } v && _regex.IsMatch(v.GetString()!);
+        public override bool Holds(in EventView ev) => ev.At(key) is { ValueKind: JsonValueKind.String } v && _glob.IsMatch(v.GetString()!);
     }
 
     private sealed class PropertyIs(string key, JsonElement value) : Condition
@@ -221,7 +220,7 @@ public sealed class CompiledPushRules
     {
         public override bool Holds(in EventView ev) =>
             !string.IsNullOrWhiteSpace(ev.DisplayName) && ev.Body is { } body
-            && Globs.Literal(ev.DisplayName).IsMatch(body);
+            && PushGlob.ContainsWords(body, ev.DisplayName);
     }
 
     private sealed class MemberCount(string op, long count) : Condition
@@ -244,38 +243,5 @@ public sealed class CompiledPushRules
     {
         public override bool Holds(in EventView ev) =>
             ev.Room.PowerLevels.GetUserLevel(ev.Event.Sender) >= ev.Room.PowerLevels.GetNotificationLevel(key);
-    }
-
-    /// <summary>Globs as regular expressions, built once per pattern. The non-backtracking engine keeps a hostile
-    /// pattern (<c>*a*a*a*…</c>) linear in the length of the body it is matched against.</summary>
-    private static class Globs
-    {
-        private static readonly ConcurrentDictionary<(string, bool), Regex> Cache = new();
-        private static readonly ConcurrentDictionary<string, Regex> Literals = new();
-        private const int MaxCached = 10_000;
-
-        public static Regex For(string glob, bool wordBoundary)
-        {
-            if (Cache.Count >= MaxCached) Cache.Clear();
-            return Cache.GetOrAdd((glob, wordBoundary), static k => Build(Translate(k.Item1), k.Item2));
-        }
-
-        public static Regex Literal(string text)
-        {
-            if (Literals.Count >= MaxCached) Literals.Clear();
-            return Literals.GetOrAdd(text, static t => Build(Regex.Escape(t), wordBoundary: true));
-        }
-
-        private static Regex Build(string body, bool wordBoundary) =>
-            new(wordBoundary ? $@"(^|\W){body}(\W|$)" : $"^{body}$",
-                RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.NonBacktracking | RegexOptions.Singleline);
-
-        private static string Translate(string glob)
-        {
-            var regex = new StringBuilder();
-            foreach (var ch in glob)
-                regex.Append(ch switch { '*' => ".*", '?' => ".", _ => Regex.Escape(ch.ToString()) });
-            return regex.ToString();
-        }
     }
 }

@@ -141,12 +141,17 @@ public sealed class CurrentRoomState
     {
         var byKey = ImmutableDictionary.CreateBuilder<(string, string), StoredEvent>();
         var memberships = new Dictionary<string, string?>(StringComparer.Ordinal);
+        var list = new List<StoredEvent>();
         foreach (var (e, membership) in events)
         {
             if (e.StateKey is null) continue;
             byKey[(e.Type, e.StateKey)] = e;
+            list.Add(e);
             if (e.Type == "m.room.member") memberships[e.StateKey] = membership;
         }
+        // The events as given are the list, unless one key came twice: walking the immutable dictionary's tree for it
+        // instead was a share of the first full-state sync after a restart.
+        if (list.Count == byKey.Count) _events = list;
         var joined = NoUsers.ToBuilder();
         var invited = NoUsers.ToBuilder();
         foreach (var (member, known) in memberships)
