@@ -116,15 +116,28 @@ public sealed class RoomCacheHandler(CacheRegistry caches, RecentRoomEvents rece
 
 /// <summary>
 /// A room's current state: each state event by (type, state key). Immutable and shared: every reader on the silo reads
-/// the one snapshot the cache holds, and a new state event makes the next snapshot (<see cref="With"/>) in O(log n),
-/// sharing everything else with the previous one, so a join into a room of 10,000 members neither reloads nor copies
-/// the other 9,999. The members by membership are kept the same way, because every /sync a row wakes reads them
-/// (counts, heroes, presence).
+/// the one snapshot the cache holds, and a new state event makes the next snapshot (<see cref="With"/>) without
+/// touching the previous one, so a join into a room of 10,000 members neither reloads nor copies the other 9,999. The
+/// members by membership are kept the same way, because every /sync a row wakes reads them (counts, heroes, presence).
 /// </summary>
+/// <remarks>
+/// The events are held in two parts: the state as loaded, in a plain dictionary nothing changes once it is built (and
+/// every later snapshot shares), and the keys set since, in an immutable dictionary whose new versions share their
+/// structure. When the keys set since outgrow a quarter of the loaded ones the next snapshot merges them into a new
+/// plain dictionary, so a change costs O(log n) plus that copy's share, a constant. Loading into an immutable
+/// dictionary instead (a tree node per event) was a twentieth of the first full-state sync after a restart.
+/// </remarks>
 public sealed class CurrentRoomState
 {
     private static readonly ImmutableSortedSet<string> NoUsers = ImmutableSortedSet.Create<string>(StringComparer.Ordinal);
-    private readonly ImmutableDictionary<(string Type, string StateKey), StoredEvent> _byKey;
+    private static readonly ImmutableDictionary<(string, string), StoredEvent> NoChanges = ImmutableDictionary<(string, string), StoredEvent>.Empty;
+
+    /// <summary>Keys set since loading that are kept apart from the loaded ones at least, however small the room.</summary>
+    private const int ChangesKeptApart = 64;
+
+    private readonly Dictionary<(string Type, string StateKey), StoredEvent> _loaded;
+    private readonly ImmutableDictionary<(string Type, string StateKey), StoredEvent> _changed;
+    private readonly int _count;
     private readonly ImmutableSortedSet<string> _joined;
     private readonly ImmutableSortedSet<string> _invited;
 
@@ -139,7 +152,7 @@ public sealed class CurrentRoomState
     /// does in the state.</summary>
     public CurrentRoomState(IEnumerable<(StoredEvent Event, string? Membership)> events)
     {
-        var byKey = ImmutableDictionary.CreateBuilder<(string, string), StoredEvent>();
+        var byKey = new Dictionary<(string, string), StoredEvent>();
         var memberships = new Dictionary<string, string?>(StringComparer.Ordinal);
         var list = new List<StoredEvent>();
         foreach (var (e, membership) in events)
@@ -149,24 +162,23 @@ public sealed class CurrentRoomState
             list.Add(e);
             if (e.Type == "m.room.member") memberships[e.StateKey] = membership;
         }
-        // The events as given are the list, unless one key came twice: walking the immutable dictionary's tree for it
-        // instead was a share of the first full-state sync after a restart.
+        // The events as given are the list, unless one key came twice.
         if (list.Count == byKey.Count) _events = list;
-        var joined = NoUsers.ToBuilder();
-        var invited = NoUsers.ToBuilder();
+        var (joined, invited) = (new List<string>(), new List<string>());
         foreach (var (member, known) in memberships)
         {
             var membership = known ?? RoomEventFormat.ContentString(byKey[("m.room.member", member)].Utf8Json, "membership");
             if (membership == "join") joined.Add(member);
             else if (membership == "invite") invited.Add(member);
         }
-        (_byKey, _joined, _invited) = (byKey.ToImmutable(), joined.ToImmutable(), invited.ToImmutable());
+        (_loaded, _changed, _count) = (byKey, NoChanges, byKey.Count);
+        (_joined, _invited) = (NoUsers.Union(joined), NoUsers.Union(invited));
     }
 
-    private CurrentRoomState(ImmutableDictionary<(string, string), StoredEvent> byKey, ImmutableSortedSet<string> joined,
-        ImmutableSortedSet<string> invited, CurrentRoomState previous, bool powerLevelsKept)
+    private CurrentRoomState(Dictionary<(string, string), StoredEvent> loaded, ImmutableDictionary<(string, string), StoredEvent> changed,
+        int count, ImmutableSortedSet<string> joined, ImmutableSortedSet<string> invited, CurrentRoomState previous, bool powerLevelsKept)
     {
-        (_byKey, _joined, _invited) = (byKey, joined, invited);
+        (_loaded, _changed, _count, _joined, _invited) = (loaded, changed, count, joined, invited);
         if (powerLevelsKept) _powerLevels = previous._powerLevels;
     }
 
@@ -184,29 +196,48 @@ public sealed class CurrentRoomState
             joined = membership == "join" ? joined.Add(e.StateKey) : joined.Remove(e.StateKey);
             invited = membership == "invite" ? invited.Add(e.StateKey) : invited.Remove(e.StateKey);
         }
+        var key = (e.Type, e.StateKey);
+        var count = _changed.ContainsKey(key) || _loaded.ContainsKey(key) ? _count : _count + 1;
+        var (loaded, changed) = (_loaded, _changed.SetItem(key, e));
+        if (changed.Count > Math.Max(ChangesKeptApart, loaded.Count / 4))
+        {
+            loaded = new Dictionary<(string, string), StoredEvent>(loaded);
+            foreach (var (k, v) in changed) loaded[k] = v;
+            changed = NoChanges;
+        }
         var powerLevelsKept = e.Type is not ("m.room.power_levels" or "m.room.create");
-        return new CurrentRoomState(_byKey.SetItem((e.Type, e.StateKey), e), joined, invited, this, powerLevelsKept);
+        return new CurrentRoomState(loaded, changed, count, joined, invited, this, powerLevelsKept);
     }
 
     // Materialised on first use: most readers look entries up by key and never need the list.
     private IReadOnlyList<StoredEvent>? _events;
 
     /// <summary>Every current state event, in no particular order.</summary>
-    public IReadOnlyList<StoredEvent> Events => _events ??= _byKey.Values.ToList();
+    public IReadOnlyList<StoredEvent> Events => _events ??= Materialise();
+
+    private List<StoredEvent> Materialise()
+    {
+        var list = new List<StoredEvent>(_count);
+        foreach (var (key, e) in _loaded)
+            if (!_changed.ContainsKey(key)) list.Add(e);
+        list.AddRange(_changed.Values);
+        return list;
+    }
 
     /// <summary>How many state events the room has, without building <see cref="Events"/> (the cache weighs every new
     /// snapshot by it).</summary>
-    public int EventCount => _byKey.Count;
+    public int EventCount => _count;
 
-    public bool Exists => !_byKey.IsEmpty;
+    public bool Exists => _count > 0;
 
-    public StoredEvent? Get(string type, string stateKey) => _byKey.GetValueOrDefault((type, stateKey));
+    public StoredEvent? Get(string type, string stateKey) =>
+        _changed.TryGetValue((type, stateKey), out var changed) ? changed : _loaded.GetValueOrDefault((type, stateKey));
 
     /// <summary>The membership of a user ("join", "invite", "leave", "ban", "knock") or null.</summary>
     public string? Membership(string userId) =>
         Get("m.room.member", userId) is { } e ? RoomEventFormat.ContentString(e.Utf8Json, "membership") : null;
 
-    public IEnumerable<StoredEvent> Members => _byKey.Values.Where(e => e.Type == "m.room.member");
+    public IEnumerable<StoredEvent> Members => Events.Where(e => e.Type == "m.room.member");
 
     /// <summary>The room's current <c>history_visibility</c>; "shared" without one (the spec's default).</summary>
     public string HistoryVisibility =>

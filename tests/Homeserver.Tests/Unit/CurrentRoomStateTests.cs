@@ -52,6 +52,36 @@ public sealed class CurrentRoomStateTests
         Assert.Equal(5, state.EventCount);
     }
 
+    /// <summary>Past a quarter of the loaded keys, the keys set since are merged into a new dictionary of the loaded
+    /// state: every snapshot before and after reads the same as one built from its events.</summary>
+    [Fact]
+    public void Many_changes_read_the_same_across_the_merge_and_leave_older_snapshots_as_they_were()
+    {
+        var loaded = new CurrentRoomState(Enumerable.Range(0, 200).Select(i => Member($"@u{i}:x", "join")).Append(State("m.room.create", "", "{}")));
+        var snapshots = new List<(CurrentRoomState State, Dictionary<(string, string), StoredEvent> Expected)>
+        {
+            (loaded, loaded.Events.ToDictionary(e => (e.Type, e.StateKey!))),
+        };
+        var state = loaded;
+        for (var i = 0; i < 300; i++)
+        {
+            // Existing members leave and rejoin, and new ones join: keys replaced and keys added.
+            var e = i % 3 == 0 ? Member($"@new{i}:x", "join") : Member($"@u{i % 200}:x", i % 2 == 0 ? "leave" : "join");
+            state = state.With(e);
+            var expected = new Dictionary<(string, string), StoredEvent>(snapshots[^1].Expected) { [(e.Type, e.StateKey!)] = e };
+            snapshots.Add((state, expected));
+        }
+        foreach (var (snapshot, expected) in snapshots)
+        {
+            Assert.Equal(expected.Count, snapshot.EventCount);
+            Assert.Equal(expected.Values.Select(e => e.EventId).Order(), snapshot.Events.Select(e => e.EventId).Order());
+            foreach (var ((type, key), e) in expected) Assert.Same(e, snapshot.Get(type, key));
+            var joined = expected.Values.Where(e => e.Type == "m.room.member" && e.Json.Contains("\"join\"")).Select(e => e.StateKey!).Order(StringComparer.Ordinal);
+            Assert.Equal(joined, snapshot.JoinedMembers.Order(StringComparer.Ordinal));
+        }
+        Assert.Null(state.Get("m.room.member", "@nobody:x"));
+    }
+
     [Fact]
     public void Leaving_and_bans_take_members_out_of_the_sets()
     {
