@@ -49,6 +49,55 @@ public static class RoomEventFormat
         return JsonValue.Create(new StoredClientEvent(ev.Utf8Json, age, transactionId, includeRoomId), StoredClientEvent.TypeInfo)!;
     }
 
+    /// <summary>
+    /// As <see cref="ToClientJson"/> (without transaction ids) for a list of events, as one node that writes the whole
+    /// array: a full-state sync of 300 rooms of 300 members made 90,000 nodes, each written through the serializer's
+    /// per-value path with a buffer of its own. Written, each event is rendered into one buffer the array rents for
+    /// all of them. For writing only, as <see cref="ToClientJson"/>'s node is.
+    /// </summary>
+    public static JsonNode ToClientJsonArray(IReadOnlyList<StoredEvent> events, bool includeRoomId = true) =>
+        JsonValue.Create(new StoredClientEventArray(events, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), includeRoomId),
+            StoredClientEventArray.TypeInfo)!;
+
+    [JsonConverter(typeof(Converter))]
+    private sealed class StoredClientEventArray(IReadOnlyList<StoredEvent> events, long now, bool includeRoomId)
+    {
+        public static readonly JsonTypeInfo<StoredClientEventArray> TypeInfo =
+            JsonMetadataServices.CreateValueInfo<StoredClientEventArray>(
+                new JsonSerializerOptions { TypeInfoResolver = JsonTypeInfoResolver.Combine() }, new Converter());
+
+        public void WriteTo(Utf8JsonWriter writer)
+        {
+            var rendered = new StoredClientEvent[events.Count];
+            var longest = 0;
+            for (var i = 0; i < rendered.Length; i++)
+            {
+                var e = events[i];
+                rendered[i] = new StoredClientEvent(e.Utf8Json, Math.Max(0, now - e.OriginServerTs), null, includeRoomId);
+                longest = Math.Max(longest, rendered[i].MaxLength(default));
+            }
+            var buffer = ArrayPool<byte>.Shared.Rent(longest);
+            try
+            {
+                writer.WriteStartArray();
+                foreach (var e in rendered) writer.WriteRawValue(buffer.AsSpan(0, e.RenderTo(buffer, default)), skipInputValidation: true);
+                writer.WriteEndArray();
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+
+        private sealed class Converter : JsonConverter<StoredClientEventArray>
+        {
+            public override StoredClientEventArray Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) =>
+                throw new NotSupportedException("rendered events are only written");
+
+            public override void Write(Utf8JsonWriter writer, StoredClientEventArray value, JsonSerializerOptions options) => value.WriteTo(writer);
+        }
+    }
+
     /// <summary>What <see cref="ToClientJson"/> writes: the stored JSON without the federation-only keys (and the room id
     /// when asked), <c>unsigned</c> with the age (and the transaction id) set. The converter is named on the type too:
     /// a node written with serializer options other than its own (ASP.NET Core's <c>Results.Json</c>) is written by
@@ -69,20 +118,27 @@ public static class RoomEventFormat
         public void WriteTo(Utf8JsonWriter writer)
         {
             var encodedTransactionId = transactionId is null ? default : JsonEncodedText.Encode(transactionId);
-            // What is added beyond the stored bytes (which only lose members): "unsigned":{} with a comma, the age, and
-            // ,"transaction_id":"…".
-            var added = 64 + (transactionId is null ? 0 : 24 + encodedTransactionId.EncodedUtf8Bytes.Length);
-            var buffer = ArrayPool<byte>.Shared.Rent(utf8Json.Length + added);
+            var buffer = ArrayPool<byte>.Shared.Rent(MaxLength(encodedTransactionId));
             try
             {
-                var length = RenderScanned(buffer, encodedTransactionId);
-                if (length < 0) length = Render(buffer, encodedTransactionId);
-                writer.WriteRawValue(buffer.AsSpan(0, length), skipInputValidation: true);
+                writer.WriteRawValue(buffer.AsSpan(0, RenderTo(buffer, encodedTransactionId)), skipInputValidation: true);
             }
             finally
             {
                 ArrayPool<byte>.Shared.Return(buffer);
             }
+        }
+
+        /// <summary>How long the rendering can be: the stored bytes (which only lose members) and what is added,
+        /// "unsigned":{} with a comma, the age, and ,"transaction_id":"…".</summary>
+        public int MaxLength(JsonEncodedText encodedTransactionId) =>
+            utf8Json.Length + 64 + (transactionId is null ? 0 : 24 + encodedTransactionId.EncodedUtf8Bytes.Length);
+
+        /// <summary>Renders the event into <paramref name="output"/> (at least <see cref="MaxLength"/> long); its length.</summary>
+        public int RenderTo(Span<byte> output, JsonEncodedText encodedTransactionId)
+        {
+            var length = RenderScanned(output, encodedTransactionId);
+            return length >= 0 ? length : Render(output, encodedTransactionId);
         }
 
         /// <summary>

@@ -385,9 +385,7 @@ public sealed class SyncHandler(
         timelineJson["prev_batch"] = PaginationToken.Topological(timeline.Count > 0 ? timeline[0].Topological : await store.GetMaxTopologicalAsync(roomId) + 1);
         if (context.Filter.LazyLoadMembers)
             state = await LazyStateAsync(context, roomId, state, timeline, full, limited, fromPosition);
-        var stateJson = (JsonArray)((JsonObject)room["state"]!)["events"]!;
-        foreach (var e in state)
-            if (context.Filter.State.Matches(e)) stateJson.Add(RenderState(context, e));
+        ((JsonObject)room["state"]!)["events"] = RenderState(context, state);
         if (full || timeline.Any(e => e.Type == "m.room.member"))
             room["summary"] = Summary(prefetched is not null && full ? prefetched.State : RoomSyncState.Of(await store.GetCurrentStateAsync(roomId)),
                 context.Requester.UserId);
@@ -504,11 +502,16 @@ public sealed class SyncHandler(
             : RoomEventFormat.ToClient(e, userId, deviceId, includeRoomId: false);
     }
 
-    /// <summary>A state event as the filter asks for it; the client format is written from the stored bytes when the
-    /// response is written (<see cref="RoomEventFormat.ToClientJson"/>), not built as a tree: a full-state sync holds
-    /// every member event of every room.</summary>
-    private static JsonNode RenderState(SyncContext context, StoredEvent e) =>
-        context.Filter.FederationFormat ? RoomEventFormat.ToFederation(e) : RoomEventFormat.ToClientJson(e, includeRoomId: false);
+    /// <summary>The state events the filter lets through, as it asks for them; the client format is written from the
+    /// stored bytes when the response is written (<see cref="RoomEventFormat.ToClientJsonArray"/>), not built as a
+    /// tree: a full-state sync holds every member event of every room.</summary>
+    private static JsonNode RenderState(SyncContext context, IReadOnlyList<StoredEvent> state)
+    {
+        var shown = state.Where(context.Filter.State.Matches).ToList();
+        return context.Filter.FederationFormat
+            ? new JsonArray(shown.Select(e => (JsonNode)RoomEventFormat.ToFederation(e)).ToArray())
+            : RoomEventFormat.ToClientJsonArray(shown, includeRoomId: false);
+    }
 
     private const int MaxVisibilityPages = 5;
 
@@ -592,9 +595,7 @@ public sealed class SyncHandler(
 
         var timeline = new JsonArray();
         foreach (var rendered in await RenderTimelineAsync(context, visible)) timeline.Add(rendered);
-        var stateJson = new JsonArray();
-        foreach (var e in state)
-            if (context.Filter.State.Matches(e)) stateJson.Add(RenderState(context, e));
+        var stateJson = RenderState(context, state);
         return new JsonObject
         {
             ["timeline"] = new JsonObject

@@ -51,6 +51,29 @@ public sealed class RoomEventFormatTests
         }
     }
 
+    /// <summary>A sync's state block is one node for the whole list: what it writes is what the events write one by one,
+    /// with any serializer options.</summary>
+    [Fact]
+    public void A_list_written_as_one_array_is_its_events_written_one_by_one()
+    {
+        var events = ((IEnumerable<object[]>)StoredForms).Select(row => Event((string)row[0])).ToList();
+        foreach (var includeRoomId in new[] { true, false })
+        foreach (var options in new[] { new JsonSerializerOptions(JsonSerializerDefaults.Web), JsonSerializerOptions.Default })
+        {
+            var whole = JsonNode.Parse(JsonSerializer.Serialize(
+                new JsonObject { ["events"] = RoomEventFormat.ToClientJsonArray(events, includeRoomId) }, options))!["events"]!.AsArray();
+            var each = JsonNode.Parse(new JsonArray(events.Select(e => RoomEventFormat.ToClientJson(e, includeRoomId: includeRoomId)).ToArray()).ToJsonString())!.AsArray();
+            Assert.Equal(events.Count, whole.Count);
+            foreach (var written in whole.Concat(each))
+            {
+                Assert.InRange(written!["unsigned"]!["age"]!.GetValue<long>(), 5_000, 60_000);
+                written["unsigned"]!.AsObject().Remove("age");
+            }
+            Assert.True(JsonNode.DeepEquals(each, whole), $"one by one {each.ToJsonString()}\nwhole {whole.ToJsonString()}");
+        }
+        Assert.Equal("[]", RoomEventFormat.ToClientJsonArray([]).ToJsonString());
+    }
+
     [Fact]
     public void It_is_written_into_a_response_as_json_and_can_be_read_as_a_tree()
     {
