@@ -191,6 +191,8 @@ public static class RoomEventFormat
             return true;
         }
 
+        // Inlined into the optimised scanner: called for every member of every state event of a full-state sync.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static bool IsFederationOnly(ReadOnlySpan<byte> key)
         {
             foreach (var federationKey in FederationOnlyKeysUtf8)

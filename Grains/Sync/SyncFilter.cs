@@ -134,12 +134,17 @@ public sealed class EventFilter
         };
     }
 
+    // Loops rather than LINQ: a full-state sync asks this of each of its 90,000 state events.
     public bool Matches(string type, string sender)
     {
-        if (NotSenders.Contains(sender)) return false;
+        if (NotSenders.Count > 0 && NotSenders.Contains(sender)) return false;
         if (Senders is not null && !Senders.Contains(sender)) return false;
-        if (NotTypes.Any(p => Glob(p, type))) return false;
-        return Types is null || Types.Any(p => Glob(p, type));
+        foreach (var pattern in NotTypes)
+            if (Glob(pattern, type)) return false;
+        if (Types is null) return true;
+        foreach (var pattern in Types)
+            if (Glob(pattern, type)) return true;
+        return false;
     }
 
     public bool Matches(StoredEvent ev) => Matches(ev.Type, ev.Sender);
