@@ -7,11 +7,20 @@ namespace Homeserver.Tests.Unit;
 public sealed class PushGlobTests
 {
     // The meaning the matcher replaced: a glob as a regular expression, over the whole value or between word boundaries.
+    // The oracle runs on the backtracking interpreter, cheap to construct for these short globs and texts (the
+    // non-backtracking engine's construction, 40,000 times over, took the test suite's cores from the clustered tests
+    // running beside it).
+    private static readonly Dictionary<(string, bool), Regex> Oracles = [];
+
     private static bool ByRegex(string glob, bool words, string text)
     {
-        var body = string.Concat(glob.Select(ch => ch switch { '*' => ".*", '?' => ".", _ => Regex.Escape(ch.ToString()) }));
-        return Regex.IsMatch(text, words ? $@"(^|\W){body}(\W|$)" : $@"\A{body}\z",
-            RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Singleline | RegexOptions.NonBacktracking);
+        if (!Oracles.TryGetValue((glob, words), out var regex))
+        {
+            var body = string.Concat(glob.Select(ch => ch switch { '*' => ".*", '?' => ".", _ => Regex.Escape(ch.ToString()) }));
+            Oracles[(glob, words)] = regex = new Regex(words ? $@"(^|\W){body}(\W|$)" : $@"\A{body}\z",
+                RegexOptions.IgnoreCase | RegexOptions.CultureInvariant | RegexOptions.Singleline);
+        }
+        return regex.IsMatch(text);
     }
 
     [Theory]
@@ -47,7 +56,7 @@ public sealed class PushGlobTests
     {
         var random = new Random(1306);
         const string patternChars = "ab*?A .é_-", textChars = "abAB .,é_-\n";
-        for (var i = 0; i < 20_000; i++)
+        for (var i = 0; i < 10_000; i++)
         {
             var glob = Random(random, patternChars, random.Next(0, 7));
             var text = Random(random, textChars, random.Next(0, 12));
