@@ -22,6 +22,8 @@ public sealed class PushGlob
     // Each element a folded character, or AnyRun / AnyOne; runs of '*' are one AnyRun.
     private readonly int[] _tokens;
     private readonly bool _words;
+    // Without wildcards, over the whole value: a case-insensitive comparison (most rules' `type` conditions).
+    private readonly bool _literal;
 
     public PushGlob(string glob, bool wordBoundary)
     {
@@ -31,13 +33,13 @@ public sealed class PushGlob
             else tokens.Add(ch == '?' ? AnyOne : Fold(ch));
         _tokens = tokens.ToArray();
         _words = wordBoundary;
+        _literal = !wordBoundary && !tokens.Contains(AnyRun) && !tokens.Contains(AnyOne);
     }
 
     public bool IsMatch(string text)
     {
         var tokens = _tokens;
-        if (!_words && Array.IndexOf(tokens, AnyRun) < 0 && Array.IndexOf(tokens, AnyOne) < 0)
-            return text.Length == tokens.Length && LiteralAt(text, 0);
+        if (_literal) return IsLiteral(text);
 
         // The automaton's states are 0..m (m: the whole pattern matched). A state is in a set at most once: its entry
         // in `seen` holds the number of the set that has it.
@@ -99,10 +101,11 @@ public sealed class PushGlob
         return false;
     }
 
-    private bool LiteralAt(string text, int at)
+    private bool IsLiteral(string text)
     {
+        if (text.Length != _tokens.Length) return false;
         for (var i = 0; i < _tokens.Length; i++)
-            if (Fold(text[at + i]) != _tokens[i]) return false;
+            if (Fold(text[i]) != _tokens[i]) return false;
         return true;
     }
 
@@ -125,7 +128,7 @@ public sealed class PushGlob
 
     /// <summary>A word character as regular expressions' <c>\w</c> has it: letters, decimal digits, non-spacing marks and
     /// connector punctuation (<c>_</c>).</summary>
-    internal static bool IsWordChar(char ch) => ch < 128
+    private static bool IsWordChar(char ch) => ch < 128
         ? char.IsAsciiLetterOrDigit(ch) || ch == '_'
         : char.GetUnicodeCategory(ch) is UnicodeCategory.UppercaseLetter or UnicodeCategory.LowercaseLetter
             or UnicodeCategory.TitlecaseLetter or UnicodeCategory.ModifierLetter or UnicodeCategory.OtherLetter

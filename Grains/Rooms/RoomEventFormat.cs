@@ -68,19 +68,17 @@ public static class RoomEventFormat
 
         public void WriteTo(Utf8JsonWriter writer)
         {
-            var rendered = new StoredClientEvent[events.Count];
             var longest = 0;
-            for (var i = 0; i < rendered.Length; i++)
-            {
-                var e = events[i];
-                rendered[i] = new StoredClientEvent(e.Utf8Json, Math.Max(0, now - e.OriginServerTs), null, includeRoomId);
-                longest = Math.Max(longest, rendered[i].MaxLength(default));
-            }
-            var buffer = ArrayPool<byte>.Shared.Rent(longest);
+            foreach (var e in events) longest = Math.Max(longest, e.Utf8Json.Length);
+            var buffer = ArrayPool<byte>.Shared.Rent(StoredClientEvent.MaxLength(longest, encodedTransactionIdLength: null));
             try
             {
                 writer.WriteStartArray();
-                foreach (var e in rendered) writer.WriteRawValue(buffer.AsSpan(0, e.RenderTo(buffer, default)), skipInputValidation: true);
+                foreach (var e in events)
+                {
+                    var rendered = new StoredClientEvent(e.Utf8Json, Math.Max(0, now - e.OriginServerTs), null, includeRoomId);
+                    writer.WriteRawValue(buffer.AsSpan(0, rendered.RenderTo(buffer, default)), skipInputValidation: true);
+                }
                 writer.WriteEndArray();
             }
             finally
@@ -118,7 +116,7 @@ public static class RoomEventFormat
         public void WriteTo(Utf8JsonWriter writer)
         {
             var encodedTransactionId = transactionId is null ? default : JsonEncodedText.Encode(transactionId);
-            var buffer = ArrayPool<byte>.Shared.Rent(MaxLength(encodedTransactionId));
+            var buffer = ArrayPool<byte>.Shared.Rent(MaxLength(utf8Json.Length, transactionId is null ? null : encodedTransactionId.EncodedUtf8Bytes.Length));
             try
             {
                 writer.WriteRawValue(buffer.AsSpan(0, RenderTo(buffer, encodedTransactionId)), skipInputValidation: true);
@@ -129,12 +127,14 @@ public static class RoomEventFormat
             }
         }
 
-        /// <summary>How long the rendering can be: the stored bytes (which only lose members) and what is added,
-        /// "unsigned":{} with a comma, the age, and ,"transaction_id":"…".</summary>
-        public int MaxLength(JsonEncodedText encodedTransactionId) =>
-            utf8Json.Length + 64 + (transactionId is null ? 0 : 24 + encodedTransactionId.EncodedUtf8Bytes.Length);
+        /// <summary>How long the rendering of stored JSON of <paramref name="storedLength"/> bytes can be: the stored
+        /// bytes (which only lose members) and what is added, "unsigned":{} with a comma, the age, and
+        /// ,"transaction_id":"…" (null: without one).</summary>
+        public static int MaxLength(int storedLength, int? encodedTransactionIdLength) =>
+            storedLength + 64 + (encodedTransactionIdLength is { } length ? 24 + length : 0);
 
-        /// <summary>Renders the event into <paramref name="output"/> (at least <see cref="MaxLength"/> long); its length.</summary>
+        /// <summary>Renders the event into <paramref name="output"/> (at least <see cref="MaxLength"/> long for it); its
+        /// length.</summary>
         public int RenderTo(Span<byte> output, JsonEncodedText encodedTransactionId)
         {
             var length = RenderScanned(output, encodedTransactionId);
