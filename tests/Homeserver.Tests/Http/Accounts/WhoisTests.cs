@@ -130,12 +130,12 @@ public sealed class WhoisTests(WhoisCluster fixture) : IClassFixture<WhoisCluste
         var alice = await fixture.UserAsync("whois-cross");
         var agent = await RequestWithAgentAsync(alice);
 
-        var clock = Stopwatch.StartNew();
+        // Written by silo A's periodic flush (B never saw that agent, and nothing stops A): the wait's bound
+        // (CrossSiloTimeout, 15 flush periods) is loose on purpose, since on a loaded two-core machine a flush and
+        // the reads after it have taken over 5 s.
         var connection = await WaitForConnectionAsync(alice.On(fixture.B), alice.UserId, alice.DeviceId, agent);
         Assert.NotNull(connection);
         Assert.Equal("127.0.0.1", connection["ip"]!.GetValue<string>());
-        // Written by silo A's flush (B never saw that agent), well within a few flush periods.
-        Assert.True(clock.Elapsed < WhoisCluster.FlushPeriod * 5, $"took {clock.Elapsed}");
     }
 
     [Fact]
