@@ -166,13 +166,17 @@ public static class HomeserverHostingExtensions
     private const string PostgresInvariant = "Npgsql";
 
     /// <summary>What every silo and front end of one cluster shares: its cluster id and the service id. With
-    /// <see cref="MembershipTable"/>, this is all a process needs to find the others.</summary>
-    private static void JoinClusterOf(this IServiceCollection services, ClusterOptions cluster) =>
+    /// <see cref="MembershipTable"/>, this is all a process needs to find the others. (And how each resolves grain
+    /// interface names: once, <see cref="GrainInterfaceTypeCache"/>.)</summary>
+    private static void JoinClusterOf(this IServiceCollection services, ClusterOptions cluster)
+    {
         services.Configure<Orleans.Configuration.ClusterOptions>(o =>
         {
             o.ClusterId = cluster.ClusterId;
             o.ServiceId = ServiceId;
         });
+        GrainInterfaceTypeCache.AddTo(services);
+    }
 
     /// <summary>
     /// Where membership lives, the same for silos (which write their rows) and front ends (which read the gateways):
