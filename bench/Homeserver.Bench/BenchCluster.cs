@@ -140,21 +140,29 @@ public static class BenchHttp
 /// </summary>
 public sealed class CpuMeter(string dataDirectory, Process? server = null)
 {
-    public readonly record struct Usage(double WallMs, double ProcessMs, double PostgresMs, double GcPauseMs, int Collections, int Gen1, int Gen2)
+    public readonly record struct Usage(double WallMs, double ProcessMs, double PostgresMs, double GcPauseMs, int Collections, int Gen1, int Gen2,
+        long ProcessSwitches, long PostgresSwitches)
     {
         public static Usage operator -(Usage a, Usage b) => new(a.WallMs - b.WallMs, a.ProcessMs - b.ProcessMs, a.PostgresMs - b.PostgresMs,
-            a.GcPauseMs - b.GcPauseMs, a.Collections - b.Collections, a.Gen1 - b.Gen1, a.Gen2 - b.Gen2);
+            a.GcPauseMs - b.GcPauseMs, a.Collections - b.Collections, a.Gen1 - b.Gen1, a.Gen2 - b.Gen2,
+            a.ProcessSwitches - b.ProcessSwitches, a.PostgresSwitches - b.PostgresSwitches);
 
         public string PerRequest(long requests) => requests == 0 ? "" :
-            $"CPU per request: {ProcessMs * 1000 / requests:F0} µs in .NET + {PostgresMs * 1000 / requests:F0} µs in PostgreSQL";
+            $"CPU per request: {ProcessMs * 1000 / requests:F0} µs in .NET + {PostgresMs * 1000 / requests:F0} µs in PostgreSQL; " +
+            $"context switches per request: {(double)ProcessSwitches / requests:F1} in .NET + {(double)PostgresSwitches / requests:F1} in PostgreSQL";
 
         public string Summary() =>
             $"{ProcessMs:F0} ms CPU in .NET + {PostgresMs:F0} ms in PostgreSQL in {WallMs:F0} ms; " +
             $"GC paused {GcPauseMs:F1} ms in {Collections} collections ({Gen1} of gen1, {Gen2} of gen2)";
     }
 
-    public Usage Sample() => new(Stopwatch.GetTimestamp() * 1000.0 / Stopwatch.Frequency, ProcessMs(),
-        PostgresMs(), GC.GetTotalPauseDuration().TotalMilliseconds, GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2));
+    public Usage Sample()
+    {
+        var (postgresMs, postgresSwitches) = Postgres();
+        return new(Stopwatch.GetTimestamp() * 1000.0 / Stopwatch.Frequency, ProcessMs(), postgresMs,
+            GC.GetTotalPauseDuration().TotalMilliseconds, GC.CollectionCount(0), GC.CollectionCount(1), GC.CollectionCount(2),
+            ProcessSwitches(), postgresSwitches);
+    }
 
     private double ProcessMs()
     {
@@ -163,15 +171,53 @@ public sealed class CpuMeter(string dataDirectory, Process? server = null)
         return server.TotalProcessorTime.TotalMilliseconds;
     }
 
+    // Context switches, voluntary and involuntary: on a machine of two cores, waking a sleeping thread at every hand-off
+    // of a request costs more than the code it runs (docs/benchmarks.md, issue 13, nineteenth session). This process's
+    // come from getrusage, which counts threads that have ended too; another process's from its live threads' status
+    // files (a thread the pool retired in between takes its count with it).
+    private long ProcessSwitches()
+    {
+        if (!OperatingSystem.IsLinux()) return 0;
+        if (server is null)
+        {
+            var usage = new long[18]; // struct rusage on 64-bit Linux: two timevals, then 14 longs; nvcsw and nivcsw last
+            return getrusage(0, usage) == 0 ? usage[16] + usage[17] : 0;
+        }
+        long switches = 0;
+        try
+        {
+            foreach (var task in Directory.EnumerateDirectories($"/proc/{server.Id}/task")) switches += Switches(Path.Combine(task, "status"));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+        return switches;
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    private static extern int getrusage(int who, long[] usage);
+
+    private static long Switches(string statusFile)
+    {
+        long switches = 0;
+        try
+        {
+            foreach (var line in File.ReadLines(statusFile))
+                if (line.StartsWith("voluntary_ctxt_switches:", StringComparison.Ordinal) || line.StartsWith("nonvoluntary_ctxt_switches:", StringComparison.Ordinal))
+                    switches += long.Parse(line[(line.IndexOf(':') + 1)..].Trim());
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { }
+        return switches;
+    }
+
     // Backends are pooled, so the postmaster's live children cover (almost) all of PostgreSQL's work in a phase.
-    private double PostgresMs()
+    private (double Ms, long Switches) Postgres()
     {
         try
         {
             var pidFile = Path.Combine(dataDirectory, "postmaster.pid");
-            if (!OperatingSystem.IsLinux() || !File.Exists(pidFile)) return 0;
+            if (!OperatingSystem.IsLinux() || !File.Exists(pidFile)) return (0, 0);
             var postmaster = File.ReadLines(pidFile).First().Trim();
             double ticks = 0;
+            long switches = 0;
             foreach (var dir in Directory.EnumerateDirectories("/proc"))
             {
                 var name = Path.GetFileName(dir);
@@ -182,9 +228,10 @@ public sealed class CpuMeter(string dataDirectory, Process? server = null)
                 // fields[1] is the parent pid; [11] and [12] are utime and stime in clock ticks.
                 if (name != postmaster && fields[1] != postmaster) continue;
                 ticks += double.Parse(fields[11]) + double.Parse(fields[12]);
+                switches += Switches(Path.Combine(dir, "status"));
             }
-            return ticks * 10; // USER_HZ is 100 on Linux
+            return (ticks * 10, switches); // USER_HZ is 100 on Linux
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { return 0; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { return (0, 0); }
     }
 }
