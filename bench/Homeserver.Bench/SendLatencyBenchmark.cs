@@ -69,6 +69,7 @@ public static class SendLatencyBenchmark
         if (baseline is not null) await SendBenchmark.LoadAsync(SendBenchmark.Warmup, connectionCounts.Max(), Send("warm", onBaseline: true));
 
         var cpu = new CpuMeter(cluster.Postgres.DataDirectory);
+        using var writers = new WriterMeter();
         var ratios = connectionCounts.ToDictionary(c => c, _ => new List<double>());
         var rates = connectionCounts.ToDictionary(c => c, _ => (Thin: new List<double>(), Send: new List<double>()));
         var baselineRatios = connectionCounts.ToDictionary(c => c, _ => new List<double>());
@@ -77,9 +78,16 @@ public static class SendLatencyBenchmark
             foreach (var c in connectionCounts)
             {
                 (double Rate, List<double> Latencies, long Count) thin = (0, [], 0), send = (0, [], 0), before = (0, [], 0);
-                string thinCpu = "", sendCpu = "";
+                string thinCpu = "", sendCpu = "", sendWriter = "";
                 async Task RunThin() { var before = cpu.Sample(); thin = await SendBenchmark.LoadAsync(duration, c, Thin); thinCpu = (cpu.Sample() - before).PerRequest(thin.Count); }
-                async Task RunSend() { var before = cpu.Sample(); send = await SendBenchmark.LoadAsync(duration, c, Send($"r{round}c{c}")); sendCpu = (cpu.Sample() - before).PerRequest(send.Count); }
+                async Task RunSend()
+                {
+                    var before = cpu.Sample();
+                    writers.Reset();
+                    send = await SendBenchmark.LoadAsync(duration, c, Send($"r{round}c{c}"));
+                    sendCpu = (cpu.Sample() - before).PerRequest(send.Count);
+                    sendWriter = writers.Describe();
+                }
                 async Task RunBaseline() { if (baseline is not null) before = await SendBenchmark.LoadAsync(duration, c, Send($"r{round}c{c}", onBaseline: true)); }
                 if (round % 2 == 1) { await RunThin(); await RunSend(); await RunBaseline(); }
                 else { await RunBaseline(); await RunSend(); await RunThin(); }
@@ -88,7 +96,7 @@ public static class SendLatencyBenchmark
                 rates[c].Thin.Add(thin.Rate);
                 rates[c].Send.Add(send.Rate);
                 Console.WriteLine($"round {round} -c{c}: thin {thin.Rate:F0} req/s ({Describe(thin.Latencies)}; {thinCpu}); " +
-                                  $"send {send.Rate:F0} messages/s ({Describe(send.Latencies)}; {sendCpu}); ratio {ratio:F2}x" +
+                                  $"send {send.Rate:F0} messages/s ({Describe(send.Latencies)}; {sendCpu}; {sendWriter}); ratio {ratio:F2}x" +
                                   (baseline is null ? "" : $"; baseline settings: send {before.Rate:F0} messages/s ({Describe(before.Latencies)}), ratio {before.Rate / thin.Rate:F2}x"));
                 if (baseline is not null) baselineRatios[c].Add(before.Rate / thin.Rate);
             }
