@@ -181,7 +181,8 @@ public sealed class CpuMeter(string dataDirectory, Process? server = null)
         if (server is null)
         {
             var usage = new long[18]; // struct rusage on 64-bit Linux: two timevals, then 14 longs; nvcsw and nivcsw last
-            return getrusage(0, usage) == 0 ? usage[16] + usage[17] : 0;
+            try { return getrusage(0, usage) == 0 ? usage[16] + usage[17] : 0; }
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return 0; }
         }
         long switches = 0;
         try
@@ -192,7 +193,7 @@ public sealed class CpuMeter(string dataDirectory, Process? server = null)
         return switches;
     }
 
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    [System.Runtime.InteropServices.DllImport("libc")]
     private static extern int getrusage(int who, long[] usage);
 
     private static long Switches(string statusFile)
