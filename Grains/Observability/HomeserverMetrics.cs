@@ -23,6 +23,12 @@ public sealed class HomeserverMetrics : IDisposable
 {
     public const string MeterName = "Homeserver";
 
+    /// <summary>Rows per group-committed transaction, tagged with the stream and writer (read by the benchmark too).</summary>
+    public const string WriterBatchSize = "homeserver.stream.writer.batch.size";
+
+    /// <summary>A writer's transaction from allocating its positions to its commit, tagged as <see cref="WriterBatchSize"/>.</summary>
+    public const string WriterCommitDuration = "homeserver.stream.writer.commit.duration";
+
     private static readonly IReadOnlyList<double> SecondsBuckets =
         [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
     private static readonly IReadOnlyList<int> BatchBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512];
@@ -47,9 +53,9 @@ public sealed class HomeserverMetrics : IDisposable
         // Stream writers active on this silo.
         _appends = _meter.CreateCounter<long>("homeserver.stream.writer.appends", "{row}",
             "Rows the stream writer committed.");
-        _batchSize = _meter.CreateHistogram<int>("homeserver.stream.writer.batch.size", "{row}",
+        _batchSize = _meter.CreateHistogram<int>(WriterBatchSize, "{row}",
             "Rows per group-committed transaction.", advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = BatchBuckets });
-        _commitDuration = _meter.CreateHistogram<double>("homeserver.stream.writer.commit.duration", "s",
+        _commitDuration = _meter.CreateHistogram<double>(WriterCommitDuration, "s",
             "From allocating a transaction's positions to its commit.", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = SecondsBuckets });
         _meter.CreateObservableGauge("homeserver.stream.writer.position", () => Writers(w => w.Position), "{position}",
             "The stream writer's persisted position (everything up to it is committed and announced).");

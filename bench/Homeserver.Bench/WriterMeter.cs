@@ -1,13 +1,15 @@
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
+using Homeserver.Observability;
+using Homeserver.Streams;
 
 namespace Homeserver.Bench;
 
 /// <summary>
-/// The events writers' commits as the server's own meter records them (<c>homeserver.stream.writer.batch.size</c> and
-/// <c>.commit.duration</c>), read in this process while a phase runs: how many commits, how many rows each, how long
-/// each took, and how much of the phase a writer spent committing. With one commit in flight, a writer busy for nearly
-/// all of a phase is what bounds it: more senders then only make its batches longer.
+/// The events writers' commits as the server's own meter records them (<see cref="HomeserverMetrics.WriterBatchSize"/>
+/// and <see cref="HomeserverMetrics.WriterCommitDuration"/>), read in this process while a phase runs: how many commits,
+/// how many rows each, how long each took, and how much of the phase a writer spent committing. With one commit in
+/// flight, a writer busy for nearly all of a phase is what bounds it: more senders then only make its batches longer.
 /// </summary>
 public sealed class WriterMeter : IDisposable
 {
@@ -21,7 +23,8 @@ public sealed class WriterMeter : IDisposable
     {
         _listener.InstrumentPublished = (instrument, listener) =>
         {
-            if (instrument.Meter.Name == "Homeserver" && instrument.Name is "homeserver.stream.writer.batch.size" or "homeserver.stream.writer.commit.duration")
+            if (instrument.Meter.Name == HomeserverMetrics.MeterName
+                && instrument.Name is HomeserverMetrics.WriterBatchSize or HomeserverMetrics.WriterCommitDuration)
                 listener.EnableMeasurementEvents(instrument);
         };
         _listener.SetMeasurementEventCallback<int>((_, rows, tags, _) =>
@@ -40,7 +43,7 @@ public sealed class WriterMeter : IDisposable
     private static bool IsEvents(ReadOnlySpan<KeyValuePair<string, object?>> tags)
     {
         foreach (var tag in tags)
-            if (tag.Key == "stream") return tag.Value as string == "events";
+            if (tag.Key == "stream") return tag.Value as string == StreamNames.Events;
         return false;
     }
 
